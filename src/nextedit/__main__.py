@@ -1,0 +1,5 @@
+"""`python -m nextedit` runs the command-line interface."""
+
+from nextedit.cli import main
+
+main()
