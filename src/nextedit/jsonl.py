@@ -1,0 +1,223 @@
+"""Streaming JSONL read/write for example files: orjson, transparent gzip, atomic finish, quarantine of bad lines."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import secrets
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Literal, Self
+
+import orjson
+
+from nextedit.record import Example, RecordError, parse_example
+
+__all__ = [
+    "FailedWriter",
+    "JsonlWriter",
+    "failed_path",
+    "iter_lines",
+    "open_binary",
+    "read_dicts",
+    "read_examples",
+    "write_examples",
+]
+
+OnError = Callable[[int, bytes, str], None]
+
+
+def _is_gz(path: str | os.PathLike[str]) -> bool:
+    return str(path).endswith(".gz")
+
+
+def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
+    """Open a file for binary reading, decompressing it when its name ends in `.gz`."""
+    if _is_gz(path):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb", buffering=1 << 20)
+
+
+def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes]]:
+    """Yield (1-based line number, line without its newline); blank lines are skipped."""
+    with open_binary(path) as fh:
+        for number, raw in enumerate(fh, start=1):
+            line = raw.rstrip(b"\r\n")
+            if line.strip():
+                yield number, line
+
+
+def _loads_object(raw: bytes, file: str, line: int) -> dict[str, Any]:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise RecordError(f"malformed JSON ({exc})", file=file, line=line) from None
+    if not isinstance(data, dict):
+        raise RecordError(f"expected a JSON object, got {type(data).__name__}", file=file, line=line)
+    return data
+
+
+def read_dicts(path: str | os.PathLike[str], *, errors: Literal["raise", "skip"] = "raise",
+               on_error: OnError | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, JSON object) per line; a line that is not a JSON object raises RecordError
+    (or, with errors="skip", is reported to `on_error(line, raw, reason)` and skipped)."""
+    name = str(path)
+    for number, raw in iter_lines(path):
+        try:
+            yield number, _loads_object(raw, name, number)
+        except RecordError as exc:
+            if errors == "raise":
+                raise
+            if on_error is not None:
+                on_error(number, raw, str(exc))
+
+
+def read_examples(path: str | os.PathLike[str], *, errors: Literal["raise", "skip"] = "raise",
+                  on_error: OnError | None = None) -> Iterator[Example]:
+    """Yield validated examples; a bad line raises RecordError naming file, line and field
+    (or, with errors="skip", is reported to `on_error(line, raw, reason)` and skipped)."""
+    name = str(path)
+    for number, raw in iter_lines(path):
+        try:
+            yield parse_example(_loads_object(raw, name, number), file=name, line=number)
+        except RecordError as exc:
+            if errors == "raise":
+                raise
+            if on_error is not None:
+                on_error(number, raw, str(exc))
+
+
+def _dumps(obj: Example | dict[str, Any] | bytes) -> bytes:
+    if isinstance(obj, bytes):
+        return obj
+    if isinstance(obj, Example):
+        return obj.to_json()
+    return orjson.dumps(obj)
+
+
+class JsonlWriter:
+    """Write one JSON object per line to a temp file beside `path`; rename it onto `path` only when
+    the `with` block ends without error, so readers never see a half-written file (`.gz` compresses)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, compresslevel: int = 6):
+        self.path = Path(path)
+        self.count = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        raw = open(self._tmp, "xb", buffering=1 << 20)  # noqa: SIM115 (closed in close/abort)
+        self._raw = raw
+        self._fh: IO[bytes] = (gzip.GzipFile(filename=self.path.name[:-3], mode="wb", fileobj=raw,
+                                             compresslevel=compresslevel)  # type: ignore[assignment]
+                               if _is_gz(self.path) else raw)
+        self._closed = False
+
+    def write(self, obj: Example | dict[str, Any] | bytes) -> None:
+        """Append one record (an Example, a dict, or an already serialised JSON line without newline)."""
+        self._fh.write(_dumps(obj) + b"\n")
+        self.count += 1
+
+    def close(self) -> None:
+        """Finish: flush, fsync and atomically rename the temp file onto the target path."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._fh is not self._raw:
+            self._fh.close()
+        self._raw.flush()
+        os.fsync(self._raw.fileno())
+        self._raw.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        """Give up: delete the temp file and leave any existing target untouched."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._fh is not self._raw:
+                self._fh.close()
+            self._raw.close()
+        finally:
+            self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def failed_path(out_path: str | os.PathLike[str]) -> Path:
+    """Where the failed rows of output `out_path` go: `out.jsonl` -> `out.failed.jsonl`."""
+    p = Path(out_path)
+    name = p.name
+    for suffix in (".jsonl.gz", ".jsonl", ".json.gz", ".json", ".gz"):
+        if name.endswith(suffix):
+            return p.with_name(name[: -len(suffix)] + ".failed.jsonl")
+    return p.with_name(name + ".failed.jsonl")
+
+
+def failed_row(*, file: str, line: int | None, reason: str, stage: str | None = None,
+               raw: bytes | dict[str, Any] | None = None) -> dict[str, Any]:
+    """One quarantine row: where the record came from, why it failed, and the record itself
+    (as a JSON object when it parses, else as the raw text)."""
+    record: Any = raw
+    if isinstance(raw, bytes):
+        try:
+            record = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            record = raw.decode("utf-8", errors="replace")
+    rid = record.get("id") if isinstance(record, dict) else None
+    return {"file": file, "line": line, "id": rid if isinstance(rid, str) else None,
+            "stage": stage, "reason": reason, "record": record}
+
+
+class FailedWriter:
+    """Quarantine file `<out>.failed.jsonl`: one row {file, line, id, stage, reason, record} per bad
+    record. Opened lazily (no file when nothing failed); finished atomically like JsonlWriter."""
+
+    def __init__(self, out_path: str | os.PathLike[str], *, stage: str | None = None):
+        self.path = failed_path(out_path)
+        self.stage = stage
+        self.count = 0
+        self._writer: JsonlWriter | None = None
+
+    def write(self, *, file: str, line: int | None, reason: str,
+              raw: bytes | dict[str, Any] | None = None, stage: str | None = None) -> None:
+        """Record one failure."""
+        if self._writer is None:
+            self._writer = JsonlWriter(self.path)
+        self._writer.write(failed_row(file=file, line=line, reason=reason,
+                                      stage=stage or self.stage, raw=raw))
+        self.count += 1
+
+    def on_error(self, file: str) -> OnError:
+        """A callback for `read_examples(..., errors="skip", on_error=...)` that quarantines bad lines."""
+        return lambda line, raw, reason: self.write(file=file, line=line, reason=reason, raw=raw)
+
+    def close(self) -> None:
+        """Finish the file (only written when something failed)."""
+        if self._writer is not None:
+            self._writer.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._writer is not None:
+            # What failed so far is kept even when the caller's block raised.
+            self._writer.close()
+
+
+def write_examples(path: str | os.PathLike[str], examples: Iterable[Example | dict[str, Any]]) -> int:
+    """Write all records to `path` atomically; return how many were written."""
+    with JsonlWriter(path) as writer:
+        for example in examples:
+            writer.write(example)
+    return writer.count
