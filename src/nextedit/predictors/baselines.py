@@ -1,0 +1,197 @@
+"""Baseline predictors that give every report a floor: `noop` (never edits) and `propagate` (finish a rename).
+
+`propagate` reads the latest edit-history event, finds the identifiers it replaced (X -> Y, by a
+token-level diff of the changed lines) and applies the same replacement to the remaining
+whole-identifier occurrences of X inside the editable region. When X no longer occurs anywhere but
+X and Y differ only in one sub-word (snake_case / camelCase part) — a partial rename such as
+`test_session_cookie_httponly` -> `test_session_cookie_secur` — that sub-word is replaced wherever it
+is a whole sub-word of an identifier or a whole word (`SESSION_COOKIE_HTTPONLY` -> `SESSION_COOKIE_SECUR`,
+`"httponly"` -> `"secur"`), keeping each occurrence's case style. What the user has typed so far is
+propagated as is: a rename still being typed gives a partial (but usually closer) answer.
+"""
+
+from __future__ import annotations
+
+import difflib
+import keyword
+import re
+from dataclasses import dataclass
+
+from nextedit import patch as patchlib
+from nextedit.predictors.base import Predictor
+from nextedit.record import Example, Prediction
+
+_TOKEN = re.compile(r"\w+|\s+|[^\w\s]")
+_WORD_BOUNDARY = r"(?<!\w){}(?!\w)"
+_SUBWORD = re.compile(r"[A-Z]{2,}(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+|[^\W\d_]+")
+
+# Words never propagated: renaming a keyword is not a rename (Python's list plus common ones elsewhere).
+_KEYWORDS = frozenset(keyword.kwlist) | frozenset(
+    "if else elif for while do return let const var fn func function def class struct enum impl "
+    "trait pub mut use mod async await true false null nil none self this super new in of import "
+    "from export default type interface match case switch break continue try catch throw static "
+    "public private protected void int bool string str final package go defer select chan map "
+    "where as is not and or yield with lambda".split()
+)
+MIN_SUBWORD_LEN = 3
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """One identifier replacement seen in the latest edit: `old` became `new`."""
+
+    old: str
+    new: str
+
+
+def _is_identifier(token: str) -> bool:
+    return bool(token) and (token[0].isalpha() or token[0] == "_") and token.replace("_", "a").isalnum()
+
+
+def _change_blocks(diff: str) -> list[tuple[str, str]]:
+    """(old text, new text) of every run of consecutive -/+ lines in a unified diff."""
+    blocks: list[tuple[str, str]] = []
+    for file_patch in patchlib.parse(diff):
+        for hunk in file_patch.hunks:
+            old: list[str] = []
+            new: list[str] = []
+            for line in [*hunk.lines, " "]:
+                sign = line[:1]
+                if sign == "-":
+                    old.append(line[1:])
+                elif sign == "+":
+                    new.append(line[1:])
+                elif sign == "\\":
+                    continue
+                elif old or new:
+                    blocks.append(("".join(old), "".join(new)))
+                    old, new = [], []
+    return blocks
+
+
+def replacements_in_edit(diff: str) -> list[Replacement]:
+    """Identifiers the edit replaced one-for-one (token-level diff of each changed block).
+
+    A name replaced by two different names in the same edit is ambiguous and left out; keywords and
+    numbers are never replacements; insertions and deletions are not replacements.
+    """
+    seen: dict[str, set[str]] = {}
+    order: list[str] = []
+    for old_text, new_text in _change_blocks(diff):
+        old_tokens = _TOKEN.findall(old_text)
+        new_tokens = _TOKEN.findall(new_text)
+        matcher = difflib.SequenceMatcher(None, old_tokens, new_tokens, autojunk=False)
+        for op, i1, i2, j1, j2 in matcher.get_opcodes():
+            if op != "replace":
+                continue
+            olds = [t for t in old_tokens[i1:i2] if not t.isspace()]
+            news = [t for t in new_tokens[j1:j2] if not t.isspace()]
+            if len(olds) != 1 or len(news) != 1:
+                continue
+            x, y = olds[0], news[0]
+            if x == y or not (_is_identifier(x) and _is_identifier(y)) or x in _KEYWORDS or y in _KEYWORDS:
+                continue
+            if x not in seen:
+                order.append(x)
+            seen.setdefault(x, set()).add(y)
+    return [Replacement(x, next(iter(seen[x]))) for x in order if len(seen[x]) == 1]
+
+
+def _subwords(identifier: str) -> list[re.Match[str]]:
+    return list(_SUBWORD.finditer(identifier))
+
+
+def changed_subword(rep: Replacement) -> Replacement | None:
+    """The single sub-word that differs between `old` and `new` (same prefix and suffix parts), if any."""
+    a, b = _subwords(rep.old), _subwords(rep.new)
+    if not a or not b:
+        return None
+    pre = 0
+    while pre < min(len(a), len(b)) - 1 and a[pre].group().lower() == b[pre].group().lower():
+        pre += 1
+    suf = 0
+    while (suf < min(len(a), len(b)) - pre - 1
+           and a[-1 - suf].group().lower() == b[-1 - suf].group().lower()):
+        suf += 1
+    if len(a) - pre - suf != 1 or len(b) - pre - suf != 1 or (pre == 0 and suf == 0):
+        return None
+    x, y = a[pre].group(), b[pre].group()
+    if len(x) < MIN_SUBWORD_LEN or not x.isalpha() or x.lower() in _KEYWORDS or x.lower() == y.lower():
+        return None
+    # The rest of the identifier must be unchanged, separators included.
+    if rep.old[: a[pre].start()] != rep.new[: b[pre].start()] or rep.old[a[pre].end():] != rep.new[b[pre].end():]:
+        return None
+    return Replacement(x, y)
+
+
+def _match_case(template: str, word: str) -> str:
+    if template.isupper() and len(template) > 1:
+        return word.upper()
+    if template[:1].isupper():
+        return word[:1].upper() + word[1:]
+    return word[:1].lower() + word[1:]
+
+
+def propagate_text(text: str, replacements: list[Replacement]) -> str:
+    """`text` with every replacement propagated (whole identifiers first, else the changed sub-word)."""
+    for rep in replacements:
+        whole = re.compile(_WORD_BOUNDARY.format(re.escape(rep.old)))
+        if whole.search(text):
+            text = whole.sub(lambda _m, y=rep.new: y, text)
+            continue
+        part = changed_subword(rep)
+        if part is None:
+            continue
+        target = part.old.lower()
+
+        def fix_identifier(m: re.Match[str], part: Replacement = part, target: str = target) -> str:
+            ident = m.group()
+            pieces, last = [], 0
+            for sub in _subwords(ident):
+                if sub.group().lower() == target:
+                    pieces += [ident[last:sub.start()], _match_case(sub.group(), part.new)]
+                    last = sub.end()
+            return "".join(pieces) + ident[last:] if pieces else ident
+
+        text = re.sub(r"\w+", fix_identifier, text)
+    return text
+
+
+class NoopPredictor(Predictor):
+    """Never edits: the floor every model must beat (scores well only where no edit is expected)."""
+
+    scheme = "noop"
+
+    def predict(self, example: Example, *, samples: int = 1) -> list[Prediction]:
+        """`samples` empty predictions."""
+        return [Prediction(provider=self.name, sample=i, raw="", patch="") for i in range(samples)]
+
+
+class PropagatePredictor(Predictor):
+    """Finishes a rename in progress: repeats the latest history edit's identifier replacement."""
+
+    scheme = "propagate"
+
+    def propose(self, example: Example) -> str:
+        """The patch (possibly empty) this baseline proposes for the example."""
+        snap = example.snapshot
+        if not snap.history:
+            return ""
+        try:
+            replacements = replacements_in_edit(snap.history[-1].diff)
+        except patchlib.PatchError:
+            return ""
+        if not replacements:
+            return ""
+        start, end = snap.editable or (0, len(snap.text))
+        region = snap.text[start:end]
+        new_region = propagate_text(region, replacements)
+        if new_region == region:
+            return ""
+        return patchlib.from_region(snap.text, (start, end), new_region, path=snap.path,
+                                    start_line=snap.start_line)
+
+    def predict(self, example: Example, *, samples: int = 1) -> list[Prediction]:
+        """`samples` copies of the (deterministic) propagated edit."""
+        patch = self.propose(example)
+        return [Prediction(provider=self.name, sample=i, raw=patch, patch=patch) for i in range(samples)]
