@@ -7,8 +7,19 @@ import asyncio
 import pytest
 
 from nextedit import patch as patchlib
-from nextedit.predictors import PREDICTORS, Predictor, PredictorError, get_predictor, parse_provider
-from nextedit.predictors.baselines import Replacement, changed_subword, propagate_text, replacements_in_edit
+from nextedit.predictors import (
+    PREDICTORS,
+    Predictor,
+    PredictorError,
+    get_predictor,
+    parse_provider,
+)
+from nextedit.predictors.baselines import (
+    Replacement,
+    changed_subword,
+    propagate_text,
+    replacements_in_edit,
+)
 from nextedit.record import Example, HistoryEvent, Prediction, Snapshot
 
 RENAME = "@@ -1,3 +1,3 @@\n-def restock(item, amount):\n+def restock(item, qty):\n     item.count += amount\n     log(item)\n"

@@ -27,11 +27,16 @@ _SUBWORD = re.compile(r"[A-Z]{2,}(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+|[^\W\d_]
 
 # Words never propagated: renaming a keyword is not a rename (Python's list plus common ones elsewhere).
 _KEYWORDS = frozenset(keyword.kwlist) | frozenset(
-    "if else elif for while do return let const var fn func function def class struct enum impl "
-    "trait pub mut use mod async await true false null nil none self this super new in of import "
-    "from export default type interface match case switch break continue try catch throw static "
-    "public private protected void int bool string str final package go defer select chan map "
-    "where as is not and or yield with lambda".split()
+    [
+        "if", "else", "elif", "for", "while", "do", "return", "let", "const", "var", "fn",
+        "func", "function", "def", "class", "struct", "enum", "impl", "trait", "pub", "mut",
+        "use", "mod", "async", "await", "true", "false", "null", "nil", "none", "self", "this",
+        "super", "new", "in", "of", "import", "from", "export", "default", "type", "interface",
+        "match", "case", "switch", "break", "continue", "try", "catch", "throw", "static",
+        "public", "private", "protected", "void", "int", "bool", "string", "str", "final",
+        "package", "go", "defer", "select", "chan", "map", "where", "as", "is", "not", "and",
+        "or", "yield", "with", "lambda",
+    ]
 )
 MIN_SUBWORD_LEN = 3
 
