@@ -1,0 +1,220 @@
+"""Related-code retrieval for one snapshot: definitions of nearby identifiers, then BM25 chunks, fit to a budget."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import numpy as np
+
+from nextedit.context.bm25 import tokenize
+from nextedit.context.definitions import Definition, definition_text
+from nextedit.context.index import RevisionIndex
+from nextedit.record import RelatedExcerpt, Snapshot
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class RetrieveSettings:
+    """Knobs of retrieval (see ContextStage.Config for their meaning)."""
+
+    sources: tuple[str, ...] = ("definition", "bm25")
+    max_tokens: int = 2048
+    max_snippets: int = 16
+    max_per_file: int = 4
+    identifier_window: int = 20
+    max_definitions_per_identifier: int = 2
+    ambiguous_limit: int = 8
+    definition_max_lines: int = 24
+    query_window: int = 20
+    max_history_queries: int = 8
+    cursor_path_weight: float = 3.0
+    cursor_weight: float = 1.0
+    history_weight: float = 2.0
+    bm25_top_k: int = 12
+    bm25_max_per_file: int = 3
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A snippet before budgeting: half-open file line range [start, end), text, source, score."""
+
+    path: str
+    start: int
+    end: int
+    text: str
+    source: str
+    score: float
+
+
+def estimate_tokens(text: str) -> int:
+    """Zed's token estimate: UTF-8 bytes / 3, rounded up."""
+    return math.ceil(len(text.encode("utf-8")) / 3)
+
+
+def _cursor_line(snapshot: Snapshot) -> int:
+    return snapshot.text.count("\n", 0, snapshot.cursor)
+
+
+def _added_lines(diff: str) -> list[str]:
+    return [ln[1:] for ln in diff.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
+
+
+def _hunk_text(diff: str) -> str:
+    keep = [ln[1:] for ln in diff.splitlines()
+            if ln[:1] in (" ", "+", "-") and not ln.startswith(("+++", "---"))]
+    return "\n".join(keep)
+
+
+def nearby_identifiers(snapshot: Snapshot, window: int = 20) -> dict[str, int]:
+    """Identifiers near the cursor (distance in lines) and in recent edits' added lines (after the window).
+
+    Returns {identifier: distance}, ordered by distance then first appearance; the most recent
+    history event counts as nearest among history events.
+    """
+    lines = snapshot.text.split("\n")
+    cur = _cursor_line(snapshot)
+    found: dict[str, tuple[int, int]] = {}
+    order = 0
+    for i in range(max(0, cur - window), min(len(lines), cur + window + 1)):
+        for word in _IDENT.findall(lines[i]):
+            dist = abs(i - cur)
+            if word not in found or dist < found[word][0]:
+                found[word] = (dist, found.get(word, (0, order))[1])
+            order += 1
+    for k, event in enumerate(reversed(snapshot.history)):
+        dist = window + 1 + k
+        for line in _added_lines(event.diff):
+            for word in _IDENT.findall(line):
+                if word not in found:
+                    found[word] = (dist, order)
+                order += 1
+    return {w: d for w, (d, _) in sorted(found.items(), key=lambda kv: kv[1])}
+
+
+def _path_affinity(a: str, b: str) -> int:
+    pa, pb = PurePosixPath(a).parent.parts, PurePosixPath(b).parent.parts
+    common = 0
+    for x, y in zip(pa, pb, strict=False):
+        if x != y:
+            break
+        common += 1
+    return common - abs(len(pa) - len(pb))
+
+
+def _excerpt_range(snapshot: Snapshot) -> tuple[int, int]:
+    return snapshot.start_line, snapshot.start_line + snapshot.text.count("\n") + 1
+
+
+def _overlaps(path: str, start: int, end: int, snapshot: Snapshot) -> bool:
+    lo, hi = _excerpt_range(snapshot)
+    return path == snapshot.path and start < hi and end > lo
+
+
+def definition_candidates(index: RevisionIndex, snapshot: Snapshot,
+                          settings: RetrieveSettings) -> list[Candidate]:
+    """Definitions of identifiers near the cursor, nearest identifier first."""
+    out: list[Candidate] = []
+    seen: set[tuple[str, int]] = set()
+    suffix = PurePosixPath(snapshot.path).suffix
+    for name, dist in nearby_identifiers(snapshot, settings.identifier_window).items():
+        defs = [d for d in index.definitions.get(name, ())
+                if not _overlaps(d.path, d.start_line, d.end_line + 1, snapshot)]
+        if not defs or len(defs) > settings.ambiguous_limit:
+            continue
+        defs.sort(key=lambda d: (PurePosixPath(d.path).suffix != suffix,
+                                 -_path_affinity(d.path, snapshot.path), d.path, d.start_line))
+        for d in defs[: settings.max_definitions_per_identifier]:
+            if (d.path, d.start_line) in seen:
+                continue
+            seen.add((d.path, d.start_line))
+            out.append(_definition_candidate(index, d, dist, settings))
+    return out
+
+
+def _definition_candidate(index: RevisionIndex, d: Definition, dist: int,
+                          settings: RetrieveSettings) -> Candidate:
+    text = definition_text(d, index.lines[d.path], max_lines=settings.definition_max_lines)
+    end = d.start_line + min(d.end_line + 1 - d.start_line, settings.definition_max_lines)
+    return Candidate(d.path, d.start_line, end, text, "definition", -float(dist))
+
+
+def bm25_query(snapshot: Snapshot, settings: RetrieveSettings) -> Counter[str]:
+    """Weighted query terms: the cursor path, lines around the cursor, recent edits (Zed's weights)."""
+    query: Counter[str] = Counter()
+    for token in tokenize(snapshot.path):
+        query[token] += settings.cursor_path_weight
+    lines = snapshot.text.split("\n")
+    cur = _cursor_line(snapshot)
+    window = "\n".join(lines[max(0, cur - settings.query_window): cur + settings.query_window + 1])
+    for token in tokenize(window):
+        query[token] += settings.cursor_weight
+    for event in list(reversed(snapshot.history))[: settings.max_history_queries]:
+        for token in tokenize(_hunk_text(event.diff)):
+            query[token] += settings.history_weight
+    return query
+
+
+def bm25_candidates(index: RevisionIndex, snapshot: Snapshot,
+                    settings: RetrieveSettings) -> list[Candidate]:
+    """The best-scoring chunks (top k, at most a few per file), excluding the cursor excerpt itself."""
+    if index.bm25 is None or not len(index.bm25):
+        return []
+    scores = index.bm25.scores(bm25_query(snapshot, settings))
+    out: list[Candidate] = []
+    per_file: Counter[str] = Counter()
+    for i in np.argsort(-scores, kind="stable"):
+        if len(out) >= settings.bm25_top_k or scores[i] <= 0:
+            break
+        path, start, end = index.chunks[int(i)]
+        if per_file[path] >= settings.bm25_max_per_file or _overlaps(path, start, end, snapshot):
+            continue
+        per_file[path] += 1
+        text = "".join(index.lines[path][start:end])
+        out.append(Candidate(path, start, end, text, "bm25", float(scores[i])))
+    return out
+
+
+def fit_budget(candidates: list[Candidate], settings: RetrieveSettings) -> list[RelatedExcerpt]:
+    """Keep candidates in priority order while they fit: tokens, snippet count, per-file cap, no repeats.
+
+    A candidate whose lines are mostly (half or more) already shown by kept snippets is skipped.
+    """
+    kept: list[RelatedExcerpt] = []
+    covered: dict[str, set[int]] = {}
+    per_file: Counter[str] = Counter()
+    budget = settings.max_tokens
+    for cand in candidates:
+        if len(kept) >= settings.max_snippets:
+            break
+        if per_file[cand.path] >= settings.max_per_file:
+            continue
+        rows = set(range(cand.start, cand.end))
+        seen = covered.get(cand.path, set())
+        if rows and len(rows & seen) * 2 >= len(rows):
+            continue
+        cost = estimate_tokens(cand.text)
+        if cost > budget:
+            continue
+        budget -= cost
+        per_file[cand.path] += 1
+        covered.setdefault(cand.path, set()).update(rows)
+        kept.append(RelatedExcerpt(path=cand.path, start_line=cand.start, text=cand.text,
+                                   source=cand.source, rank=len(kept)))
+    return kept
+
+
+def retrieve(index: RevisionIndex, snapshot: Snapshot,
+             settings: RetrieveSettings | None = None) -> list[RelatedExcerpt]:
+    """Related excerpts for a snapshot: definitions first (nearest identifier first), then BM25 by score."""
+    settings = settings or RetrieveSettings()
+    candidates: list[Candidate] = []
+    if "definition" in settings.sources:
+        candidates += definition_candidates(index, snapshot, settings)
+    if "bm25" in settings.sources:
+        candidates += bm25_candidates(index, snapshot, settings)
+    return fit_budget(candidates, settings)
