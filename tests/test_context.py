@@ -10,7 +10,13 @@ import pytest
 from nextedit.context.bm25 import BM25Index, chunk_ranges, tokenize, weighted_terms
 from nextedit.context.definitions import definition_text, extract_definitions
 from nextedit.context.index import IndexSettings, load_index
-from nextedit.context.repo_files import LRUCache, RepoError, list_tree, read_text_files, resolve
+from nextedit.context.repo_files import (
+    LRUCache,
+    RepoError,
+    list_tree,
+    read_text_files,
+    resolve,
+)
 from nextedit.context.retrieve import estimate_tokens, nearby_identifiers
 from nextedit.context.stage import ContextConfig, ContextStage, add_context
 from nextedit.pipeline.stage import StageError
