@@ -1,0 +1,1 @@
+"""Everyday dataset commands as library code: show one example, stats, split, dedup."""
