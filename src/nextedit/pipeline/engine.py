@@ -1,0 +1,693 @@
+"""The local engine: runs one Stage over a JSONL file, streaming, resumable after kill -9, cached, concurrent.
+
+Crash safety: results are appended to `OUT.partial` (failures to `<failed>.partial`); every couple of
+seconds both are flushed and fsynced and `OUT.checkpoint.json` records (last input line done, bytes of
+each partial). A rerun truncates the partials to those sizes, skips the input lines already done and
+carries on; results computed after the last checkpoint come back from the cache. The finished file
+replaces OUT by an atomic rename. Output order is the input order (bounded in-flight window).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import gzip
+import hashlib
+import inspect
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+
+from nextedit.jsonl import failed_path, failed_row, iter_lines
+from nextedit.pipeline.cache import (
+    DROPPED,
+    OUTPUT,
+    ResultCache,
+    cache_key,
+    default_cache_path,
+)
+from nextedit.pipeline.progress import ProgressReporter, make_progress
+from nextedit.pipeline.stage import Stage, StageError, config_hash, stage_ref
+from nextedit.record import Example, RecordError, parse_example
+
+__all__ = ["RunError", "RunSummary", "run_stage", "sidecar_paths"]
+
+OK, DROP, FAIL = 0, 1, 2
+CHECKPOINT_FORMAT = 1
+
+
+class RunError(RuntimeError):
+    """The run cannot start or was stopped (bad paths, output locked, --fail-fast); one line."""
+
+
+@dataclass
+class RunSummary:
+    """What a run did. Counts are cumulative over resumed runs; `resumed` is how many input records
+    were already done by an interrupted earlier run."""
+
+    stage: str
+    output: str
+    failed_output: str | None = None
+    processed: int = 0  # handled without failure (written + dropped), cache hits included
+    from_cache: int = 0
+    failed: int = 0
+    dropped: int = 0
+    written: int = 0
+    resumed: int = 0
+    seconds: float = 0.0
+    stats: dict[str, int] = field(default_factory=dict)
+    reused: bool = False  # pipeline: the output was complete and up to date, nothing ran
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for manifests and JSON output)."""
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        """The human summary printed at the end of a run."""
+        done = self.processed + self.failed - self.resumed
+        rate = done / self.seconds if self.seconds > 0 else 0.0
+        out = [f"{self.stage}: processed {self.processed} (from cache {self.from_cache}), "
+               f"failed {self.failed}, dropped {self.dropped}, written {self.written}"
+               + (f", resumed after {self.resumed}" if self.resumed else "")
+               + (" [reused, up to date]" if self.reused else f" in {self.seconds:.1f}s ({rate:,.0f} ex/s)")]
+        if self.stats:
+            out.append("  stats: " + ", ".join(f"{k}={v}" for k, v in sorted(self.stats.items())))
+        out.append(f"  output: {self.output}")
+        if self.failed_output:
+            out.append(f"  failed: {self.failed_output}")
+        return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# Per-example work (runs in the main process or in worker processes)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _Handler:
+    """Turns input lines into result tuples: parse, validate, look up the cache, call the stage."""
+
+    def __init__(self, stage: Stage, input_name: str, cache: ResultCache | None):
+        self.stage = stage
+        self.input_name = input_name
+        self.cache = cache if stage.cacheable else None
+        self.cfg_hash = config_hash(stage.config)
+        self.reads = tuple(stage.reads)
+        self.is_async = inspect.iscoroutinefunction(stage.process)
+
+    # -- helpers
+    def _fail(self, line: int, raw: bytes, reason: str) -> tuple:
+        row = failed_row(file=self.input_name, line=line, reason=reason, stage=self.stage.name, raw=raw)
+        return (FAIL, line, orjson.dumps(row) + b"\n")
+
+    def prepare(self, line: int, raw: bytes) -> tuple:
+        """(FAIL, ...) or (None, line, raw, example, dict, key)."""
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return self._fail(line, raw, f"{self.input_name}:{line}: malformed JSON ({exc})")
+        try:
+            example = parse_example(data, file=self.input_name, line=line)
+        except RecordError as exc:
+            return self._fail(line, raw, str(exc))
+        d = example.to_dict()
+        key = None
+        if self.cache is not None:
+            fields = ({f: d.get(f) for f in self.reads} if self.reads
+                      else {k: v for k, v in d.items() if k != "lineage"})
+            key = cache_key(self.stage.name, self.stage.version, self.cfg_hash, fields)
+        return (None, line, raw, example, d, key)
+
+    def _lineage(self, d: dict[str, Any], at: str, cached: bool) -> None:
+        entry: dict[str, Any] = {"stage": self.stage.name, "version": self.stage.version,
+                                 "config": self.cfg_hash, "at": at}
+        if cached:
+            entry["cached"] = True
+        d.setdefault("lineage", []).append(entry)
+
+    def from_cache(self, line: int, d: dict[str, Any], hit: tuple[int, bytes | None], at: str) -> tuple:
+        """Rebuild the stage's result from a cached delta."""
+        kind, value = hit
+        if kind == DROPPED:
+            return (DROP, line, True, None)
+        delta = orjson.loads(value or b"{}")
+        d.update(delta.get("set", {}))
+        for k in delta.get("del", ()):
+            d.pop(k, None)
+        self._lineage(d, at, cached=True)
+        return (OK, line, orjson.dumps(d) + b"\n", True, None)
+
+    def finish(self, line: int, raw: bytes, d: dict[str, Any], key: str | None, out: Any, at: str) -> tuple:
+        """Turn the stage's return value into a result (and the cache row to store)."""
+        name, version = self.stage.name, self.stage.version
+        if out is None:
+            row = (key, name, version, DROPPED, None) if key else None
+            return (DROP, line, False, row)
+        if isinstance(out, dict):
+            try:
+                out = parse_example(out, file=self.input_name, line=line)
+            except RecordError as exc:
+                return self._fail(line, raw, f"stage {name} returned an invalid record: {exc}")
+        if not isinstance(out, Example):
+            return self._fail(line, raw, f"stage {name} returned {type(out).__name__}, "
+                                         "expected an Example or None")
+        od = out.to_dict()
+        row = None
+        if key:
+            changed = {k: v for k, v in od.items() if k != "lineage" and (k not in d or d[k] != v)}
+            removed = [k for k in d if k not in od and k != "lineage"]
+            row = (key, name, version, OUTPUT, orjson.dumps({"set": changed, "del": removed}))
+        self._lineage(od, at, cached=False)
+        return (OK, line, orjson.dumps(od) + b"\n", False, row)
+
+    def _error_reason(self, exc: Exception) -> str:
+        if isinstance(exc, StageError):
+            return str(exc) or "StageError"
+        return f"{type(exc).__name__}: {exc}"
+
+    # -- sync chunks (inline or in a worker process)
+    def run_chunk(self, items: list[tuple[int, bytes]]) -> tuple[list[tuple], dict[str, int], float]:
+        """Results for a chunk of lines, the stage's stats since the last chunk, and seconds taken."""
+        t0 = time.perf_counter()
+        at = _now()
+        prepared = [self.prepare(line, raw) for line, raw in items]
+        keys = [p[5] for p in prepared if p[0] is None and p[5]]
+        hits = self.cache.get_many(keys) if (self.cache is not None and keys) else {}
+        results = []
+        for p in prepared:
+            if p[0] is not None:
+                results.append(p)
+                continue
+            _, line, raw, example, d, key = p
+            hit = hits.get(key) if key else None
+            if hit is not None:
+                results.append(self.from_cache(line, d, hit, at))
+                continue
+            try:
+                out = self.stage.process(example)
+            except Exception as exc:  # noqa: BLE001 - any stage error quarantines one example
+                results.append(self._fail(line, raw, self._error_reason(exc)))
+                continue
+            results.append(self.finish(line, raw, d, key, out, at))
+        stats = dict(self.stage.stats)
+        self.stage.stats.clear()
+        return results, stats, time.perf_counter() - t0
+
+    # -- one example under asyncio (io stages)
+    async def run_one(self, line: int, raw: bytes, sem: asyncio.Semaphore,
+                      executor: ThreadPoolExecutor | None) -> tuple:
+        """The result for one line; the stage call runs under the semaphore."""
+        p = self.prepare(line, raw)
+        if p[0] is not None:
+            return p
+        _, line, raw, example, d, key = p
+        at = _now()
+        hit = self.cache.get(key) if (self.cache is not None and key) else None
+        if hit is not None:
+            return self.from_cache(line, d, hit, at)
+        async with sem:
+            try:
+                if self.is_async:
+                    out = await self.stage.process(example)
+                else:
+                    out = await asyncio.get_running_loop().run_in_executor(executor, self.stage.process,
+                                                                           example)
+            except Exception as exc:  # noqa: BLE001 - any stage error quarantines one example
+                return self._fail(line, raw, self._error_reason(exc))
+        return self.finish(line, raw, d, key, out, _now())
+
+
+_WORKER: _Handler | None = None
+
+
+def _init_worker(ref: str, config: dict[str, Any], input_name: str, cache_path: str | None) -> None:
+    global _WORKER
+    from nextedit.pipeline.registry import get_stage
+
+    cls = get_stage(ref)
+    cache = ResultCache(cache_path, readonly=True) if cache_path else None
+    _WORKER = _Handler(cls(cls.Config.model_validate(config)), input_name, cache)
+
+
+def _work_chunk(items: list[tuple[int, bytes]]) -> tuple[list[tuple], dict[str, int], float]:
+    assert _WORKER is not None
+    return _WORKER.run_chunk(items)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Output side: partial files, checkpoints, finish
+
+
+def sidecar_paths(output: str | os.PathLike[str]) -> dict[str, Path]:
+    """The files a run keeps beside OUT: partial output, partial failures, checkpoint, manifest."""
+    out = Path(output)
+    failed = failed_path(out)
+    return {
+        "output": out,
+        "failed": failed,
+        "partial": out.with_name(out.name + ".partial"),
+        "failed_partial": failed.with_name(failed.name + ".partial"),
+        "checkpoint": out.with_name(out.name + ".checkpoint.json"),
+        "manifest": out.with_name(out.name + ".manifest.json"),
+    }
+
+
+def _fingerprint(path: Path) -> dict[str, Any]:
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file's bytes, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class _Sink:
+    """Writes results in input order to the partial files and keeps the checkpoint current."""
+
+    COUNTS = ("processed", "from_cache", "failed", "dropped", "written")
+
+    def __init__(self, paths: dict[str, Path], identity: dict[str, Any], cache: ResultCache | None,
+                 *, checkpoint_every: float, commit_each: bool, fail_fast: bool):
+        self.paths = paths
+        self.identity = identity
+        self.cache = cache
+        self.checkpoint_every = checkpoint_every
+        self.commit_each = commit_each
+        self.fail_fast = fail_fast
+        self.counts: Counter[str] = Counter()
+        self.stats: Counter[str] = Counter()
+        self.line = 0  # last input line done
+        self.resumed = 0
+        self._last_ck = time.monotonic()
+        self._dirty = False
+        self.ready = False  # set once resume() has put the partial files in a known state
+        # Lock the partial output (released by the kernel even on kill -9) before touching anything.
+        paths["partial"].parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(paths["partial"], os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunError(f"{paths['output']}: another run is writing this output right now") from None
+        self._out = os.fdopen(fd, "r+b", buffering=1 << 20)
+        self._failed = open(paths["failed_partial"], "a+b", buffering=1 << 16)  # noqa: SIM115
+
+    def resume(self, restart: bool) -> dict[str, Any] | None:
+        """Pick up a compatible checkpoint (truncating torn tails) or start from scratch."""
+        self.ready = True
+        ck = None if restart else _read_json(self.paths["checkpoint"])
+        if ck is not None and all(ck.get(k) == v for k, v in self.identity.items()) and not ck.get("complete"):
+            out_bytes, failed_bytes = int(ck["out_bytes"]), int(ck["failed_bytes"])
+            if (os.fstat(self._out.fileno()).st_size >= out_bytes
+                    and os.fstat(self._failed.fileno()).st_size >= failed_bytes):
+                self._truncate(out_bytes, failed_bytes)
+                self.line = int(ck["line"])
+                self.counts.update({k: int(ck["counts"].get(k, 0)) for k in self.COUNTS})
+                self.stats.update(ck.get("stats", {}))
+                self.resumed = self.counts["processed"] + self.counts["failed"]
+                return ck
+        self._truncate(0, 0)
+        self.paths["checkpoint"].unlink(missing_ok=True)
+        return None
+
+    def _truncate(self, out_bytes: int, failed_bytes: int) -> None:
+        for fh, size in ((self._out, out_bytes), (self._failed, failed_bytes)):
+            fh.flush()
+            fh.truncate(size)
+            fh.seek(size)
+
+    def emit(self, result: tuple) -> None:
+        """Write one result (results arrive in input order)."""
+        kind, line = result[0], result[1]
+        if kind == OK:
+            self._out.write(result[2])
+            self.counts["processed"] += 1
+            self.counts["written"] += 1
+            self.counts["from_cache"] += result[3]
+            row = result[4]
+        elif kind == DROP:
+            self.counts["processed"] += 1
+            self.counts["dropped"] += 1
+            self.counts["from_cache"] += result[2]
+            row = result[3]
+        else:
+            self._failed.write(result[2])
+            self.counts["failed"] += 1
+            row = None
+            if self.fail_fast:
+                self.line = line
+                self.checkpoint()
+                reason = orjson.loads(result[2])["reason"]
+                raise RunError(f"stopped at the first failure (--fail-fast): {reason}")
+        if row is not None and self.cache is not None:
+            self.cache.put_many([row], commit=self.commit_each)
+        self.line = line
+        self._dirty = True
+
+    def emit_many(self, results: list[tuple], stats: dict[str, int]) -> None:
+        """Write a chunk of results, then commit the cache rows once."""
+        commit_each, self.commit_each = self.commit_each, False
+        try:
+            for r in results:
+                self.emit(r)
+        finally:
+            self.commit_each = commit_each
+        if self.cache is not None:
+            self.cache.put_many([], commit=True)
+        self.stats.update(stats)
+
+    def maybe_checkpoint(self) -> None:
+        """Checkpoint when `checkpoint_every` seconds have passed since the last one."""
+        if self._dirty and time.monotonic() - self._last_ck >= self.checkpoint_every:
+            self.checkpoint()
+
+    def checkpoint(self, *, complete: bool = False) -> None:
+        """Make everything written so far durable, then record how far we got (atomically)."""
+        if self.cache is not None:
+            self.cache.put_many([], commit=True)
+        for fh in (self._out, self._failed):
+            fh.flush()
+            os.fsync(fh.fileno())
+        _write_json_atomic(self.paths["checkpoint"], {
+            **self.identity, "format": CHECKPOINT_FORMAT, "line": self.line,
+            "out_bytes": self._out.tell(), "failed_bytes": self._failed.tell(),
+            "counts": dict(self.counts), "stats": dict(self.stats), "complete": complete,
+        })
+        self._last_ck = time.monotonic()
+        self._dirty = False
+
+    def close(self) -> None:
+        """Close the partial files (releases the lock)."""
+        self.ready = False
+        self._failed.close()
+        self._out.close()
+
+
+def _finalize(paths: dict[str, Path], ck: dict[str, Any]) -> None:
+    """Idempotent end of a run: move partial files onto their final names, then drop the checkpoint."""
+    if int(ck["failed_bytes"]) == 0:
+        paths["failed_partial"].unlink(missing_ok=True)
+        paths["failed"].unlink(missing_ok=True)  # a stale quarantine file from an older run
+    elif paths["failed_partial"].exists():
+        os.replace(paths["failed_partial"], paths["failed"])
+    out, partial = paths["output"], paths["partial"]
+    if partial.exists():
+        if out.name.endswith(".gz"):
+            tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+            with open(partial, "rb") as src, open(tmp, "wb") as raw:
+                with gzip.GzipFile(filename=out.name[:-3], mode="wb", fileobj=raw, compresslevel=6) as gz:
+                    shutil.copyfileobj(src, gz, 1 << 20)
+                raw.flush()
+                os.fsync(raw.fileno())
+            os.replace(tmp, out)
+            partial.unlink()
+        else:
+            os.replace(partial, out)
+
+
+def _count_lines(path: Path) -> int | None:
+    if path.name.endswith(".gz"):
+        return None
+    n = 0
+    last = b"\n"
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            n += chunk.count(b"\n")
+            last = chunk[-1:]
+    return n + (last != b"\n")
+
+
+# ----------------------------------------------------------------------------------------------------
+# The run
+
+
+def _source(path: Path, after_line: int) -> Iterator[tuple[int, bytes]]:
+    for line, raw in iter_lines(path):
+        if line > after_line:
+            yield line, raw
+
+
+def _rebuildable(cls: type[Stage]) -> bool:
+    """Can a worker process import this stage class by its module:Class path?"""
+    if cls.__module__ in ("__main__", "__mp_main__") or "<locals>" in cls.__qualname__:
+        return False
+    try:
+        from nextedit.pipeline.registry import get_stage
+
+        return get_stage(stage_ref(cls)) is cls
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def run_stage(stage: Stage, input_path: str | os.PathLike[str], output_path: str | os.PathLike[str], *,
+              concurrency: int | None = None, cache: bool = True,
+              cache_path: str | os.PathLike[str] | None = None, progress: bool | None = None,
+              restart: bool = False, fail_fast: bool = False, checkpoint_every: float = 2.0,
+              reporter: ProgressReporter | None = None) -> RunSummary:
+    """Run `stage` over every record of `input_path` into `output_path` (resuming an interrupted run).
+
+    concurrency: worker processes for kind="cpu" stages (default: CPU count; 1 runs inline), or
+    in-flight examples for kind="io" stages (default 16). cache: look up and store results in the
+    SQLite cache at `cache_path` (default `$NEXTEDIT_CACHE` or `.nextedit/cache.sqlite`).
+    restart: ignore a checkpoint left by an interrupted run.
+    """
+    t0 = time.monotonic()
+    src, out = Path(input_path), Path(output_path)
+    if not src.is_file():
+        raise RunError(f"{src}: no such input file")
+    missing = stage.missing_requirements()
+    if missing:
+        raise RunError("; ".join(missing))
+    paths = sidecar_paths(out)
+    cfg_hash = config_hash(stage.config)
+    identity = {"stage": stage.name, "version": stage.version, "config": cfg_hash,
+                "input": _fingerprint(src)}
+    use_cache = cache and stage.cacheable
+    store = ResultCache(cache_path or default_cache_path()) if use_cache else None
+    cls = type(stage)
+    is_async = inspect.iscoroutinefunction(stage.process)
+    io_mode = is_async or stage.kind == "io"
+
+    sink = _Sink(paths, identity, store, checkpoint_every=checkpoint_every,
+                 commit_each=io_mode, fail_fast=fail_fast)
+    reporter = reporter or make_progress(progress)
+    try:
+        # A run that was killed while finishing only needs its last steps redone.
+        ck = None if restart else _read_json(paths["checkpoint"])
+        if ck is not None and ck.get("complete") and all(ck.get(k) == v for k, v in identity.items()):
+            sink.close()
+            _finalize(paths, ck)
+            summary = _summary(stage, paths, ck["counts"], ck.get("stats", {}), resumed=0, t0=t0)
+            _write_manifest(paths, stage, src, summary)
+            paths["checkpoint"].unlink(missing_ok=True)
+            return summary
+
+        sink.resume(restart)
+        total = _count_lines(src)
+        reporter.start(stage.name, None if total is None else max(total - sink.line, 0))
+        source = _source(src, sink.line)
+        base = sink.counts.copy()
+
+        def report() -> None:
+            c = sink.counts
+            reporter.update(c["processed"] + c["failed"] - base["processed"] - base["failed"],
+                            cached=c["from_cache"], failed=c["failed"], dropped=c["dropped"])
+
+        if io_mode:
+            asyncio.run(_run_io(stage, src, store, source, sink, report, concurrency or 16))
+        else:
+            workers = concurrency if concurrency is not None else (os.cpu_count() or 1)
+            if concurrency is None and total is not None and total - sink.line < 2000:
+                workers = 1  # starting processes costs more than it saves
+            if workers > 1 and not _rebuildable(cls):
+                print(f"note: stage {stage.name} ({stage_ref(cls)}) cannot be imported by worker "
+                      "processes; running it in this process", file=sys.stderr)
+                workers = 1
+            if workers > 1:
+                _run_pool(stage, src, use_cache, store, source, sink, report, workers)
+            else:
+                _run_inline(_Handler(stage, str(src), store), source, sink, report)
+        sink.stats.update(stage.stats)
+        stage.stats.clear()
+        report()
+        sink.checkpoint(complete=True)
+    except BaseException:
+        # Ctrl-C, --fail-fast or a bug: keep what is done so that a rerun resumes from here.
+        try:
+            if sink.ready:
+                sink.checkpoint()
+        finally:
+            sink.close()
+            reporter.stop()
+            if store is not None:
+                store.close()
+            stage.close()
+        raise
+    sink.close()
+    reporter.stop()
+    if store is not None:
+        store.close()
+    stage.close()
+    ck = _read_json(paths["checkpoint"])
+    assert ck is not None
+    _finalize(paths, ck)
+    summary = _summary(stage, paths, sink.counts, sink.stats, resumed=sink.resumed, t0=t0)
+    _write_manifest(paths, stage, src, summary)
+    paths["checkpoint"].unlink(missing_ok=True)
+    return summary
+
+
+def _summary(stage: Stage, paths: dict[str, Path], counts: dict[str, int], stats: dict[str, int], *,
+             resumed: int, t0: float) -> RunSummary:
+    return RunSummary(
+        stage=stage.name, output=str(paths["output"]),
+        failed_output=str(paths["failed"]) if counts.get("failed") else None,
+        processed=counts.get("processed", 0), from_cache=counts.get("from_cache", 0),
+        failed=counts.get("failed", 0), dropped=counts.get("dropped", 0),
+        written=counts.get("written", 0), resumed=resumed, seconds=time.monotonic() - t0,
+        stats=dict(stats))
+
+
+def _write_manifest(paths: dict[str, Path], stage: Stage, src: Path, summary: RunSummary) -> None:
+    """Record what produced OUT (stage, version, config, input content hash) so pipelines can reuse it."""
+    config = stage.config.model_dump(mode="json") if isinstance(stage.config, BaseModel) else {}
+    _write_json_atomic(paths["manifest"], {
+        "stage": stage.name, "version": stage.version, "config_hash": config_hash(stage.config),
+        "config": config,
+        "input": {**_fingerprint(src), "sha256": file_sha256(src)},
+        "output": _fingerprint(paths["output"]),
+        "summary": summary.to_dict(), "finished_at": _now(),
+    })
+
+
+def _run_inline(handler: _Handler, source: Iterator[tuple[int, bytes]], sink: _Sink, report) -> None:
+    chunk: list[tuple[int, bytes]] = []
+    size = 8
+    for item in source:
+        chunk.append(item)
+        if len(chunk) >= size:
+            results, stats, secs = handler.run_chunk(chunk)
+            sink.emit_many(results, stats)
+            size = _next_chunk_size(secs, len(chunk))
+            chunk = []
+            report()
+            sink.maybe_checkpoint()
+    if chunk:
+        results, stats, _ = handler.run_chunk(chunk)
+        sink.emit_many(results, stats)
+
+
+def _next_chunk_size(seconds: float, n: int, target: float = 0.1) -> int:
+    per = seconds / max(n, 1)
+    return max(1, min(512, int(target / per) if per > 0 else 512))
+
+
+def _mp_context() -> multiprocessing.context.BaseContext:
+    """spawn (clean workers, no inherited threads or SQLite handles), unless the main program has
+    no file that spawn could re-import (stdin, REPL): then fork."""
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file is None or not os.path.exists(main_file):
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+def _run_pool(stage: Stage, src: Path, use_cache: bool, store: ResultCache | None,
+              source: Iterator[tuple[int, bytes]], sink: _Sink, report, workers: int) -> None:
+    config = stage.config.model_dump(mode="python")
+    cache_path = str(store.path) if (use_cache and store is not None) else None
+    ctx = _mp_context()
+    pending: deque[tuple[Future, int]] = deque()
+    size = 8
+    max_inflight = workers * 3
+
+    def drain_one() -> None:
+        nonlocal size
+        fut, n = pending.popleft()
+        results, stats, secs = fut.result()
+        sink.emit_many(results, stats)
+        size = _next_chunk_size(secs, n, target=0.2)
+        report()
+        sink.maybe_checkpoint()
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(stage_ref(type(stage)), config, str(src), cache_path)) as pool:
+        chunk: list[tuple[int, bytes]] = []
+        for item in source:
+            chunk.append(item)
+            if len(chunk) >= size:
+                pending.append((pool.submit(_work_chunk, chunk), len(chunk)))
+                chunk = []
+                while len(pending) >= max_inflight or (pending and pending[0][0].done()):
+                    drain_one()
+        if chunk:
+            pending.append((pool.submit(_work_chunk, chunk), len(chunk)))
+        while pending:
+            drain_one()
+
+
+async def _run_io(stage: Stage, src: Path, store: ResultCache | None, source: Iterator[tuple[int, bytes]],
+                  sink: _Sink, report, concurrency: int) -> None:
+    handler = _Handler(stage, str(src), store)
+    sem = asyncio.Semaphore(concurrency)
+    executor = None if handler.is_async else ThreadPoolExecutor(max_workers=concurrency)
+    window = concurrency * 4
+    pending: deque[asyncio.Task] = deque()
+
+    def emit(result: tuple) -> None:
+        sink.emit(result)
+        if stage.stats:
+            sink.stats.update(stage.stats)
+            stage.stats.clear()
+        report()
+        sink.maybe_checkpoint()
+
+    try:
+        for line, raw in source:
+            pending.append(asyncio.ensure_future(handler.run_one(line, raw, sem, executor)))
+            if len(pending) >= window:
+                emit(await pending.popleft())
+            while pending and pending[0].done():
+                emit(pending.popleft().result())
+        while pending:
+            emit(await pending.popleft())
+    finally:
+        for task in pending:
+            task.cancel()
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
