@@ -1,0 +1,54 @@
+"""`nextedit split`: split an examples file into parts disjoint by repository, by time, or at random."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nextedit.dataset.split import parse_specs, split_file
+
+
+class By(str, Enum):
+    """How examples are grouped before splitting."""
+
+    repo = "repo"
+    time = "time"
+    random = "random"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `split` command."""
+
+    @app.command("split")
+    def split(
+        file: Annotated[Path, typer.Argument(help="Examples JSONL file (.gz ok).")],
+        specs: Annotated[list[str], typer.Argument(help="NAME=SIZE outputs: SIZE is N%, a count N, or rest "
+                                                     "(at most one). NAME.jsonl goes in --out-dir; a NAME "
+                                                     "ending in .jsonl is a path.")],
+        by: Annotated[By, typer.Option("--by", help="repo: no repository in two splits (examples without "
+                                                     "repo split one by one); time: oldest to the first "
+                                                     "split, newest to the last; random.")] = By.repo,
+        seed: Annotated[int, typer.Option("--seed", help="Seed of the shuffle (repo and random).")] = 0,
+        out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Folder for NAME.jsonl outputs "
+                                                                      "(default: the input's folder).")] = None,
+    ) -> None:
+        """Split FILE into disjoint parts, e.g. `nextedit split data.jsonl train=80% test=rest`."""
+        try:
+            parsed = parse_specs(specs, out_dir if out_dir is not None else file.parent)
+            summary = split_file(file, parsed, by=by.value, seed=seed)
+        except (ValueError, OSError) as exc:  # RecordError is a ValueError
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        unit = "repos/ids" if summary.by == "repo" else "examples"
+        for part in summary.parts:
+            share = f"{100 * part.examples / summary.total:.1f}%" if summary.total else "-"
+            line = f"{part.spec.name}: {part.examples} examples ({share}), {part.groups} {unit} -> {part.spec.path}"
+            if summary.by == "time" and part.time_min:
+                line += f"  [{part.time_min} .. {part.time_max}]"
+            typer.echo(line)
+        if summary.unassigned:
+            typer.echo(f"unassigned (not written): {summary.unassigned} examples")
+        typer.echo(f"total: {summary.total} examples, split by {summary.by}")
