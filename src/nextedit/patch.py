@@ -1,0 +1,902 @@
+"""Unified diffs for nextedit: make, parse (lenient), apply (exact context), reverse, rebase, regions.
+
+Conventions (see docs/patch.md):
+
+- Texts are split into lines on "\\n" only; a "\\r" stays part of its line, so CRLF and lone
+  "\\r" round-trip. A last line without a final newline is written with the
+  "\\ No newline at end of file" marker.
+- Hunk line numbers are 1-based file lines. A patch made for an excerpt that starts at 0-based
+  file line ``start_line`` numbers its hunks ``start_line + index + 1``; pass the same
+  ``start_line`` to :func:`apply` to apply it to the excerpt.
+- :func:`parse` is lenient the way Zed's is: wrong hunk-header counts are ignored (a hunk body is
+  read by content), blank body lines are empty context lines, file headers are optional. Text
+  that is not a diff raises :class:`PatchError` naming the line.
+- :func:`apply` needs every hunk's old side to occur exactly in the text; the header's line
+  number is only a hint and the nearest exact match wins.
+
+Offset helpers for other modules: :func:`split_lines`, :func:`line_offsets`,
+:func:`offset_to_line_col`, :func:`line_col_to_offset`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import difflib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+__all__ = [
+    "NO_NEWLINE",
+    "FilePatch",
+    "Hunk",
+    "PatchError",
+    "apply",
+    "changed_lines",
+    "clip_to_window",
+    "format_patch",
+    "from_region",
+    "is_empty",
+    "line_col_to_offset",
+    "line_offsets",
+    "make",
+    "offset_to_line_col",
+    "parse",
+    "paths",
+    "rebase",
+    "reverse",
+    "split_lines",
+    "to_region",
+]
+
+NO_NEWLINE = "\\ No newline at end of file\n"
+
+_HUNK_RE = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@(?: ?(.*))?$")
+# Lines git and GNU diff write between file patches; they carry no hunk content.
+_EXTENDED_HEADERS = (
+    "diff ",
+    "index ",
+    "old mode ",
+    "new mode ",
+    "deleted file mode ",
+    "new file mode ",
+    "similarity index ",
+    "dissimilarity index ",
+    "rename from ",
+    "rename to ",
+    "copy from ",
+    "copy to ",
+    "Binary files ",
+    "Only in ",
+)
+
+
+class PatchError(ValueError):
+    """A patch that cannot be parsed or applied; the message is one line."""
+
+
+# --------------------------------------------------------------------------- text helpers
+
+
+def split_lines(text: str) -> list[str]:
+    """Split ``text`` into lines on "\\n" only, keeping each line's "\\n" (the last may lack one)."""
+    if not text:
+        return []
+    lines = text.split("\n")
+    out = [line + "\n" for line in lines[:-1]]
+    if lines[-1]:
+        out.append(lines[-1])
+    return out
+
+
+def line_offsets(text: str) -> list[int]:
+    """Char offset where each editor line starts: ``[0]`` plus one entry after every "\\n".
+
+    "a\\nb" gives ``[0, 2]``; "a\\n" gives ``[0, 2]`` too (the empty line after the newline).
+    """
+    offsets = [0]
+    find = text.find
+    i = find("\n")
+    while i != -1:
+        offsets.append(i + 1)
+        i = find("\n", i + 1)
+    return offsets
+
+
+def offset_to_line_col(
+    text: str, offset: int, offsets: Sequence[int] | None = None
+) -> tuple[int, int]:
+    """0-based (line, column) of char ``offset`` in ``text``; pass ``offsets`` to reuse line_offsets."""
+    if not 0 <= offset <= len(text):
+        raise ValueError(f"offset {offset} is outside the text (length {len(text)})")
+    offs = line_offsets(text) if offsets is None else offsets
+    line = bisect.bisect_right(offs, offset) - 1
+    return line, offset - offs[line]
+
+
+def line_col_to_offset(
+    text: str, line: int, col: int = 0, offsets: Sequence[int] | None = None
+) -> int:
+    """Char offset of 0-based (``line``, ``col``); the column must lie within that line."""
+    offs = line_offsets(text) if offsets is None else offsets
+    if not 0 <= line < len(offs):
+        raise ValueError(f"line {line} is outside the text ({len(offs)} lines)")
+    end = offs[line + 1] - 1 if line + 1 < len(offs) else len(text)
+    if not 0 <= col <= end - offs[line]:
+        raise ValueError(
+            f"column {col} is outside line {line} (length {end - offs[line]})"
+        )
+    return offs[line] + col
+
+
+# --------------------------------------------------------------------------- data model
+
+
+@dataclass
+class Hunk:
+    """One hunk: header numbers (1-based file lines) and body lines in diff form.
+
+    Each body line keeps its prefix (' ', '-', '+') and its "\\n"; a line whose text has no final
+    newline is followed by the :data:`NO_NEWLINE` marker line. ``header`` is the optional section
+    text after the closing "@@" (e.g. a function signature).
+    """
+
+    old_start: int
+    old_len: int
+    new_start: int
+    new_len: int
+    lines: list[str]
+    header: str = ""
+    raw_header: str = field(default="", compare=False, repr=False)
+
+    @property
+    def old_lines(self) -> list[str]:
+        """The old side as text lines (newline kept; the last may lack it)."""
+        return _side(self.lines, "-")
+
+    @property
+    def new_lines(self) -> list[str]:
+        """The new side as text lines (newline kept; the last may lack it)."""
+        return _side(self.lines, "+")
+
+    @property
+    def old_text(self) -> str:
+        """The hunk's old side as text."""
+        return "".join(self.old_lines)
+
+    @property
+    def new_text(self) -> str:
+        """The hunk's new side as text."""
+        return "".join(self.new_lines)
+
+    @property
+    def range_header(self) -> str:
+        """The "@@ -a,b +c,d @@" line (without section text or newline)."""
+        return (
+            f"@@ -{self.old_start},{self.old_len} +{self.new_start},{self.new_len} @@"
+        )
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether the hunk adds or removes anything."""
+        return any(line[:1] in ("+", "-") for line in self.lines)
+
+    def render(self) -> str:
+        """The hunk in unified-diff form, header included."""
+        head = self.range_header + (f" {self.header}" if self.header else "")
+        return head + "\n" + "".join(self.lines)
+
+    def label(self) -> str:
+        """The header as it appeared in the source patch (or as rendered), for error messages."""
+        return self.raw_header or self.range_header
+
+
+@dataclass
+class FilePatch:
+    """The hunks for one file; paths without "a/" / "b/" prefixes, None for /dev/null or absent."""
+
+    old_path: str | None
+    new_path: str | None
+    hunks: list[Hunk]
+
+    @property
+    def path(self) -> str | None:
+        """The file's path after the patch (the old path for deletions)."""
+        return self.new_path if self.new_path is not None else self.old_path
+
+    def render(self) -> str:
+        """The file patch in unified-diff form (no file headers when both paths are None)."""
+        out = []
+        if self.old_path is not None or self.new_path is not None:
+            out.append(f"--- {_render_path(self.old_path, 'a/')}\n")
+            out.append(f"+++ {_render_path(self.new_path, 'b/')}\n")
+        out.extend(h.render() for h in self.hunks)
+        return "".join(out)
+
+
+def _render_path(path: str | None, prefix: str) -> str:
+    return "/dev/null" if path is None else prefix + path
+
+
+def _side(lines: list[str], sign: str) -> list[str]:
+    """Text lines of one side of a hunk body (sign '-' for old, '+' for new)."""
+    out: list[str] = []
+    last_kind = ""
+    for line in lines:
+        kind = line[:1]
+        if kind == "\\":
+            if last_kind in (" ", sign) and out:
+                out[-1] = out[-1][:-1]
+            continue
+        last_kind = kind
+        if kind == " " or kind == sign:
+            out.append(line[1:])
+    return out
+
+
+def format_patch(file_patches: Iterable[FilePatch]) -> str:
+    """Render parsed file patches back to unified-diff text."""
+    return "".join(fp.render() for fp in file_patches)
+
+
+# --------------------------------------------------------------------------- make
+
+
+def _opcodes(a: list[str], b: list[str]) -> list[tuple[str, int, int, int, int]]:
+    """Line opcodes covering both sequences; common prefix/suffix are trimmed before difflib runs."""
+    n, m = len(a), len(b)
+    pre = 0
+    while pre < n and pre < m and a[pre] == b[pre]:
+        pre += 1
+    suf = 0
+    while suf < n - pre and suf < m - pre and a[n - 1 - suf] == b[m - 1 - suf]:
+        suf += 1
+    codes: list[tuple[str, int, int, int, int]] = []
+    if pre:
+        codes.append(("equal", 0, pre, 0, pre))
+    matcher = difflib.SequenceMatcher(
+        None, a[pre : n - suf], b[pre : m - suf], autojunk=False
+    )
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        codes.append((tag, i1 + pre, i2 + pre, j1 + pre, j2 + pre))
+    if suf:
+        codes.append(("equal", n - suf, n, m - suf, m))
+    return codes
+
+
+def _group(
+    codes: list[tuple[str, int, int, int, int]], n: int
+) -> list[list[tuple[str, int, int, int, int]]]:
+    """Group opcodes into hunks with ``n`` lines of context (like difflib's get_grouped_opcodes)."""
+    codes = list(codes)
+    if codes and codes[0][0] == "equal":
+        _, i1, i2, j1, j2 = codes[0]
+        codes[0] = ("equal", max(i1, i2 - n), i2, max(j1, j2 - n), j2)
+    if codes and codes[-1][0] == "equal":
+        _, i1, i2, j1, j2 = codes[-1]
+        codes[-1] = ("equal", i1, min(i2, i1 + n), j1, min(j2, j1 + n))
+    groups: list[list[tuple[str, int, int, int, int]]] = []
+    group: list[tuple[str, int, int, int, int]] = []
+    for tag, i1, i2, j1, j2 in codes:
+        if tag == "equal" and i2 - i1 > 2 * n and group:
+            group.append(("equal", i1, i1 + n, j1, j1 + n))
+            groups.append(group)
+            group = []
+            i1, j1 = i2 - n, j2 - n
+        group.append((tag, i1, i2, j1, j2))
+    if any(code[0] != "equal" for code in group):
+        groups.append(group)
+    return groups
+
+
+def _body_line(sign: str, line: str) -> list[str]:
+    if line.endswith("\n"):
+        return [sign + line]
+    return [sign + line + "\n", NO_NEWLINE]
+
+
+def _start(index: int, length: int, start_line: int) -> int:
+    """Header start number for a 0-based line index: 1-based, or the line before for empty sides."""
+    return start_line + index + (1 if length else 0)
+
+
+def make(
+    old: str,
+    new: str,
+    *,
+    path: str = "file",
+    old_path: str | None = None,
+    context: int = 3,
+    start_line: int = 0,
+) -> str:
+    """Unified diff turning ``old`` into ``new`` ("" when equal), hunks numbered from ``start_line``.
+
+    Headers are ``--- a/OLD_PATH`` / ``+++ b/PATH`` (``old_path`` defaults to ``path``).
+    """
+    if context < 0:
+        raise ValueError(f"context must be >= 0, got {context}")
+    if start_line < 0:
+        raise ValueError(f"start_line must be >= 0, got {start_line}")
+    if old == new:
+        return ""
+    a, b = split_lines(old), split_lines(new)
+    hunks: list[Hunk] = []
+    for group in _group(_opcodes(a, b), context):
+        i1, i2 = group[0][1], group[-1][2]
+        j1, j2 = group[0][3], group[-1][4]
+        lines: list[str] = []
+        for tag, ai1, ai2, bj1, bj2 in group:
+            if tag == "equal":
+                for line in a[ai1:ai2]:
+                    lines.extend(_body_line(" ", line))
+                continue
+            for line in a[ai1:ai2]:
+                lines.extend(_body_line("-", line))
+            for line in b[bj1:bj2]:
+                lines.extend(_body_line("+", line))
+        hunks.append(
+            Hunk(
+                _start(i1, i2 - i1, start_line),
+                i2 - i1,
+                _start(j1, j2 - j1, start_line),
+                j2 - j1,
+                lines,
+            )
+        )
+    return FilePatch(old_path if old_path is not None else path, path, hunks).render()
+
+
+# --------------------------------------------------------------------------- parse
+
+
+def _clean_path(raw: str, prefix: str) -> str | None:
+    """Path from a ---/+++ line: timestamp dropped, quotes undone, a/ or b/ prefix stripped."""
+    value = raw.rstrip("\r")
+    if "\t" in value:
+        value = value.split("\t", 1)[0]
+    if len(value) >= 2 and value.startswith('"') and value.endswith('"'):
+        value = (
+            value[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape")
+        )
+        value = value.encode("latin-1", "ignore").decode("utf-8", "replace")
+    value = value.strip()
+    if value in ("/dev/null", ""):
+        return None
+    return value.removeprefix(prefix)
+
+
+def _normalize_path(path: str) -> str:
+    for prefix in ("a/", "b/", "./"):
+        if path.startswith(prefix):
+            return path[len(prefix) :]
+    return path
+
+
+def _short(line: str) -> str:
+    text = line.rstrip("\n")
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+class _HunkBuilder:
+    """Collects one hunk's body while parsing."""
+
+    def __init__(self, match: re.Match[str] | None, raw: str, line_no: int) -> None:
+        # match None: a body with no "@@" line (seen in Zed evals); it is located by content only.
+        self.implicit = match is None
+        self.h_old_start = 1 if match is None else int(match.group(1))
+        self.h_old_len = (
+            0 if match is None else 1 if match.group(2) is None else int(match.group(2))
+        )
+        self.h_new_start = 1 if match is None else int(match.group(3))
+        self.h_new_len = (
+            0 if match is None else 1 if match.group(4) is None else int(match.group(4))
+        )
+        self.section = "" if match is None else (match.group(5) or "").rstrip("\r")
+        self.raw = raw
+        self.line_no = line_no
+        self.lines: list[str] = []
+        self.blank: list[bool] = []  # body line came from a bare blank line
+        self.closed = {"-": False, "+": False}  # side ended by a no-newline marker
+
+    def expects_more(self) -> bool:
+        """Whether the header's counts say more old or new lines are still to come."""
+        n_old = sum(1 for line in self.lines if line[0] in " -")
+        n_new = sum(1 for line in self.lines if line[0] in " +")
+        return not self.implicit and (n_old < self.h_old_len or n_new < self.h_new_len)
+
+    def add(self, kind: str, text: str, line_no: int, blank: bool = False) -> None:
+        sides = ("-", "+") if kind == " " else (kind,)
+        for side in sides:
+            if self.closed[side]:
+                raise PatchError(
+                    f"line {line_no}: line after a '\\ No newline at end of file' marker "
+                    f"in hunk {self.raw!r}"
+                )
+        self.lines.append(kind + text + "\n")
+        self.blank.append(blank)
+
+    def marker(self, line_no: int) -> None:
+        if not self.lines or self.lines[-1] == NO_NEWLINE:
+            raise PatchError(
+                f"line {line_no}: '\\ No newline at end of file' marker without a line before it"
+            )
+        kind = self.lines[-1][0]
+        for side in ("-", "+") if kind == " " else (kind,):
+            self.closed[side] = True
+        self.lines.append(NO_NEWLINE)
+        self.blank.append(False)
+
+    def build(self) -> Hunk:
+        # Bare blank lines at the end are separators unless the header counts need them.
+        while self.lines and self.blank[-1]:
+            n_old = sum(1 for line in self.lines if line[0] in " -")
+            n_new = sum(1 for line in self.lines if line[0] in " +")
+            if (
+                not self.implicit
+                and n_old <= self.h_old_len
+                and n_new <= self.h_new_len
+            ):
+                break
+            self.lines.pop()
+            self.blank.pop()
+        old_len = sum(1 for line in self.lines if line[0] in " -")
+        new_len = sum(1 for line in self.lines if line[0] in " +")
+        if self.implicit:
+            return Hunk(
+                1 if old_len else 0,
+                old_len,
+                1 if new_len else 0,
+                new_len,
+                self.lines,
+                "",
+                self.raw,
+            )
+        return Hunk(
+            _fix_start(self.h_old_start, self.h_old_len, old_len),
+            old_len,
+            _fix_start(self.h_new_start, self.h_new_len, new_len),
+            new_len,
+            self.lines,
+            self.section,
+            self.raw,
+        )
+
+
+def _fix_start(start: int, header_len: int, real_len: int) -> int:
+    """Re-express a header start for the real side length (empty sides name the line before)."""
+    if header_len == 0 and real_len > 0:
+        return start + 1
+    if header_len > 0 and real_len == 0:
+        return max(start - 1, 0)
+    return start
+
+
+def parse(text: str) -> list[FilePatch]:
+    """Parse unified-diff text into file patches (lenient about counts, strict about garbage).
+
+    A patch with hunks but no file headers gives one ``FilePatch(None, None, hunks)``. Raises
+    :class:`PatchError` ("line N: ...") on text that is not a diff.
+    """
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    patches: list[FilePatch] = []
+    current: FilePatch | None = None
+    hunk: _HunkBuilder | None = None
+    i = 0
+
+    def close_hunk() -> None:
+        nonlocal hunk
+        if hunk is not None:
+            assert current is not None
+            current.hunks.append(hunk.build())
+            hunk = None
+
+    while i < len(lines):
+        line = lines[i]
+        no = i + 1
+        if (
+            line.startswith("--- ")
+            and i + 1 < len(lines)
+            and lines[i + 1].startswith("+++ ")
+        ):
+            close_hunk()
+            current = FilePatch(
+                _clean_path(line[4:], "a/"), _clean_path(lines[i + 1][4:], "b/"), []
+            )
+            patches.append(current)
+            i += 2
+            continue
+        if line.startswith("@@"):
+            close_hunk()
+            match = _HUNK_RE.match(line.rstrip("\r"))
+            if match is None:
+                raise PatchError(f"line {no}: malformed hunk header {_short(line)}")
+            if current is None:
+                current = FilePatch(None, None, [])
+                patches.append(current)
+            hunk = _HunkBuilder(match, line.rstrip("\r"), no)
+            i += 1
+            continue
+        if hunk is not None:
+            kind = line[:1]
+            if kind in (" ", "-", "+"):
+                hunk.add(kind, line[1:], no)
+                i += 1
+                continue
+            if kind == "\\":
+                hunk.marker(no)
+                i += 1
+                continue
+            if line in ("", "\r"):
+                hunk.add(" ", line, no, blank=True)
+                i += 1
+                continue
+            if not line.startswith("diff ") and hunk.expects_more():
+                # A context line that lost its leading space (seen in Zed evals).
+                hunk.add(" ", line, no)
+                i += 1
+                continue
+            close_hunk()
+        if line.strip() == "":
+            i += 1
+            continue
+        if current is not None and not current.hunks and line[:1] in (" ", "-", "+"):
+            hunk = _HunkBuilder(None, "no @@ header", no)
+            continue
+        if line.startswith(_EXTENDED_HEADERS):
+            if line.startswith("diff "):
+                close_hunk()
+                current = None
+            i += 1
+            continue
+        raise PatchError(f"line {no}: not part of a unified diff: {_short(line)}")
+    close_hunk()
+    return patches
+
+
+# --------------------------------------------------------------------------- apply
+
+
+class _LineIndex:
+    """Positions of every distinct line in a list of lines."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.positions: dict[str, list[int]] = {}
+        for pos, line in enumerate(lines):
+            self.positions.setdefault(line, []).append(pos)
+
+    def find(self, old: list[str], lo: int, hint: int) -> int | None:
+        """Start of the exact occurrence of ``old`` at or after ``lo`` nearest to ``hint``."""
+        k = len(old)
+        hi = len(self.lines) - k
+        if hi < lo:
+            return None
+        counts = [len(self.positions.get(line, ())) for line in old]
+        anchor = min(range(k), key=counts.__getitem__)
+        if counts[anchor] == 0:
+            return None
+        candidates = [
+            p - anchor for p in self.positions[old[anchor]] if lo <= p - anchor <= hi
+        ]
+        candidates.sort(key=lambda p: (abs(p - hint), p))
+        lines = self.lines
+        for p in candidates:
+            if lines[p : p + k] == old:
+                return p
+        return None
+
+
+def _hunk_error(index: int, hunk: Hunk, fp: FilePatch, reason: str) -> PatchError:
+    where = f" in {fp.path}" if fp.path else ""
+    return PatchError(f"hunk {index} ({hunk.label()}){where}: {reason}")
+
+
+def _apply_file_patch(
+    fp: FilePatch, text: str, start_line: int, first_index: int
+) -> str:
+    src = split_lines(text)
+    index = _LineIndex(src)
+    out: list[str] = []
+    pos = 0
+    drift = 0
+    for n, hunk in enumerate(fp.hunks, start=first_index):
+        old, new = hunk.old_lines, hunk.new_lines
+        base = (hunk.old_start - 1 if old else hunk.old_start) - start_line
+        hint = base + drift
+        if old:
+            found = index.find(old, pos, hint)
+            if found is None:
+                missing = next(
+                    (j for j, line in enumerate(old) if line not in index.positions),
+                    None,
+                )
+                if missing is not None:
+                    detail = f"its old line {missing + 1} {_short(old[missing])} does not occur in the text"
+                elif pos == 0:
+                    detail = "its old lines never occur together in the text"
+                else:
+                    detail = (
+                        "its old lines do not occur together after the previous hunk"
+                    )
+                raise _hunk_error(n, hunk, fp, f"context not found ({detail})")
+        else:
+            if not 0 <= hint <= len(src):
+                raise _hunk_error(
+                    n,
+                    hunk,
+                    fp,
+                    f"context not found (insertion point {hint} is outside the text, {len(src)} lines)",
+                )
+            found = max(hint, pos)
+            if new and found > 0 and found == len(src) and not src[-1].endswith("\n"):
+                raise _hunk_error(
+                    n, hunk, fp, "cannot insert after a last line that has no newline"
+                )
+        out.extend(src[pos:found])
+        out.extend(new)
+        pos = found + len(old)
+        drift = found - base
+        if new and not new[-1].endswith("\n") and pos < len(src):
+            raise _hunk_error(
+                n, hunk, fp, "new side ends without newline but text continues after it"
+            )
+    out.extend(src[pos:])
+    return "".join(out)
+
+
+def _matches_path(fp: FilePatch, path: str) -> bool:
+    if fp.old_path is None and fp.new_path is None:
+        return True
+    want = _normalize_path(path)
+    return any(
+        p is not None and _normalize_path(p) == want for p in (fp.old_path, fp.new_path)
+    )
+
+
+def apply(
+    patch: str, text: str, *, start_line: int = 0, path: str | None = None
+) -> str:
+    """Apply ``patch`` to ``text`` (an excerpt starting at 0-based file line ``start_line``).
+
+    Every hunk's old side must occur exactly; the header line number is a hint and the nearest
+    exact match after the previous hunk wins (a drift found for one hunk carries to the next).
+    File patches apply in order, each to the result of the one before. With ``path``, only file
+    patches for that path (or without paths) apply. Raises :class:`PatchError` naming the hunk.
+    """
+    file_patches = parse(patch)
+    if path is None:
+        named = paths(patch)
+        if len(named) > 1:
+            raise PatchError(
+                f"patch touches several files ({', '.join(named)}); pass path= to pick one"
+            )
+    hunk_no = 1
+    for fp in file_patches:
+        if path is not None and not _matches_path(fp, path):
+            hunk_no += len(fp.hunks)
+            continue
+        text = _apply_file_patch(fp, text, start_line, hunk_no)
+        hunk_no += len(fp.hunks)
+    return text
+
+
+# --------------------------------------------------------------------------- transforms
+
+
+def _renumber(hunks: list[Hunk]) -> None:
+    """Recompute each hunk's new_start from its old_start and the size changes before it."""
+    delta = 0
+    for h in hunks:
+        before = (
+            h.old_start if h.old_len == 0 else h.old_start - 1
+        )  # old lines before the hunk
+        h.new_start = before + delta + (1 if h.new_len else 0)
+        delta += h.new_len - h.old_len
+
+
+def _reverse_lines(lines: list[str]) -> list[str]:
+    """Swap '-' and '+' in a hunk body, keeping removals before additions in every change run."""
+    out: list[str] = []
+    minus: list[str] = []
+    plus: list[str] = []
+    last: list[str] | None = None
+    for line in lines:
+        kind = line[:1]
+        if kind == "\\":
+            if last is not None:
+                last.append(line)
+            continue
+        if kind == " ":
+            out.extend(minus)
+            out.extend(plus)
+            minus, plus = [], []
+            out.append(line)
+            last = out
+        elif kind == "-":
+            plus.append("+" + line[1:])
+            last = plus
+        else:
+            minus.append("-" + line[1:])
+            last = minus
+    out.extend(minus)
+    out.extend(plus)
+    return out
+
+
+def reverse(patch: str) -> str:
+    """The patch that undoes ``patch`` (file patches in reverse order, sides and paths swapped)."""
+    out: list[FilePatch] = []
+    for fp in reversed(parse(patch)):
+        hunks = [
+            Hunk(
+                h.new_start,
+                h.new_len,
+                h.old_start,
+                h.old_len,
+                _reverse_lines(h.lines),
+                h.header,
+            )
+            for h in fp.hunks
+        ]
+        out.append(FilePatch(fp.new_path, fp.old_path, hunks))
+    return format_patch(out)
+
+
+def rebase(patch: str, line_delta: int) -> str:
+    """Shift every hunk's line numbers by ``line_delta`` (e.g. excerpt-relative to file lines)."""
+    fps = parse(patch)
+    for fp in fps:
+        for h in fp.hunks:
+            if h.old_start + line_delta < 0 or h.new_start + line_delta < 0:
+                raise PatchError(
+                    f"rebase by {line_delta} moves hunk {h.range_header} before the first line"
+                )
+            h.old_start += line_delta
+            h.new_start += line_delta
+            h.raw_header = ""
+    return format_patch(fps)
+
+
+def clip_to_window(
+    patch: str, start_line: int, n_lines: int, *, side: str = "old"
+) -> str:
+    """Keep only the parts of the hunks that touch file lines [start_line, start_line + n_lines).
+
+    Line numbers are 0-based file lines of the ``side`` ("old": before the patch, "new": after
+    it); hunk headers are 1-based. Lines of that side outside the window are dropped; lines of
+    the other side are kept when the run of changes they belong to starts inside the window (or
+    on its end boundary), so a replacement that straddles a window edge is cut; context is
+    trimmed. Hunks left without changes disappear; line numbers are recomputed.
+    """
+    if side == "new":
+        return reverse(clip_to_window(reverse(patch), start_line, n_lines, side="old"))
+    if side != "old":
+        raise ValueError(f"side must be 'old' or 'new', got {side!r}")
+    end = start_line + n_lines
+    out: list[FilePatch] = []
+    for fp in parse(patch):
+        hunks: list[Hunk] = []
+        for h in fp.hunks:
+            row = (
+                h.old_start - 1 if h.old_len else h.old_start
+            )  # 0-based old row of the next old line
+            kept: list[str] = []
+            first_row: int | None = None
+            keep_prev = False
+            run_start = row  # old row where the current run of changes begins
+            prev_kind = " "
+            for line in h.lines:
+                kind = line[:1]
+                if kind == "\\":
+                    if keep_prev:
+                        kept.append(line)
+                    continue
+                if kind != " " and prev_kind == " ":
+                    run_start = row
+                prev_kind = kind
+                if kind in " -":
+                    keep_prev = start_line <= row < end
+                    line_row = row
+                    row += 1
+                else:
+                    keep_prev = start_line <= run_start <= end
+                    line_row = run_start
+                if keep_prev:
+                    if first_row is None:
+                        first_row = line_row
+                    kept.append(line)
+            if not any(line[:1] in "+-" for line in kept):
+                continue
+            old_len = sum(1 for line in kept if line[:1] in " -")
+            new_len = sum(1 for line in kept if line[:1] in " +")
+            assert first_row is not None
+            hunks.append(
+                Hunk(
+                    first_row + (1 if old_len else 0),
+                    old_len,
+                    0,
+                    new_len,
+                    kept,
+                    h.header,
+                )
+            )
+        _renumber(hunks)
+        if hunks:
+            out.append(FilePatch(fp.old_path, fp.new_path, hunks))
+    return format_patch(out)
+
+
+def to_region(
+    patch: str, text: str, editable: tuple[int, int], *, start_line: int = 0
+) -> tuple[str, str]:
+    """Old and new text of the editable region ``text[start:end]`` once ``patch`` is applied.
+
+    Raises :class:`PatchError` when the patch changes text outside the region.
+    """
+    start, end = editable
+    if not 0 <= start <= end <= len(text):
+        raise PatchError(
+            f"editable {[start, end]} is not a range inside text (length {len(text)})"
+        )
+    new_text = apply(patch, text, start_line=start_line)
+    prefix, suffix = text[:start], text[end:]
+    if (
+        len(new_text) < len(prefix) + len(suffix)
+        or not new_text.startswith(prefix)
+        or not new_text.endswith(suffix)
+    ):
+        raise PatchError(
+            f"patch changes text outside the editable region {[start, end]}"
+        )
+    return text[start:end], new_text[start : len(new_text) - len(suffix)]
+
+
+def from_region(
+    text: str,
+    editable: tuple[int, int],
+    new_region: str,
+    *,
+    path: str,
+    start_line: int = 0,
+    context: int = 3,
+) -> str:
+    """The patch against ``text`` that replaces the editable region ``text[start:end]`` with ``new_region``."""
+    start, end = editable
+    if not 0 <= start <= end <= len(text):
+        raise PatchError(
+            f"editable {[start, end]} is not a range inside text (length {len(text)})"
+        )
+    new_text = text[:start] + new_region + text[end:]
+    return make(text, new_text, path=path, start_line=start_line, context=context)
+
+
+# --------------------------------------------------------------------------- inspection
+
+
+def changed_lines(patch: str) -> list[str]:
+    """The patch's '-' and '+' lines with their sign, without "\\n" and without file headers."""
+    return [
+        line[:-1]
+        for fp in parse(patch)
+        for h in fp.hunks
+        for line in h.lines
+        if line[:1] in ("-", "+")
+    ]
+
+
+def is_empty(patch: str) -> bool:
+    """Whether the patch changes nothing (no text, no hunks, or only context lines)."""
+    if not patch.strip():
+        return True
+    return not any(h.has_changes for fp in parse(patch) for h in fp.hunks)
+
+
+def paths(patch: str) -> list[str]:
+    """Distinct file paths the patch touches, in order (new path, or old path for deletions)."""
+    seen: list[str] = []
+    for fp in parse(patch):
+        if fp.path is not None and fp.path not in seen:
+            seen.append(fp.path)
+    return seen
