@@ -8,9 +8,6 @@ from typing import Annotated
 
 import typer
 
-from nextedit.dataset.show import NotFound, render_plain, render_rich, show_file
-from nextedit.record import RecordError
-
 
 def register(app: typer.Typer) -> None:
     """Add the `show` command."""
@@ -27,6 +24,9 @@ def register(app: typer.Typer) -> None:
                                           help="Colour and highlighting (default: only on a terminal).")] = None,
     ) -> None:
         """Show one example: snapshot with cursor and editable region marked, history, expected, predictions."""
+        from nextedit.dataset.show import NotFound, render_plain, render_rich, show_file
+        from nextedit.record import RecordError
+
         if example_id is not None and index is not None:
             raise typer.BadParameter("give --id or --index, not both")
         try:

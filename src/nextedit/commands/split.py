@@ -8,8 +8,6 @@ from typing import Annotated
 
 import typer
 
-from nextedit.dataset.split import parse_specs, split_file
-
 
 class By(str, Enum):
     """How examples are grouped before splitting."""
@@ -36,6 +34,8 @@ def register(app: typer.Typer) -> None:
                                                                       "(default: the input's folder).")] = None,
     ) -> None:
         """Split FILE into disjoint parts, e.g. `nextedit split data.jsonl train=80% test=rest`."""
+        from nextedit.dataset.split import parse_specs, split_file
+
         try:
             parsed = parse_specs(specs, out_dir if out_dir is not None else file.parent)
             summary = split_file(file, parsed, by=by.value, seed=seed)

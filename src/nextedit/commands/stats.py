@@ -8,9 +8,6 @@ from typing import Annotated
 import orjson
 import typer
 
-from nextedit.dataset.stats import render_stats, stats_file
-from nextedit.record import RecordError
-
 
 def register(app: typer.Typer) -> None:
     """Add the `stats` command."""
@@ -22,6 +19,9 @@ def register(app: typer.Typer) -> None:
         top: Annotated[int, typer.Option("--top", min=0, help="How many repositories to list.")] = 10,
     ) -> None:
         """Summarise a file: counts, languages, sizes (percentiles), sources, labels, predictions."""
+        from nextedit.dataset.stats import render_stats, stats_file
+        from nextedit.record import RecordError
+
         try:
             result = stats_file(file, top=top)
         except (RecordError, OSError) as exc:
