@@ -57,6 +57,9 @@ FILES_V1 = {
                         + "\nquaternion slerp interpolation keeps rotations smooth\n"
                         + "\n".join(f"more filler {i}" for i in range(30)) + "\n",
     "assets/logo.bin": "\0\1\2binary",
+    "pkg/report.py": "class Report:\n    def line(self, text):\n        return text\n",
+    "alpha/codec.py": "def encode(x):\n    return x\n",
+    "beta/codec2.py": "def encode(x):\n    return -x\n",
 }
 
 
@@ -158,11 +161,35 @@ def test_cursor_excerpt_itself_is_excluded_but_rest_of_file_kept(repo):
     assert any(r.source == "definition" and r.text.startswith("def local_helper") for r in own)
 
 
+def test_members_match_attribute_uses_not_bare_names(repo):
+    root, v1, _ = repo
+    bare = add_context(_example(root, v1, "pkg/render.py", "for line in rows:\n    print(line)\n", "line"),
+                       ContextConfig(sources=["definition"]))
+    assert not any("def line" in r.text for r in bare.snapshot.related)
+    attr = add_context(_example(root, v1, "pkg/render.py", "doc.line('x')\n", "line"),
+                       ContextConfig(sources=["definition"]))
+    assert [(r.path, r.start_line, r.text) for r in attr.snapshot.related] == [
+        ("pkg/report.py", 1, "    def line(self, text):\n        return text\n")]
+    # The class snippet already shows the method, so the method is not repeated.
+    both = add_context(_example(root, v1, "pkg/render.py", "Report().line('x')\n", "line"),
+                       ContextConfig(sources=["definition"]))
+    assert [r.text.split("\n")[0] for r in both.snapshot.related] == ["class Report:"]
+
+
+def test_imported_definition_preferred_over_same_name_elsewhere(repo):
+    root, v1, _ = repo
+    text = "from alpha.codec import encode\n\nvalue = encode(1)\n"
+    out = add_context(_example(root, v1, "gamma/use.py", text, "encode(1)"),
+                      ContextConfig(sources=["definition"]))
+    assert [r.path for r in out.snapshot.related] == ["alpha/codec.py"]
+
+
 def test_history_added_lines_contribute_identifiers(repo):
     root, v1, _ = repo
     history = [{"path": "web/app.js", "diff": "@@ -1,1 +1,2 @@\n x\n+const r = TAX_RATE * 2;\n"}]
     example = _example(root, v1, "web/app.js", "function other() {}\n", "other", history=history)
-    assert nearby_identifiers(example.snapshot, 20)["TAX_RATE"] == 21
+    use = nearby_identifiers(example.snapshot, 20)["TAX_RATE"]
+    assert use.distance == 21 and use.bare and not use.attribute
     out = add_context(example)
     assert any(r.source == "definition" and r.text.startswith("export const TAX_RATE") for r in out.snapshot.related)
 
@@ -295,3 +322,28 @@ def test_tokenize_and_bm25_scoring():
     assert index.idf("cherry") > index.idf("apple")  # rarer term weighs more
     double = index.scores({"cherry": 2.0})
     assert double[1] == pytest.approx(2 * scores[1])
+
+
+def test_registered_stages_run_through_the_engine(repo, tmp_path):
+    from nextedit.jsonl import failed_path, read_dicts, read_examples, write_examples
+    from nextedit.pipeline.engine import run_stage
+    from nextedit.pipeline.registry import get_stage
+
+    root, v1, _ = repo
+    good = [_file_example(root, v1, "pkg/main.py", "compute_checksum(blob)"),
+            _file_example(root, v1, "geo/src/main.rs", "Polygon {")]
+    bad = _file_example(tmp_path / "gone", v1, "pkg/main.py", "run")
+    for i, ex in enumerate([*good, bad]):
+        ex.id = f"ex-{i}"
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_examples(src, [*good, bad])
+    summary = run_stage(get_stage("context")(), src, out, concurrency=1, cache=False, progress=False)
+    assert (summary.written, summary.failed) == (2, 1)
+    results = {ex.id: ex for ex in read_examples(out)}
+    assert any(r.source == "definition" and r.path == "geo/src/shapes.rs"
+               for r in results["ex-1"].snapshot.related)
+    (_, row), = list(read_dicts(failed_path(out)))
+    assert row["id"] == "ex-2" and "not available locally" in row["reason"]
+    diag = run_stage(get_stage("diagnostics")(), out, tmp_path / "diag.jsonl", concurrency=1,
+                     cache=False, progress=False)
+    assert (diag.written, diag.failed) == (2, 0)

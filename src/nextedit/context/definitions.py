@@ -90,6 +90,11 @@ _KIND_BY_NODE = {
 # Parents that belong to the definition text (decorators, export keywords, attributes).
 _WRAPPERS = {"decorated_definition", "export_statement"}
 
+# Ancestors that make a definition a member (reached through `obj.name`, not a bare name).
+_CONTAINERS = {"class_definition", "class_declaration", "abstract_class_declaration", "class_body",
+               "interface_declaration", "interface_body", "enum_declaration", "record_declaration",
+               "impl_item", "trait_item", "object_type"}
+
 
 @dataclass(frozen=True)
 class Definition:
@@ -100,6 +105,7 @@ class Definition:
     path: str
     start_line: int
     end_line: int
+    member: bool = False
 
 
 @functools.cache
@@ -126,6 +132,17 @@ def _kind(node: Any) -> str:
     if node.type in ("field_declaration",):
         return "const"
     return "variable"
+
+
+def _is_member(node: Any) -> bool:
+    if node.type in ("method_declaration", "method_definition", "method_signature"):
+        return True
+    parent = node.parent
+    while parent is not None:
+        if parent.type in _CONTAINERS:
+            return True
+        parent = parent.parent
+    return False
 
 
 def _is_java_constant(node: Any) -> bool:
@@ -168,7 +185,8 @@ def extract_definitions(path: str, text: str) -> list[Definition]:
         end_row = outer.end_point[0]
         if outer.end_point[1] == 0 and end_row > outer.start_point[0]:
             end_row -= 1
-        out.append(Definition(name, _kind(node), path, outer.start_point[0], end_row))
+        out.append(Definition(name, _kind(node), path, outer.start_point[0], end_row,
+                              member=_is_member(node)))
     out.sort(key=lambda d: (d.start_line, d.end_line, d.name))
     return out
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+import keyword
 import math
 import re
 from collections import Counter
@@ -13,9 +15,11 @@ import numpy as np
 from nextedit.context.bm25 import tokenize
 from nextedit.context.definitions import Definition, definition_text
 from nextedit.context.index import RevisionIndex
+from nextedit.languages import language_name
 from nextedit.record import RelatedExcerpt, Snapshot
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PYTHON_BUILTINS = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | {"self", "cls"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class RetrieveSettings:
     max_per_file: int = 4
     identifier_window: int = 20
     max_definitions_per_identifier: int = 2
+    max_definition_snippets: int = 8
     ambiguous_limit: int = 8
     definition_max_lines: int = 24
     query_window: int = 20
@@ -70,30 +75,47 @@ def _hunk_text(diff: str) -> str:
     return "\n".join(keep)
 
 
-def nearby_identifiers(snapshot: Snapshot, window: int = 20) -> dict[str, int]:
-    """Identifiers near the cursor (distance in lines) and in recent edits' added lines (after the window).
+@dataclass
+class Usage:
+    """How an identifier is used near the cursor: line distance, bare (`name`) and/or as `obj.name`."""
 
-    Returns {identifier: distance}, ordered by distance then first appearance; the most recent
-    history event counts as nearest among history events.
+    distance: int
+    order: int
+    bare: bool = False
+    attribute: bool = False
+
+
+def _scan(line: str, usage: dict[str, Usage], dist: int, order: int) -> int:
+    for match in _IDENT.finditer(line):
+        word = match.group()
+        is_attr = line[: match.start()].rstrip().endswith(".")
+        found = usage.get(word)
+        if found is None:
+            found = usage[word] = Usage(dist, order)
+        elif dist < found.distance:
+            found.distance = dist
+        found.attribute |= is_attr
+        found.bare |= not is_attr
+        order += 1
+    return order
+
+
+def nearby_identifiers(snapshot: Snapshot, window: int = 20) -> dict[str, Usage]:
+    """Identifiers near the cursor and in recent edits' added lines, nearest first.
+
+    Distance is in lines from the cursor line; identifiers seen only in history get distance
+    `window + 1 + k` for the k-th most recent event.
     """
     lines = snapshot.text.split("\n")
     cur = _cursor_line(snapshot)
-    found: dict[str, tuple[int, int]] = {}
+    usage: dict[str, Usage] = {}
     order = 0
     for i in range(max(0, cur - window), min(len(lines), cur + window + 1)):
-        for word in _IDENT.findall(lines[i]):
-            dist = abs(i - cur)
-            if word not in found or dist < found[word][0]:
-                found[word] = (dist, found.get(word, (0, order))[1])
-            order += 1
+        order = _scan(lines[i], usage, abs(i - cur), order)
     for k, event in enumerate(reversed(snapshot.history)):
-        dist = window + 1 + k
         for line in _added_lines(event.diff):
-            for word in _IDENT.findall(line):
-                if word not in found:
-                    found[word] = (dist, order)
-                order += 1
-    return {w: d for w, (d, _) in sorted(found.items(), key=lambda kv: kv[1])}
+            order = _scan(line, usage, window + 1 + k, order)
+    return dict(sorted(usage.items(), key=lambda kv: (kv[1].distance, kv[1].order)))
 
 
 def _path_affinity(a: str, b: str) -> int:
@@ -115,24 +137,70 @@ def _overlaps(path: str, start: int, end: int, snapshot: Snapshot) -> bool:
     return path == snapshot.path and start < hi and end > lo
 
 
+def _ignored_names(path: str) -> frozenset[str]:
+    if language_name(path) == "python":
+        return _PYTHON_BUILTINS
+    return frozenset()
+
+
+# Languages where a member is also reached by its bare name inside its own class.
+_BARE_MEMBERS = frozenset({"java", "csharp", "kotlin", "cpp", "scala", "swift"})
+
+
+def _fits_usage(d: Definition, use: Usage, cursor_path: str) -> bool:
+    """Members are reached as `obj.name` (or bare inside their own file in Java-like languages)."""
+    if not d.member or use.attribute:
+        return True
+    return d.path == cursor_path and language_name(cursor_path) in _BARE_MEMBERS
+
+
 def definition_candidates(index: RevisionIndex, snapshot: Snapshot,
                           settings: RetrieveSettings) -> list[Candidate]:
-    """Definitions of identifiers near the cursor, nearest identifier first."""
+    """Definitions of identifiers near the cursor, nearest identifier first.
+
+    A definition is reachable when it is in the cursor file or its folder, or the cursor file
+    mentions its file or folder name (an import, a package qualifier). Reachable definitions come
+    first (same file, same extension, nearby folders preferred); a name with no reachable
+    definition contributes only when it is defined exactly once, after all reachable ones.
+    """
     out: list[Candidate] = []
     seen: set[tuple[str, int]] = set()
     suffix = PurePosixPath(snapshot.path).suffix
-    for name, dist in nearby_identifiers(snapshot, settings.identifier_window).items():
+    ignored = _ignored_names(snapshot.path)
+    cursor_words = set(_IDENT.findall(snapshot.text))
+    cursor_words.update(_IDENT.findall("".join(index.lines.get(snapshot.path, ()))))
+    cursor_dir = PurePosixPath(snapshot.path).parent
+
+    def reachable(d: Definition) -> bool:
+        p = PurePosixPath(d.path)
+        return (d.path == snapshot.path or p.parent == cursor_dir or p.stem in cursor_words
+                or p.parent.name in cursor_words)
+
+    near: list[tuple[Definition, int]] = []
+    far: list[tuple[Definition, int]] = []
+    for name, use in nearby_identifiers(snapshot, settings.identifier_window).items():
+        if name in ignored:
+            continue
         defs = [d for d in index.definitions.get(name, ())
-                if not _overlaps(d.path, d.start_line, d.end_line + 1, snapshot)]
+                if _fits_usage(d, use, snapshot.path)
+                and not _overlaps(d.path, d.start_line, d.end_line + 1, snapshot)]
         if not defs or len(defs) > settings.ambiguous_limit:
             continue
-        defs.sort(key=lambda d: (PurePosixPath(d.path).suffix != suffix,
+        good = [d for d in defs if reachable(d)]
+        if not good:
+            if len(defs) == 1:
+                far.append((defs[0], use.distance))
+            continue
+        good.sort(key=lambda d: (d.path != snapshot.path, PurePosixPath(d.path).suffix != suffix,
                                  -_path_affinity(d.path, snapshot.path), d.path, d.start_line))
-        for d in defs[: settings.max_definitions_per_identifier]:
-            if (d.path, d.start_line) in seen:
-                continue
-            seen.add((d.path, d.start_line))
-            out.append(_definition_candidate(index, d, dist, settings))
+        near.extend((d, use.distance) for d in good[: settings.max_definitions_per_identifier])
+    for d, dist in near + far:
+        if (d.path, d.start_line) in seen:
+            continue
+        seen.add((d.path, d.start_line))
+        out.append(_definition_candidate(index, d, dist, settings))
+        if len(out) >= settings.max_definition_snippets:
+            break
     return out
 
 
