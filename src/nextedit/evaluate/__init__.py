@@ -1,0 +1,1 @@
+"""Evaluation: predict/score stages, the summary JSON, the HTML report and run comparison."""

@@ -1,0 +1,126 @@
+"""Running the predict and score stages from commands: engine call, summary lines, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from nextedit.pipeline.engine import RunError, RunSummary, run_stage
+from nextedit.pipeline.stage import Stage
+
+
+def parse_options(items: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings -> dict (values parsed as JSON when they look like it, else strings)."""
+    import orjson
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"option {item!r}: expected KEY=VALUE")
+        try:
+            out[key] = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def run(stage: Stage, src: Path, out: Path, *, concurrency: int | None, cache: bool, restart: bool = False,
+        progress: bool | None = None) -> RunSummary:
+    """Run a stage over a file, print the engine's summary lines to stderr; exit 1 on a run error."""
+    try:
+        summary = run_stage(stage, src, out, concurrency=concurrency, cache=cache, restart=restart,
+                            progress=progress)
+    except RunError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for line in summary.lines():
+        typer.echo(line, err=True)
+    return summary
+
+
+def _slug(provider: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in provider)[:60]
+
+
+def markdown_inputs(inputs: list[Path]) -> list[Path] | None:
+    """The Zed Markdown eval files named by `inputs` (files or folders of .md), or None for JSONL input."""
+    md: list[Path] = []
+    other: list[Path] = []
+    for p in inputs:
+        if p.is_dir():
+            found = sorted(q for q in p.glob("*.md") if q.name.lower() != "readme.md")
+            if not found:
+                raise typer.BadParameter(f"{p}: folder holds no Zed .md eval files")
+            md += found
+        elif p.suffix.lower() == ".md":
+            md.append(p)
+        else:
+            other.append(p)
+    if md and other:
+        raise typer.BadParameter("mix of Markdown and JSONL inputs: give either .md files/folders or one JSONL")
+    return md or None
+
+
+def import_markdown(files: list[Path], out: Path) -> int:
+    """Convert Zed Markdown eval files into one JSONL of examples; returns how many were written."""
+    from nextedit.jsonl import JsonlWriter
+    from nextedit.sources.zed import example_from_markdown
+
+    n = 0
+    with JsonlWriter(out) as writer:
+        for f in files:
+            try:
+                writer.write(example_from_markdown(f.read_text(encoding="utf-8"), name=f.stem, file=str(f)))
+            except ValueError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(1) from None
+            n += 1
+    return n
+
+
+def evaluate(inputs: list[Path], report_dir: Path, *, providers: list[str], samples: int = 1,
+             options: dict[str, Any] | None = None, concurrency: int | None = None, cache: bool = True,
+             resamples: int = 1000, seed: int = 0, title: str = "nextedit evaluation") -> dict[str, Any]:
+    """predict (per provider) -> score -> summary.json + report.html in `report_dir`; returns the summary."""
+    import orjson
+
+    from nextedit.evaluate.report import write_report
+    from nextedit.evaluate.stages import PredictStage, ScoreStage
+    from nextedit.evaluate.summary import SummaryBuilder, summarize
+    from nextedit.jsonl import read_examples
+    from nextedit.predictors.base import PredictorError
+
+    report_dir.mkdir(parents=True, exist_ok=True)
+    md = markdown_inputs(inputs)
+    if md is not None:
+        src = report_dir / "examples.jsonl"
+        n = import_markdown(md, src)
+        typer.echo(f"imported {n} Zed eval files into {src}", err=True)
+    elif len(inputs) != 1:
+        raise typer.BadParameter("give one JSONL file (or Zed .md files / folders)")
+    else:
+        src = inputs[0]
+    try:
+        stages = [PredictStage({"provider": p, "samples": samples, "options": options or {}}) for p in providers]
+    except PredictorError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    current = src
+    for stage in stages:
+        out = report_dir / f"predictions.{_slug(stage.predictor.name)}.jsonl"
+        run(stage, current, out, concurrency=concurrency, cache=cache)
+        current = out
+    scored = report_dir / "scored.jsonl"
+    run(ScoreStage(), current, scored, concurrency=concurrency, cache=cache)
+    builder = SummaryBuilder()
+    for example in read_examples(scored):
+        builder.add(example)
+    summary = summarize(builder, input_name=", ".join(str(p) for p in inputs), resamples=resamples, seed=seed)
+    tmp = report_dir / "summary.json.tmp"
+    tmp.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    tmp.replace(report_dir / "summary.json")
+    write_report(summary, report_dir, title=title)
+    return summary

@@ -1,0 +1,105 @@
+"""The `predict` and `score` pipeline stages: add predictions from a provider, add metric scores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from nextedit.pipeline.stage import Stage, StageError
+from nextedit.predictors.base import Predictor, get_predictor
+from nextedit.record import Example
+
+
+class PredictConfig(BaseModel):
+    """Options of the predict stage."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str = Field("noop", description="provider string: noop, propagate, local:PATH, ...")
+    samples: int = Field(1, ge=1, description="predictions per example")
+    options: dict[str, Any] = Field(default_factory=dict, description="keyword options for the predictor")
+
+
+def replace_predictions(example: Example, provider: str, new: list[Any]) -> Example:
+    """Swap the example's predictions by `provider` for `new`, keeping scores and checks of the others.
+
+    Scores and checks that point at a removed prediction are dropped; the rest are re-indexed.
+    """
+    mapping: dict[int, int] = {}
+    kept = []
+    for i, pred in enumerate(example.predictions):
+        if pred.provider != provider:
+            mapping[i] = len(kept)
+            kept.append(pred)
+    example.predictions = kept + list(new)
+    scores = []
+    for score in example.scores:
+        if score.prediction in mapping:
+            scores.append(score.model_copy(update={"prediction": mapping[score.prediction]}))
+    example.scores = scores
+    checks = []
+    for check in example.checks:
+        if check.prediction is None:
+            checks.append(check)
+        elif check.prediction in mapping:
+            checks.append(check.model_copy(update={"prediction": mapping[check.prediction]}))
+    example.checks = checks
+    return example
+
+
+class PredictStage(Stage):
+    """Ask a predictor (by provider string) for `samples` predictions; replaces its earlier ones."""
+
+    name = "predict"
+    version = "1"
+    Config = PredictConfig
+    reads = ("snapshot", "predictions", "scores", "checks")
+    kind = "io"
+
+    def __init__(self, config: PredictConfig | dict[str, Any] | None = None):
+        super().__init__(config)
+        # An unknown provider raises PredictorError here, before any example is read.
+        self.predictor: Predictor = get_predictor(self.config.provider, **self.config.options)
+
+    async def process(self, example: Example) -> Example:
+        """Add this provider's predictions to the example."""
+        try:
+            predictions = await self.predictor.predict_async(example, samples=self.config.samples)
+        except StageError:
+            raise
+        except Exception as exc:  # a predictor failure quarantines the example, the run goes on
+            raise StageError(f"predict {self.predictor.name}: {type(exc).__name__}: {exc}") from exc
+        self.stats["predictions"] += len(predictions)
+        self.stats["errors"] += sum(1 for p in predictions if p.error)
+        return replace_predictions(example, self.predictor.name, predictions)
+
+
+class ScoreConfig(BaseModel):
+    """Options of the score stage (none yet: metric variants are fixed by their signatures)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScoreStage(Stage):
+    """Score every prediction against the best expected patch (replaces earlier scores)."""
+
+    name = "score"
+    version = "1"
+    Config = ScoreConfig
+    reads = ("snapshot", "expected", "expected_cursors", "predictions")
+    kind = "cpu"
+
+    def process(self, example: Example) -> Example:
+        """Set `example.scores` to one Score per prediction."""
+        from nextedit.metrics import score_prediction
+
+        scores = []
+        for i in range(len(example.predictions)):
+            try:
+                scores.append(score_prediction(example, i))
+            except Exception as exc:  # e.g. an expected patch that does not apply
+                raise StageError(f"score prediction {i}: {type(exc).__name__}: {exc}") from exc
+        self.stats["scored"] += len(scores)
+        example.scores = scores
+        return example

@@ -1,0 +1,118 @@
+"""The HTML report: self-contained, and every number it shows matches the summary JSON."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+from eval_fixtures import dataset, predict_and_score, rename_example
+
+from nextedit.evaluate.report import print_console, render_html, resolve, write_report
+from nextedit.evaluate.summary import summarize_examples
+
+
+class _Numbers(HTMLParser):
+    """Collects (data-ptr, shown text) of every number, and the worst-example blocks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.numbers: list[tuple[str, str]] = []
+        self._open: list[str | None] = []
+        self._text: list[str] = []
+        self.worst_ids: list[str] = []
+        self.cursor_marks = 0
+        self.attrs_seen: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        self.attrs_seen += [(k, v or "") for k, v in attrs]
+        if (a.get("id") or "").startswith("worst-"):
+            self.worst_ids.append(a["id"] or "")
+        if a.get("class") == "cursor":
+            self.cursor_marks += 1
+        self._open.append(a.get("data-ptr"))
+        if a.get("data-ptr"):
+            self._text = []
+
+    def handle_endtag(self, tag: str) -> None:
+        ptr = self._open.pop() if self._open else None
+        if ptr:
+            self.numbers.append((ptr, "".join(self._text).strip()))
+
+    def handle_data(self, data: str) -> None:
+        self._text.append(data)
+
+
+@pytest.fixture(scope="module")
+def summary() -> dict:
+    return summarize_examples(predict_and_score(dataset()), input_name="fixture", resamples=200)
+
+
+def _parse(html: str) -> _Numbers:
+    parser = _Numbers()
+    parser.feed(html)
+    return parser
+
+
+def test_every_number_in_the_report_matches_the_summary_json(summary: dict) -> None:
+    parsed = _parse(render_html(summary))
+    assert len(parsed.numbers) > 100
+    for ptr, shown in parsed.numbers:
+        value = resolve(summary, ptr)
+        assert isinstance(value, (int, float)), ptr
+        decimals = len(shown.split(".")[1]) if "." in shown else 0
+        assert abs(float(shown) - value) <= 0.5 * 10 ** -decimals + 1e-9, (ptr, shown, value)
+
+
+def test_headline_numbers_are_shown_for_each_provider(summary: dict) -> None:
+    shown = dict(_parse(render_html(summary)).numbers)
+    for provider in ("noop", "propagate"):
+        assert float(shown[f"/providers/{provider}/means/delta_chrf"]) == pytest.approx(
+            summary["providers"][provider]["means"]["delta_chrf"], abs=0.005)
+        assert f"/providers/{provider}/ci/delta_chrf/0" in shown
+        assert f"/providers/{provider}/micro/exact_lines/f1" in shown
+    # per-language breakdown: python, rust and typescript rows for both providers
+    for lang in ("python", "rust", "typescript"):
+        assert f"/by_language/propagate/{lang}/means/delta_chrf" in shown
+    # propagate solves every rename: its python mean is exactly 100
+    assert shown["/by_language/propagate/python/means/delta_chrf"] == "100.00"
+
+
+def test_histogram_bars_add_up_to_the_scored_predictions(summary: dict) -> None:
+    shown = _parse(render_html(summary)).numbers
+    for provider in ("noop", "propagate"):
+        for metric in ("delta_chrf", "reversal_ratio", "kept_rate"):
+            bars = [int(t) for p, t in shown if p.startswith(f"/histograms/{provider}/{metric}/counts/")]
+            assert len(bars) == 10
+            assert sum(bars) == summary["providers"][provider]["n"][metric] == 12
+
+
+def test_worst_examples_are_capped_ordered_and_show_the_cursor() -> None:
+    examples = predict_and_score([rename_example(i) for i in range(25)], providers=("noop",))
+    summary = summarize_examples(examples, resamples=50)
+    parsed = _parse(render_html(summary))
+    assert len(parsed.worst_ids) == 20
+    assert parsed.cursor_marks >= 20  # one per worst example (plus the legend)
+    values = [e["values"]["delta_chrf"] for e in summary["worst"]["noop"]]
+    assert values == sorted(values) and len(values) == 20
+
+
+def test_report_is_self_contained(summary: dict, tmp_path) -> None:
+    path = write_report(summary, tmp_path / "rep")
+    html = path.read_text()
+    assert "<script" not in html.lower()
+    assert not [v for k, v in _parse(html).attrs_seen if k in ("src", "href")]
+    assert html.count("<svg") == 6  # 3 histograms x 2 providers
+    assert re.search(r"delta_chrf:v3\|n=6", html)
+
+
+def test_console_table_prints_providers_and_signature(summary: dict) -> None:
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    print_console(summary, console)
+    text = console.export_text()
+    assert "propagate" in text and "noop" in text
+    assert f"{summary['providers']['propagate']['means']['delta_chrf']:.2f}" in text
+    assert "delta_chrf:v3|n=6|beta=0.5|ws=collapse" in text
