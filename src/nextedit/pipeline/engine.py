@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import shutil
 import sys
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
@@ -234,8 +235,18 @@ class _Handler:
 _WORKER: _Handler | None = None
 
 
-def _init_worker(ref: str, config: dict[str, Any], input_name: str, cache_path: str | None) -> None:
+def _exit_with_parent(parent: int) -> None:
+    """Worker processes end when the runner dies (even by kill -9) instead of lingering."""
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _init_worker(ref: str, config: dict[str, Any], input_name: str, cache_path: str | None,
+                 parent: int) -> None:
     global _WORKER
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     from nextedit.pipeline.registry import get_stage
 
     cls = get_stage(ref)
@@ -533,7 +544,8 @@ def run_stage(stage: Stage, input_path: str | os.PathLike[str], output_path: str
             asyncio.run(_run_io(stage, src, store, source, sink, report, concurrency or 16))
         else:
             workers = concurrency if concurrency is not None else (os.cpu_count() or 1)
-            if concurrency is None and total is not None and total - sink.line < 2000:
+            small = (total - sink.line < 20000) if total is not None else src.stat().st_size < (2 << 20)
+            if concurrency is None and small:
                 workers = 1  # starting processes costs more than it saves
             if workers > 1 and not _rebuildable(cls):
                 print(f"note: stage {stage.name} ({stage_ref(cls)}) cannot be imported by worker "
@@ -646,7 +658,8 @@ def _run_pool(stage: Stage, src: Path, use_cache: bool, store: ResultCache | Non
         sink.maybe_checkpoint()
 
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(stage_ref(type(stage)), config, str(src), cache_path)) as pool:
+                             initargs=(stage_ref(type(stage)), config, str(src), cache_path,
+                                       os.getpid())) as pool:
         chunk: list[tuple[int, bytes]] = []
         for item in source:
             chunk.append(item)

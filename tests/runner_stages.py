@@ -1,0 +1,73 @@
+"""Small stages used by the runner tests (importable as `runner_stages:Class` with tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+
+from pydantic import BaseModel
+
+from nextedit.pipeline.stage import Stage, StageError
+from nextedit.record import Example
+
+
+class TagConfig(BaseModel):
+    tag: str = "seen"
+    delay: float = 0.0
+    drop_every: int = 0  # drop examples whose number (from the id) is a multiple of this
+    fail_every: int = 0  # StageError for these
+    crash_every: int = 0  # a plain exception for these
+
+
+def _number(example: Example) -> int:
+    return int(example.id.rsplit("-", 1)[1])
+
+
+class Tag(Stage):
+    """Adds `config.tag` to source.tags; counts calls in stats."""
+
+    name = "tag"
+    version = "1"
+    Config = TagConfig
+    reads = ("snapshot",)
+    kind = "cpu"
+
+    def process(self, example: Example) -> Example | None:
+        cfg: TagConfig = self.config  # type: ignore[assignment]
+        self.stats["calls"] += 1
+        n = _number(example)
+        if cfg.delay:
+            time.sleep(cfg.delay)
+        if str(n) == os.environ.get("RUNNER_TEST_INTERRUPT_AT"):  # a simulated crash, not in the config
+            raise KeyboardInterrupt
+        if cfg.drop_every and n % cfg.drop_every == 0:
+            return None
+        if cfg.fail_every and n % cfg.fail_every == 0:
+            raise StageError(f"example {n} is not liked")
+        if cfg.crash_every and n % cfg.crash_every == 0:
+            raise ZeroDivisionError("division by zero")
+        example.source.tags.append(cfg.tag)
+        example.snapshot.text = example.snapshot.text.upper()
+        return example
+
+
+class AsyncTag(Stage):
+    """An io stage: awaits a random short delay, then tags the example."""
+
+    name = "async-tag"
+    version = "1"
+    Config = TagConfig
+    reads = ("snapshot",)
+    kind = "io"
+
+    async def process(self, example: Example) -> Example | None:
+        self.stats["calls"] += 1
+        await asyncio.sleep(random.random() * 0.01)
+        n = _number(example)
+        cfg: TagConfig = self.config  # type: ignore[assignment]
+        if cfg.fail_every and n % cfg.fail_every == 0:
+            raise StageError(f"example {n} is not liked")
+        example.source.tags.append(cfg.tag)
+        return example

@@ -1,0 +1,240 @@
+"""Tests for the local runner: quarantine, cache hits, drops, failures, concurrency, resume after kill -9."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from runner_stages import AsyncTag, Tag
+
+from nextedit.jsonl import failed_path, iter_lines
+from nextedit.pipeline import RunError, get_stage, run_stage
+from nextedit.pipeline.engine import sidecar_paths
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+
+
+def record(i: int) -> dict:
+    text = f"def f{i}():\n    return {i}\n"
+    expected = (f"--- a/m.py\n+++ b/m.py\n@@ -1,2 +1,2 @@\n def f{i}():\n-    return {i}\n"
+                f"+    return {i + 1}\n")
+    return {"id": f"ex-{i}", "snapshot": {"path": "m.py", "text": text, "cursor": 4},
+            "expected": [expected]}
+
+
+def write_input(path: Path, n: int, bad: dict[int, bytes] | None = None) -> Path:
+    """n records; `bad` maps a position (0-based, before that record) to a raw bad line."""
+    bad = bad or {}
+    with open(path, "wb") as fh:
+        for i in range(n):
+            if i in bad:
+                fh.write(bad[i] + b"\n")
+            fh.write(orjson.dumps(record(i)) + b"\n")
+    return path
+
+
+def rows(path: Path) -> list[dict]:
+    return [orjson.loads(raw) for _, raw in iter_lines(path)]
+
+
+def ids(path: Path) -> list[str]:
+    return [r["id"] for r in rows(path)]
+
+
+def test_validate_quarantines_malformed_lines(tmp_path: Path) -> None:
+    bad_cursor = record(99)
+    bad_cursor["snapshot"]["cursor"] = -5
+    broken_patch = record(98)
+    broken_patch["expected"] = ["@@ -1,1 +1,1 @@\n-nothing like this\n+x\n"]
+    src = write_input(tmp_path / "in.jsonl", 20, bad={
+        3: b'{"id": "torn", "snapshot": {"pa', 7: orjson.dumps(bad_cursor),
+        12: orjson.dumps(broken_patch)})
+    out = tmp_path / "out.jsonl"
+    summary = run_stage(get_stage("validate")(), src, out, cache_path=tmp_path / "c.sqlite", progress=False)
+    assert ids(out) == [f"ex-{i}" for i in range(20)]
+    assert (summary.processed, summary.failed, summary.written) == (20, 3, 20)
+    failed = rows(failed_path(out))
+    assert [f["line"] for f in failed] == [4, 9, 15]
+    assert "malformed JSON" in failed[0]["reason"] and failed[0]["record"].startswith('{"id": "torn"')
+    assert failed[1]["id"] == "ex-99" and "snapshot.cursor" in failed[1]["reason"]
+    assert failed[2]["id"] == "ex-98" and "expected[0]" in failed[2]["reason"]
+    assert all(f["stage"] == "validate" and f["file"] == str(src) for f in failed)
+    # normalised output: defaults filled in, lineage recorded
+    first = rows(out)[0]
+    assert first["snapshot"]["editable"] == [0, len(first["snapshot"]["text"])]
+    assert first["lineage"][-1]["stage"] == "validate" and first["lineage"][-1]["config"].startswith("sha256:")
+    # nothing left behind but the results and the manifest
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("c.sqlite")) == [
+        "in.jsonl", "out.failed.jsonl", "out.jsonl", "out.jsonl.manifest.json"]
+
+
+def test_cache_hits_on_rerun_make_no_calls(tmp_path: Path) -> None:
+    src = write_input(tmp_path / "in.jsonl", 50)
+    cache = tmp_path / "cache.sqlite"
+    cfg = {"drop_every": 5, "fail_every": 7}
+    first = run_stage(Tag(cfg), src, tmp_path / "a.jsonl", cache_path=cache, concurrency=1, progress=False)
+    assert first.from_cache == 0 and first.stats["calls"] == 50
+    second = run_stage(Tag(cfg), src, tmp_path / "b.jsonl", cache_path=cache, concurrency=1, progress=False)
+    # 10 dropped (0,5,...,45) are cached too; the 6 failures (7,14,...,42 not multiple of 5... ) are not
+    failures = [i for i in range(50) if i % 7 == 0 and i % 5 != 0]
+    assert second.failed == len(failures) == first.failed
+    assert second.dropped == first.dropped == 10
+    assert second.from_cache == 50 - len(failures)
+    assert second.stats.get("calls", 0) == len(failures)  # only failures are retried
+
+    def strip(r: dict) -> dict:
+        return {k: v for k, v in r.items() if k != "lineage"}
+
+    assert [strip(r) for r in rows(tmp_path / "a.jsonl")] == [strip(r) for r in rows(tmp_path / "b.jsonl")]
+    assert rows(tmp_path / "b.jsonl")[0]["lineage"][-1]["cached"] is True
+    assert rows(tmp_path / "b.jsonl")[0]["snapshot"]["text"].startswith("DEF F1")
+    # another config is another cache entry
+    third = run_stage(Tag({**cfg, "tag": "other"}), src, tmp_path / "c.jsonl", cache_path=cache,
+                      concurrency=1, progress=False)
+    assert third.from_cache == 0 and rows(tmp_path / "c.jsonl")[0]["source"]["tags"] == ["other"]
+    # the key covers only the fields the stage reads: a new id with the same snapshot is a hit
+    with open(tmp_path / "renamed.jsonl", "wb") as fh:
+        for i in range(3):
+            r = record(1 + i)
+            r["id"] = f"renamed-{1 + i}"
+            fh.write(orjson.dumps(r) + b"\n")
+    fourth = run_stage(Tag(cfg), tmp_path / "renamed.jsonl", tmp_path / "d.jsonl", cache_path=cache,
+                       concurrency=1, progress=False)
+    assert fourth.from_cache == 3 and ids(tmp_path / "d.jsonl") == ["renamed-1", "renamed-2", "renamed-3"]
+    # --no-cache computes everything again
+    fifth = run_stage(Tag(cfg), src, tmp_path / "e.jsonl", cache=False, concurrency=1, progress=False)
+    assert fifth.from_cache == 0 and fifth.stats["calls"] == 50
+
+
+def test_stage_errors_are_quarantined_and_run_goes_on(tmp_path: Path) -> None:
+    src = write_input(tmp_path / "in.jsonl", 30)
+    out = tmp_path / "out.jsonl"
+    summary = run_stage(Tag({"fail_every": 10, "crash_every": 7}), src, out,
+                        cache_path=tmp_path / "c.sqlite", concurrency=1, progress=False)
+    failed = rows(failed_path(out))
+    assert [f["id"] for f in failed] == ["ex-0", "ex-7", "ex-10", "ex-14", "ex-20", "ex-21", "ex-28"]
+    assert failed[0]["reason"] == "example 0 is not liked"
+    assert failed[1]["reason"] == "ZeroDivisionError: division by zero"
+    assert failed[1]["line"] == 8 and failed[1]["record"] == record(7)
+    assert summary.failed == 7 and summary.written == 23
+    with pytest.raises(RunError, match="fail-fast.*example 0 is not liked"):
+        run_stage(Tag({"fail_every": 10}), src, tmp_path / "ff.jsonl", cache=False, concurrency=1,
+                  fail_fast=True, progress=False)
+
+
+def test_process_pool_matches_inline(tmp_path: Path) -> None:
+    src = write_input(tmp_path / "in.jsonl", 400, bad={100: b"nope"})
+    cfg = {"drop_every": 9, "fail_every": 13}
+    inline = run_stage(Tag(cfg), src, tmp_path / "a.jsonl", cache=False, concurrency=1, progress=False)
+    pooled = run_stage(Tag(cfg), src, tmp_path / "b.jsonl", cache=False, concurrency=2, progress=False)
+    assert inline.stats == pooled.stats and inline.stats["calls"] == 400
+    assert (inline.written, inline.dropped, inline.failed) == (pooled.written, pooled.dropped, pooled.failed)
+    assert ids(tmp_path / "a.jsonl") == ids(tmp_path / "b.jsonl")
+    assert rows(failed_path(tmp_path / "a.jsonl")) == rows(failed_path(tmp_path / "b.jsonl"))
+
+
+def test_async_stage_keeps_input_order(tmp_path: Path) -> None:
+    src = write_input(tmp_path / "in.jsonl", 120)
+    out = tmp_path / "out.jsonl"
+    summary = run_stage(AsyncTag({"fail_every": 50}), src, out, cache_path=tmp_path / "c.sqlite",
+                        concurrency=8, progress=False)
+    assert ids(out) == [f"ex-{i}" for i in range(120) if i % 50]
+    assert summary.failed == 3 and summary.stats["calls"] == 120
+    again = run_stage(AsyncTag({"fail_every": 50}), src, out, cache_path=tmp_path / "c.sqlite",
+                      concurrency=8, progress=False)
+    assert again.from_cache == 117 and again.stats["calls"] == 3
+
+
+def test_gzip_in_and_out(tmp_path: Path) -> None:
+    import gzip
+
+    src = tmp_path / "in.jsonl.gz"
+    with gzip.open(src, "wb") as fh:
+        for i in range(10):
+            fh.write(orjson.dumps(record(i)) + b"\n")
+    out = tmp_path / "out.jsonl.gz"
+    run_stage(get_stage("validate")(), src, out, progress=False, cache=False)
+    assert ids(out) == [f"ex-{i}" for i in range(10)]
+    assert not sidecar_paths(out)["partial"].exists()
+
+
+def test_interrupted_run_resumes_without_loss_or_duplicates(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    src = write_input(tmp_path / "in.jsonl", 200, bad={50: b"[not an object]"})
+    out = tmp_path / "out.jsonl"
+    cache = tmp_path / "c.sqlite"
+    stage = Tag({"fail_every": 40})
+    monkeypatch.setenv("RUNNER_TEST_INTERRUPT_AT", "120")
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(stage, src, out, cache_path=cache, concurrency=1, progress=False, checkpoint_every=0.0)
+    paths = sidecar_paths(out)
+    assert not out.exists() and paths["partial"].exists() and paths["checkpoint"].exists()
+    done_before = len(ids(paths["partial"]))
+    assert 0 < done_before < 200
+    with open(paths["partial"], "ab") as fh:  # a torn last line, as if killed in the middle of a write
+        fh.write(b'{"id": "ex-12')
+    monkeypatch.delenv("RUNNER_TEST_INTERRUPT_AT")
+    summary = run_stage(Tag({"fail_every": 40}), src, out, cache_path=cache, concurrency=1, progress=False)
+    assert summary.resumed > 0
+    expected_ids = [f"ex-{i}" for i in range(200) if i % 40]
+    assert ids(out) == expected_ids
+    assert [f["line"] for f in rows(failed_path(out))] == [1, 41, 51, 82, 122, 162]
+    assert (summary.written, summary.failed) == (len(expected_ids), 6)
+    assert not paths["partial"].exists() and not paths["checkpoint"].exists()
+
+
+def test_second_run_on_same_output_is_refused(tmp_path: Path) -> None:
+    src = write_input(tmp_path / "in.jsonl", 5)
+    out = tmp_path / "out.jsonl"
+    partial = sidecar_paths(out)["partial"]
+    with open(partial, "wb") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # what a running engine holds
+        with pytest.raises(RunError, match="another run is writing"):
+            run_stage(Tag(), src, out, cache=False, progress=False)
+
+
+def _run_cli(args: list[str], **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    return subprocess.Popen([sys.executable, "-m", "nextedit", *args], env=env, **kw)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_resume_after_sigkill(tmp_path: Path, jobs: str) -> None:
+    n = 300
+    src = write_input(tmp_path / "in.jsonl", n, bad={77: b"{oops"})
+    out = tmp_path / "out.jsonl"
+    cfg = tmp_path / "slow.toml"
+    cfg.write_text("delay = 0.01\nfail_every = 50\n")
+    args = ["run", "runner_stages:Tag", str(src), "-o", str(out), "--config", str(cfg), "-j", jobs,
+            "--cache", str(tmp_path / "c.sqlite"), "--no-progress", "--json"]
+    checkpoint = sidecar_paths(out)["checkpoint"]
+    kills = 0
+    for delay in (0.3, 0.7):  # kill twice: once right after a checkpoint, once between two
+        proc = _run_cli(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(delay)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 1 and not out.exists()
+    proc = _run_cli(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr.decode()
+    summary = orjson.loads(stdout)
+    got = ids(out)
+    assert len(got) == len(set(got))  # nothing duplicated
+    assert got == [f"ex-{i}" for i in range(n) if i % 50]  # nothing lost, order kept
+    failed = rows(failed_path(out))
+    assert sorted(f["line"] for f in failed) == [1, 51, 78, 102, 152, 202, 252]
+    assert summary["resumed"] > 0 and summary["failed"] == 7
