@@ -499,6 +499,41 @@ def test_offset_helpers(text: str, data: st.DataObject) -> None:
     assert "".join(P.split_lines(text)) == text
 
 
+def test_fit_to_excerpt_trims_context_only_at_the_excerpt_edges() -> None:
+    file = "".join(f"line {i}\n" for i in range(30))
+    diff = P.make(
+        file, file.replace("line 11\n", "LINE 11\n").replace("line 26\n", "LINE 26\n")
+    )
+    excerpt = "".join(f"line {i}\n" for i in range(10, 28))  # file lines 10..27
+    with pytest.raises(PatchError, match="hunk 1"):
+        P.apply(diff, excerpt, start_line=10)
+    fitted = P.fit_to_excerpt(diff, excerpt, start_line=10)
+    assert "@@ -11,5 +11,5 @@\n line 10\n-line 11\n+LINE 11\n line 12\n" in fitted
+    assert (
+        "@@ -24,5 +24,5 @@\n line 23\n line 24\n line 25\n-line 26\n+LINE 26\n line 27\n"
+        in fitted
+    )
+    expected = excerpt.replace("line 11\n", "LINE 11\n").replace(
+        "line 26\n", "LINE 26\n"
+    )
+    assert P.apply(fitted, excerpt, start_line=10) == expected
+    assert P.infer_start_line(fitted, excerpt) == 10
+    # Context that is wrong inside the excerpt is not trimmed away.
+    wrong = excerpt.replace("line 12\n", "line twelve\n")
+    with pytest.raises(PatchError, match="hunk 1"):
+        P.fit_to_excerpt(diff, wrong, start_line=10)
+    # A change outside the excerpt cannot be fitted.
+    with pytest.raises(PatchError, match="hunk 2"):
+        P.fit_to_excerpt(diff, excerpt[: excerpt.index("line 26")], start_line=10)
+
+
+def test_infer_start_line() -> None:
+    diff = "@@ -41,3 +41,3 @@\n a\n-b\n+B\n c\n"
+    assert P.infer_start_line(diff, "x\na\nb\nc\n") == 39
+    assert P.infer_start_line(diff, "a\nb\nc\na\nb\nc\n") is None  # ambiguous
+    assert P.infer_start_line(diff, "nothing\n") is None
+
+
 # --------------------------------------------------------------------------- Zed evals
 
 
@@ -543,7 +578,9 @@ def _excerpt(cursor_block: str) -> str:
 
 @pytest.mark.skipif(not _zed_cases(), reason="zed-evals data not present")
 def test_zed_eval_diffs_parse_and_expected_patches_apply_to_the_excerpt() -> None:
-    applied, outside = [], []
+    applied: list[str] = []
+    fitted_ok: list[str] = []
+    unfit: list[str] = []
     for case in _zed_cases():
         sections = _sections(case.read_text())
         excerpt = _excerpt(_blocks(sections["Cursor Position"])[0])
@@ -567,13 +604,28 @@ def test_zed_eval_diffs_parse_and_expected_patches_apply_to_the_excerpt() -> Non
                 result = P.apply(diff, excerpt)
                 assert P.apply(P.reverse(diff), result) == excerpt, case.name
                 assert result != excerpt or P.is_empty(diff), case.name
+                assert P.fit_to_excerpt(diff, excerpt) == P.format_patch(P.parse(diff))
                 applied.append(case.stem)
             else:  # the patch's context reaches past the excerpt
                 with pytest.raises(
                     PatchError, match=r"^hunk \d+ \(.*context not found"
                 ):
                     P.apply(diff, excerpt)
-                outside.append(case.stem)
+                try:
+                    fitted = P.fit_to_excerpt(diff, excerpt)
+                except PatchError as err:  # changed lines outside the excerpt
+                    assert str(err).startswith("hunk 1 (@@ -"), str(err)
+                    unfit.append(case.stem)
+                    continue
+                assert P.changed_lines(fitted) == P.changed_lines(diff), case.name
+                result = P.apply(fitted, excerpt)
+                assert P.apply(P.reverse(fitted), result) == excerpt, case.name
+                start = P.infer_start_line(fitted, excerpt)
+                assert (
+                    start is not None
+                    and P.apply(fitted, excerpt, start_line=start) == result
+                )
+                fitted_ok.append(case.stem)
     assert {
         "flask--add-import-statement",
         "flask--add-test-function",
@@ -581,4 +633,9 @@ def test_zed_eval_diffs_parse_and_expected_patches_apply_to_the_excerpt() -> Non
         "zed--change-match-arm",
         "tree-sitter--if-let-to-match",
     } <= set(applied)
-    assert len(applied) > 3 * len(outside)
+    assert {
+        "tree-sitter--tuple-to-struct-destructuring",
+        "codex-acp--add-derive",
+    } <= set(fitted_ok)
+    assert "vscode--add-async-and-await" in unfit
+    assert len(applied) > 3 * (len(fitted_ok) + len(unfit))

@@ -34,8 +34,10 @@ __all__ = [
     "apply",
     "changed_lines",
     "clip_to_window",
+    "fit_to_excerpt",
     "format_patch",
     "from_region",
+    "infer_start_line",
     "is_empty",
     "line_col_to_offset",
     "line_offsets",
@@ -50,6 +52,7 @@ __all__ = [
 ]
 
 NO_NEWLINE = "\\ No newline at end of file\n"
+_NO_HEADER = "no @@ header"  # label of a hunk body found without its "@@" line
 
 _HUNK_RE = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@(?: ?(.*))?$")
 # Lines git and GNU diff write between file patches; they carry no hunk content.
@@ -542,7 +545,7 @@ def parse(text: str) -> list[FilePatch]:
             i += 1
             continue
         if current is not None and not current.hunks and line[:1] in (" ", "-", "+"):
-            hunk = _HunkBuilder(None, "no @@ header", no)
+            hunk = _HunkBuilder(None, _NO_HEADER, no)
             continue
         if line.startswith(_EXTENDED_HEADERS):
             if line.startswith("diff "):
@@ -593,6 +596,67 @@ def _hunk_error(index: int, hunk: Hunk, fp: FilePatch, reason: str) -> PatchErro
     return PatchError(f"hunk {index} ({hunk.label()}){where}: {reason}")
 
 
+def _find_hunk(
+    n: int, hunk: Hunk, fp: FilePatch, index: _LineIndex, pos: int, hint: int
+) -> int:
+    """Where hunk ``n``'s old side starts in the text (at or after ``pos``), or PatchError."""
+    src = index.lines
+    old = hunk.old_lines
+    if not old:
+        if not 0 <= hint <= len(src):
+            raise _hunk_error(
+                n,
+                hunk,
+                fp,
+                f"context not found (insertion point {hint} is outside the text,"
+                f" {len(src)} lines)",
+            )
+        return max(hint, pos)
+    found = index.find(old, pos, hint)
+    if found is not None:
+        return found
+    missing = next(
+        (j for j, line in enumerate(old) if line not in index.positions), None
+    )
+    if missing is not None:
+        detail = f"its old line {missing + 1} {_short(old[missing])} does not occur in the text"
+    elif pos == 0:
+        detail = "its old lines never occur together in the text"
+    else:
+        detail = "its old lines do not occur together after the previous hunk"
+    raise _hunk_error(n, hunk, fp, f"context not found ({detail})")
+
+
+def _hint_base(hunk: Hunk, start_line: int) -> int:
+    """0-based index in the excerpt where the header says the hunk's old side starts."""
+    return (hunk.old_start - 1 if hunk.old_len else hunk.old_start) - start_line
+
+
+def _splice(
+    n: int,
+    hunk: Hunk,
+    fp: FilePatch,
+    src: list[str],
+    out: list[str],
+    pos: int,
+    found: int,
+) -> int:
+    """Copy text up to ``found`` and the hunk's new side into ``out``; return the new position."""
+    new = hunk.new_lines
+    if new and not hunk.old_lines and found > 0 and not src[found - 1].endswith("\n"):
+        raise _hunk_error(
+            n, hunk, fp, "cannot insert after a last line that has no newline"
+        )
+    out.extend(src[pos:found])
+    out.extend(new)
+    pos = found + len(hunk.old_lines)
+    if new and not new[-1].endswith("\n") and pos < len(src):
+        raise _hunk_error(
+            n, hunk, fp, "new side ends without newline but text continues after it"
+        )
+    return pos
+
+
 def _apply_file_patch(
     fp: FilePatch, text: str, start_line: int, first_index: int
 ) -> str:
@@ -602,48 +666,125 @@ def _apply_file_patch(
     pos = 0
     drift = 0
     for n, hunk in enumerate(fp.hunks, start=first_index):
-        old, new = hunk.old_lines, hunk.new_lines
-        base = (hunk.old_start - 1 if old else hunk.old_start) - start_line
-        hint = base + drift
-        if old:
-            found = index.find(old, pos, hint)
-            if found is None:
-                missing = next(
-                    (j for j, line in enumerate(old) if line not in index.positions),
-                    None,
-                )
-                if missing is not None:
-                    detail = f"its old line {missing + 1} {_short(old[missing])} does not occur in the text"
-                elif pos == 0:
-                    detail = "its old lines never occur together in the text"
-                else:
-                    detail = (
-                        "its old lines do not occur together after the previous hunk"
-                    )
-                raise _hunk_error(n, hunk, fp, f"context not found ({detail})")
-        else:
-            if not 0 <= hint <= len(src):
-                raise _hunk_error(
-                    n,
-                    hunk,
-                    fp,
-                    f"context not found (insertion point {hint} is outside the text, {len(src)} lines)",
-                )
-            found = max(hint, pos)
-            if new and found > 0 and found == len(src) and not src[-1].endswith("\n"):
-                raise _hunk_error(
-                    n, hunk, fp, "cannot insert after a last line that has no newline"
-                )
-        out.extend(src[pos:found])
-        out.extend(new)
-        pos = found + len(old)
+        base = _hint_base(hunk, start_line)
+        found = _find_hunk(n, hunk, fp, index, pos, base + drift)
+        pos = _splice(n, hunk, fp, src, out, pos, found)
         drift = found - base
-        if new and not new[-1].endswith("\n") and pos < len(src):
-            raise _hunk_error(
-                n, hunk, fp, "new side ends without newline but text continues after it"
-            )
     out.extend(src[pos:])
     return "".join(out)
+
+
+def _trimmed(hunk: Hunk, lead: int, trail: int) -> Hunk:
+    """The hunk without its first ``lead`` and last ``trail`` context lines."""
+    lines = hunk.lines[lead : len(hunk.lines) - trail]
+    old_len = sum(1 for line in lines if line[:1] in (" ", "-"))
+    new_len = sum(1 for line in lines if line[:1] in (" ", "+"))
+    old_start = hunk.old_start + lead - (1 if hunk.old_len and not old_len else 0)
+    new_start = hunk.new_start + lead - (1 if hunk.new_len and not new_len else 0)
+    return Hunk(old_start, old_len, new_start, new_len, lines, hunk.header)
+
+
+def _edge_context(lines: list[str]) -> tuple[int, int]:
+    """Numbers of leading and trailing context lines (a context line with a marker stays)."""
+    lead = 0
+    while lead < len(lines) and lines[lead][:1] == " ":
+        lead += 1
+    trail = 0
+    while trail < len(lines) - lead and lines[len(lines) - 1 - trail][:1] == " ":
+        trail += 1
+    return lead, trail
+
+
+def fit_to_excerpt(patch: str, text: str, *, start_line: int = 0) -> str:
+    """Drop hunk context lines that reach past the start or end of the excerpt ``text``.
+
+    Zed's expected patches often carry context from outside the cursor excerpt. A hunk that does
+    not apply as is gets its leading context trimmed only if the rest then matches at the very
+    start of ``text``, and its trailing context only if the rest then ends at the very end, so
+    the result is still an exact-context patch. Changed lines are never dropped: a hunk whose
+    changes lie outside the excerpt raises :class:`PatchError` naming it. Line numbers keep
+    counting file lines.
+    """
+    file_patches = parse(patch)
+    _check_single_path(file_patches)
+    hunk_no = 1
+    for fp in file_patches:
+        src = split_lines(text)
+        index = _LineIndex(src)
+        out: list[str] = []
+        pos = drift = 0
+        fitted: list[Hunk] = []
+        for n, hunk in enumerate(fp.hunks, start=hunk_no):
+            base = _hint_base(hunk, start_line)
+            try:
+                found = _find_hunk(n, hunk, fp, index, pos, base + drift)
+            except PatchError as err:
+                hunk, found = _fit_hunk(hunk, src, pos, err)
+                base = _hint_base(hunk, start_line)
+            fitted.append(hunk)
+            pos = _splice(n, hunk, fp, src, out, pos, found)
+            drift = found - base
+        out.extend(src[pos:])
+        text = "".join(out)
+        fp.hunks = fitted
+        hunk_no += len(fitted)
+    return format_patch(file_patches)
+
+
+def _fit_hunk(
+    hunk: Hunk, src: list[str], pos: int, err: PatchError
+) -> tuple[Hunk, int]:
+    lead_max, trail_max = _edge_context(hunk.lines)
+    if hunk.lines and hunk.lines[-1] == NO_NEWLINE:
+        trail_max = 0
+    options = sorted(
+        ((a, b) for a in range(lead_max + 1) for b in range(trail_max + 1) if a or b),
+        key=lambda ab: (ab[0] + ab[1], ab),
+    )
+    for lead, trail in options:
+        cut = _trimmed(hunk, lead, trail)
+        old = cut.old_lines
+        if not old and hunk.old_lines:
+            continue  # keep something to anchor the hunk
+        k = len(old)
+        at = 0 if lead else len(src) - k
+        if at < pos or (lead and trail and k != len(src)):
+            continue
+        if src[at : at + k] == old:
+            return cut, at
+    raise err
+
+
+def infer_start_line(patch: str, text: str) -> int | None:
+    """The 0-based file line where excerpt ``text`` starts, judging by the patch's hunk numbers.
+
+    Uses the first hunk (with a real "@@" line) whose old side occurs exactly once in ``text``;
+    None when no hunk does.
+    Run :func:`fit_to_excerpt` first when hunks may carry context from outside the excerpt.
+    """
+    src = split_lines(text)
+    index = _LineIndex(src)
+    for fp in parse(patch):
+        for hunk in fp.hunks:
+            old = hunk.old_lines
+            if not old or hunk.raw_header == _NO_HEADER:
+                continue
+            found = [
+                p
+                for p in index.positions.get(old[0], ())
+                if src[p : p + len(old)] == old
+            ]
+            if len(found) == 1:
+                return max(hunk.old_start - 1 - found[0], 0)
+    return None
+
+
+def _check_single_path(file_patches: list[FilePatch]) -> None:
+    named = _paths(file_patches)
+    if len(named) > 1:
+        raise PatchError(
+            f"patch touches several files ({', '.join(named)}); pass path= to pick one"
+        )
 
 
 def _matches_path(fp: FilePatch, path: str) -> bool:
@@ -667,11 +808,7 @@ def apply(
     """
     file_patches = parse(patch)
     if path is None:
-        named = paths(patch)
-        if len(named) > 1:
-            raise PatchError(
-                f"patch touches several files ({', '.join(named)}); pass path= to pick one"
-            )
+        _check_single_path(file_patches)
     hunk_no = 1
     for fp in file_patches:
         if path is not None and not _matches_path(fp, path):
@@ -895,8 +1032,12 @@ def is_empty(patch: str) -> bool:
 
 def paths(patch: str) -> list[str]:
     """Distinct file paths the patch touches, in order (new path, or old path for deletions)."""
+    return _paths(parse(patch))
+
+
+def _paths(file_patches: list[FilePatch]) -> list[str]:
     seen: list[str] = []
-    for fp in parse(patch):
+    for fp in file_patches:
         if fp.path is not None and fp.path not in seen:
             seen.append(fp.path)
     return seen
