@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -14,17 +15,22 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _word_tokens(word: str) -> tuple[str, ...]:
+    if len(word) < 2:
+        return ()
+    low = word.lower()
+    parts = [p.lower() for piece in word.split("_") for p in _CAMEL.findall(piece)]
+    if len(parts) > 1:
+        return (low, *(p for p in parts if len(p) > 1))
+    return (low,)
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-case identifier tokens (2+ chars, no bare numbers); compounds also yield their snake/camel parts."""
     out: list[str] = []
     for word in _WORD.findall(text):
-        if len(word) < 2:
-            continue
-        low = word.lower()
-        out.append(low)
-        parts = [p.lower() for piece in word.split("_") for p in _CAMEL.findall(piece)]
-        if len(parts) > 1:
-            out.extend(p for p in parts if len(p) > 1)
+        out.extend(_word_tokens(word))
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
 from nextedit.context.bm25 import BM25Index, chunk_ranges, tokenize
@@ -56,9 +57,10 @@ def build_index(repo: Path, commit: str, settings: IndexSettings) -> RevisionInd
         documents: list[Counter[str]] = []
         for path, lines in index.lines.items():
             path_terms = Counter({t: settings.path_weight * c for t, c in Counter(tokenize(path)).items()})
+            line_tokens = [tokenize(line) for line in lines]
             for start, end in chunk_ranges(lines, size=settings.chunk_lines,
                                            overlap=settings.chunk_overlap):
-                terms = Counter(tokenize("".join(lines[start:end])))
+                terms = Counter(chain.from_iterable(line_tokens[start:end]))
                 terms.update(path_terms)
                 documents.append(terms)
                 index.chunks.append((path, start, end))

@@ -1,0 +1,121 @@
+"""Benchmark the context and diagnostics stages on a git repository built from installed packages.
+
+Usage: .venv/bin/python bench/context.py [--n 200] [--packages rich,pydantic,typer,hypothesis] [--no-append]
+Copies the packages' Python sources into a temporary git repository (one commit), makes N
+snapshots (60-line excerpts, cursor in the middle), and times: building the per-revision index
+(the baseline: what every example would pay without the LRU cache), retrieval per example with
+the cached index, and the diagnostics stage per example against one ruff call on the excerpt alone.
+Appends a section to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from nextedit.context.diagnostics import add_diagnostics
+from nextedit.context.index import IndexSettings, build_index
+from nextedit.context.lint import lint_ruff
+from nextedit.context.repo_files import resolve
+from nextedit.context.retrieve import RetrieveSettings, retrieve
+from nextedit.record import Example
+
+
+def _make_repo(dest: Path, packages: list[str]) -> None:
+    for name in packages:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            raise SystemExit(f"package {name} is not installed")
+        src = Path(next(iter(spec.submodule_search_locations)))
+        shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b",
+           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "bench"]):
+        subprocess.run(["git", "-C", str(dest), *args], check=True, env=env)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--packages", default="rich,pydantic,typer,hypothesis")
+    ap.add_argument("--no-append", action="store_true", help="print only, do not append to BENCHMARKS.md")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp)
+        _make_repo(repo, args.packages.split(","))
+        root, commit = resolve(repo, "HEAD")
+        t0 = time.perf_counter()
+        index = build_index(root, commit, IndexSettings())
+        build_s = time.perf_counter() - t0
+        rng = random.Random(0)
+        py = sorted(p for p, lines in index.lines.items() if p.endswith(".py") and len(lines) > 80)
+        examples = []
+        for i in range(args.n):
+            path = rng.choice(py)
+            lines = index.lines[path]
+            start = rng.randrange(0, len(lines) - 60)
+            text = "".join(lines[start : start + 60])
+            examples.append(Example.model_validate({
+                "id": f"b{i}", "source": {"kind": "git", "repo": str(repo), "revision": commit},
+                "snapshot": {"path": path, "text": text, "start_line": start,
+                             "cursor": len("".join(lines[start : start + 30]))}}))
+        settings = RetrieveSettings()
+        t0 = time.perf_counter()
+        found = [retrieve(index, ex.snapshot, settings) for ex in examples]
+        retrieve_s = (time.perf_counter() - t0) / len(examples)
+        n_diag = min(len(examples), 50)
+        t0 = time.perf_counter()
+        for ex in examples[:n_diag]:
+            add_diagnostics(ex)
+        diag_s = (time.perf_counter() - t0) / n_diag
+        t0 = time.perf_counter()
+        for ex in examples[:n_diag]:
+            lint_ruff(ex.snapshot.text, ex.snapshot.path)
+        ruff_s = (time.perf_counter() - t0) / n_diag
+
+    per_cached = retrieve_s + build_s / len(examples)
+    rows = [
+        ("repository", (f"{len(index.lines)} files, {index.n_definitions} definitions, "
+                       f"{len(index.chunks)} BM25 chunks")),
+        ("index build (baseline: paid per example without the cache)", f"{build_s:.2f} s"),
+        ("retrieval per example, cached index", f"{1e3 * retrieve_s:.1f} ms"),
+        ("snippets per example (definition / bm25)",
+         (f"{sum(r.source == 'definition' for x in found for r in x) / len(found):.1f} / "
+         f"{sum(r.source == 'bm25' for x in found for r in x) / len(found):.1f}")),
+        (f"time per example over {len(examples)} examples, cached / uncached",
+         f"{per_cached / (build_s + retrieve_s):.4f}"),
+        ("diagnostics per example (git read + splice + ruff)", f"{1e3 * diag_s:.1f} ms"),
+        ("diagnostics / one ruff call on the excerpt alone", f"{diag_s / ruff_s:.2f}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    if args.no_append:
+        return
+    cpu = platform.processor() or platform.machine()
+    section = [
+        f"\n## context — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n",
+        (f"Machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"command: `{' '.join([Path(sys.executable).name, *sys.argv])}` (wall time, one process).\n"),
+        "| measure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), "",
+    ]
+    path = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+    if not path.exists():
+        path.write_text("# Benchmarks\n\nEach section is appended by a script in bench/.\n")
+    with path.open("a") as fh:
+        fh.write("\n".join(section))
+    print(f"appended to {path}")
+
+
+if __name__ == "__main__":
+    main()
