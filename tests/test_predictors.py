@@ -17,6 +17,7 @@ from nextedit.predictors import (
 from nextedit.predictors.baselines import (
     Replacement,
     changed_subword,
+    edit_scope,
     propagate_text,
     replacements_in_edit,
 )
@@ -101,14 +102,28 @@ def test_partial_rename_propagates_the_changed_subword_keeping_case() -> None:
                                           '    assert "secur" in cookie\n')
 
 
-def test_camel_case_subword_rename() -> None:
-    rep = Replacement("fetchUserName", "fetchUserTitle")
+def test_camel_case_subword_rename_stays_in_the_edited_block() -> None:
+    rep = Replacement("fetchUserName", "fetchUserTitle", line="function fetchUserTitle(u) {", file_line=5)
     assert changed_subword(rep) == Replacement("Name", "Title")
-    assert propagate_text("const userName = x.NAME + name;", [rep]) == "const userTitle = x.TITLE + title;"
-    # whole-identifier occurrences win over sub-word propagation
+    text = ("function showName(u) {\n  return u.name;\n}\n\n"
+            "function fetchUserTitle(u) {\n  const userName = u.NAME + name;\n  return userName;\n}\n"
+            "log(name);\n")
+    assert propagate_text(text, [rep]) == text.replace(
+        "  const userName = u.NAME + name;\n  return userName;", "  const userTitle = u.TITLE + title;\n  return userTitle;")
+    # the edited line not found in the text: the speculative sub-word step does nothing
+    assert propagate_text(text, [Replacement("fetchUserName", "fetchUserTitle")]) == text
+    # whole-identifier occurrences win over sub-word propagation, and are replaced everywhere
     assert propagate_text("fetchUserName(); userName", [rep]) == "fetchUserTitle(); userName"
     # short or keyword sub-words are never propagated on their own
     assert changed_subword(Replacement("user_id", "user_key")) is None
+
+
+def test_edit_scope_by_indentation() -> None:
+    lines = ["def a():", "    x = 1", "", "    return x", "", "def b():", "    pass"]
+    assert edit_scope(lines, 0) == (0, 3)  # the block the edited line opens
+    assert edit_scope(lines, 1) == (0, 3)  # the enclosing block of an edited body line
+    assert edit_scope(["x = 1", "y = 2"], 1) == (0, 1)  # top level: everything
+    assert edit_scope(["fn f() {", "  g();", "}", "h();"], 0) == (0, 2)  # closing bracket included
 
 
 def test_predict_async_accepts_sync_and_async_predictors() -> None:

@@ -6,8 +6,10 @@ whole-identifier occurrences of X inside the editable region. When X no longer o
 X and Y differ only in one sub-word (snake_case / camelCase part) — a partial rename such as
 `test_session_cookie_httponly` -> `test_session_cookie_secur` — that sub-word is replaced wherever it
 is a whole sub-word of an identifier or a whole word (`SESSION_COOKIE_HTTPONLY` -> `SESSION_COOKIE_SECUR`,
-`"httponly"` -> `"secur"`), keeping each occurrence's case style. What the user has typed so far is
-propagated as is: a rename still being typed gives a partial (but usually closer) answer.
+`"httponly"` -> `"secur"`), keeping each occurrence's case style. That sub-word step is more
+speculative, so it stays inside the block the user edited (the edited line's definition or enclosing
+block, found by indentation). What the user has typed so far is propagated as is: a rename still
+being typed gives a partial (but usually closer) answer.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import difflib
 import keyword
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nextedit import patch as patchlib
 from nextedit.predictors.base import Predictor
@@ -47,30 +49,53 @@ class Replacement:
 
     old: str
     new: str
+    #: The edited line (new side, no newline) and its 1-based file line: where the rename happened.
+    line: str | None = field(default=None, compare=False)
+    file_line: int | None = field(default=None, compare=False)
 
 
 def _is_identifier(token: str) -> bool:
     return bool(token) and (token[0].isalpha() or token[0] == "_") and token.replace("_", "a").isalnum()
 
 
-def _change_blocks(diff: str) -> list[tuple[str, str]]:
-    """(old text, new text) of every run of consecutive -/+ lines in a unified diff."""
-    blocks: list[tuple[str, str]] = []
+@dataclass
+class _Block:
+    """One run of consecutive -/+ lines: old text, new lines, and the file line of the first new line."""
+
+    old: str
+    new_lines: list[str]
+    new_start: int
+
+    @property
+    def new(self) -> str:
+        return "".join(self.new_lines)
+
+
+def _change_blocks(diff: str) -> list[_Block]:
+    """Every run of consecutive -/+ lines in a unified diff."""
+    blocks: list[_Block] = []
     for file_patch in patchlib.parse(diff):
         for hunk in file_patch.hunks:
             old: list[str] = []
             new: list[str] = []
+            row = hunk.new_start  # file line of the next new-side line
+            start = row
             for line in [*hunk.lines, " "]:
                 sign = line[:1]
+                if sign == "\\":
+                    continue
+                if sign in "-+" and not (old or new):
+                    start = row
                 if sign == "-":
                     old.append(line[1:])
                 elif sign == "+":
                     new.append(line[1:])
-                elif sign == "\\":
-                    continue
-                elif old or new:
-                    blocks.append(("".join(old), "".join(new)))
-                    old, new = [], []
+                    row += 1
+                else:
+                    if old or new:
+                        blocks.append(_Block("".join(old), new, start))
+                        old, new = [], []
+                    row += 1
     return blocks
 
 
@@ -82,9 +107,10 @@ def replacements_in_edit(diff: str) -> list[Replacement]:
     """
     seen: dict[str, set[str]] = {}
     order: list[str] = []
-    for old_text, new_text in _change_blocks(diff):
-        old_tokens = _TOKEN.findall(old_text)
-        new_tokens = _TOKEN.findall(new_text)
+    anchors: dict[str, tuple[str, int]] = {}
+    for block in _change_blocks(diff):
+        old_tokens = _TOKEN.findall(block.old)
+        new_tokens = _TOKEN.findall(block.new)
         matcher = difflib.SequenceMatcher(None, old_tokens, new_tokens, autojunk=False)
         for op, i1, i2, j1, j2 in matcher.get_opcodes():
             if op != "replace":
@@ -98,8 +124,18 @@ def replacements_in_edit(diff: str) -> list[Replacement]:
                 continue
             if x not in seen:
                 order.append(x)
+                where = re.compile(_WORD_BOUNDARY.format(re.escape(y)))
+                for k, line in enumerate(block.new_lines):
+                    if where.search(line):
+                        anchors[x] = (line.rstrip("\r\n"), block.new_start + k)
+                        break
             seen.setdefault(x, set()).add(y)
-    return [Replacement(x, next(iter(seen[x]))) for x in order if len(seen[x]) == 1]
+    out = []
+    for x in order:
+        if len(seen[x]) == 1:
+            line, file_line = anchors.get(x, (None, None))
+            out.append(Replacement(x, next(iter(seen[x])), line, file_line))
+    return out
 
 
 def _subwords(identifier: str) -> list[re.Match[str]]:
@@ -137,8 +173,67 @@ def _match_case(template: str, word: str) -> str:
     return word[:1].lower() + word[1:]
 
 
-def propagate_text(text: str, replacements: list[Replacement]) -> str:
-    """`text` with every replacement propagated (whole identifiers first, else the changed sub-word)."""
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _block_end(lines: list[str], head: int) -> int:
+    """Last row of the block opened by `head`: deeper-indented rows, plus a closing bracket line."""
+    level, end = _indent(lines[head]), head
+    for j in range(head + 1, len(lines)):
+        if not lines[j].strip():
+            continue
+        if _indent(lines[j]) > level:
+            end = j
+            continue
+        if lines[j].lstrip()[:1] in ")]}" or lines[j].strip() == "end":
+            end = j
+        break
+    return end
+
+
+def edit_scope(lines: list[str], row: int) -> tuple[int, int]:
+    """Rows (inclusive) of the block around an edited row: the block it opens, else its enclosing one."""
+    nxt = next((j for j in range(row + 1, len(lines)) if lines[j].strip()), None)
+    if nxt is not None and _indent(lines[nxt]) > _indent(lines[row]):
+        return row, _block_end(lines, row)
+    level = _indent(lines[row])
+    head = next((j for j in range(row - 1, -1, -1) if lines[j].strip() and _indent(lines[j]) < level), None)
+    if head is None:
+        return 0, len(lines) - 1
+    return head, _block_end(lines, head)
+
+
+def _anchor_row(lines: list[str], rep: Replacement, first_line: int) -> int | None:
+    """Row of `lines` holding the edited line (nearest to the diff's line number), or None."""
+    if rep.line is None:
+        return None
+    target = rep.line.strip()
+    rows = [i for i, line in enumerate(lines) if line.strip() == target]
+    if not rows:
+        return None
+    hint = (rep.file_line or 1) - 1 - first_line
+    return min(rows, key=lambda i: (abs(i - hint), i))
+
+
+def _replace_subword(text: str, part: Replacement) -> str:
+    target = part.old.lower()
+
+    def fix_identifier(m: re.Match[str]) -> str:
+        ident = m.group()
+        pieces, last = [], 0
+        for sub in _subwords(ident):
+            if sub.group().lower() == target:
+                pieces += [ident[last:sub.start()], _match_case(sub.group(), part.new)]
+                last = sub.end()
+        return "".join(pieces) + ident[last:] if pieces else ident
+
+    return re.sub(r"\w+", fix_identifier, text)
+
+
+def propagate_text(text: str, replacements: list[Replacement], *, first_line: int = 0) -> str:
+    """`text` with every replacement propagated: whole identifiers anywhere in `text`; else the changed
+    sub-word, inside the edited block only (`first_line` = 0-based file line of `text`'s first line)."""
     for rep in replacements:
         whole = re.compile(_WORD_BOUNDARY.format(re.escape(rep.old)))
         if whole.search(text):
@@ -147,18 +242,12 @@ def propagate_text(text: str, replacements: list[Replacement]) -> str:
         part = changed_subword(rep)
         if part is None:
             continue
-        target = part.old.lower()
-
-        def fix_identifier(m: re.Match[str], part: Replacement = part, target: str = target) -> str:
-            ident = m.group()
-            pieces, last = [], 0
-            for sub in _subwords(ident):
-                if sub.group().lower() == target:
-                    pieces += [ident[last:sub.start()], _match_case(sub.group(), part.new)]
-                    last = sub.end()
-            return "".join(pieces) + ident[last:] if pieces else ident
-
-        text = re.sub(r"\w+", fix_identifier, text)
+        lines = text.splitlines(keepends=True)
+        row = _anchor_row([line.rstrip("\r\n") for line in lines], rep, first_line)
+        if row is None:
+            continue
+        lo, hi = edit_scope([line.rstrip("\r\n") for line in lines], row)
+        text = "".join(lines[:lo]) + _replace_subword("".join(lines[lo:hi + 1]), part) + "".join(lines[hi + 1:])
     return text
 
 
@@ -190,7 +279,8 @@ class PropagatePredictor(Predictor):
             return ""
         start, end = snap.editable or (0, len(snap.text))
         region = snap.text[start:end]
-        new_region = propagate_text(region, replacements)
+        first_line = snap.start_line + snap.text.count("\n", 0, start)
+        new_region = propagate_text(region, replacements, first_line=first_line)
         if new_region == region:
             return ""
         return patchlib.from_region(snap.text, (start, end), new_region, path=snap.path,
