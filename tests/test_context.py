@@ -97,7 +97,7 @@ def _example(repo: Path, rev: str, path: str, text: str, cursor_at: str, *, star
              history: list[dict] | None = None) -> Example:
     return Example.model_validate({
         "id": f"ex-{path}",
-        "source": {"kind": "git", "repo": str(repo), "revision": rev},
+        "source": {"kind": "zed", "repo": str(repo), "revision": rev},
         "snapshot": {"path": path, "text": text, "start_line": start_line,
                      "cursor": text.index(cursor_at), "history": history or []},
     })
@@ -136,6 +136,20 @@ def test_files_are_read_at_the_revision_not_head_or_worktree(repo):
         texts[rev] = hit.text
     assert "version one" in texts[v1] and "version two" in texts[v2]
     assert not any("working tree" in t for t in texts.values())
+
+
+def test_git_mined_examples_read_the_parent_commit(repo):
+    root, v1, v2 = repo
+    mined = _file_example(root, v2, "pkg/main.py", "compute_checksum(blob)")
+    mined.source.kind = "git"  # revision = the commit being replayed: its files hold future edits
+    hit = next(r for r in add_context(mined).snapshot.related if r.text.startswith("def compute_checksum"))
+    assert "version one" in hit.text
+    at_rev = add_context(mined, ContextConfig(at="revision"))
+    assert any("version two" in r.text for r in at_rev.snapshot.related)
+    root_commit = _file_example(root, v1, "pkg/main.py", "run")
+    root_commit.source.kind = "git"
+    with pytest.raises(StageError, match="has no parent commit"):
+        ContextStage().process(root_commit)
 
 
 def test_definitions_rank_first_nearest_identifier_first(repo):

@@ -50,7 +50,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def _excerpt_example(repo: Path | None, rev: str | None, excerpt: str, start_line: int,
                      cursor_at: str, path: str = "store.py") -> Example:
     return Example.model_validate({
-        "id": "d1", "source": {"kind": "git", "repo": str(repo) if repo else None, "revision": rev},
+        "id": "d1", "source": {"kind": "zed", "repo": str(repo) if repo else None, "revision": rev},
         "snapshot": {"path": path, "text": excerpt, "start_line": start_line,
                      "cursor": excerpt.index(cursor_at)},
     })

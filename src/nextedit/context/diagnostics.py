@@ -22,6 +22,8 @@ class DiagnosticsConfig(BaseModel):
     repo: str | None = Field(None, description="local git repository; default: example.source.repo when local")
     repos_dir: str | None = Field(None, description="folder of clones: <repos_dir>/<owner>/<name> or <repos_dir>/<name>")
     revision: str | None = Field(None, description="revision used when the example has no source.revision")
+    at: Literal["auto", "revision", "parent"] = Field(
+        "auto", description="read files at the revision or its parent; auto: parent for git-mined examples")
     window: int = Field(20, ge=0, description="keep diagnostics within this many lines of the cursor")
     linter: Literal["auto", "ruff", "pyflakes"] = "auto"
     select: list[str] = Field(default_factory=lambda: ["E9", "F"], description="ruff rule selection")
@@ -32,7 +34,7 @@ def file_at_revision(example: Example, config: DiagnosticsConfig) -> str | None:
     """The cursor file at the example's revision, or None when the repository, revision or file is unavailable."""
     try:
         repo, revision = locate(example, repo=config.repo, revision=config.revision,
-                                repos_dir=config.repos_dir)
+                                repos_dir=config.repos_dir, at=config.at)
         root, commit = resolve(repo, revision)
     except RepoError:
         return None

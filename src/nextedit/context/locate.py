@@ -27,13 +27,29 @@ def repo_candidates(source_repo: str | None, repos_dir: str | None) -> list[Path
     return out
 
 
+def files_revision(example: Example, revision: str, at: str = "auto") -> str:
+    """The revision whose files show the code as it was when the snapshot was taken.
+
+    `at="revision"`: the example's revision itself (Zed specs: the base the user's edits sit on).
+    `at="parent"`: its first parent. `at="auto"`: the parent for examples mined from git history
+    (source.kind "git": the revision is the commit whose edits are replayed, so its files already
+    hold edits the user has not made yet), the revision itself otherwise.
+    """
+    if at == "parent" or (at == "auto" and example.source.kind == "git"):
+        return f"{revision}^"
+    if at in ("revision", "auto"):
+        return revision
+    raise ValueError(f"unknown `at` {at!r} (use auto, revision or parent)")
+
+
 def locate(example: Example, *, repo: str | None = None, revision: str | None = None,
-           repos_dir: str | None = None) -> tuple[Path, str]:
+           repos_dir: str | None = None, at: str = "auto") -> tuple[Path, str]:
     """(repository folder, revision) for an example; RepoError with a one-line reason when unknown.
 
     An explicit `repo` wins; otherwise `example.source.repo` when it is a local path, or its
     clone under `repos_dir` (`repos_dir/owner/name` or `repos_dir/name`). The revision is
-    `example.source.revision`, else the `revision` given here.
+    `example.source.revision`, else the `revision` given here, then moved by `at`
+    (see `files_revision`).
     """
     rev = example.source.revision or revision
     if repo:
@@ -48,4 +64,4 @@ def locate(example: Example, *, repo: str | None = None, revision: str | None = 
                         f"(set `repo` or `repos_dir` in the stage config)")
     if not rev:
         raise RepoError("no revision: the example has no source.revision and no `revision` is configured")
-    return found, rev
+    return found, files_revision(example, rev, at)

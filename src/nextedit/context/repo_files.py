@@ -55,6 +55,9 @@ def resolve(repo: str | Path, revision: str) -> tuple[Path, str]:
     try:
         sha = _run(path, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
     except RepoError:
+        if revision.endswith("^"):
+            raise RepoError(f"revision {revision[:-1]} not found in repository {repo} "
+                            f"or it has no parent commit") from None
         raise RepoError(f"revision {revision} not found in repository {repo}") from None
     git_dir = Path(top)
     root = git_dir.parent if git_dir.name == ".git" else git_dir

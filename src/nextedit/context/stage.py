@@ -24,6 +24,8 @@ class ContextConfig(BaseModel):
     repo: str | None = Field(None, description="local git repository; default: example.source.repo when local")
     repos_dir: str | None = Field(None, description="folder of clones: <repos_dir>/<owner>/<name> or <repos_dir>/<name>")
     revision: str | None = Field(None, description="revision used when the example has no source.revision")
+    at: Literal["auto", "revision", "parent"] = Field(
+        "auto", description="read files at the revision or its parent; auto: parent for git-mined examples")
     sources: list[Literal["definition", "bm25"]] = Field(default_factory=lambda: ["definition", "bm25"])
     max_tokens: int = Field(2048, ge=0, description="budget for all snippets, tokens = UTF-8 bytes / 3")
     max_snippets: int = Field(16, ge=0)
@@ -67,7 +69,7 @@ def add_context(example: Example, config: ContextConfig | None = None) -> Exampl
     """The example with snapshot.related filled from its repository; RepoError when the repo is unavailable."""
     config = config or ContextConfig()
     repo, revision = locate(example, repo=config.repo, revision=config.revision,
-                            repos_dir=config.repos_dir)
+                            repos_dir=config.repos_dir, at=config.at)
     cache = index_cache()
     cache.maxsize = config.cache_size
     index = load_index(repo, revision, config.index_settings(), cache)
