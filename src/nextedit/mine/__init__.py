@@ -1,0 +1,1 @@
+"""Mining next-edit examples from git history: commit streaming, filters, typing order, splits, excerpts."""

@@ -1,0 +1,179 @@
+"""One sample of one commit: given the units in typing order and a split point, build the snapshot (history,
+cursor, excerpt, editable region) and the expected patch, optionally with the next line half-typed."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from nextedit.mine.config import MineConfig
+from nextedit.mine.edits import Edit, apply_edits, current_start
+from nextedit.mine.excerpt import (
+    Excerpt,
+    ExcerptError,
+    choose_ranges,
+    make_excerpt,
+    parse_tree,
+)
+from nextedit.mine.split import (
+    PartialLine,
+    _gap,
+    expected_group,
+    history_events,
+    sample_partial,
+)
+from nextedit.mine.verify import changed_span
+from nextedit.patch import make
+
+
+class SampleError(ValueError):
+    """A sample that cannot be built (the reason goes to the failed file)."""
+
+
+@dataclass
+class Sample:
+    """A built sample: everything the record needs, plus the base texts to verify its history against."""
+
+    path: str
+    excerpt: Excerpt
+    expected: str
+    expected_cursor: int
+    history: list[tuple[str, str]]  # (path, hunk-only diff), oldest first
+    base: dict[str, str]
+    group_size: int
+    partial: PartialLine | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+def _common_rows(a: Sequence[str], b: Sequence[str]) -> tuple[int, int]:
+    """Common leading and trailing line counts of two line lists (not overlapping)."""
+    limit = min(len(a), len(b))
+    p = 0
+    while p < limit and a[p] == b[p]:
+        p += 1
+    s = 0
+    while s < limit - p and a[len(a) - 1 - s] == b[len(b) - 1 - s]:
+        s += 1
+    return p, s
+
+
+def window_diff(before: Sequence[str], after: Sequence[str], path: str, *, context: int = 3) -> str:
+    """A hunk-only unified diff (no file headers) of two versions of a file, numbered as file lines;
+    only the changed window plus `context` lines is diffed."""
+    p, s = _common_rows(before, after)
+    w0 = max(0, p - context)
+    b1 = min(len(before), len(before) - s + context)
+    a1 = min(len(after), len(after) - s + context)
+    diff = make("".join(before[w0:b1]), "".join(after[w0:a1]), path=path, start_line=w0, context=context)
+    return diff.split("\n", 2)[2] if diff.startswith("--- ") else diff
+
+
+def _line_content(line: str) -> tuple[str, str]:
+    content = line.rstrip("\r\n")
+    return content, line[len(content):]
+
+
+def build_sample(order: Sequence[Edit], k: int, old_files: Mapping[str, list[str]], cfg: MineConfig,
+                 rng: random.Random) -> Sample:
+    """The sample whose history is the first `k` units of `order` and whose expected edit is the next group."""
+    applied = list(order[:k])
+    group = expected_group(order, k, group_lines=cfg.group_lines, max_units=cfg.max_group_units)
+    target = group[0]
+    path = target.path
+    old = old_files[path]
+    in_file = [u for u in applied if u.path == path]
+    state = apply_edits(old, in_file)
+    t_row = current_start(target, applied)
+
+    partial: PartialLine | None = None
+    snap_lines = state
+    if target.new and rng.random() < cfg.half_typing:
+        new_content, ending = _line_content(target.new[0])
+        old_content = _line_content(target.old[0])[0] if target.old else ""
+        partial = sample_partial(old_content, new_content, rng)
+        if partial is not None:
+            line = partial.text + ending
+            rest = state[t_row + 1:] if target.old else state[t_row:]
+            snap_lines = [*state[:t_row], line, *rest]
+
+    # History events: coalesced units, then the half-typed line (joined to the last event when close).
+    events = history_events(applied, group_lines=cfg.group_lines)
+    done: dict[str, list[Edit]] = {}
+    rendered: list[list] = []
+    for event in events:
+        p = event[0].path
+        before = apply_edits(old_files[p], done.get(p, []))
+        done.setdefault(p, []).extend(event)
+        rendered.append([p, before, apply_edits(old_files[p], done[p])])
+    if partial is not None:
+        if (events and events[-1][-1].path == path
+                and _gap(events[-1][-1], target, applied) <= cfg.group_lines):
+            rendered[-1][2] = snap_lines
+        else:
+            rendered.append([path, state, snap_lines])
+    rendered = rendered[len(rendered) - min(len(rendered), cfg.max_history_events):]
+    base: dict[str, str] = {}
+    for p, before, _ in rendered:
+        base.setdefault(p, "".join(before))
+    base.setdefault(path, "".join(snap_lines))
+    history = [(p, window_diff(before, after, p)) for p, before, after in rendered]
+
+    # Cursor: after the typed prefix; else at the end of the last edit when it is in this file; else at
+    # the start of the target (the user moved there).
+    def target_cursor() -> tuple[int, int]:
+        if target.old and t_row < len(snap_lines):
+            line = snap_lines[t_row]
+            return t_row, len(line) - len(line.lstrip(" \t"))
+        if t_row > 0:
+            return t_row - 1, len(_line_content(snap_lines[t_row - 1])[0])
+        return 0, 0
+
+    cursors: list[tuple[tuple[int, int], bool]] = []
+    if partial is not None:
+        cursors.append(((t_row, len(partial.typed)), False))
+    else:
+        if applied and applied[-1].path == path:
+            last = applied[-1]
+            start = current_start(last, applied)
+            if last.new:
+                row = start + len(last.new) - 1
+                cursors.append(((row, len(_line_content(snap_lines[row])[0])), False))
+            elif snap_lines:
+                row = min(start, len(snap_lines) - 1)
+                cursors.append(((row, 0 if row == start else len(_line_content(snap_lines[row])[0])), False))
+        cursors.append((target_cursor(), True))
+
+    tree = parse_tree("".join(snap_lines), path)
+    last_error = ""
+    for cursor, at_target in cursors:
+        for size in range(len(group), 0, -1):
+            after = apply_edits(old, in_file + group[:size])
+            p, s = _common_rows(snap_lines, after)
+            lo, hi = p, len(snap_lines) - s
+            if hi <= lo:  # a pure insertion: keep the lines around it editable
+                lo, hi = max(0, lo - 1), min(len(snap_lines), lo + 1)
+            try:
+                ranges = choose_ranges(snap_lines, cursor[0], include=(lo, hi), tree=tree,
+                                       editable_tokens=cfg.editable_tokens, context_tokens=cfg.context_tokens)
+            except ExcerptError as exc:
+                last_error = str(exc)
+                continue
+            excerpt = make_excerpt(snap_lines, ranges, cursor)
+            c0, c1 = ranges.context
+            delta = len(after) - len(snap_lines)
+            after_text = "".join(after[c0:c1 + delta])
+            expected = make(excerpt.text, after_text, path=path, start_line=c0)
+            if not expected:
+                raise SampleError("the expected edit changes nothing")
+            a, b = changed_span(excerpt.text, after_text)
+            end = len(after_text) - (len(excerpt.text) - b)
+            if end > a and after_text[end - 1] == "\n":
+                end -= 1
+            tags = ["git"]
+            if partial is not None:
+                tags.append("half-typed")
+            if at_target:
+                tags.append("cursor-at-target")
+            return Sample(path, excerpt, expected, max(end, a), history, base, size, partial, tags)
+    raise SampleError(f"expected edit does not fit the editable region: {last_error}")

@@ -1,0 +1,169 @@
+"""Choosing the editable region and the surrounding excerpt of a file around the cursor, within token budgets,
+snapped to lines and grown to enclosing tree-sitter syntax nodes (reference/zed-ep.md section 6.3)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import accumulate
+from typing import Any
+
+from nextedit.languages import language_for_path, ts_parser
+from nextedit.patch import split_lines
+
+EDITABLE_TOKENS = 350
+CONTEXT_TOKENS = 1024
+SYMMETRIC_SHARE = 0.75
+
+
+class ExcerptError(ValueError):
+    """The rows that must be editable do not fit the editable budget."""
+
+
+@dataclass(frozen=True)
+class Ranges:
+    """Row ranges (0-based, end exclusive) of the editable region and of the whole excerpt around it."""
+
+    editable: tuple[int, int]
+    context: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Excerpt:
+    """A slice of a file: its text, first row, the cursor and the editable region as char offsets into text."""
+
+    text: str
+    start_line: int
+    cursor: int
+    editable: tuple[int, int]
+
+
+def line_cost(line: str) -> int:
+    """Estimated tokens of a line: max(1, bytes / 3), as Zed estimates."""
+    return max(1, len(line.encode("utf-8", "surrogatepass")) // 3)
+
+
+def parse_tree(text: str, path: str) -> Any | None:
+    """A tree-sitter tree of a file when its language has a grammar installed, else None."""
+    lang = language_for_path(path)
+    parser = ts_parser(lang.name) if lang else None
+    if parser is None:
+        return None
+    return parser.parse(text.encode("utf-8", "surrogatepass"))
+
+
+def enclosing_rows(tree: Any, rows: tuple[int, int]) -> list[tuple[int, int]]:
+    """Row ranges of the syntax nodes enclosing `rows`, innermost first, each strictly larger than the last."""
+    if tree is None or rows[1] <= rows[0]:
+        return []
+    node = tree.root_node.descendant_for_point_range((rows[0], 0), (rows[1] - 1, 0))
+    out: list[tuple[int, int]] = []
+    lo, hi = rows
+    while node is not None:
+        start = node.start_point.row
+        end = node.end_point.row + (1 if node.end_point.column > 0 else 0)
+        start, end = min(start, lo), max(end, hi, start + 1)
+        if (start, end) != (lo, hi) and start <= lo and end >= hi:
+            out.append((start, end))
+            lo, hi = start, end
+        node = node.parent
+    return out
+
+
+class _Costs:
+    def __init__(self, lines: Sequence[str]):
+        self.n = len(lines)
+        self.prefix = [0, *accumulate(line_cost(line) for line in lines)]
+
+    def of(self, a: int, b: int) -> int:
+        return self.prefix[b] - self.prefix[a]
+
+
+def _grow_lines(costs: _Costs, a: int, b: int, limit: float, up_first: bool) -> tuple[int, int]:
+    """Add whole lines alternately below and above while they fit under `limit`."""
+    used = costs.of(a, b)
+    up_stuck = down_stuck = False
+    up = up_first
+    while not (up_stuck and down_stuck):
+        if up and not up_stuck:
+            if a > 0 and used + costs.of(a - 1, a) <= limit:
+                a -= 1
+                used += costs.of(a, a + 1)
+            else:
+                up_stuck = True
+        elif not up and not down_stuck:
+            if b < costs.n and used + costs.of(b, b + 1) <= limit:
+                used += costs.of(b, b + 1)
+                b += 1
+            else:
+                down_stuck = True
+        up = not up
+    return a, b
+
+
+def _grow_syntax(costs: _Costs, tree: Any, a: int, b: int, limit: float) -> tuple[int, int]:
+    """Grow to the enclosing syntax nodes, innermost first, while the whole node fits under `limit`."""
+    for start, end in enclosing_rows(tree, (a, b)):
+        if costs.of(start, end) > limit:
+            break
+        a, b = start, end
+    return a, b
+
+
+def choose_ranges(lines: Sequence[str], cursor_row: int, *, include: tuple[int, int] | None = None,
+                  tree: Any | None = None, editable_tokens: int = EDITABLE_TOKENS,
+                  context_tokens: int = CONTEXT_TOKENS) -> Ranges:
+    """Editable and excerpt rows around the cursor.
+
+    Editable: the cursor row (and the `include` rows), grown line by line alternately down and up with
+    75 % of `editable_tokens`, then to the enclosing syntax nodes that fit the whole budget, then line
+    by line again, first in the direction that grew least. Excerpt: the editable rows grown to enclosing
+    syntax nodes within `context_tokens` more, then filled line by line (up first) with what is left.
+    Raises ExcerptError when the cursor and `include` rows alone exceed `editable_tokens`."""
+    n = len(lines)
+    if n == 0:
+        return Ranges((0, 0), (0, 0))
+    cursor_row = min(max(cursor_row, 0), n - 1)
+    costs = _Costs(lines)
+    a, b = cursor_row, cursor_row + 1
+    if include is not None:
+        a, b = min(a, max(include[0], 0)), max(b, min(include[1], n))
+    need = costs.of(a, b)
+    if need > editable_tokens:
+        raise ExcerptError(f"rows {a + 1}-{b} need {need} tokens, more than the editable budget of {editable_tokens}")
+    a0, b0 = a, b
+    a, b = _grow_lines(costs, a, b, SYMMETRIC_SHARE * editable_tokens, up_first=False)
+    a, b = _grow_syntax(costs, tree, a, b, editable_tokens)
+    a, b = _grow_lines(costs, a, b, editable_tokens, up_first=(a0 - a) < (b - b0))
+    editable = (a, b)
+    limit = costs.of(a, b) + context_tokens
+    c, d = _grow_syntax(costs, tree, a, b, limit)
+    c, d = _grow_lines(costs, c, d, limit, up_first=True)
+    return Ranges(editable, (c, d))
+
+
+def make_excerpt(lines: Sequence[str], ranges: Ranges, cursor: tuple[int, int]) -> Excerpt:
+    """Cut the excerpt rows out of `lines` with the cursor (row, column) and editable region as offsets."""
+    c0, c1 = ranges.context
+    e0, e1 = ranges.editable
+    offsets = [0, *accumulate(len(line) for line in lines[c0:c1])]
+    row, col = cursor
+    if not c0 <= row <= c1 or (row == c1 and (col or c1 < len(lines))):
+        raise ExcerptError(f"cursor row {row} lies outside the excerpt rows {c0}-{c1}")
+    line_len = len(lines[row].rstrip("\n")) if row < len(lines) else 0
+    cursor_offset = offsets[row - c0] + min(col, line_len)
+    return Excerpt("".join(lines[c0:c1]), c0, cursor_offset, (offsets[e0 - c0], offsets[e1 - c0]))
+
+
+def excerpt_around(text: str, cursor: int, path: str, *, editable_tokens: int = EDITABLE_TOKENS,
+                   context_tokens: int = CONTEXT_TOKENS) -> Excerpt:
+    """Convenience for other stages: the excerpt and editable region of a whole file around a char offset."""
+    lines = split_lines(text)
+    prefix = text[:cursor]
+    row = prefix.count("\n")
+    col = len(prefix) - (prefix.rfind("\n") + 1)
+    if row >= len(lines) and lines:
+        row, col = len(lines) - 1, len(lines[-1].rstrip("\n"))
+    ranges = choose_ranges(lines, row, tree=parse_tree(text, path), editable_tokens=editable_tokens,
+                           context_tokens=context_tokens)
+    return make_excerpt(lines, ranges, (row, col))

@@ -1,0 +1,281 @@
+"""Streaming git history with plumbing: non-merge commits (rev-list), per-commit hunks (diff-tree -U0),
+commit and blob contents (one long-lived `cat-file --batch`), all without checking anything out."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import IO, Self
+
+
+class GitError(RuntimeError):
+    """A git command failed; the message is git's own one-line error."""
+
+
+@dataclass(frozen=True)
+class CommitRef:
+    """A commit to mine: its sha and its parents' shas (none for a root commit)."""
+
+    sha: str
+    parents: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CommitMeta:
+    """What the record needs from a commit object: committer time (ISO 8601) and the subject line."""
+
+    time: str
+    subject: str
+
+
+@dataclass(frozen=True)
+class RawHunk:
+    """One zero-context hunk as git numbers it: 1-based starts; a zero length means "after that line"."""
+
+    old_start: int
+    old_len: int
+    new_start: int
+    new_len: int
+
+    @property
+    def old_index(self) -> int:
+        """0-based index of the first old line replaced (or of the line the insertion goes before)."""
+        return self.old_start - 1 if self.old_len else self.old_start
+
+    @property
+    def new_index(self) -> int:
+        """0-based index of the first new line (or of the line the deletion happened before)."""
+        return self.new_start - 1 if self.new_len else self.new_start
+
+
+@dataclass
+class FileChange:
+    """One changed file of a commit (no rename detection): status A/M/D, blob ids, hunks."""
+
+    path: str
+    status: str = "M"
+    old_oid: str | None = None
+    new_oid: str | None = None
+    mode: str = "100644"
+    binary: bool = False
+    hunks: list[RawHunk] = field(default_factory=list)
+
+    @property
+    def changed_lines(self) -> int:
+        """Added plus removed lines."""
+        return sum(h.old_len + h.new_len for h in self.hunks)
+
+
+def _git(repo: str | Path, *args: str) -> list[str]:
+    return ["git", "-C", str(repo), "-c", "core.quotePath=false", *args]
+
+
+def _run(repo: str | Path, *args: str) -> bytes:
+    proc = subprocess.run(_git(repo, *args), capture_output=True, check=False)
+    if proc.returncode != 0:
+        msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise GitError(f"git {' '.join(args[:2])}: {msg[0] if msg else f'exit {proc.returncode}'}")
+    return proc.stdout
+
+
+def pathspecs(globs: list[str] | tuple[str, ...]) -> list[str]:
+    """git pathspecs for path globs (a glob without `/` matches the file name in any folder)."""
+    return [f":(glob){g if '/' in g else '**/' + g}" for g in globs]
+
+
+def iter_commits(repo: str | Path, *, rev_range: str | None = None, since: str | None = None,
+                 paths: list[str] | tuple[str, ...] = (), max_commits: int | None = None) -> Iterator[CommitRef]:
+    """Stream the non-merge commits of `rev_range` (default HEAD), newest first, as git rev-list lists them."""
+    args = ["rev-list", "--no-merges", "--parents"]
+    if since:
+        args.append(f"--since={since}")
+    if max_commits is not None:
+        args.append(f"--max-count={max_commits}")
+    args.append(rev_range or "HEAD")
+    if paths:
+        args += ["--", *pathspecs(paths)]
+    proc = subprocess.Popen(_git(repo, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        for raw in proc.stdout:
+            parts = raw.decode("ascii").split()
+            if parts:
+                yield CommitRef(parts[0], tuple(parts[1:]))
+    finally:
+        proc.stdout.close()
+        err = proc.stderr.read().decode("utf-8", "replace").strip()
+        proc.stderr.close()
+        code = proc.wait()
+    if code != 0:
+        first = err.splitlines()[0] if err else f"exit {code}"
+        raise GitError(f"git rev-list {rev_range or 'HEAD'} in {repo}: {first}")
+
+
+_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+_INDEX = re.compile(r"^index ([0-9a-f]+)\.\.([0-9a-f]+)(?: (\d+))?")
+_NULL_OID = re.compile(r"^0+$")
+
+
+def _header_path(line: str) -> str | None:
+    rest = line[len("diff --git "):]
+    if rest.startswith('"'):
+        return None  # a path git had to quote (control characters, quotes): not worth mining
+    # Without renames both sides name the same path: "a/P b/P".
+    half = (len(rest) - 1) // 2
+    a, b = rest[:half], rest[half + 1:]
+    if a.startswith("a/") and b.startswith("b/") and a[2:] == b[2:]:
+        return a[2:]
+    return None
+
+
+def parse_diff_tree(output: bytes) -> list[FileChange]:
+    """Parse `git diff-tree -r -p -U0 --full-index --no-renames` output into file changes."""
+    files: list[FileChange] = []
+    current: FileChange | None = None
+    remaining = 0
+    for raw in output.split(b"\n"):
+        line = raw.decode("utf-8", "surrogateescape")
+        if remaining > 0:
+            if line.startswith(("+", "-", " ")):
+                remaining -= 1
+                continue
+            if line.startswith("\\"):
+                continue
+            remaining = 0
+        if line.startswith("diff --git "):
+            path = _header_path(line)
+            current = FileChange(path=path or "")
+            if path is not None:
+                files.append(current)
+        elif current is None:
+            continue
+        elif line.startswith("new file mode"):
+            current.status, current.mode = "A", line.split()[-1]
+        elif line.startswith("deleted file mode"):
+            current.status, current.mode = "D", line.split()[-1]
+        elif line.startswith("new mode"):
+            current.mode = line.split()[-1]
+        elif m := _INDEX.match(line):
+            old, new, mode = m.groups()
+            current.old_oid = None if _NULL_OID.match(old) else old
+            current.new_oid = None if _NULL_OID.match(new) else new
+            if mode:
+                current.mode = mode
+        elif line.startswith(("Binary files ", "GIT binary patch")):
+            current.binary = True
+        elif m := _HUNK.match(line):
+            o, ol, n, nl = m.groups()
+            hunk = RawHunk(int(o), 1 if ol is None else int(ol), int(n), 1 if nl is None else int(nl))
+            current.hunks.append(hunk)
+            remaining = hunk.old_len + hunk.new_len
+        elif line.startswith("\\"):
+            continue
+    return files
+
+
+def diff_commit(repo: str | Path, sha: str) -> list[FileChange]:
+    """The files a commit changed against its first parent (or the empty tree), with zero-context hunks
+    from git's histogram diff."""
+    out = _run(repo, "diff-tree", "--root", "-r", "-p", "-U0", "--full-index", "--no-renames", "--histogram",
+               "--no-color", "--no-ext-diff", "--no-textconv", "--no-commit-id", sha)
+    return parse_diff_tree(out)
+
+
+class GitObjects:
+    """A long-lived `git cat-file --batch` process: read commits and blobs by id, one pipe round-trip each."""
+
+    def __init__(self, repo: str | Path):
+        self.repo = str(repo)
+        self._proc = subprocess.Popen(_git(repo, "cat-file", "--batch"), stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def read(self, oid: str) -> tuple[str, bytes]:
+        """(object type, content) of an object; raises GitError when it does not exist."""
+        stdin: IO[bytes] = self._proc.stdin  # type: ignore[assignment]
+        stdout: IO[bytes] = self._proc.stdout  # type: ignore[assignment]
+        stdin.write(oid.encode("ascii") + b"\n")
+        stdin.flush()
+        header = stdout.readline().decode("ascii", "replace").split()
+        if len(header) != 3:
+            raise GitError(f"git cat-file in {self.repo}: object {oid} {' '.join(header[1:]) or 'unreadable'}")
+        size = int(header[2])
+        data = stdout.read(size)
+        stdout.read(1)
+        return header[1], data
+
+    def blob(self, oid: str | None) -> bytes:
+        """A blob's bytes (b"" for None, the side of an added or deleted file)."""
+        return b"" if oid is None else self.read(oid)[1]
+
+    def commit_meta(self, sha: str) -> CommitMeta:
+        """Committer time (ISO 8601 with the committer's offset) and subject of a commit."""
+        kind, data = self.read(sha)
+        if kind != "commit":
+            raise GitError(f"git cat-file in {self.repo}: {sha} is a {kind}, not a commit")
+        head, _, message = data.decode("utf-8", "replace").partition("\n\n")
+        time = ""
+        for line in head.split("\n"):
+            if line.startswith("committer "):
+                time = _iso_time(line)
+        return CommitMeta(time=time, subject=message.strip().split("\n", 1)[0])
+
+    def close(self) -> None:
+        """Stop the cat-file process."""
+        if self._proc.poll() is None:
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()
+            self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _iso_time(committer_line: str) -> str:
+    parts = committer_line.rsplit(" ", 2)
+    try:
+        seconds, tz = int(parts[1]), parts[2]
+        sign = -1 if tz.startswith("-") else 1
+        offset = timedelta(hours=int(tz[1:3]), minutes=int(tz[3:5])) * sign
+        return datetime.fromtimestamp(seconds, timezone(offset)).isoformat()
+    except (IndexError, ValueError):
+        return ""
+
+
+def remote_url(repo: str | Path) -> str:
+    """The `origin` remote URL of a repository, or its absolute path when it has none."""
+    proc = subprocess.run(_git(repo, "remote", "get-url", "origin"), capture_output=True, check=False)
+    url = proc.stdout.decode("utf-8", "replace").strip()
+    if proc.returncode == 0 and url:
+        return url
+    return str(Path(repo).resolve())
+
+
+def toplevel_files(repo: str | Path, rev: str = "HEAD") -> dict[str, str]:
+    """Top-level blobs of a revision: file name -> blob id (empty for an empty repository)."""
+    try:
+        out = _run(repo, "ls-tree", "-z", rev)
+    except GitError:
+        return {}
+    files: dict[str, str] = {}
+    for entry in out.split(b"\0"):
+        if not entry:
+            continue
+        meta, _, name = entry.decode("utf-8", "surrogateescape").partition("\t")
+        _mode, kind, oid = meta.split()
+        if kind == "blob":
+            files[name] = oid
+    return files
+
+
+def resolve(repo: str | Path, rev: str) -> str:
+    """The full sha a revision names; raises GitError for an unknown revision."""
+    return _run(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").decode().strip()

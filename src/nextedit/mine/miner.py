@@ -1,0 +1,435 @@
+"""`nextedit mine` orchestration: stream commits, turn each into verified examples (in worker processes),
+write them in commit order, and resume an interrupted run without losing or duplicating anything."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, BinaryIO, Self
+
+import orjson
+from pydantic import ValidationError
+
+from nextedit.jsonl import failed_path, failed_row
+from nextedit.mine.build import SampleError, build_sample
+from nextedit.mine.config import MINER_VERSION, MineConfig
+from nextedit.mine.edits import Edit, apply_edits, file_edits
+from nextedit.mine.filters import content_skip_reason, path_matches, path_skip_reason
+from nextedit.mine.gitlog import (
+    CommitRef,
+    GitError,
+    GitObjects,
+    diff_commit,
+    iter_commits,
+    remote_url,
+    toplevel_files,
+)
+from nextedit.mine.license import detect_license, is_license_file
+from nextedit.mine.ordering import typing_order
+from nextedit.mine.split import split_points
+from nextedit.mine.verify import verify_example
+from nextedit.patch import split_lines
+from nextedit.record import Example, _first_error
+
+
+@dataclass(frozen=True)
+class RepoInfo:
+    """The repository being mined: local path, URL for the records, id slug and SPDX license."""
+
+    path: str
+    url: str
+    slug: str
+    license: str | None
+
+
+@dataclass
+class CommitResult:
+    """What one commit gave: examples (record dicts), failed rows, or the reason it was skipped."""
+
+    sha: str
+    status: str = "mined"  # or "skipped"
+    reason: str | None = None
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    skipped_files: dict[str, str] = field(default_factory=dict)
+    units: int = 0
+
+
+@dataclass
+class MineSummary:
+    """Counts of a mining run."""
+
+    commits: int = 0
+    mined: int = 0
+    skipped: int = 0
+    resumed: int = 0
+    examples: int = 0
+    failed: int = 0
+    skip_reasons: Counter[str] = field(default_factory=Counter)
+    file_skips: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+
+def repo_slug(url: str) -> str:
+    """A short id-safe name for a repository: the last part of its URL or path, lowercase."""
+    name = re.split(r"[/:]", url.rstrip("/"))[-1].removesuffix(".git")
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "repo"
+
+
+def _tip(rev_range: str | None) -> str:
+    if not rev_range:
+        return "HEAD"
+    tip = re.split(r"\.\.\.?", rev_range)[-1]
+    return tip or "HEAD"
+
+
+def repo_license(repo: str | Path, rev: str = "HEAD") -> str | None:
+    """SPDX id from the top-level LICENSE/COPYING files at `rev` ("A OR B" for dual licenses), or None."""
+    ids: list[str] = []
+    files = toplevel_files(repo, rev)
+    with GitObjects(repo) as objects:
+        for name in sorted(files):
+            if is_license_file(name):
+                found = detect_license(objects.blob(files[name]).decode("utf-8", "replace"))
+                if found and found not in ids:
+                    ids.append(found)
+    return " OR ".join(sorted(ids)) if ids else None
+
+
+def repo_info(repo: str | Path, rev_range: str | None = None) -> RepoInfo:
+    """Path, URL, slug and license of a repository (license read at the tip of `rev_range`)."""
+    path = str(Path(repo).resolve())
+    url = remote_url(path)
+    return RepoInfo(path, url, repo_slug(url), repo_license(path, _tip(rev_range)))
+
+
+def _skip(sha: str, reason: str, files: dict[str, str]) -> CommitResult:
+    return CommitResult(sha, "skipped", reason, skipped_files=files)
+
+
+def _decode(data: bytes) -> str | None:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def mine_commit(repo: RepoInfo, ref: CommitRef, cfg: MineConfig, objects: GitObjects) -> CommitResult:
+    """All examples of one commit, each verified; failures carry their reason."""
+    sha = ref.sha
+    meta = objects.commit_meta(sha)
+    skipped: dict[str, str] = {}
+    kept: list[tuple[str, list[str], list[str], Any]] = []
+    for change in diff_commit(repo.path, sha):
+        reason: str | None
+        if not path_matches(change.path, cfg.paths):
+            reason = "outside --paths"
+        elif change.status == "D":
+            reason = "deleted"
+        elif change.mode in ("160000", "120000"):
+            reason = "not a regular file"
+        elif change.binary:
+            reason = "binary"
+        else:
+            reason = path_skip_reason(change.path)
+        if reason is None and not change.hunks:
+            reason = "no line changes"
+        old_text = new_text = None
+        if reason is None:
+            new_data = objects.blob(change.new_oid)
+            reason = content_skip_reason(new_data)
+            if reason is None:
+                new_text, old_text = _decode(new_data), _decode(objects.blob(change.old_oid))
+                if new_text is None or old_text is None:
+                    reason = "binary"
+        if reason is not None:
+            skipped[change.path] = reason
+            continue
+        assert old_text is not None and new_text is not None
+        kept.append((change.path, split_lines(old_text), split_lines(new_text), change.hunks))
+    if not kept:
+        return _skip(sha, "no code files changed", skipped)
+    changed = sum(h.old_len + h.new_len for *_, hunks in kept for h in hunks)
+    if changed < cfg.min_changed_lines:
+        return _skip(sha, f"too few changed lines ({changed} < {cfg.min_changed_lines})", skipped)
+    if changed > cfg.max_changed_lines:
+        return _skip(sha, f"too many changed lines ({changed} > {cfg.max_changed_lines})", skipped)
+
+    edits: list[Edit] = []
+    old_files: dict[str, list[str]] = {}
+    for path, old_lines, new_lines, hunks in kept:
+        units = file_edits(path, old_lines, new_lines, hunks, max_lines=cfg.max_unit_lines)
+        if apply_edits(old_lines, units) != new_lines:
+            skipped[path] = "hunks do not reproduce the file"
+            continue
+        old_files[path] = old_lines
+        edits.extend(units)
+    if not edits:
+        return _skip(sha, "no code files changed", skipped)
+
+    rng = random.Random(f"{cfg.seed}:{sha}")
+    order = typing_order(edits, rng)
+    result = CommitResult(sha, skipped_files=skipped, units=len(order))
+    lineage = [{"stage": "mine", "version": MINER_VERSION, "config": cfg.fingerprint(), "at": ""}]
+    for index, k in enumerate(split_points(len(order), cfg.samples_per_commit, rng)):
+        example_id = f"{repo.slug}-{sha[:8]}-{index}"
+        source = {"kind": "git", "repo": repo.url, "revision": sha, "time": meta.time, "license": repo.license}
+        try:
+            sample = build_sample(order, k, old_files, cfg, random.Random(f"{cfg.seed}:{sha}:{index}"))
+        except SampleError as exc:
+            result.failed.append(_failed(repo, sha, example_id, str(exc), None))
+            continue
+        record = {
+            "id": example_id,
+            "source": {**source, "tags": sample.tags, "commit": meta.subject,
+                       "split": {"history": k, "expected": sample.group_size, "units": len(order)}},
+            "snapshot": {
+                "path": sample.path, "text": sample.excerpt.text, "start_line": sample.excerpt.start_line,
+                "cursor": sample.excerpt.cursor, "editable": list(sample.excerpt.editable),
+                "history": [{"path": p, "old_path": p, "diff": d, "predicted": False} for p, d in sample.history],
+            },
+            "expected": [sample.expected],
+            "expected_cursors": [sample.expected_cursor],
+            "lineage": lineage,
+        }
+        try:
+            example = Example.model_validate(record)
+        except ValidationError as exc:
+            field_name, msg = _first_error(exc)
+            result.failed.append(_failed(repo, sha, example_id, f"field {field_name}: {msg}", record))
+            continue
+        problem = verify_example(example, sample.base)
+        if problem is not None:
+            result.failed.append(_failed(repo, sha, example_id, problem, record))
+            continue
+        result.examples.append(example.to_dict())
+    return result
+
+
+def _failed(repo: RepoInfo, sha: str, example_id: str, reason: str, record: dict[str, Any] | None) -> dict[str, Any]:
+    row = failed_row(file=repo.path, line=None, reason=reason, stage="mine", raw=record)
+    row["id"] = example_id
+    row["revision"] = sha
+    return row
+
+
+# ------------------------------------------------------------------ worker processes
+
+_WORKER: tuple[RepoInfo, MineConfig, GitObjects] | None = None
+
+
+def _init_worker(repo: RepoInfo, cfg: MineConfig) -> None:
+    global _WORKER
+    _WORKER = (repo, cfg, GitObjects(repo.path))
+
+
+def _work(ref: CommitRef) -> CommitResult:
+    assert _WORKER is not None
+    repo, cfg, objects = _WORKER
+    return mine_commit(repo, ref, cfg, objects)
+
+
+def _in_order(refs: Iterator[CommitRef], repo: RepoInfo, cfg: MineConfig, workers: int) -> Iterator[CommitResult]:
+    """Mine commits, in worker processes when workers > 1, yielding results in commit order."""
+    if workers <= 1:
+        with GitObjects(repo.path) as objects:
+            for ref in refs:
+                yield mine_commit(repo, ref, cfg, objects)
+        return
+    window = workers * 4
+    with ProcessPoolExecutor(workers, mp_context=get_context("forkserver"), initializer=_init_worker,
+                             initargs=(repo, cfg)) as pool:
+        pending: list[Future[CommitResult]] = []
+        for ref in refs:
+            pending.append(pool.submit(_work, ref))
+            if len(pending) >= window:
+                yield pending.pop(0).result()
+        while pending:
+            yield pending.pop(0).result()
+
+
+# ------------------------------------------------------------------ output files and resume
+
+
+def state_path(out: str | Path) -> Path:
+    """The per-commit log next to the output: `out.jsonl` -> `out.commits.jsonl` (what resume reads)."""
+    failed = failed_path(out)
+    return failed.with_name(failed.name.removesuffix(".failed.jsonl") + ".commits.jsonl")
+
+
+def _revision(line: bytes) -> str | None:
+    try:
+        data = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    if "revision" in data and isinstance(data["revision"], str):
+        return data["revision"]
+    source = data.get("source")
+    return source.get("revision") if isinstance(source, dict) else None
+
+
+def _truncate_unfinished(path: Path, done: set[str] | None) -> list[str]:
+    """Cut a torn last line, and every line from the first one whose commit is not in `done` (when
+    `done` is None, the lines of the file's last commit). Return the commits kept, in file order."""
+    if not path.exists():
+        return []
+    kept: list[str] = []
+    cut = 0
+    last_start: int | None = None
+    last_rev: str | None = None
+    with open(path, "rb") as fh:
+        offset = 0
+        for line in fh:
+            if not line.endswith(b"\n"):
+                break
+            rev = _revision(line)
+            if done is not None and rev not in done:
+                break
+            if rev != last_rev:
+                last_start, last_rev = offset, rev
+                if rev is not None:
+                    kept.append(rev)
+            offset += len(line)
+            cut = offset
+    if done is None and last_start is not None:
+        cut = last_start
+        if kept:
+            kept.pop()
+    if cut != path.stat().st_size:
+        with open(path, "r+b") as fh:
+            fh.truncate(cut)
+    return kept
+
+
+def _cut_torn_line(path: Path) -> None:
+    """Remove a last line left without its newline by a crash."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "r+b") as fh:
+        data = fh.read()
+        if not data.endswith(b"\n"):
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
+def _load_done(out: Path) -> set[str]:
+    """Commits finished by earlier runs; trailing output of an unfinished commit is removed. Without a
+    commit log, the commits present in the output count as done except the last one, which is redone."""
+    state = state_path(out)
+    if state.exists():
+        _cut_torn_line(state)
+        done: set[str] = set()
+        with open(state, "rb") as fh:
+            for line in fh:
+                rev = _revision(line)
+                if rev:
+                    done.add(rev)
+    else:
+        done = set(_truncate_unfinished(out, None))
+    _truncate_unfinished(out, done)
+    _truncate_unfinished(failed_path(out), done)
+    return done
+
+
+def mine(repo: str | Path, out: str | Path, cfg: MineConfig, *, progress: bool | None = None) -> MineSummary:
+    """Mine `repo` into `out` (JSONL, appended commit by commit), failures into `out.failed.jsonl`, and a
+    per-commit log into `out.commits.jsonl`. Re-running the same command resumes: finished commits are
+    skipped, the partial output of an interrupted commit is cut and redone."""
+    started = time.perf_counter()
+    out = Path(out)
+    if str(out).endswith(".gz"):
+        raise ValueError(f"{out}: mine writes plain JSONL (it appends and resumes); compress afterwards")
+    if not Path(repo).is_dir():
+        raise GitError(f"{repo}: not a directory")
+    info = repo_info(repo, cfg.rev_range)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = _load_done(out)
+    summary = MineSummary()
+    workers = cfg.workers or os.cpu_count() or 1
+
+    def todo() -> Iterator[CommitRef]:
+        for ref in iter_commits(info.path, rev_range=cfg.rev_range, since=cfg.since, paths=cfg.paths,
+                                max_commits=cfg.max_commits):
+            summary.commits += 1
+            if ref.sha in done:
+                summary.resumed += 1
+                continue
+            yield ref
+
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = _Progress(show)
+    with (open(out, "ab") as out_fh, open(failed_path(out), "ab") as failed_fh,
+          open(state_path(out), "ab") as state_fh, bar):
+        for result in _in_order(todo(), info, cfg, workers):
+            _write_commit(result, out_fh, failed_fh, state_fh)
+            summary.examples += len(result.examples)
+            summary.failed += len(result.failed)
+            summary.file_skips.update(result.skipped_files.values())
+            if result.status == "skipped":
+                summary.skipped += 1
+                summary.skip_reasons[re.sub(r" \(.*\)$", "", result.reason or "")] += 1
+            else:
+                summary.mined += 1
+            bar.update(summary)
+    if failed_path(out).stat().st_size == 0:
+        failed_path(out).unlink()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _write_commit(result: CommitResult, out_fh: BinaryIO, failed_fh: BinaryIO, state_fh: BinaryIO) -> None:
+    """Examples and failures first, then the commit's log row: a commit counts as done only once its
+    log row is on disk, so a crash in between is redone (and its partial lines cut) on resume."""
+    if result.examples:
+        out_fh.write(b"".join(orjson.dumps(e) + b"\n" for e in result.examples))
+        out_fh.flush()
+    if result.failed:
+        failed_fh.write(b"".join(orjson.dumps(f) + b"\n" for f in result.failed))
+        failed_fh.flush()
+    row = {"revision": result.sha, "status": result.status, "reason": result.reason, "units": result.units,
+           "examples": len(result.examples), "failed": len(result.failed), "skipped_files": result.skipped_files}
+    state_fh.write(orjson.dumps(row) + b"\n")
+    state_fh.flush()
+
+
+class _Progress:
+    """A rich progress line (commits, examples, failures, rate) when attached to a terminal."""
+
+    def __init__(self, show: bool):
+        self.show = show
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Self:
+        if self.show:
+            from rich.progress import (
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                      transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("mining", total=None)
+        return self
+
+    def update(self, s: MineSummary) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, description=(
+                f"commits {s.mined + s.skipped} (skipped {s.skipped})  examples {s.examples}  failed {s.failed}"))
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()

@@ -1,0 +1,55 @@
+"""Checks every mined example before it is written: history replays onto the files, snapshot.text is the
+cursor file at that state, each expected patch applies and changes only the editable region."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from nextedit.patch import PatchError, apply, split_lines
+from nextedit.record import Example
+
+
+def changed_span(old: str, new: str) -> tuple[int, int]:
+    """Char range of `old` that differs from `new` (common prefix and suffix removed)."""
+    limit = min(len(old), len(new))
+    p = 0
+    while p < limit and old[p] == new[p]:
+        p += 1
+    s = 0
+    while s < limit - p and old[len(old) - 1 - s] == new[len(new) - 1 - s]:
+        s += 1
+    return p, len(old) - s
+
+
+def verify_example(example: Example, base: Mapping[str, str]) -> str | None:
+    """The reason the example is inconsistent, or None when it is sound. `base` holds the text of each
+    file before the example's first history event touching it (and the cursor file's text otherwise)."""
+    texts = dict(base)
+    snap = example.snapshot
+    for i, event in enumerate(snap.history):
+        if event.path not in texts:
+            return f"history[{i}] edits {event.path}, a file with no known text"
+        try:
+            texts[event.path] = apply(event.diff, texts[event.path])
+        except PatchError as exc:
+            return f"history[{i}] ({event.path}) does not apply: {exc}"
+    if snap.path not in texts:
+        return f"no text known for the cursor file {snap.path}"
+    lines = split_lines(texts[snap.path])
+    n = len(split_lines(snap.text))
+    if "".join(lines[snap.start_line:snap.start_line + n]) != snap.text:
+        return f"snapshot.text is not lines {snap.start_line + 1}-{snap.start_line + n} of {snap.path} after the history"
+    ed0, ed1 = snap.editable or (0, len(snap.text))
+    if not ed0 <= snap.cursor <= ed1:
+        return f"cursor {snap.cursor} outside editable {ed0}-{ed1}"
+    for j, patch in enumerate(example.expected):
+        try:
+            new = apply(patch, snap.text, start_line=snap.start_line)
+        except PatchError as exc:
+            return f"expected[{j}] does not apply to snapshot.text: {exc}"
+        if new == snap.text:
+            return f"expected[{j}] changes nothing"
+        a, b = changed_span(snap.text, new)
+        if a < ed0 or b > ed1:
+            return f"expected[{j}] edits chars {a}-{b}, outside editable {ed0}-{ed1}"
+    return None
