@@ -71,7 +71,8 @@ def test_summary_means_and_micro_sums_match_the_rows(scored: list) -> None:
     assert stats["edit_size"]["total_tokens"]["p99"] == 4.0
     assert summary["signatures"]["delta_chrf"] == "delta_chrf:v3|n=6|beta=0.5|ws=collapse"
     assert set(summary["by_language"]["noop"]) == {"python", "rust", "typescript"}
-    assert summary["totals"] == {"examples": 12, "scored_predictions": 24, "unscored_predictions": 0}
+    assert summary["totals"] == {"examples": 12, "scored_predictions": 24, "unscored_predictions": 0,
+                                 "failed_examples": 0}
 
 
 def test_bootstrap_intervals_are_seeded_and_bracket_the_mean(scored: list) -> None:
@@ -132,6 +133,22 @@ def test_eval_command_predicts_scores_and_writes_summary_and_report(tmp_path, mo
     assert again["providers"] == summary["providers"]
 
 
+def test_eval_counts_examples_that_cannot_be_scored(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("NEXTEDIT_CACHE", str(tmp_path / "cache.sqlite"))
+    broken = rename_example(99)
+    broken.expected = ["@@ -1 +1 @@\n-not in the text\n+x\n"]
+    rep = tmp_path / "rep"
+    result = runner.invoke(app, ["eval", _write(tmp_path, [*dataset(2, 0, 0), broken]), "-p", "propagate",
+                                 "--report", str(rep), "-j", "1", "--resamples", "50"])
+    assert result.exit_code == 0, result.output
+    summary = orjson.loads((rep / "summary.json").read_bytes())
+    assert summary["totals"]["failed_examples"] == 1
+    assert summary["providers"]["propagate"]["counts"]["examples"] == 2
+    assert "1 examples failed a stage" in result.output
+    failed = [orjson.loads(line) for line in (rep / "scored.failed.jsonl").read_bytes().splitlines()]
+    assert [f["id"] for f in failed] == ["rename-99"]
+
+
 def test_eval_without_predictions_or_provider_says_what_to_do(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("NEXTEDIT_CACHE", str(tmp_path / "cache.sqlite"))
     result = runner.invoke(app, ["eval", _write(tmp_path, dataset(1, 0, 0)), "--report", str(tmp_path / "r"),
@@ -154,3 +171,60 @@ def test_predict_and_score_commands(tmp_path, monkeypatch) -> None:
     result = runner.invoke(app, ["predict", src, "--provider", "oracle", "-o", str(pred)])
     assert result.exit_code == 2
     assert "unknown provider 'oracle'" in result.output
+
+
+ZED_EVAL = '''+++
+repository_url = "https://example.com/acme/shop"
+revision = "0000000000000000000000000000000000000001"
++++
+
+## Edit History
+
+```diff
+--- a/shop/cart.py
++++ b/shop/cart.py
+@@ -10,3 +10,3 @@
+-def total(items, rate):
++def total(items, tax):
+     subtotal = sum(i.price for i in items)
+     return subtotal * (1 + rate)
+```
+
+## Cursor Position
+
+```shop/cart.py
+def total(items, tax):
+#                  ^[CURSOR_POSITION]
+    subtotal = sum(i.price for i in items)
+    return subtotal * (1 + rate)
+```
+
+## Expected Patch
+
+```diff
+--- a/shop/cart.py
++++ b/shop/cart.py
+@@ -10,3 +10,3 @@
+ def total(items, tax):
+     subtotal = sum(i.price for i in items)
+-    return subtotal * (1 + rate)
++    return subtotal * (1 + tax)
+```
+'''
+
+
+def test_eval_reads_zed_markdown_evals(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("NEXTEDIT_CACHE", str(tmp_path / "cache.sqlite"))
+    evals = tmp_path / "evals"
+    evals.mkdir()
+    (evals / "shop--finish-rename.md").write_text(ZED_EVAL)
+    (evals / "README.md").write_text("# not an eval\n")
+    rep = tmp_path / "rep"
+    result = runner.invoke(app, ["eval", str(evals), "-p", "noop", "-p", "propagate", "--report", str(rep),
+                                 "-j", "1", "--resamples", "50"])
+    assert result.exit_code == 0, result.output
+    summary = orjson.loads((rep / "summary.json").read_bytes())
+    assert [r["id"] for r in summary["examples"]] == ["shop--finish-rename"] * 2
+    assert summary["providers"]["propagate"]["means"]["delta_chrf"] == 100.0
+    assert summary["providers"]["noop"]["means"]["delta_chrf"] == 0.0
+    assert summary["by_language"]["propagate"]["python"]["counts"]["examples"] == 1

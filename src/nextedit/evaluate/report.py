@@ -143,3 +143,7 @@ def print_console(summary: dict[str, Any], console: Console | None = None) -> No
             sig = sigs[metric] if isinstance(sigs[metric], str) else " ; ".join(sigs[metric])
             console.print(f"  {sig}", style="dim", soft_wrap=True, highlight=False, markup=False)
     console.print("  (all metric signatures are in summary.json)", style="dim")
+    failed = summary.get("totals", {}).get("failed_examples")
+    if failed:
+        console.print(f"warning: {failed} examples failed a stage and are not in these numbers "
+                      "(see the .failed.jsonl files in the report folder)", style="yellow", highlight=False)

@@ -65,19 +65,25 @@ def markdown_inputs(inputs: list[Path]) -> list[Path] | None:
 
 
 def import_markdown(files: list[Path], out: Path) -> int:
-    """Convert Zed Markdown eval files into one JSONL of examples; returns how many were written."""
-    from nextedit.jsonl import JsonlWriter
-    from nextedit.sources.zed import example_from_markdown
+    """Convert Zed Markdown eval files into one JSONL of examples; bad files are reported and skipped.
 
+    Returns how many examples were written; exits 1 when none could be imported.
+    """
+    from nextedit.jsonl import JsonlWriter
+    from nextedit.sources.zed import Failure, read_zed_file
+
+    failures: list[Failure] = []
     n = 0
     with JsonlWriter(out) as writer:
         for f in files:
-            try:
-                writer.write(example_from_markdown(f.read_text(encoding="utf-8"), name=f.stem, file=str(f)))
-            except ValueError as exc:
-                typer.echo(f"error: {exc}", err=True)
-                raise typer.Exit(1) from None
-            n += 1
+            for example in read_zed_file(f, on_failure=failures.append):
+                writer.write(example)
+                n += 1
+    for failure in failures:
+        typer.echo(f"skipped: {failure.reason}", err=True)
+    if n == 0:
+        typer.echo("error: no example could be imported", err=True)
+        raise typer.Exit(1)
     return n
 
 
@@ -109,16 +115,18 @@ def evaluate(inputs: list[Path], report_dir: Path, *, providers: list[str], samp
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     current = src
+    failed = 0
     for stage in stages:
         out = report_dir / f"predictions.{_slug(stage.predictor.name)}.jsonl"
-        run(stage, current, out, concurrency=concurrency, cache=cache)
+        failed += run(stage, current, out, concurrency=concurrency, cache=cache).failed
         current = out
     scored = report_dir / "scored.jsonl"
-    run(ScoreStage(), current, scored, concurrency=concurrency, cache=cache)
+    failed += run(ScoreStage(), current, scored, concurrency=concurrency, cache=cache).failed
     builder = SummaryBuilder()
     for example in read_examples(scored):
         builder.add(example)
-    summary = summarize(builder, input_name=", ".join(str(p) for p in inputs), resamples=resamples, seed=seed)
+    summary = summarize(builder, input_name=", ".join(str(p) for p in inputs), resamples=resamples, seed=seed,
+                        failed=failed)
     tmp = report_dir / "summary.json.tmp"
     tmp.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
     tmp.replace(report_dir / "summary.json")

@@ -234,8 +234,9 @@ def group_stats(rows: list[Row], *, resamples: int = bootstrap.DEFAULT_RESAMPLES
 
 
 def summarize(builder: SummaryBuilder, *, input_name: str = "", resamples: int = bootstrap.DEFAULT_RESAMPLES,
-              seed: int = bootstrap.DEFAULT_SEED, include_rows: bool = True) -> dict[str, Any]:
-    """The summary JSON for everything added to `builder`."""
+              seed: int = bootstrap.DEFAULT_SEED, include_rows: bool = True,
+              failed: int = 0) -> dict[str, Any]:
+    """The summary JSON for everything added to `builder` (`failed`: examples a stage quarantined)."""
     by_provider: dict[str, list[Row]] = defaultdict(list)
     for r in builder.rows:
         by_provider[r.provider].append(r)
@@ -260,7 +261,7 @@ def summarize(builder: SummaryBuilder, *, input_name: str = "", resamples: int =
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "bootstrap": {"resamples": resamples, "seed": seed, "level": bootstrap.DEFAULT_LEVEL, "unit": "example"},
         "totals": {"examples": builder.examples, "scored_predictions": len(builder.rows),
-                   "unscored_predictions": builder.unscored},
+                   "unscored_predictions": builder.unscored, "failed_examples": failed},
         "signatures": signatures,
         "providers": providers,
         "by_language": by_language,
