@@ -1,0 +1,79 @@
+"""`nextedit import ...` and `nextedit export ...`: bring outside data in as records, and write it back.
+
+The two typer groups are module-level (`import_app`, `export_app`), so another importer is one more
+`@import_app.command("traces")` function here or in a module that imports these groups.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from nextedit.jsonl import FailedWriter, JsonlWriter, read_examples
+from nextedit.sources.zed import Failure, read_zed, write_zed
+
+import_app = typer.Typer(help="Import outside data (Zed specs and evals, ...) as example records (JSONL).",
+                         no_args_is_help=True)
+export_app = typer.Typer(help="Export example records to outside formats (Zed Markdown evals or JSONL).",
+                         no_args_is_help=True)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `import` and `export` command groups."""
+    app.add_typer(import_app, name="import")
+    app.add_typer(export_app, name="export")
+
+
+@import_app.command("zed")
+def import_zed(
+    files: Annotated[list[Path], typer.Argument(help="Zed .md evals, ExampleSpec .jsonl/.jsonl.gz/.json "
+                                                     "files, or folders holding them.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL of example records.")],
+) -> None:
+    """Read Zed ExampleSpec JSONL and Markdown eval files into example records.
+
+    A bad file or row is reported (file, line, field) and written to OUT.failed.jsonl; the good
+    ones are still imported. Exit status 1 when anything failed.
+    """
+    with FailedWriter(output, stage="import zed") as failed, JsonlWriter(output) as writer:
+
+        def on_failure(failure: Failure) -> None:
+            _err.print(f"[red]error[/red] {escape(failure.reason)}", markup=True)
+            failed.write(file=failure.file, line=failure.line, reason=failure.reason, raw=failure.raw)
+
+        for example in read_zed(files, on_failure=on_failure):
+            writer.write(example)
+    _err.print(f"imported {writer.count} examples -> {output}"
+               + (f"; {failed.count} failed -> {failed.path}" if failed.count else ""))
+    if failed.count:
+        raise typer.Exit(1)
+
+
+@export_app.command("zed")
+def export_zed(
+    records_path: Annotated[Path, typer.Argument(metavar="INPUT", help="JSONL of example records.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for .md files, or a .jsonl file.")],
+    fmt: Annotated[str | None, typer.Option("--format", help="md (one file per example into OUTPUT) or "
+                                                             "jsonl (Zed ExampleSpec rows); default from "
+                                                             "OUTPUT's name.")] = None,
+) -> None:
+    """Write example records as Zed Markdown evals or Zed ExampleSpec JSONL."""
+    chosen = fmt or ("jsonl" if output.name.endswith((".jsonl", ".jsonl.gz")) else "md")
+    if chosen not in ("md", "jsonl"):
+        raise typer.BadParameter(f"unknown format {chosen!r} (use md or jsonl)", param_hint="--format")
+    kind: Literal["md", "jsonl"] = "md" if chosen == "md" else "jsonl"
+    warnings: list[str] = []
+    with FailedWriter(output, stage="export zed") as failed:
+        records = read_examples(records_path, errors="skip", on_error=failed.on_error(str(records_path)))
+        count = write_zed(records, output, fmt=kind, warn=warnings.append)
+    for message in warnings:
+        _err.print(f"[yellow]warning[/yellow] {escape(message)}", markup=True)
+    _err.print(f"exported {count} examples -> {output}"
+               + (f"; {failed.count} bad input lines -> {failed.path}" if failed.count else ""))
+    if failed.count:
+        raise typer.Exit(1)

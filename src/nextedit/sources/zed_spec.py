@@ -1,0 +1,416 @@
+"""Zed ExampleSpec dicts (JSONL rows, parsed Markdown evals) <-> nextedit example records.
+
+The mapping is documented in docs/zed.md. Whatever has no place in the record is kept verbatim
+under the record's `zed` object, so `example_to_spec(spec_to_example(s))` gives `s` back.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from nextedit.languages import line_comment
+from nextedit.patch import PatchError, parse, split_lines
+from nextedit.record import (
+    Example,
+    HistoryEvent,
+    Prediction,
+    RecordError,
+    RelatedExcerpt,
+    parse_example,
+)
+from nextedit.sources.zed_cursor import (
+    CursorError,
+    cursor_annotation,
+    cursor_from_annotation,
+    decode_excerpt,
+    encode_excerpt,
+    is_cursor_annotation,
+    join_annotations,
+    split_annotations,
+)
+from nextedit.sources.zed_history import (
+    RawEvent,
+    canonical_headers,
+    parse_edit_history,
+    render_edit_history,
+)
+
+# ExampleSpec fields in the order Zed writes them, then the CLI's pipeline-state fields.
+SPEC_FIELDS = (
+    "name", "repository_url", "revision", "tags", "reasoning", "uncommitted_diff",
+    "uncommitted_diff_contains_edit_history", "recently_opened_files", "recently_viewed_files",
+    "cursor_path", "cursor_position", "edit_history", "expected_patches", "rejected_patch",
+    "captured_prompt_input", "telemetry", "human_feedback", "rating",
+)
+PIPELINE_FIELDS = ("zed_version", "prompt_inputs", "prompt", "predictions", "score", "qa")
+# Fields the record holds itself; every other key is kept verbatim in `zed.spec`.
+_MAPPED = {"name", "repository_url", "revision", "tags", "cursor_path", "cursor_position", "edit_history",
+           "expected_patches", "rejected_patch", "predictions", "nextedit"}
+_PREDICTION_KEYS = {"actual_output", "actual_patch", "error", "provider"}
+
+
+class _Where:
+    """Turns a field name into the file line to blame (Markdown: the block; JSONL: the row)."""
+
+    def __init__(self, file: str, lines: Mapping[str, int] | int | None):
+        self.file, self.lines = file, lines
+
+    def error(self, field: str, message: str, offset: int | None = None) -> RecordError:
+        if isinstance(self.lines, Mapping):
+            base = self.lines.get(field, self.lines.get(field.split("[")[0]))
+            line = base + offset - 1 if base is not None and offset is not None else base
+        else:
+            line = self.lines
+        return RecordError(message, file=self.file, line=line, field=field)
+
+
+def _str(spec: Mapping[str, Any], key: str, where: _Where, default: str | None = "") -> str | None:
+    value = spec.get(key, default)
+    if value is None and default is None:
+        return None
+    if not isinstance(value, str):
+        raise where.error(key, f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _same_path(a: str | None, b: str | None) -> bool:
+    def norm(p: str) -> str:
+        return p.strip().lstrip("./").replace("\\", "/")
+
+    return a is not None and b is not None and norm(a) == norm(b)
+
+
+# --------------------------------------------------------------------------- start line
+
+
+def _align(side: list[str], excerpt: list[str]) -> int | None:
+    """The unique shift d (excerpt index = side index + d) where the hunk side agrees with the
+    excerpt on every overlapping line, with at least two non-blank lines (or the whole side) shared."""
+    if not side or not excerpt:
+        return None
+    hunk = [line.rstrip("\n") for line in side]
+    text = [line.rstrip("\n") for line in excerpt]
+    need_blank = min(2, sum(1 for line in hunk if line.strip()))
+    hits: list[int] = []
+    for d in range(-(len(hunk) - 1), len(text)):
+        lo, hi = max(0, -d), min(len(hunk), len(text) - d)
+        if hi - lo < min(3, len(hunk)):
+            continue
+        if all(hunk[j] == text[j + d] for j in range(lo, hi)) and \
+                sum(1 for j in range(lo, hi) if hunk[j].strip()) >= max(need_blank, 1):
+            hits.append(d)
+    return hits[0] if len(hits) == 1 else None
+
+
+def _starts_from(patches: list[str], excerpt: list[str], path: str, side: str) -> set[int]:
+    found: set[int] = set()
+    for patch in patches:
+        try:
+            file_patches = parse(patch)
+        except PatchError:
+            continue
+        for fp in file_patches:
+            if fp.path is not None and not _same_path(fp.path, path):
+                continue
+            for hunk in fp.hunks:
+                lines = hunk.new_lines if side == "new" else hunk.old_lines
+                start = hunk.new_start if side == "new" else hunk.old_start
+                d = _align(lines, excerpt)
+                if d is not None and start - 1 - d >= 0:
+                    found.add(start - 1 - d)
+    return found
+
+
+def infer_start_line(text: str, path: str, history: list[HistoryEvent], expected: list[str],
+                     prompt_inputs: Mapping[str, Any] | None = None) -> tuple[int, str | None]:
+    """The 0-based file line of the excerpt's first line, and where it was learnt: prompt_inputs
+    (excerpt_start_row), the newest history event on the cursor file (its new side), or the expected
+    patches (their old side; the answer most patches agree on). (0, None) when nothing decides."""
+    if prompt_inputs and isinstance(prompt_inputs.get("excerpt_start_row"), int):
+        window = prompt_inputs.get("cursor_excerpt")
+        row = prompt_inputs["excerpt_start_row"]
+        needle = text.rstrip("\n")
+        if isinstance(window, str) and needle:
+            at = window.find(needle)
+            if at != -1 and window.find(needle, at + 1) == -1 and (at == 0 or window[at - 1] == "\n"):
+                return row + window.count("\n", 0, at), "prompt_inputs"
+    excerpt = split_lines(text)
+    for event in reversed(history):
+        if _same_path(event.path, path):
+            found = _starts_from([event.diff], excerpt, path, "new")
+            if len(found) == 1:
+                return found.pop(), "history"
+            break
+    votes = Counter(found.pop() for patch in expected
+                    if len(found := _starts_from([patch], excerpt, path, "old")) == 1)
+    ranked = votes.most_common(2)
+    if ranked and (len(ranked) == 1 or ranked[0][1] > ranked[1][1]):
+        return ranked[0][0], "expected"
+    return 0, None
+
+
+# --------------------------------------------------------------------------- spec -> record
+
+
+def _history_from_text(edit_history: str, cursor_path: str) -> list[HistoryEvent]:
+    events: list[HistoryEvent] = []
+    for raw in parse_edit_history(edit_history):
+        path = raw.path if raw.path is not None else raw.old_path
+        extra: dict[str, Any] = {}
+        if raw.old_header is None:
+            extra["zed_headers"] = []
+            path = cursor_path
+        elif (raw.old_header, raw.new_header) != canonical_headers(raw.old_path, path):
+            extra["zed_headers"] = [raw.old_header, raw.new_header]
+        events.append(HistoryEvent(path=path or cursor_path, old_path=raw.old_path, diff=raw.diff,
+                                   predicted=raw.predicted, **extra))
+    return events
+
+
+def _history_from_events(events: Any, where: _Where) -> list[HistoryEvent]:
+    if not isinstance(events, list):
+        raise where.error("prompt_inputs.events", "expected a list")
+    out: list[HistoryEvent] = []
+    for k, event in enumerate(events):
+        if not isinstance(event, dict) or not isinstance(event.get("path"), str):
+            raise where.error(f"prompt_inputs.events[{k}]", "expected an object with a path")
+        diff = event.get("diff") or ""
+        out.append(HistoryEvent(path=event["path"], old_path=event.get("old_path"),
+                                diff=diff if not diff or diff.endswith("\n") else diff + "\n",
+                                predicted=bool(event.get("predicted", False))))
+    return out
+
+
+def _related(prompt_inputs: Mapping[str, Any]) -> list[RelatedExcerpt]:
+    out: list[RelatedExcerpt] = []
+    for rf in prompt_inputs.get("related_files") or []:
+        if not isinstance(rf, dict):
+            continue
+        for ex in rf.get("excerpts") or []:
+            if not isinstance(ex, dict) or not isinstance(ex.get("text"), str):
+                continue
+            rows = ex.get("row_range") or {}
+            out.append(RelatedExcerpt(path=str(rf.get("path", "")), start_line=int(rows.get("start", 0) or 0),
+                                      text=ex["text"], source=str(ex.get("context_source") or "zed"),
+                                      rank=int(ex.get("order", len(out)) or 0)))
+    return out
+
+
+def _predictions(spec: Mapping[str, Any], where: _Where) -> list[Prediction]:
+    raw = spec.get("predictions")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise where.error("predictions", "expected a list")
+    out: list[Prediction] = []
+    for k, p in enumerate(raw):
+        if not isinstance(p, dict):
+            raise where.error(f"predictions[{k}]", "expected an object")
+        extra = {key: value for key, value in p.items() if key not in _PREDICTION_KEYS}
+        out.append(Prediction(provider=str(p.get("provider") or "zed"), sample=k, raw=p.get("actual_output"),
+                              patch=p.get("actual_patch"), error=p.get("error"),
+                              **({"zed": extra} if extra else {})))
+    return out
+
+
+def _byte_to_char(text: str, offset: int) -> int:
+    return len(text.encode("utf-8")[:offset].decode("utf-8", errors="ignore"))
+
+
+def spec_to_example(spec: Mapping[str, Any], *, file: str = "<string>", default_id: str = "zed",
+                    lines: Mapping[str, int] | int | None = None) -> Example:
+    """Turn one Zed ExampleSpec (with optional pipeline fields) into a record; raise RecordError
+    naming file, line and the Zed field when something cannot be read."""
+    where = _Where(file, lines)
+    name = _str(spec, "name", where) or default_id
+    cursor_path = _str(spec, "cursor_path", where) or ""
+    marked = _str(spec, "cursor_position", where) or ""
+    edit_history = _str(spec, "edit_history", where) or ""
+    rejected = _str(spec, "rejected_patch", where, None)
+    patches = spec.get("expected_patches") or []
+    if not isinstance(patches, list) or not all(isinstance(p, str) for p in patches):
+        raise where.error("expected_patches", "expected a list of strings")
+    tags = spec.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise where.error("tags", "expected a list of strings")
+    prompt_inputs = spec.get("prompt_inputs")
+    if prompt_inputs is not None and not isinstance(prompt_inputs, dict):
+        raise where.error("prompt_inputs", "expected an object")
+    zed: dict[str, Any] = {}
+
+    # Snapshot text and cursor.
+    if marked:
+        try:
+            decoded = decode_excerpt(marked, comment=line_comment(cursor_path))
+        except CursorError as exc:
+            raise where.error("cursor_position", str(exc), exc.line) from None
+        text, cursor = decoded.text, decoded.cursor
+        if decoded.style != "comment":
+            zed["cursor_marker"] = decoded.style
+        elif encode_excerpt(text, cursor, line_comment(cursor_path)) != marked:
+            zed["cursor_marker_line"] = decoded.marker
+    elif prompt_inputs and isinstance(prompt_inputs.get("cursor_excerpt"), str):
+        text = prompt_inputs["cursor_excerpt"]
+        offset = prompt_inputs.get("cursor_offset_in_excerpt")
+        if not isinstance(offset, int) or not 0 <= offset <= len(text.encode("utf-8")):
+            raise where.error("prompt_inputs.cursor_offset_in_excerpt", f"bad byte offset {offset!r}")
+        cursor = _byte_to_char(text, offset)
+        cursor_path = cursor_path or str(prompt_inputs.get("cursor_path") or "")
+    else:
+        raise where.error("cursor_position", "missing (no cursor excerpt and no prompt_inputs.cursor_excerpt)")
+    if not cursor_path:
+        raise where.error("cursor_path", "missing")
+
+    # History.
+    if edit_history.strip():
+        history = _history_from_text(edit_history, cursor_path)
+    elif prompt_inputs and prompt_inputs.get("events"):
+        history = _history_from_events(prompt_inputs["events"], where)
+        zed["history_from"] = "prompt_inputs"
+    else:
+        history = []
+
+    start_line, learnt = infer_start_line(text, cursor_path, history,
+                                          [split_annotations(p)[0] for p in patches], prompt_inputs)
+    if learnt is not None:
+        zed["start_line_from"] = learnt
+
+    # Expected patches: annotation lines out, the cursor one turned into an offset.
+    expected: list[str] = []
+    cursors: list[int | None] = []
+    annotations: list[list[list[Any]]] = []
+    cursor_lines: list[str | None] = []
+    for patch in patches:
+        clean, notes = split_annotations(patch)
+        cursor_at: int | None = None
+        kept: list[list[Any]] = []
+        written: str | None = None
+        for pos, note in notes:
+            if cursor_at is None and is_cursor_annotation(note):
+                cursor_at = cursor_from_annotation(clean, pos, note, text, start_line=start_line, path=cursor_path)
+                if cursor_at is not None:
+                    canonical = cursor_annotation(clean, cursor_at, text, start_line=start_line, path=cursor_path)
+                    written = None if canonical == (pos, note) else note
+                    continue
+            kept.append([pos, note])
+        expected.append(clean)
+        cursors.append(cursor_at)
+        annotations.append(kept)
+        cursor_lines.append(written)
+    if any(a for a in annotations):
+        zed["expected_annotations"] = annotations
+    if any(c is not None for c in cursor_lines):
+        zed["expected_cursor_lines"] = cursor_lines
+    if rejected is not None:
+        rejected, notes = split_annotations(rejected)
+        if notes:
+            zed["rejected_annotations"] = [list(n) for n in notes]
+
+    kept_spec = {k: v for k, v in spec.items() if k not in _MAPPED}
+    if kept_spec:
+        zed["spec"] = kept_spec
+    markdown = (spec.get("nextedit") or {}).get("markdown") if isinstance(spec.get("nextedit"), dict) else None
+    if markdown:
+        zed["markdown"] = markdown
+
+    record: dict[str, Any] = {
+        "id": name,
+        "source": {"kind": "zed", "repo": spec.get("repository_url") or None,
+                   "revision": spec.get("revision") or None, "tags": tags},
+        "snapshot": {"path": cursor_path, "text": text, "start_line": start_line, "cursor": cursor,
+                     "history": [h.model_dump() for h in history],
+                     "related": [r.model_dump() for r in _related(prompt_inputs or {})]},
+        "expected": expected,
+        "expected_cursors": cursors if any(c is not None for c in cursors) else [],
+        "rejected": rejected,
+        "predictions": [p.model_dump(exclude_none=True) for p in _predictions(spec, where)],
+    }
+    if zed:
+        record["zed"] = zed
+    try:
+        return parse_example(record, file=file, line=lines if isinstance(lines, int) else None)
+    except RecordError as exc:
+        raise where.error(exc.field or "record", exc.reason) from None
+
+
+# --------------------------------------------------------------------------- record -> spec
+
+
+def _render_history(history: list[HistoryEvent]) -> str:
+    events: list[RawEvent] = []
+    for event in history:
+        headers = getattr(event, "zed_headers", None)
+        if headers == []:
+            events.append(RawEvent(None, None, None, None, event.diff, event.predicted))
+            continue
+        old, new = headers if headers else canonical_headers(event.old_path, event.path)
+        events.append(RawEvent(old, new, event.old_path, event.path, event.diff, event.predicted))
+    return render_edit_history(events)
+
+
+def _export_predictions(example: Example) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for p in example.predictions:
+        row: dict[str, Any] = {} if p.raw is None else {"actual_output": p.raw}
+        if p.patch is not None:
+            row["actual_patch"] = p.patch
+        row.update(getattr(p, "zed", None) or {})
+        if p.error is not None:
+            row["error"] = p.error
+        row["provider"] = p.provider
+        out.append(row)
+    return out
+
+
+def example_to_spec(example: Example, *, warn: Any = None) -> dict[str, Any]:
+    """The Zed ExampleSpec (JSONL row) for a record; `warn(message)` hears about what cannot be kept."""
+    zed: dict[str, Any] = dict(getattr(example, "zed", None) or {})
+    kept: dict[str, Any] = dict(zed.get("spec") or {})
+    snap = example.snapshot
+    text = snap.text
+    style = zed.get("cursor_marker") or "comment"
+    spec: dict[str, Any] = {
+        "name": example.id,
+        "repository_url": example.source.repo or "",
+        "revision": example.source.revision or "",
+    }
+    if example.source.tags:
+        spec["tags"] = list(example.source.tags)
+    spec["cursor_path"] = snap.path
+    spec["cursor_position"] = encode_excerpt(text, snap.cursor, line_comment(snap.path), style,
+                                             zed.get("cursor_marker_line"))
+    if zed.get("history_from") == "prompt_inputs":
+        spec["edit_history"] = kept.pop("edit_history", "")
+    else:
+        spec["edit_history"] = _render_history(snap.history)
+    notes_all = zed.get("expected_annotations") or []
+    kept_lines = zed.get("expected_cursor_lines") or []
+    patches: list[str] = []
+    for i, clean in enumerate(example.expected):
+        notes = [(int(pos), str(note)) for pos, note in (notes_all[i] if i < len(notes_all) else [])]
+        cursor = example.expected_cursors[i] if i < len(example.expected_cursors) else None
+        if cursor is not None:
+            note = cursor_annotation(clean, cursor, text, start_line=snap.start_line, path=snap.path)
+            written = kept_lines[i] if i < len(kept_lines) else None
+            if note is not None and written and cursor_from_annotation(
+                    clean, note[0], written, text, start_line=snap.start_line, path=snap.path) == cursor:
+                note = (note[0], written)
+            if note is None:
+                if warn is not None:
+                    warn(f"{example.id}: expected_cursors[{i}] is not on a line the patch writes; left out")
+            else:
+                notes = [note, *notes]
+        patches.append(join_annotations(clean, notes))
+    spec["expected_patches"] = patches
+    if example.rejected is not None:
+        spec["rejected_patch"] = join_annotations(
+            example.rejected, [(int(p), str(n)) for p, n in zed.get("rejected_annotations") or []])
+    if example.predictions:
+        spec["predictions"] = _export_predictions(example)
+    spec.update({k: v for k, v in kept.items() if k not in spec})
+    if zed.get("markdown"):
+        spec["nextedit"] = {"markdown": zed["markdown"]}
+    order = {k: i for i, k in enumerate((*SPEC_FIELDS, *PIPELINE_FIELDS))}
+    return dict(sorted(spec.items(), key=lambda kv: order.get(kv[0], len(order))))
