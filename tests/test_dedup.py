@@ -12,7 +12,7 @@ from nextedit.dataset.dedup import (
     diverse_subset,
     exact_key,
     plan_dedup,
-    shingles,
+    shingle_hashes,
     tokenize,
 )
 
@@ -30,8 +30,13 @@ def _ex(example_id: str, text: str, **kw):
 def test_tokens_drop_whitespace_and_keep_cursor_marker():
     assert tokenize("a.b(c,  d)\n\t<|user_cursor|>x_1 += 2") == [
         "a", ".", "b", "(", "c", ",", "d", ")", "<|user_cursor|>", "x_1", "+", "=", "2"]
-    assert shingles(["a", "b", "c"], 5) == {b"a\0b\0c"}
-    assert len(shingles(list("abcdefg"), 5)) == 3
+    seven = shingle_hashes(list("abcdefg"), 5)
+    assert len(set(seven.tolist())) == 3  # three distinct 5-grams
+    assert shingle_hashes(list("abcde"), 5).tolist() == seven[:1].tolist()
+    assert shingle_hashes(list("cdefg"), 5).tolist() == seven[2:].tolist()
+    assert shingle_hashes(list("edcba"), 5).tolist() != seven[:1].tolist()  # order matters
+    assert len(shingle_hashes(["a", "b"], 5)) == 1  # fewer tokens than n: one shingle
+    assert int(seven.max()) < 2**32
 
 
 def test_exact_key_normalises_whitespace_but_not_content():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import zlib
 from array import array
 from collections import defaultdict
 from collections.abc import Iterable
@@ -87,11 +88,25 @@ def cursor_window(snapshot: Snapshot, window_lines: int) -> str:
     return "\n".join(lines[max(0, row - window_lines): row + window_lines + 1])
 
 
-def shingles(tokens: list[str], n: int) -> set[bytes]:
-    """n-grams of tokens joined by NUL, as bytes (a single shingle when there are fewer tokens)."""
-    if len(tokens) <= n:
-        return {"\0".join(tokens).encode()}
-    return {"\0".join(tokens[i:i + n]).encode() for i in range(len(tokens) - n + 1)}
+_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+
+
+def shingle_hashes(tokens: list[str], n: int, cache: dict[str, int] | None = None) -> np.ndarray:
+    """32-bit hashes of the token n-grams (hashed without building
+    shingle strings): CRC-32 per token, combined polynomially over each window, folded to 32 bits.
+    `cache` (token -> CRC) saves rehashing tokens seen before."""
+    if not tokens:
+        return np.zeros(1, dtype=np.uint64)
+    cache = {} if cache is None else cache
+    for tok in set(tokens).difference(cache):
+        cache[tok] = zlib.crc32(tok.encode())
+    t = np.fromiter(map(cache.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
+    width = min(n, len(t))
+    h = t[: len(t) - width + 1].copy()
+    with np.errstate(over="ignore"):
+        for k in range(1, width):
+            h = h * _MULTIPLIER + t[k: len(t) - width + 1 + k]
+    return (h >> np.uint64(32)) ^ (h & np.uint64(0xFFFFFFFF))
 
 
 def _normalise(text: str) -> str:
@@ -117,6 +132,9 @@ class Deduplicator:
     def __init__(self, config: DedupConfig | None = None):
         self.config = config or DedupConfig()
         self._lsh = MinHashLSH(threshold=self.config.threshold, num_perm=self.config.num_perm)
+        template = MinHash(num_perm=self.config.num_perm, seed=self.config.seed)
+        self._perms, self._scheme = template.permutations, template.scheme  # built once, not per example
+        self._token_hashes: dict[str, int] = {}
         self._ref_lsh: MinHashLSH | None = None
         self._ref_keys: set[bytes] = set()
         self._ref_sigs: list[np.ndarray] = []
@@ -128,8 +146,13 @@ class Deduplicator:
 
     def _minhash(self, ex: Example) -> MinHash:
         cfg = self.config
-        m = MinHash(num_perm=cfg.num_perm, seed=cfg.seed)
-        m.update_batch(list(shingles(tokenize(cursor_window(ex.snapshot, cfg.window_lines)), cfg.shingle)))
+        if len(self._token_hashes) > 500_000:  # bound memory on huge vocabularies
+            self._token_hashes.clear()
+        hashes = shingle_hashes(tokenize(cursor_window(ex.snapshot, cfg.window_lines)), cfg.shingle,
+                                self._token_hashes)
+        m = MinHash(num_perm=cfg.num_perm, seed=cfg.seed, hashfunc=int, permutations=self._perms,
+                    scheme=self._scheme)
+        m.update_batch(hashes.tolist())
         return m
 
     @staticmethod
