@@ -11,7 +11,7 @@ from nextedit.context.diagnose import diagnose
 from nextedit.context.diagnostics import DiagnosticsStage, add_diagnostics
 from nextedit.context.file_state import splice_excerpt
 from nextedit.context.lint import LintError, have_pyflakes, lint_python
-from nextedit.record import Diagnostic, Example, Snapshot
+from nextedit.record import Diagnostic, Example, HistoryEvent, Snapshot
 
 FILE = (
     "import os\n"                       # 0
@@ -133,3 +133,17 @@ def test_splice_aligns_excerpt_that_gained_lines():
                                          "    data = dumps(record)"]
     assert lines[7] == "    with open(path, 'w') as fh:" and len(lines) == len(FILE.splitlines()) + 1
     assert splice_excerpt(None, snap) == (snap.text, 0)
+
+
+def test_history_edits_outside_the_excerpt_are_replayed(repo):
+    root, rev = repo
+    # The user first added `import sys` at the top (history), then used it in the excerpt.
+    history = [{"path": "store.py", "diff": "--- a/store.py\n+++ b/store.py\n@@ -1,2 +1,3 @@\n"
+                " import os\n+import sys\n from json import dumps\n"}]
+    excerpt = "def load(path):\n    sys.exit(open(path).read())\n"
+    example = _excerpt_example(root, rev, excerpt, 12, "sys.exit")
+    example.snapshot.history = [HistoryEvent.model_validate(h) for h in history]
+    assert add_diagnostics(example).snapshot.diagnostics == []
+    # Without that history the same excerpt (one line higher in the unedited file) lacks the import.
+    (undefined,) = add_diagnostics(_excerpt_example(root, rev, excerpt, 11, "sys.exit")).snapshot.diagnostics
+    assert (undefined.code, undefined.start_line, undefined.severity) == ("F821", 12, "error")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nextedit.context.file_state import splice_excerpt
+from nextedit.context.file_state import current_file
 from nextedit.context.lint import lint_python
 from nextedit.languages import language_name
 from nextedit.record import Diagnostic, Snapshot
@@ -15,12 +15,13 @@ def diagnose(snapshot: Snapshot, file_text: str | None = None, *, window: int = 
              max_diagnostics: int = 20) -> list[Diagnostic] | None:
     """Diagnostics within `window` lines of the cursor, or None for languages nextedit does not lint.
 
-    `file_text` is the cursor file at the snapshot's revision (the excerpt is spliced into it so
-    imports and definitions elsewhere in the file are seen); without it the excerpt is linted alone.
+    `file_text` is the cursor file at the snapshot's revision: the history edits to it are
+    replayed and the excerpt spliced in, so imports and definitions elsewhere in the file are
+    seen; without it the excerpt is linted alone.
     """
     if language_name(snapshot.path) not in LINTED_LANGUAGES:
         return None
-    text, offset = splice_excerpt(file_text, snapshot)
+    text, offset = current_file(file_text, snapshot)
     n_lines = snapshot.text.count("\n") + 1
     cursor_line = snapshot.text.count("\n", 0, snapshot.cursor)
     out: list[Diagnostic] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from nextedit import patch as patchlib
 from nextedit.record import Snapshot
 
 _ALIGN_SEARCH = 30
@@ -41,3 +42,28 @@ def splice_excerpt(file_text: str | None, snapshot: Snapshot) -> tuple[str, int]
     if middle and not middle.endswith("\n") and end < len(file_lines):
         middle += "\n"
     return "".join(file_lines[:start]) + middle + "".join(file_lines[end:]), start
+
+
+def replay_history(file_text: str, snapshot: Snapshot) -> str:
+    """The file with the snapshot's history edits to it applied in order (the user's current file).
+
+    When an edit does not apply (its context is not in the file: the revision is not the one the
+    history started from), the file is returned as it was, unedited.
+    """
+    text = file_text
+    for event in snapshot.history:
+        if event.path != snapshot.path:
+            continue
+        try:
+            text = patchlib.apply(event.diff, text, path=snapshot.path)
+        except patchlib.PatchError:
+            return file_text
+    return text
+
+
+def current_file(file_text: str | None, snapshot: Snapshot) -> tuple[str, int]:
+    """(the cursor file as the user has it, 0-based line of the excerpt in it): history replayed
+    on the revision's file, then the excerpt spliced in; the excerpt alone without a file."""
+    if file_text is None:
+        return snapshot.text, 0
+    return splice_excerpt(replay_history(file_text, snapshot), snapshot)
