@@ -639,3 +639,21 @@ def test_zed_eval_diffs_parse_and_expected_patches_apply_to_the_excerpt() -> Non
     } <= set(fitted_ok)
     assert "vscode--add-async-and-await" in unfit
     assert len(applied) > 3 * (len(fitted_ok) + len(unfit))
+
+
+@PROPS
+@given(distinct_line_pairs(), st.integers(0, 3), st.integers(0, 30), st.integers(0, 30))
+def test_clipped_patch_applies_and_stays_in_the_window(
+    pair: tuple[str, str], context: int, start: int, n_lines: int
+) -> None:
+    old, new = pair
+    diff = P.make(old, new, context=context)
+    clipped = P.clip_to_window(diff, start, n_lines)
+    result = P.apply(clipped, old)
+    old_lines = P.split_lines(old)
+    deleted = [line[1:] + "\n" for line in P.changed_lines(clipped) if line[0] == "-"]
+    rows = [old_lines.index(line) for line in deleted]
+    assert all(start <= row < start + n_lines for row in rows)
+    assert set(P.changed_lines(clipped)) <= set(P.changed_lines(diff))
+    if start == 0 and n_lines >= len(old_lines):
+        assert clipped == diff and result == new

@@ -245,25 +245,109 @@ def format_patch(file_patches: Iterable[FilePatch]) -> str:
 # --------------------------------------------------------------------------- make
 
 
+_Block = tuple[int, int, int]  # (start in a, start in b, length) of equal lines
+
+
+def _patience_anchors(
+    a: list[str], alo: int, ahi: int, b: list[str], blo: int, bhi: int
+) -> list[tuple[int, int]]:
+    """Pairs of lines unique on both sides, longest increasing run of them (patience diff)."""
+    seen_a: dict[str, int] = {}
+    for i in range(alo, ahi):
+        seen_a[a[i]] = -1 if a[i] in seen_a else i
+    seen_b: dict[str, int] = {}
+    for j in range(blo, bhi):
+        if seen_a.get(b[j], -1) >= 0:
+            seen_b[b[j]] = -1 if b[j] in seen_b else j
+    pairs = sorted((seen_a[line], j) for line, j in seen_b.items() if j >= 0)
+    # Longest increasing subsequence of the b positions (patience sorting with back links).
+    tails: list[int] = []  # index into pairs of the smallest tail of each pile
+    tail_js: list[int] = []
+    back: list[int] = [-1] * len(pairs)
+    for k, (_, j) in enumerate(pairs):
+        pile = bisect.bisect_left(tail_js, j)
+        back[k] = tails[pile - 1] if pile else -1
+        if pile == len(tails):
+            tails.append(k)
+            tail_js.append(j)
+        else:
+            tails[pile] = k
+            tail_js[pile] = j
+    out: list[tuple[int, int]] = []
+    k = tails[-1] if tails else -1
+    while k >= 0:
+        out.append(pairs[k])
+        k = back[k]
+    out.reverse()
+    return out
+
+
+def _matching_blocks(a: list[str], b: list[str]) -> list[_Block]:
+    """Equal-line blocks: common prefix/suffix, patience anchors, difflib inside the gaps."""
+    blocks: list[_Block] = []
+    stack = [(0, len(a), 0, len(b))]
+    while stack:
+        alo, ahi, blo, bhi = stack.pop()
+        pre = 0
+        while alo + pre < ahi and blo + pre < bhi and a[alo + pre] == b[blo + pre]:
+            pre += 1
+        if pre:
+            blocks.append((alo, blo, pre))
+            alo, blo = alo + pre, blo + pre
+        suf = 0
+        while (
+            ahi - suf > alo and bhi - suf > blo and a[ahi - 1 - suf] == b[bhi - 1 - suf]
+        ):
+            suf += 1
+        if suf:
+            blocks.append((ahi - suf, bhi - suf, suf))
+            ahi, bhi = ahi - suf, bhi - suf
+        if alo == ahi or blo == bhi:
+            continue
+        anchors = _patience_anchors(a, alo, ahi, b, blo, bhi)
+        if anchors:
+            i0, j0 = alo, blo
+            for i, j in anchors:
+                stack.append((i0, i, j0, j))
+                blocks.append((i, j, 1))
+                i0, j0 = i + 1, j + 1
+            stack.append((i0, ahi, j0, bhi))
+            continue
+        # No unique lines to anchor on: difflib; its junk heuristic only for big gaps (speed).
+        big = (ahi - alo) + (bhi - blo) > 2000
+        matcher = difflib.SequenceMatcher(None, a[alo:ahi], b[blo:bhi], autojunk=big)
+        blocks.extend(
+            (alo + i, blo + j, n) for i, j, n in matcher.get_matching_blocks() if n
+        )
+    blocks.sort()
+    merged: list[_Block] = []
+    for i, j, n in blocks:
+        if (
+            merged
+            and merged[-1][0] + merged[-1][2] == i
+            and merged[-1][1] + merged[-1][2] == j
+        ):
+            pi, pj, pn = merged[-1]
+            merged[-1] = (pi, pj, pn + n)
+        else:
+            merged.append((i, j, n))
+    return merged
+
+
 def _opcodes(a: list[str], b: list[str]) -> list[tuple[str, int, int, int, int]]:
-    """Line opcodes covering both sequences; common prefix/suffix are trimmed before difflib runs."""
-    n, m = len(a), len(b)
-    pre = 0
-    while pre < n and pre < m and a[pre] == b[pre]:
-        pre += 1
-    suf = 0
-    while suf < n - pre and suf < m - pre and a[n - 1 - suf] == b[m - 1 - suf]:
-        suf += 1
+    """Line opcodes (difflib style) covering both sequences."""
     codes: list[tuple[str, int, int, int, int]] = []
-    if pre:
-        codes.append(("equal", 0, pre, 0, pre))
-    matcher = difflib.SequenceMatcher(
-        None, a[pre : n - suf], b[pre : m - suf], autojunk=False
-    )
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        codes.append((tag, i1 + pre, i2 + pre, j1 + pre, j2 + pre))
-    if suf:
-        codes.append(("equal", n - suf, n, m - suf, m))
+    i = j = 0
+    for ai, bj, n in [*_matching_blocks(a, b), (len(a), len(b), 0)]:
+        if i < ai and j < bj:
+            codes.append(("replace", i, ai, j, bj))
+        elif i < ai:
+            codes.append(("delete", i, ai, j, bj))
+        elif j < bj:
+            codes.append(("insert", i, ai, j, bj))
+        if n:
+            codes.append(("equal", ai, ai + n, bj, bj + n))
+        i, j = ai + n, bj + n
     return codes
 
 
