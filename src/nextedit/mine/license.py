@@ -36,7 +36,7 @@ _SIGNATURES: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 def _normalise(text: str) -> str:
     text = text.lower().replace("\u201c", '"').replace("\u201d", '"')
-    text = re.sub(r"[*#>/]+", " ", text)  # comment leaders and markdown
+    text = re.sub(r"(?m)^\s*(?:[*#>]+|//+|;+|--)", " ", text)  # comment leaders and markdown quotes
     return re.sub(r"\s+", " ", text)
 
 
