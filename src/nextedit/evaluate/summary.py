@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from nextedit import patch as patchlib
 from nextedit.evaluate import bootstrap
 from nextedit.languages import language_name
 from nextedit.metrics.lines import prf
@@ -131,8 +130,6 @@ class SummaryBuilder:
             "id": example.id, "provider": row.provider, "sample": row.sample, "language": row.language,
             "path": snap.path, "values": row.values, "error": pred.error,
             "expected": expected, "predicted": pred.patch or "",
-            "expected_changes": patchlib.changed_lines(expected) if expected else [],
-            "predicted_changes": patchlib.changed_lines(pred.patch) if pred.patch else [],
             "snapshot": _mark_cursor(snap.text, snap.cursor, snap.start_line),
         }
         item = (key[0], key[1], entry)
