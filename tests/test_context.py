@@ -60,6 +60,7 @@ FILES_V1 = {
     "pkg/report.py": "class Report:\n    def line(self, text):\n        return text\n",
     "alpha/codec.py": "def encode(x):\n    return x\n",
     "beta/codec2.py": "def encode(x):\n    return -x\n",
+    "misc/orphan.py": "def orphan_helper():\n    return 0\n",
 }
 
 
@@ -196,6 +197,18 @@ def test_imported_definition_preferred_over_same_name_elsewhere(repo):
     out = add_context(_example(root, v1, "gamma/use.py", text, "encode(1)"),
                       ContextConfig(sources=["definition"]))
     assert [r.path for r in out.snapshot.related] == ["alpha/codec.py"]
+
+
+def test_unimported_definitions_only_on_request(repo):
+    root, v1, _ = repo
+    example = _example(root, v1, "gamma/use.py", "value = orphan_helper()\n", "orphan")
+    assert add_context(example, ContextConfig(sources=["definition"])).snapshot.related == []
+    loose = add_context(example, ContextConfig(sources=["definition"], unreachable_unique=True))
+    assert [r.path for r in loose.snapshot.related] == ["misc/orphan.py"]
+    imported = _example(root, v1, "gamma/use.py", "from misc.orphan import orphan_helper\nvalue = orphan_helper()\n",
+                        "value")
+    assert [r.path for r in add_context(imported, ContextConfig(sources=["definition"])).snapshot.related] == [
+        "misc/orphan.py"]
 
 
 def test_history_added_lines_contribute_identifiers(repo):

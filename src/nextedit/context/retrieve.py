@@ -7,6 +7,7 @@ import keyword
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -33,6 +34,7 @@ class RetrieveSettings:
     identifier_window: int = 20
     max_definitions_per_identifier: int = 2
     max_definition_snippets: int = 8
+    unreachable_unique: bool = False
     ambiguous_limit: int = 8
     definition_max_lines: int = 24
     query_window: int = 20
@@ -137,6 +139,19 @@ def _overlaps(path: str, start: int, end: int, snapshot: Snapshot) -> bool:
     return path == snapshot.path and start < hi and end > lo
 
 
+_IMPORT_LINE = re.compile(r"^\s*(?:import|from|use|pub\s+use|mod|pub\s+mod|require|#include|using|package)\b"
+                          r"|\brequire\s*\(|\bimport\s*\(|^\s*(?:\w+\s+)?\"[^\"]+\"\s*$")
+
+
+def import_words(lines: Iterable[str]) -> set[str]:
+    """Identifiers on import-like lines (import/from/use/mod/require/#include, Go import-block paths)."""
+    words: set[str] = set()
+    for line in lines:
+        if _IMPORT_LINE.search(line):
+            words.update(_IDENT.findall(line))
+    return words
+
+
 def _ignored_names(path: str) -> frozenset[str]:
     if language_name(path) == "python":
         return _PYTHON_BUILTINS
@@ -158,17 +173,18 @@ def definition_candidates(index: RevisionIndex, snapshot: Snapshot,
                           settings: RetrieveSettings) -> list[Candidate]:
     """Definitions of identifiers near the cursor, nearest identifier first.
 
-    A definition is reachable when it is in the cursor file or its folder, or the cursor file
-    mentions its file or folder name (an import, a package qualifier). Reachable definitions come
-    first (same file, same extension, nearby folders preferred); a name with no reachable
-    definition contributes only when it is defined exactly once, after all reachable ones.
+    A definition is reachable when it is in the cursor file or its folder, or the cursor file's
+    import lines mention its file or folder name. Reachable definitions come
+    first (same file, same extension, nearby folders preferred). With `unreachable_unique`, a
+    name with no reachable definition that is defined exactly once (not as a member) is used
+    too, after all reachable ones.
     """
     out: list[Candidate] = []
     seen: set[tuple[str, int]] = set()
     suffix = PurePosixPath(snapshot.path).suffix
     ignored = _ignored_names(snapshot.path)
-    cursor_words = set(_IDENT.findall(snapshot.text))
-    cursor_words.update(_IDENT.findall("".join(index.lines.get(snapshot.path, ()))))
+    cursor_words = import_words(snapshot.text.splitlines())
+    cursor_words |= import_words(index.lines.get(snapshot.path, ()))
     cursor_dir = PurePosixPath(snapshot.path).parent
 
     def reachable(d: Definition) -> bool:
@@ -188,7 +204,7 @@ def definition_candidates(index: RevisionIndex, snapshot: Snapshot,
             continue
         good = [d for d in defs if reachable(d)]
         if not good:
-            if len(defs) == 1:
+            if settings.unreachable_unique and len(defs) == 1 and not defs[0].member:
                 far.append((defs[0], use.distance))
             continue
         good.sort(key=lambda d: (d.path != snapshot.path, PurePosixPath(d.path).suffix != suffix,
@@ -242,7 +258,10 @@ def bm25_candidates(index: RevisionIndex, snapshot: Snapshot,
         if per_file[path] >= settings.bm25_max_per_file or _overlaps(path, start, end, snapshot):
             continue
         per_file[path] += 1
-        text = "".join(index.lines[path][start:end])
+        lines = index.lines[path]
+        while start < end - 1 and not lines[start].strip():
+            start += 1  # a chunk starting on blank lines shows from its first code line
+        text = "".join(lines[start:end])
         out.append(Candidate(path, start, end, text, "bm25", float(scores[i])))
     return out
 

@@ -33,6 +33,7 @@ class ContextConfig(BaseModel):
     identifier_window: int = Field(20, ge=0, description="lines around the cursor whose identifiers are resolved")
     max_definitions_per_identifier: int = Field(2, ge=1)
     max_definition_snippets: int = Field(8, ge=0, description="at most this many definition candidates")
+    unreachable_unique: bool = Field(False, description="also use names defined once but not imported")
     ambiguous_limit: int = Field(8, ge=1, description="skip identifiers defined in more places than this")
     definition_max_lines: int = Field(24, ge=1, description="longer definitions are cut to this many lines")
     bm25_k1: float = 1.2
@@ -60,6 +61,7 @@ class ContextConfig(BaseModel):
             max_per_file=self.max_per_file, identifier_window=self.identifier_window,
             max_definitions_per_identifier=self.max_definitions_per_identifier,
             max_definition_snippets=self.max_definition_snippets,
+            unreachable_unique=self.unreachable_unique,
             ambiguous_limit=self.ambiguous_limit, definition_max_lines=self.definition_max_lines,
             query_window=self.query_window, max_history_queries=self.max_history_queries,
             bm25_top_k=self.bm25_top_k, bm25_max_per_file=self.bm25_max_per_file)
