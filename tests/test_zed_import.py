@@ -362,3 +362,46 @@ def test_export_md_gives_unique_names_and_keeps_ids(tmp_path: Path) -> None:
     write_zed([a, b], tmp_path / "md")
     assert sorted(p.name for p in (tmp_path / "md").iterdir()) == ["same-name-2.md", "same-name.md"]
     assert sorted(e.id for e in read_zed([tmp_path / "md"])) == ["same name", "same/name"]
+
+
+def test_markdown_sections_for_every_spec_field(tmp_path: Path) -> None:
+    row = _spec_row(
+        name="full", reasoning="Because the user renamed it.\n\nSecond paragraph.",
+        uncommitted_diff="--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+b\n",
+        uncommitted_diff_contains_edit_history=True,
+        recently_opened_files=[{"path": "a.py", "cursor_position": 12}, {"path": "b.py"}],
+        recently_viewed_files=[{"path": "c.py", "cursor_position": 0}],
+        rejected_patch="@@ -2 +2 @@\n-    item.count += amount\n+    item.count -= amount\n#  ^[CURSOR_POSITION]\n",
+    )
+    ex = spec_to_example(row, file="r.jsonl", lines=1)
+    assert ex.rejected == "@@ -2 +2 @@\n-    item.count += amount\n+    item.count -= amount\n"
+    assert ex.zed["rejected_annotations"] == [[3, "#  ^[CURSOR_POSITION]"]]
+    write_zed([ex], tmp_path / "md")
+    md = (tmp_path / "md" / "full.md").read_text()
+    assert "uncommitted_diff_requires_edit_history_rollback = true" in md
+    assert "## Rejected Patch" in md and "a.py\t12\nb.py\n" in md
+    (again,) = read_zed([tmp_path / "md"])
+    for key in ("reasoning", "uncommitted_diff", "uncommitted_diff_contains_edit_history",
+                "recently_opened_files", "recently_viewed_files"):
+        assert again.zed["spec"][key] == row[key], key
+    assert again.rejected == ex.rejected and again.zed["rejected_annotations"] == ex.zed["rejected_annotations"]
+    assert (again.snapshot.text, again.snapshot.cursor, again.expected, again.expected_cursors) == (
+        ex.snapshot.text, ex.snapshot.cursor, ex.expected, ex.expected_cursors)
+    assert "telemetry" not in again.zed["spec"]  # Markdown has no place for it (documented)
+
+
+def test_records_from_other_sources_export(tmp_path: Path) -> None:
+    text = "def restock(item, qty):\n    item.count += amount\n    log(item)\n"
+    patch = ("--- a/inventory/stock.py\n+++ b/inventory/stock.py\n@@ -11,3 +11,3 @@\n def restock(item, qty):\n"
+             "-    item.count += amount\n+    item.count += qty\n     log(item)\n")
+    from nextedit.record import parse_example
+
+    ex = parse_example({"id": "git-1", "source": {"kind": "git", "repo": "r", "revision": "abc"},
+                        "snapshot": {"path": "inventory/stock.py", "text": text, "start_line": 10,
+                                     "cursor": 42, "history": []},
+                        "expected": [patch], "expected_cursors": [text.index("log")]})
+    write_zed([ex], tmp_path / "md")
+    (again,) = read_zed([tmp_path / "md"])
+    assert (again.snapshot.text, again.snapshot.cursor, again.snapshot.start_line) == (text, 42, 10)
+    assert again.expected == [patch] and again.expected_cursors == [text.index("log")]
+    assert again.source.kind == "zed" and again.source.repo == "r"
