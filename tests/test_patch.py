@@ -657,3 +657,13 @@ def test_clipped_patch_applies_and_stays_in_the_window(
     assert set(P.changed_lines(clipped)) <= set(P.changed_lines(diff))
     if start == 0 and n_lines >= len(old_lines):
         assert clipped == diff and result == new
+
+
+def test_quoted_git_paths_and_rendering() -> None:
+    text = '--- "a/caf\\303\\251 \\"x\\".py"\n+++ "b/caf\\303\\251 \\"x\\".py"\n@@ -1 +1 @@ f\n-a\n+b\n'
+    fp = P.parse(text)[0]
+    assert fp.old_path == fp.new_path == 'café "x".py'
+    hunk = fp.hunks[0]
+    assert hunk.label() == "@@ -1 +1 @@ f" and hunk.range_header == "@@ -1,1 +1,1 @@"
+    assert hunk.render() == "@@ -1,1 +1,1 @@ f\n-a\n+b\n"
+    assert P.apply(text, "a\n", path='café "x".py') == "b\n"

@@ -442,14 +442,45 @@ def _clean_path(raw: str, prefix: str) -> str | None:
     if "\t" in value:
         value = value.split("\t", 1)[0]
     if len(value) >= 2 and value.startswith('"') and value.endswith('"'):
-        value = (
-            value[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape")
-        )
-        value = value.encode("latin-1", "ignore").decode("utf-8", "replace")
+        value = _unquote(value[1:-1])
     value = value.strip()
     if value in ("/dev/null", ""):
         return None
     return value.removeprefix(prefix)
+
+
+_C_ESCAPES = {
+    "a": 7,
+    "b": 8,
+    "t": 9,
+    "n": 10,
+    "v": 11,
+    "f": 12,
+    "r": 13,
+    '"': 34,
+    "\\": 92,
+}
+
+
+def _unquote(quoted: str) -> str:
+    """Undo git's C-style path quoting (octal escapes are UTF-8 bytes)."""
+    out = bytearray()
+    i = 0
+    while i < len(quoted):
+        char = quoted[i]
+        if char == "\\" and i + 1 < len(quoted):
+            octal = re.match(r"[0-7]{1,3}", quoted[i + 1 : i + 4])
+            if octal:
+                out.append(int(octal.group(), 8) & 0xFF)
+                i += 1 + len(octal.group())
+                continue
+            if quoted[i + 1] in _C_ESCAPES:
+                out.append(_C_ESCAPES[quoted[i + 1]])
+                i += 2
+                continue
+        out += char.encode()
+        i += 1
+    return out.decode("utf-8", "replace")
 
 
 def _normalize_path(path: str) -> str:
