@@ -1,0 +1,151 @@
+"""delta-chrF (zed-ep.md 3.1): worked cases, variants, and properties against a literal reference."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nextedit.metrics import VARIANTS, delta_chrf, normalize_whitespace, parse_signature
+
+ORIG = "def f(x):\n    return x + 1\n"
+EXP = "def f(x):\n    return x + 2\n"
+
+
+def literal_delta_chrf(o: str, e: str, a: str, variant: str) -> float:
+    """The definition read literally: full texts, one bag per order with `¬g` deletion tokens."""
+    v = VARIANTS[variant]
+    if o == e == a:
+        return 100.0
+    o, e, a = (normalize_whitespace(t, v.ws) for t in (o, e, a))
+    p_sum = r_sum = 0.0
+    for n in range(1, v.n + 1):
+        def grams(s: str, n: int = n) -> Counter[str]:
+            return Counter(s[i:i + n] for i in range(len(s) - n + 1))
+
+        def bag(x: str) -> Counter[str]:
+            d = grams(x)
+            d.subtract(grams(o))
+            out: Counter[str] = Counter()
+            for g, k in d.items():
+                if k > 0:
+                    out[g] += k
+                elif k < 0:
+                    out["¬" + g] += -k
+            return out
+
+        eb, ab = bag(e), bag(a)
+        if not eb and not ab:
+            p_sum, r_sum = p_sum + 1, r_sum + 1
+            continue
+        tp = sum((eb & ab).values())
+        fp, fn = sum(ab.values()) - tp, sum(eb.values()) - tp
+        p_sum += tp / (tp + fp) if tp + fp else 0.0
+        r_sum += tp / (tp + fn) if tp + fn else 0.0
+    p, r = p_sum / v.n, r_sum / v.n
+    b2 = v.beta ** 2
+    return 100 * (1 + b2) * p * r / (b2 * p + r) if p + r else 0.0
+
+
+def test_prediction_equal_to_expected_scores_100() -> None:
+    r = delta_chrf(ORIG, EXP, EXP)
+    assert r.score == 100.0 and r.precision == 1.0 and r.recall == 1.0
+    assert r.fp == 0 and r.fn == 0 and r.tp > 0
+
+
+def test_empty_prediction_when_reference_edits_scores_0() -> None:
+    r = delta_chrf(ORIG, EXP, ORIG)
+    assert r.score == 0.0 and r.tp == 0 and r.fn > 0
+
+
+def test_empty_prediction_when_reference_is_empty_scores_100() -> None:
+    assert delta_chrf(ORIG, ORIG, ORIG).score == 100.0
+
+
+def test_edit_when_no_edit_expected_scores_0() -> None:
+    assert delta_chrf(ORIG, ORIG, EXP).score == 0.0
+
+
+def test_deleting_what_the_reference_keeps_is_a_false_positive() -> None:
+    # Reference inserts "b"; prediction inserts "b" and deletes "z": the deletion tokens are FP.
+    r = delta_chrf("a z c", "a b z c", "a b c")
+    assert 0 < r.precision < 1 and r.fp > 0
+
+
+def test_subset_of_reference_has_high_precision_lower_recall() -> None:
+    o = "x = 1\n"
+    e = "x = 1\ny = 2\nz = 3\n"
+    a = "x = 1\ny = 2\n"
+    r = delta_chrf(o, e, a)
+    assert r.precision > r.recall
+    assert r.precision > 0.8
+
+
+def test_half_right_change_scores_50() -> None:
+    # "1" -> "2" expected, "1" -> "3" predicted: deleting "1" is right, inserting "3" is wrong.
+    r = delta_chrf(ORIG, EXP, ORIG.replace("+ 1", "+ 3"))
+    assert r.score == pytest.approx(50.0)
+    assert r.tp == r.fp == r.fn
+
+
+def test_variants_and_signatures() -> None:
+    assert delta_chrf(ORIG, EXP, EXP).signature == "delta_chrf:v3|n=6|beta=0.5|ws=collapse"
+    assert delta_chrf(ORIG, EXP, EXP, variant="v2").signature == "delta_chrf:v2|n=6|beta=2|ws=collapse"
+    v1 = delta_chrf(ORIG, EXP, EXP, variant="v1")
+    assert v1.signature == "delta_chrf:v1|n=6|beta=2|ws=remove" and v1.beta == 2.0
+    sig = parse_signature(v1.signature)
+    assert sig.name == "delta_chrf" and sig.version == "v1" and sig.params["ws"] == "remove"
+    with pytest.raises(ValueError, match="unknown delta_chrf variant 'v9'"):
+        delta_chrf(ORIG, EXP, EXP, variant="v9")
+
+
+def test_beta_weights_precision_in_v3_and_recall_in_v2() -> None:
+    o, e, a = "x = 1\n", "x = 1\ny = 2\nz = 3\n", "x = 1\ny = 2\n"
+    v3, v2 = delta_chrf(o, e, a, variant="v3"), delta_chrf(o, e, a, variant="v2")
+    assert v3.precision == v2.precision and v3.recall == v2.recall
+    assert v3.score > v2.score  # precision > recall here; beta 0.5 rewards it
+
+
+def test_whitespace_modes() -> None:
+    o = "a(b)\n"
+    spaced = "a( b )\n"
+    # Collapse: added spaces are a change; remove: they vanish entirely.
+    assert delta_chrf(o, o, spaced, variant="v3").score == 0.0
+    assert delta_chrf(o, o, spaced, variant="v1").score == 100.0
+    # Collapse: a run of spaces equals one space, a run of newlines one newline.
+    assert delta_chrf("a b\n", "a b\n", "a    b\n\n\n").score == 100.0
+    assert normalize_whitespace("a \t b\r\n\n c", "collapse") == "a b\n c"
+    assert normalize_whitespace("a \t b\r\n\n c", "remove") == "abc"
+
+
+texts = st.text(alphabet="ab(x) \n\t", max_size=14)
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts, texts, texts, st.sampled_from(["v1", "v2", "v3"]))
+def test_matches_literal_definition_and_windowed_equals_full(o: str, e: str, a: str, variant: str) -> None:
+    fast = delta_chrf(o, e, a, variant=variant)
+    full = delta_chrf(o, e, a, variant=variant, windowed=False)
+    assert fast == full
+    assert fast.score == pytest.approx(literal_delta_chrf(o, e, a, variant))
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts, texts, texts, st.text(alphabet="xyz \n", max_size=30), st.text(alphabet="xyz \n", max_size=30))
+def test_text_outside_the_changed_span_does_not_change_the_score(o: str, e: str, a: str, pre: str, post: str) -> None:
+    # Fixed 5-char fences keep n-grams of the edit from reaching into the added text.
+    def wrap(t: str, left: str = "", right: str = "") -> str:
+        return left + "#####" + t + "#####" + right
+
+    base = delta_chrf(wrap(o), wrap(e), wrap(a))
+    moved = delta_chrf(wrap(o, pre, post), wrap(e, pre, post), wrap(a, pre, post))
+    assert moved.score == pytest.approx(base.score)
+    assert (moved.tp, moved.fp, moved.fn) == (base.tp, base.fp, base.fn)
+
+
+@settings(max_examples=100, deadline=None)
+@given(texts, texts)
+def test_prediction_equal_to_nonempty_expected_edit_scores_100(o: str, e: str) -> None:
+    assert delta_chrf(o, e, e).score == 100.0
