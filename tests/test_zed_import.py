@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from nextedit.cli import app
 from nextedit.patch import apply
-from nextedit.record import RecordError
+from nextedit.record import RecordError, parse_example
 from nextedit.sources.zed import read_zed, read_zed_file, to_markdown, write_zed
 from nextedit.sources.zed_cursor import (
     CursorError,
@@ -394,8 +394,6 @@ def test_records_from_other_sources_export(tmp_path: Path) -> None:
     text = "def restock(item, qty):\n    item.count += amount\n    log(item)\n"
     patch = ("--- a/inventory/stock.py\n+++ b/inventory/stock.py\n@@ -11,3 +11,3 @@\n def restock(item, qty):\n"
              "-    item.count += amount\n+    item.count += qty\n     log(item)\n")
-    from nextedit.record import parse_example
-
     ex = parse_example({"id": "git-1", "source": {"kind": "git", "repo": "r", "revision": "abc"},
                         "snapshot": {"path": "inventory/stock.py", "text": text, "start_line": 10,
                                      "cursor": 42, "history": []},
@@ -405,3 +403,17 @@ def test_records_from_other_sources_export(tmp_path: Path) -> None:
     assert (again.snapshot.text, again.snapshot.cursor, again.snapshot.start_line) == (text, 42, 10)
     assert again.expected == [patch] and again.expected_cursors == [text.index("log")]
     assert again.source.kind == "zed" and again.source.repo == "r"
+
+
+def test_crlf_files_keep_their_line_endings(tmp_path: Path) -> None:
+    src = EVALS / "hello-world--rename-accepted-group-by.md"
+    crlf = tmp_path / src.name
+    crlf.write_bytes(src.read_bytes().replace(b"\n", b"\r\n"))
+    ex, lf = _one(crlf), _one(src)
+    assert ex.snapshot.text == lf.snapshot.text.replace("\n", "\r\n")
+    assert ex.snapshot.text[: ex.snapshot.cursor].endswith("function groupByCat")
+    assert ex.snapshot.start_line == lf.snapshot.start_line
+    after = apply(ex.expected[0], ex.snapshot.text, start_line=ex.snapshot.start_line)
+    assert after[: ex.expected_cursors[0]].endswith("function groupByCategory")
+    write_zed([ex], tmp_path / "out")
+    assert [e.to_dict() for e in read_zed([tmp_path / "out"])] == [ex.to_dict()]

@@ -72,7 +72,7 @@ def read_zed_file(path: str | os.PathLike[str], *, on_failure: OnFailure | None 
     suffix = _suffix(p)
     try:
         if suffix == ".md":
-            text = p.read_text(encoding="utf-8")
+            text = p.read_bytes().decode("utf-8")
             try:
                 parsed = parse_markdown(text, file=name)
                 yield spec_to_example(parsed.spec, file=name, default_id=file_stem(p), lines=parsed.lines)
