@@ -215,19 +215,25 @@ def test_resume_after_sigkill(tmp_path: Path, jobs: str) -> None:
     cfg.write_text("delay = 0.01\nfail_every = 50\n")
     args = ["run", "runner_stages:Tag", str(src), "-o", str(out), "--config", str(cfg), "-j", jobs,
             "--cache", str(tmp_path / "c.sqlite"), "--no-progress", "--json"]
+    args += ["--checkpoint-every", "0.1"]
     checkpoint = sidecar_paths(out)["checkpoint"]
+
+    def progress() -> int:
+        ck = checkpoint.exists() and orjson.loads(checkpoint.read_bytes() or b"{}") or {}
+        return int(ck.get("line", 0))
+
     kills = 0
-    for delay in (0.3, 0.7):  # kill twice: once right after a checkpoint, once between two
+    for target in (60, 180):  # kill twice, at different points (between checkpoints, mid-write)
         proc = _run_cli(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(delay)
+        deadline = time.monotonic() + 60
+        while progress() < target and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             kills += 1
         proc.wait()
-    assert kills >= 1 and not out.exists()
+    assert kills == 2 and not out.exists()
     proc = _run_cli(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr.decode()

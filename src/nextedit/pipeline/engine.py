@@ -125,9 +125,10 @@ class _Handler:
             example = parse_example(data, file=self.input_name, line=line)
         except RecordError as exc:
             return self._fail(line, raw, str(exc))
-        d = example.to_dict()
+        d: dict[str, Any] = {}
         key = None
-        if self.cache is not None:
+        if self.cache is not None:  # the input as data is only needed to key and diff cached results
+            d = example.to_dict()
             fields = ({f: d.get(f) for f in self.reads} if self.reads
                       else {k: v for k, v in d.items() if k != "lineage"})
             key = cache_key(self.stage.name, self.stage.version, self.cfg_hash, fields)
