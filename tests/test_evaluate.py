@@ -30,6 +30,10 @@ def scored() -> list:
 def test_stages_are_registered() -> None:
     assert get_stage("predict") is PredictStage
     assert get_stage("score") is ScoreStage
+    # the predictor's version and the metric signatures key the cache
+    stage = PredictStage({"provider": "propagate"})
+    assert stage.version.endswith(f"+propagate.{stage.predictor.version}")
+    assert ScoreStage.version.startswith("1+metrics.")
 
 
 def test_predict_replaces_its_own_predictions_and_reindexes_other_scores() -> None:

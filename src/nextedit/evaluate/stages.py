@@ -61,6 +61,8 @@ class PredictStage(Stage):
         super().__init__(config)
         # An unknown provider raises PredictorError here, before any example is read.
         self.predictor: Predictor = get_predictor(self.config.provider, **self.config.options)
+        # The predictor's own version keys the cache too: a changed baseline is never served stale.
+        self.version = f"{type(self).version}+{self.predictor.scheme}.{self.predictor.version}"
 
     async def process(self, example: Example) -> Example:
         """Add this provider's predictions to the example."""
@@ -81,11 +83,23 @@ class ScoreConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _metrics_version() -> str:
+    """A short hash of every metric signature: cached scores are recomputed when any metric changes."""
+    import hashlib
+
+    import orjson
+
+    from nextedit.metrics import SCORE_VERSION, SIGNATURES
+
+    blob = orjson.dumps({"score": SCORE_VERSION, "signatures": SIGNATURES}, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(blob).hexdigest()[:10]
+
+
 class ScoreStage(Stage):
     """Score every prediction against the best expected patch (replaces earlier scores)."""
 
     name = "score"
-    version = "1"
+    version = f"1+metrics.{_metrics_version()}"
     Config = ScoreConfig
     reads = ("snapshot", "expected", "expected_cursors", "predictions")
     kind = "cpu"

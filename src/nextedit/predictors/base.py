@@ -29,6 +29,8 @@ class Predictor:
     """
 
     scheme: ClassVar[str] = ""
+    #: Bump when the predictions change for the same input: it keys the predict stage's cache.
+    version: ClassVar[str] = "1"
 
     def __init__(self, argument: str | None = None, **options: Any) -> None:
         if argument:

@@ -265,6 +265,7 @@ class PropagatePredictor(Predictor):
     """Finishes a rename in progress: repeats the latest history edit's identifier replacement."""
 
     scheme = "propagate"
+    version = "2"
 
     def propose(self, example: Example) -> str:
         """The patch (possibly empty) this baseline proposes for the example."""
