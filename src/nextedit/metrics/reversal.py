@@ -125,6 +125,8 @@ def reversal_from_history(current: str, predicted: str, history: Sequence[Any], 
     or empty; `events=N` / `None` undoes the last N / all events of the file (newest first).
     """
     sig = reversal_signature(events)
+    if current == predicted:  # no prediction edit: nothing can be reversed
+        return Reversal(0, 0, 0, 0.0, sig)
     mine = [ev for ev in history if _same_path(_field(ev, "path"), path)]
     if events is not None:
         mine = mine[-events:]
