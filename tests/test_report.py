@@ -10,6 +10,7 @@ from eval_fixtures import dataset, predict_and_score, rename_example
 
 from nextedit.evaluate.report import print_console, render_html, resolve, write_report
 from nextedit.evaluate.summary import summarize_examples
+from nextedit.record import Usage
 
 
 class _Numbers(HTMLParser):
@@ -46,7 +47,11 @@ class _Numbers(HTMLParser):
 
 @pytest.fixture(scope="module")
 def summary() -> dict:
-    return summarize_examples(predict_and_score(dataset()), input_name="fixture", resamples=200)
+    examples = predict_and_score(dataset())
+    for i, ex in enumerate(examples):  # serving cost of the propagate predictions
+        ex.predictions[1].latency_ms = 20.0 + 3 * i
+        ex.predictions[1].usage = Usage(input_tokens=100 + i, output_tokens=7, cost_usd=0.0005)
+    return summarize_examples(examples, input_name="fixture", resamples=200)
 
 
 def _parse(html: str) -> _Numbers:
@@ -75,6 +80,10 @@ def test_headline_numbers_are_shown_for_each_provider(summary: dict) -> None:
     # per-language breakdown: python, rust and typescript rows for both providers
     for lang in ("python", "rust", "typescript"):
         assert f"/by_language/propagate/{lang}/means/delta_chrf" in shown
+    # latency percentiles and usage sums of the provider that reports them
+    assert shown["/providers/propagate/latency_ms/p50"] == "36"  # median of 20, 23, ..., 53 is 36.5
+    assert shown["/providers/propagate/usage/output_tokens"] == "84"
+    assert "/providers/noop/latency_ms/p50" not in shown
     # propagate solves every rename: its python mean is exactly 100
     assert shown["/by_language/propagate/python/means/delta_chrf"] == "100.00"
 

@@ -108,6 +108,12 @@ class SummaryBuilder:
                 continue
             pred = example.predictions[score.prediction]
             values = {k: _plain(v) for k, v in score.values.items()}
+            # Serving cost of the prediction (not a metric of its content): latency, tokens, money.
+            if pred.latency_ms is not None:
+                values["latency_ms"] = float(pred.latency_ms)
+            if pred.usage is not None:
+                values.update(input_tokens=pred.usage.input_tokens, output_tokens=pred.usage.output_tokens,
+                              cost_usd=pred.usage.cost_usd)
             row = Row(example.id, pred.provider, pred.sample, language, values, pred.error)
             self.rows.append(row)
             for metric, sig in score.signatures.items():
@@ -213,6 +219,13 @@ def group_stats(rows: list[Row], *, resamples: int = bootstrap.DEFAULT_RESAMPLES
               for r in edited if "inserted_tokens" in r.values]
     sizes["total_tokens"] = _percentiles(totals)
     stats["edit_size"] = {k: v for k, v in sizes.items() if v is not None}
+    latency = _percentiles(numeric.get("latency_ms", []))
+    if latency is not None:
+        stats["latency_ms"] = latency
+    if "cost_usd" in numeric:
+        stats["usage"] = {"cost_usd": float(sum(numeric["cost_usd"])),
+                          "input_tokens": int(sum(numeric.get("input_tokens", []))),
+                          "output_tokens": int(sum(numeric.get("output_tokens", [])))}
     if ci:
         intervals: dict[str, list[float]] = {}
         for key in CI_METRICS:
