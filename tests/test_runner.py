@@ -244,3 +244,40 @@ def test_resume_after_sigkill(tmp_path: Path, jobs: str) -> None:
     failed = rows(failed_path(out))
     assert sorted(f["line"] for f in failed) == [1, 51, 78, 102, 152, 202, 252]
     assert summary["resumed"] > 0 and summary["failed"] == 7
+
+
+def test_crash_while_finishing_is_completed_by_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nextedit.pipeline import engine
+
+    src = write_input(tmp_path / "in.jsonl", 30, bad={3: b"x"})
+    out = tmp_path / "out.jsonl"
+    real = engine._write_manifest
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # killed after the renames, before the checkpoint is removed
+
+    monkeypatch.setattr(engine, "_write_manifest", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(Tag(), src, out, cache=False, concurrency=1, progress=False)
+    paths = sidecar_paths(out)
+    assert out.exists() and paths["checkpoint"].exists() and not paths["partial"].exists()
+    monkeypatch.setattr(engine, "_write_manifest", real)
+    summary = run_stage(Tag(), src, out, cache=False, concurrency=1, progress=False)
+    assert summary.stats == {"calls": 30}  # the counts of the run that did the work
+    assert ids(out) == [f"ex-{i}" for i in range(30)]
+    assert len(rows(failed_path(out))) == 1
+    assert paths["manifest"].exists() and not paths["checkpoint"].exists() and not paths["partial"].exists()
+
+
+def test_checkpoint_of_another_config_is_not_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    src = write_input(tmp_path / "in.jsonl", 40)
+    out = tmp_path / "out.jsonl"
+    monkeypatch.setenv("RUNNER_TEST_INTERRUPT_AT", "25")
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(Tag({"tag": "a"}), src, out, cache=False, concurrency=1, progress=False, checkpoint_every=0.0)
+    monkeypatch.delenv("RUNNER_TEST_INTERRUPT_AT")
+    summary = run_stage(Tag({"tag": "b"}), src, out, cache=False, concurrency=1, progress=False)
+    assert "differ; starting over" in capsys.readouterr().err
+    assert summary.resumed == 0 and summary.stats == {"calls": 40}
+    assert [r["source"]["tags"] for r in rows(out)] == [["b"]] * 40

@@ -516,20 +516,25 @@ def run_stage(stage: Stage, input_path: str | os.PathLike[str], output_path: str
     is_async = inspect.iscoroutinefunction(stage.process)
     io_mode = is_async or stage.kind == "io"
 
+    # A run that was killed while finishing only needs its last steps redone.
+    ck = None if restart else _read_json(paths["checkpoint"])
+    if ck is not None and ck.get("complete") and all(ck.get(k) == v for k, v in identity.items()):
+        if store is not None:
+            store.close()
+        _finalize(paths, ck)
+        summary = _summary(stage, paths, ck["counts"], ck.get("stats", {}), resumed=0, t0=t0)
+        _write_manifest(paths, stage, src, summary)
+        paths["checkpoint"].unlink(missing_ok=True)
+        return summary
+    if ck is not None and not all(ck.get(k) == v for k, v in identity.items()):
+        changed = [k for k, v in identity.items() if ck.get(k) != v]
+        print(f"note: {out}: an interrupted run was found but its {', '.join(changed)} differ; "
+              "starting over", file=sys.stderr)
+
     sink = _Sink(paths, identity, store, checkpoint_every=checkpoint_every,
                  commit_each=io_mode, fail_fast=fail_fast)
     reporter = reporter or make_progress(progress)
     try:
-        # A run that was killed while finishing only needs its last steps redone.
-        ck = None if restart else _read_json(paths["checkpoint"])
-        if ck is not None and ck.get("complete") and all(ck.get(k) == v for k, v in identity.items()):
-            sink.close()
-            _finalize(paths, ck)
-            summary = _summary(stage, paths, ck["counts"], ck.get("stats", {}), resumed=0, t0=t0)
-            _write_manifest(paths, stage, src, summary)
-            paths["checkpoint"].unlink(missing_ok=True)
-            return summary
-
         sink.resume(restart)
         total = _count_lines(src)
         reporter.start(stage.name, None if total is None else max(total - sink.line, 0))
