@@ -417,3 +417,50 @@ def test_crlf_files_keep_their_line_endings(tmp_path: Path) -> None:
     assert after[: ex.expected_cursors[0]].endswith("function groupByCategory")
     write_zed([ex], tmp_path / "out")
     assert [e.to_dict() for e in read_zed([tmp_path / "out"])] == [ex.to_dict()]
+
+
+_SNIPPETS = ["```", "```diff", "## Cursor Position", "# ^[CURSOR_POSITION]", "<|user_cursor|>", "+++",
+             "// User accepted prediction:", "    indented", "##### x", "# name", "@@ -1 +1 @@", "--- a/x",
+             "+++ b/x", "#  ^[CURSOR_POSITION]", "~~~", "", "-", "[CURSOR_POSITION]", "tags = 3", "é"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(sample=st.sampled_from(SAMPLES or [Path("none")]), edits=st.lists(
+    st.tuples(st.sampled_from(["delete", "insert", "cut"]), st.integers(0), st.sampled_from(_SNIPPETS)),
+    min_size=1, max_size=4))
+def test_damaged_markdown_gives_a_record_or_a_one_line_error(sample: Path, edits: list) -> None:
+    lines = sample.read_text().split("\n")
+    for op, at, snippet in edits:
+        i = at % len(lines)
+        if op == "delete" and len(lines) > 1:
+            del lines[i]
+        elif op == "insert":
+            lines.insert(i, snippet)
+        else:
+            lines[i] = lines[i][: at % (len(lines[i]) + 1)]
+    try:
+        parsed = parse_markdown("\n".join(lines), file="f.md")
+        ex = spec_to_example(parsed.spec, file="f.md", lines=parsed.lines)
+    except RecordError as err:
+        assert str(err).startswith("f.md:") and "\n" not in str(err)
+    else:
+        again = spec_to_example(example_to_spec(ex), file="f.md", lines=1)
+        assert again.to_dict() == ex.to_dict()
+
+
+_VALUES = [None, 1, -3, "", "x", [], [1], ["a"], {}, {"a": 1}, True, 2**70, "é"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(changes=st.lists(st.tuples(st.sampled_from(sorted(_spec_row()) + ["prompt_inputs"]),
+                                  st.sampled_from(_VALUES)), min_size=1, max_size=3))
+def test_wrong_jsonl_field_types_give_a_record_or_a_one_line_error(changes: list) -> None:
+    row = _spec_row()
+    for key, value in changes:
+        row[key] = value
+    try:
+        ex = spec_to_example(row, file="f.jsonl", lines=7)
+    except RecordError as err:
+        assert str(err).startswith("f.jsonl:7: field ") and "\n" not in str(err)
+    else:
+        assert spec_to_example(example_to_spec(ex), file="f.jsonl", lines=7).to_dict() == ex.to_dict()

@@ -75,9 +75,11 @@ def read_zed_file(path: str | os.PathLike[str], *, on_failure: OnFailure | None 
             text = p.read_bytes().decode("utf-8")
             try:
                 parsed = parse_markdown(text, file=name)
-                yield spec_to_example(parsed.spec, file=name, default_id=file_stem(p), lines=parsed.lines)
+                example = spec_to_example(parsed.spec, file=name, default_id=file_stem(p), lines=parsed.lines)
             except RecordError as exc:
                 _report(on_failure, Failure(name, exc.line, str(exc), text.encode()))
+            else:
+                yield example
         elif suffix in (".jsonl", ".jsonl.gz"):
             stem = file_stem(p)
 
@@ -86,9 +88,11 @@ def read_zed_file(path: str | os.PathLike[str], *, on_failure: OnFailure | None 
 
             for line, row in read_dicts(p, errors="skip", on_error=bad_line):
                 try:
-                    yield spec_to_example(row, file=name, default_id=f"{stem}-{line - 1}", lines=line)
+                    example = spec_to_example(row, file=name, default_id=f"{stem}-{line - 1}", lines=line)
                 except RecordError as exc:
                     _report(on_failure, Failure(name, line, str(exc), row))
+                else:
+                    yield example
         elif suffix == ".json":
             raw = p.read_bytes()
             try:
@@ -100,9 +104,11 @@ def read_zed_file(path: str | os.PathLike[str], *, on_failure: OnFailure | None 
                 _report(on_failure, Failure(name, 1, f"{name}:1: expected a JSON object", raw))
                 return
             try:
-                yield spec_to_example(row, file=name, default_id=file_stem(p), lines=1)
+                example = spec_to_example(row, file=name, default_id=file_stem(p), lines=1)
             except RecordError as exc:
                 _report(on_failure, Failure(name, 1, str(exc), row))
+            else:
+                yield example
         else:
             _report(on_failure, Failure(name, None, f"{name}: not a Zed file (expected .md, .json, .jsonl, "
                                                      ".jsonl.gz)"))

@@ -10,6 +10,8 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
 from nextedit.languages import line_comment
 from nextedit.patch import PatchError, parse, split_lines
 from nextedit.record import (
@@ -224,6 +226,20 @@ def spec_to_example(spec: Mapping[str, Any], *, file: str = "<string>", default_
     """Turn one Zed ExampleSpec (with optional pipeline fields) into a record; raise RecordError
     naming file, line and the Zed field when something cannot be read."""
     where = _Where(file, lines)
+    try:
+        return _spec_to_example(spec, where, default_id)
+    except RecordError:
+        raise
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"]) or "record"
+        raise where.error(field, first["msg"].removeprefix("Value error, ")) from None
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise where.error("record", f"{type(exc).__name__}: {exc}") from None
+
+
+def _spec_to_example(spec: Mapping[str, Any], where: _Where, default_id: str) -> Example:
+    file, lines = where.file, where.lines
     name = _str(spec, "name", where) or default_id
     cursor_path = _str(spec, "cursor_path", where) or ""
     marked = _str(spec, "cursor_position", where) or ""
