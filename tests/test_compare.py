@@ -31,7 +31,7 @@ def test_paired_difference_of_shared_examples() -> None:
     assert d["shared_examples"] == 3
     assert d["difference"] == pytest.approx(1.0)
     assert d["mean_a"] == pytest.approx(2.0) and d["mean_b"] == pytest.approx(3.0)
-    assert (d["b_better"], d["a_better"], d["ties"]) == (2, 0, 1)
+    assert (d["run_higher"], d["run_lower"], d["ties"]) == (2, 0, 1)
     assert d["ci"][0] <= 1.0 <= d["ci"][1]
     assert paired_difference({"x": 1.0}, {"y": 1.0}) is None
 
@@ -49,7 +49,7 @@ def test_compare_two_files_pairs_examples_by_id(tmp_path) -> None:
     prop = orjson.loads(Path(b).read_bytes())
     expected = np.mean([r["values"]["delta_chrf"] - by_id[r["id"]] for r in prop["examples"]])
     assert chrf["difference"] == pytest.approx(expected)
-    assert chrf["b_better"] == 6 and chrf["ties"] == 4
+    assert chrf["run_higher"] == 6 and chrf["ties"] == 4
     assert chrf["significant"] and chrf["ci"][0] > 0
     assert result["signature_mismatches"] == []
 

@@ -119,8 +119,8 @@ def paired_difference(a: dict[str, float], b: dict[str, float], *, resamples: in
         "difference": float(d.mean()),
         "ci": [lo, hi],
         "significant": bool(lo > 0 or hi < 0),
-        "b_better": int((d > 0).sum()),
-        "a_better": int((d < 0).sum()),
+        "run_higher": int((d > 0).sum()),
+        "run_lower": int((d < 0).sum()),
         "ties": int((d == 0).sum()),
     }
 
@@ -180,7 +180,7 @@ def print_comparison(result: dict[str, Any], console: Console | None = None) -> 
         side.add_row(label, *(fmt(run["stats"].get(key), digits) for run in result["runs"]))
     console.print(side)
     diff = Table(title=f"paired differences vs {result['baseline']} (shared examples, 95% bootstrap CI)")
-    for col in ("run", "metric", "shared", "baseline", "run mean", "Δ", "95% CI", "wins/losses/ties"):
+    for col in ("run", "metric", "shared", "baseline", "run mean", "Δ", "95% CI", "higher/lower/equal"):
         diff.add_column(col, justify="left" if col in ("run", "metric") else "right")
     for d in result["differences"]:
         for metric, v in d["metrics"].items():
@@ -189,7 +189,7 @@ def print_comparison(result: dict[str, Any], console: Console | None = None) -> 
             diff.add_row(d["run"], metric, str(v["shared_examples"]), fmt(v["mean_a"], digits),
                          fmt(v["mean_b"], digits), fmt(v["difference"], digits) + mark,
                          f"[{fmt(v['ci'][0], digits)}, {fmt(v['ci'][1], digits)}]",
-                         f"{v['b_better']}/{v['a_better']}/{v['ties']}")
+                         f"{v['run_higher']}/{v['run_lower']}/{v['ties']}")
     console.print(diff)
     console.print("[dim]* the 95% interval excludes 0[/dim]")
     for line in result["signature_mismatches"]:
