@@ -17,7 +17,6 @@ from nextedit.mine.gitlog import (
     GitError,
     GitObjects,
     RawHunk,
-    diff_commit,
     iter_commits,
     parse_diff_tree,
 )
@@ -55,19 +54,25 @@ def test_commits_stream_newest_first_without_merges(tmp_path):
         list(iter_commits(repo.path, rev_range="nope"))
 
 
-def test_diff_commit_hunks_statuses_and_binary(tmp_path):
+def _changes(repo, sha):
+    commit = next(c for c in iter_commits(repo.path) if c.sha == sha)
+    return {f.path: f for f in parse_diff_tree(commit.diff)}
+
+
+def test_commit_patches_hunks_statuses_and_binary(tmp_path):
     repo, shas = scripted_repo(tmp_path / "shop")
-    files = {f.path: f for f in diff_commit(repo.path, shas["mixed"])}
+    files = _changes(repo, shas["mixed"])
     assert files["static/logo.png"].binary
     assert files["vendor/left_pad.js"].status == "A" and files["vendor/left_pad.js"].old_oid is None
     util = files["shop/util.py"]
     assert util.status == "M" and util.hunks == [RawHunk(4, 0, 5, 2)]  # two lines added after line 4
     assert util.hunks[0].old_index == 4 and util.hunks[0].new_index == 4
-    root = {f.path: f for f in diff_commit(repo.path, shas["initial"])}
+    root = _changes(repo, shas["initial"])
     assert root["shop/app.py"].status == "A" and root["shop/app.py"].hunks[0].old_len == 0
+    typo = next(c for c in iter_commits(repo.path) if c.sha == shas["typo"])
+    assert typo.subject == "Fix a typo" and typo.time == "2026-01-04T12:00:00+01:00"
+    assert typo.parents == (shas["function"],)
     with GitObjects(repo.path) as objects:
-        meta = objects.commit_meta(shas["typo"])
-        assert meta.subject == "Fix a typo" and meta.time == "2026-01-04T12:00:00+01:00"
         assert objects.blob(util.new_oid).decode().count("raise ValueError") == 1
         with pytest.raises(GitError):
             objects.read("0" * 40)

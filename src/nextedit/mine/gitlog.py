@@ -1,5 +1,5 @@
-"""Streaming git history with plumbing: non-merge commits (rev-list), per-commit hunks (diff-tree -U0),
-commit and blob contents (one long-lived `cat-file --batch`), all without checking anything out."""
+"""Streaming git history: non-merge commits with their zero-context patches (one `git log -p -U0` stream)
+and blob contents (one long-lived `cat-file --batch`), all without checking anything out."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Self
 
@@ -17,19 +16,15 @@ class GitError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class CommitRef:
-    """A commit to mine: its sha and its parents' shas (none for a root commit)."""
+class Commit:
+    """A commit to mine: sha, parents (none for a root commit), committer time (ISO 8601), subject, and
+    git's zero-context patch of it (`diff` is None when the patch was larger than the stream cap)."""
 
     sha: str
     parents: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class CommitMeta:
-    """What the record needs from a commit object: committer time (ISO 8601) and the subject line."""
-
-    time: str
-    subject: str
+    time: str = ""
+    subject: str = ""
+    diff: bytes | None = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)
@@ -87,24 +82,53 @@ def pathspecs(globs: list[str] | tuple[str, ...]) -> list[str]:
     return [f":(glob){g if '/' in g else '**/' + g}" for g in globs]
 
 
+# A commit's patch larger than this is not kept in memory (the commit is skipped as too large).
+MAX_DIFF_BYTES = 64 << 20
+
+_LOG_FORMAT = "--format=%x00%H%x00%P%x00%cI%x00%s"
+_PATCH_ARGS = ("-p", "-U0", "--root", "--full-index", "--no-renames", "--histogram", "--no-color", "--no-ext-diff",
+               "--no-textconv")
+
+
 def iter_commits(repo: str | Path, *, rev_range: str | None = None, since: str | None = None,
-                 paths: list[str] | tuple[str, ...] = (), max_commits: int | None = None) -> Iterator[CommitRef]:
-    """Stream the non-merge commits of `rev_range` (default HEAD), newest first, as git rev-list lists them."""
-    args = ["rev-list", "--no-merges", "--parents"]
+                 paths: list[str] | tuple[str, ...] = (), max_commits: int | None = None,
+                 patches: bool = True) -> Iterator[Commit]:
+    """Stream the non-merge commits of `rev_range` (default HEAD), newest first, each with its zero-context
+    patch against its first parent, from one `git log` process (no per-commit process, no checkout)."""
+    args = ["log", "--no-merges", _LOG_FORMAT]
+    if patches:
+        args += _PATCH_ARGS
     if since:
         args.append(f"--since={since}")
     if max_commits is not None:
         args.append(f"--max-count={max_commits}")
     args.append(rev_range or "HEAD")
-    if paths:
-        args += ["--", *pathspecs(paths)]
+    args.append("--")
+    args += pathspecs(paths)
     proc = subprocess.Popen(_git(repo, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
+    header: list[bytes] | None = None
+    body: list[bytes] = []
+    size = 0
+
+    def finish() -> Commit:
+        assert header is not None
+        sha, parents, time, subject = (part.decode("utf-8", "replace") for part in header[1:5])
+        diff = b"".join(body) if size <= MAX_DIFF_BYTES else None
+        return Commit(sha, tuple(parents.split()), time, subject.rstrip("\n"), diff)
+
     try:
-        for raw in proc.stdout:
-            parts = raw.decode("ascii").split()
-            if parts:
-                yield CommitRef(parts[0], tuple(parts[1:]))
+        for line in proc.stdout:
+            if line.startswith(b"\0"):
+                if header is not None:
+                    yield finish()
+                header, body, size = line.split(b"\0"), [], 0
+            elif header is not None:
+                size += len(line)
+                if size <= MAX_DIFF_BYTES:
+                    body.append(line)
+        if header is not None:
+            yield finish()
     finally:
         proc.stdout.close()
         err = proc.stderr.read().decode("utf-8", "replace").strip()
@@ -112,7 +136,7 @@ def iter_commits(repo: str | Path, *, rev_range: str | None = None, since: str |
         code = proc.wait()
     if code != 0:
         first = err.splitlines()[0] if err else f"exit {code}"
-        raise GitError(f"git rev-list {rev_range or 'HEAD'} in {repo}: {first}")
+        raise GitError(f"git log {rev_range or 'HEAD'} in {repo}: {first}")
 
 
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
@@ -133,7 +157,7 @@ def _header_path(line: str) -> str | None:
 
 
 def parse_diff_tree(output: bytes) -> list[FileChange]:
-    """Parse `git diff-tree -r -p -U0 --full-index --no-renames` output into file changes."""
+    """Parse a `git log -p -U0 --full-index --no-renames` patch (one commit) into file changes."""
     files: list[FileChange] = []
     current: FileChange | None = None
     remaining = 0
@@ -177,14 +201,6 @@ def parse_diff_tree(output: bytes) -> list[FileChange]:
     return files
 
 
-def diff_commit(repo: str | Path, sha: str) -> list[FileChange]:
-    """The files a commit changed against its first parent (or the empty tree), with zero-context hunks
-    from git's histogram diff."""
-    out = _run(repo, "diff-tree", "--root", "-r", "-p", "-U0", "--full-index", "--no-renames", "--histogram",
-               "--no-color", "--no-ext-diff", "--no-textconv", "--no-commit-id", sha)
-    return parse_diff_tree(out)
-
-
 class GitObjects:
     """A long-lived `git cat-file --batch` process: read commits and blobs by id, one pipe round-trip each."""
 
@@ -211,18 +227,6 @@ class GitObjects:
         """A blob's bytes (b"" for None, the side of an added or deleted file)."""
         return b"" if oid is None else self.read(oid)[1]
 
-    def commit_meta(self, sha: str) -> CommitMeta:
-        """Committer time (ISO 8601 with the committer's offset) and subject of a commit."""
-        kind, data = self.read(sha)
-        if kind != "commit":
-            raise GitError(f"git cat-file in {self.repo}: {sha} is a {kind}, not a commit")
-        head, _, message = data.decode("utf-8", "replace").partition("\n\n")
-        time = ""
-        for line in head.split("\n"):
-            if line.startswith("committer "):
-                time = _iso_time(line)
-        return CommitMeta(time=time, subject=message.strip().split("\n", 1)[0])
-
     def close(self) -> None:
         """Stop the cat-file process."""
         if self._proc.poll() is None:
@@ -237,17 +241,6 @@ class GitObjects:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _iso_time(committer_line: str) -> str:
-    parts = committer_line.rsplit(" ", 2)
-    try:
-        seconds, tz = int(parts[1]), parts[2]
-        sign = -1 if tz.startswith("-") else 1
-        offset = timedelta(hours=int(tz[1:3]), minutes=int(tz[3:5])) * sign
-        return datetime.fromtimestamp(seconds, timezone(offset)).isoformat()
-    except (IndexError, ValueError):
-        return ""
 
 
 def remote_url(repo: str | Path) -> str:

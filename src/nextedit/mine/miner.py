@@ -8,7 +8,7 @@ import random
 import re
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -25,11 +25,11 @@ from nextedit.mine.config import MINER_VERSION, MineConfig
 from nextedit.mine.edits import Edit, apply_edits, file_edits
 from nextedit.mine.filters import content_skip_reason, path_matches, path_skip_reason
 from nextedit.mine.gitlog import (
-    CommitRef,
+    Commit,
     GitError,
     GitObjects,
-    diff_commit,
     iter_commits,
+    parse_diff_tree,
     remote_url,
     toplevel_files,
 )
@@ -123,13 +123,14 @@ def _decode(data: bytes) -> str | None:
         return None
 
 
-def mine_commit(repo: RepoInfo, ref: CommitRef, cfg: MineConfig, objects: GitObjects) -> CommitResult:
+def mine_commit(repo: RepoInfo, commit: Commit, cfg: MineConfig, objects: GitObjects) -> CommitResult:
     """All examples of one commit, each verified; failures carry their reason."""
-    sha = ref.sha
-    meta = objects.commit_meta(sha)
+    sha = commit.sha
     skipped: dict[str, str] = {}
     kept: list[tuple[str, list[str], list[str], Any]] = []
-    for change in diff_commit(repo.path, sha):
+    if commit.diff is None:
+        return _skip(sha, "patch too large", skipped)
+    for change in parse_diff_tree(commit.diff):
         reason: str | None
         if not path_matches(change.path, cfg.paths):
             reason = "outside --paths"
@@ -182,7 +183,7 @@ def mine_commit(repo: RepoInfo, ref: CommitRef, cfg: MineConfig, objects: GitObj
     lineage = [{"stage": "mine", "version": MINER_VERSION, "config": cfg.fingerprint(), "at": ""}]
     for index, k in enumerate(split_points(len(order), cfg.samples_per_commit, rng)):
         example_id = f"{repo.slug}-{sha[:8]}-{index}"
-        source = {"kind": "git", "repo": repo.url, "revision": sha, "time": meta.time, "license": repo.license}
+        source = {"kind": "git", "repo": repo.url, "revision": sha, "time": commit.time, "license": repo.license}
         try:
             sample = build_sample(order, k, old_files, cfg, random.Random(f"{cfg.seed}:{sha}:{index}"))
         except SampleError as exc:
@@ -190,7 +191,7 @@ def mine_commit(repo: RepoInfo, ref: CommitRef, cfg: MineConfig, objects: GitObj
             continue
         record = {
             "id": example_id,
-            "source": {**source, "tags": sample.tags, "commit": meta.subject,
+            "source": {**source, "tags": sample.tags, "commit": commit.subject,
                        "split": {"history": k, "expected": sample.group_size, "units": len(order)}},
             "snapshot": {
                 "path": sample.path, "text": sample.excerpt.text, "start_line": sample.excerpt.start_line,
@@ -232,29 +233,39 @@ def _init_worker(repo: RepoInfo, cfg: MineConfig) -> None:
     _WORKER = (repo, cfg, GitObjects(repo.path))
 
 
-def _work(ref: CommitRef) -> CommitResult:
+def _work(commits: list[Commit]) -> list[CommitResult]:
     assert _WORKER is not None
     repo, cfg, objects = _WORKER
-    return mine_commit(repo, ref, cfg, objects)
+    return [mine_commit(repo, commit, cfg, objects) for commit in commits]
 
 
-def _in_order(refs: Iterator[CommitRef], repo: RepoInfo, cfg: MineConfig, workers: int) -> Iterator[CommitResult]:
+# Commits per task sent to a worker process (fewer round-trips; results still come back in order).
+CHUNK = 8
+
+
+def _in_order(commits: Iterator[Commit], repo: RepoInfo, cfg: MineConfig, workers: int) -> Iterator[CommitResult]:
     """Mine commits, in worker processes when workers > 1, yielding results in commit order."""
     if workers <= 1:
         with GitObjects(repo.path) as objects:
-            for ref in refs:
-                yield mine_commit(repo, ref, cfg, objects)
+            for commit in commits:
+                yield mine_commit(repo, commit, cfg, objects)
         return
     window = workers * 4
     with ProcessPoolExecutor(workers, mp_context=get_context("forkserver"), initializer=_init_worker,
                              initargs=(repo, cfg)) as pool:
-        pending: list[Future[CommitResult]] = []
-        for ref in refs:
-            pending.append(pool.submit(_work, ref))
+        pending: deque[Future[list[CommitResult]]] = deque()
+        chunk: list[Commit] = []
+        for commit in commits:
+            chunk.append(commit)
+            if len(chunk) >= CHUNK:
+                pending.append(pool.submit(_work, chunk))
+                chunk = []
             if len(pending) >= window:
-                yield pending.pop(0).result()
+                yield from pending.popleft().result()
+        if chunk:
+            pending.append(pool.submit(_work, chunk))
         while pending:
-            yield pending.pop(0).result()
+            yield from pending.popleft().result()
 
 
 # ------------------------------------------------------------------ output files and resume
@@ -357,21 +368,20 @@ def mine(repo: str | Path, out: str | Path, cfg: MineConfig, *, progress: bool |
     summary = MineSummary()
     workers = cfg.workers or os.cpu_count() or 1
 
-    def todo() -> Iterator[CommitRef]:
-        for ref in iter_commits(info.path, rev_range=cfg.rev_range, since=cfg.since, paths=cfg.paths,
-                                max_commits=cfg.max_commits):
+    def todo() -> Iterator[Commit]:
+        for commit in iter_commits(info.path, rev_range=cfg.rev_range, since=cfg.since, paths=cfg.paths,
+                                   max_commits=cfg.max_commits):
             summary.commits += 1
-            if ref.sha in done:
+            if commit.sha in done:
                 summary.resumed += 1
                 continue
-            yield ref
+            yield commit
 
     show = sys.stderr.isatty() if progress is None else progress
     bar = _Progress(show)
-    with (open(out, "ab") as out_fh, open(failed_path(out), "ab") as failed_fh,
-          open(state_path(out), "ab") as state_fh, bar):
+    with (_Output(out) as output, bar):
         for result in _in_order(todo(), info, cfg, workers):
-            _write_commit(result, out_fh, failed_fh, state_fh)
+            output.write(result)
             summary.examples += len(result.examples)
             summary.failed += len(result.failed)
             summary.file_skips.update(result.skipped_files.values())
@@ -381,25 +391,58 @@ def mine(repo: str | Path, out: str | Path, cfg: MineConfig, *, progress: bool |
             else:
                 summary.mined += 1
             bar.update(summary)
-    if failed_path(out).stat().st_size == 0:
-        failed_path(out).unlink()
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _write_commit(result: CommitResult, out_fh: BinaryIO, failed_fh: BinaryIO, state_fh: BinaryIO) -> None:
-    """Examples and failures first, then the commit's log row: a commit counts as done only once its
-    log row is on disk, so a crash in between is redone (and its partial lines cut) on resume."""
-    if result.examples:
-        out_fh.write(b"".join(orjson.dumps(e) + b"\n" for e in result.examples))
-        out_fh.flush()
-    if result.failed:
-        failed_fh.write(b"".join(orjson.dumps(f) + b"\n" for f in result.failed))
-        failed_fh.flush()
-    row = {"revision": result.sha, "status": result.status, "reason": result.reason, "units": result.units,
-           "examples": len(result.examples), "failed": len(result.failed), "skipped_files": result.skipped_files}
-    state_fh.write(orjson.dumps(row) + b"\n")
-    state_fh.flush()
+class _Output:
+    """The three files of a run, appended to. A commit counts as done once its row is in the commit log,
+    and log rows reach the disk only after the examples and failures written before them (checkpoints
+    every CHECKPOINT_S seconds), so a crash anywhere is redone from the log on resume."""
+
+    CHECKPOINT_S = 0.5
+
+    def __init__(self, out: Path):
+        self.out, self.failed, self.state = out, failed_path(out), state_path(out)
+        self._rows: list[bytes] = []
+        self._last = time.monotonic()
+
+    def __enter__(self) -> Self:
+        self._out_fh: BinaryIO = open(self.out, "ab")
+        self._failed_fh: BinaryIO = open(self.failed, "ab")
+        self._state_fh: BinaryIO = open(self.state, "ab")
+        return self
+
+    def write(self, result: CommitResult) -> None:
+        """Append one commit's examples and failures; its log row follows at the next checkpoint."""
+        if result.examples:
+            self._out_fh.write(b"".join(orjson.dumps(e) + b"\n" for e in result.examples))
+        if result.failed:
+            self._failed_fh.write(b"".join(orjson.dumps(f) + b"\n" for f in result.failed))
+        self._rows.append(orjson.dumps({
+            "revision": result.sha, "status": result.status, "reason": result.reason, "units": result.units,
+            "examples": len(result.examples), "failed": len(result.failed),
+            "skipped_files": result.skipped_files}) + b"\n")
+        if time.monotonic() - self._last >= self.CHECKPOINT_S:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Flush examples and failures, then the log rows of the commits they belong to."""
+        self._out_fh.flush()
+        self._failed_fh.flush()
+        if self._rows:
+            self._state_fh.write(b"".join(self._rows))
+            self._state_fh.flush()
+            self._rows = []
+        self._last = time.monotonic()
+
+    def __exit__(self, *exc: object) -> None:
+        # Also on errors: what is finished is kept (and logged) for the next run to resume from.
+        self.checkpoint()
+        for fh in (self._out_fh, self._failed_fh, self._state_fh):
+            fh.close()
+        if self.failed.stat().st_size == 0:
+            self.failed.unlink()
 
 
 class _Progress:

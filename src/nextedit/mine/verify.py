@@ -9,15 +9,33 @@ from nextedit.patch import PatchError, apply, split_lines
 from nextedit.record import Example
 
 
+def _common_prefix(a: str, b: str, limit: int) -> int:
+    """Length of the common prefix of a and b (at most `limit`), by binary search on slice equality."""
+    lo, hi = 0, limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _common_suffix(a: str, b: str, limit: int) -> int:
+    lo, hi = 0, limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[len(a) - mid:] == b[len(b) - mid:]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def changed_span(old: str, new: str) -> tuple[int, int]:
     """Char range of `old` that differs from `new` (common prefix and suffix removed)."""
-    limit = min(len(old), len(new))
-    p = 0
-    while p < limit and old[p] == new[p]:
-        p += 1
-    s = 0
-    while s < limit - p and old[len(old) - 1 - s] == new[len(new) - 1 - s]:
-        s += 1
+    p = _common_prefix(old, new, min(len(old), len(new)))
+    s = _common_suffix(old, new, min(len(old), len(new)) - p)
     return p, len(old) - s
 
 

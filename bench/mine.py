@@ -1,0 +1,207 @@
+"""Benchmark `nextedit mine` on a generated repository of 1,000+ commits.
+
+Usage: .venv/bin/python bench/mine.py [--commits 1200] [--files 30] [--samples 3] [--no-append]
+Builds a git repository with `git fast-import` (synthetic Python modules edited by renames, new
+functions with call sites, line edits, deletions and lock-file bumps), then mines it with one worker
+and with one worker per CPU, each in its own process. Reports commits/s, examples/s and peak RSS, and
+the ratio to a baseline measured in the same run: `git log -p` over the same commits (what just
+reading the history costs). Appends a section to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WORDS = ("order", "price", "total", "item", "user", "cart", "tax", "rate", "count", "value", "name", "index",
+         "offset", "limit", "page", "score", "weight", "delta", "buffer", "cache", "token", "event", "state")
+
+
+def _ident(rng: random.Random) -> str:
+    return "_".join(rng.sample(WORDS, rng.choice((1, 2))))
+
+
+def _function(rng: random.Random, name: str) -> list[str]:
+    args = sorted({_ident(rng) for _ in range(rng.randint(1, 3))})
+    lines = [f"def {name}({', '.join(args)}):\n", f'    """Compute the {name.replace("_", " ")}."""\n']
+    local = args[0]
+    for _ in range(rng.randint(2, 8)):
+        target = _ident(rng)
+        op = rng.choice("+-*")
+        lines.append(f"    {target} = {local} {op} {rng.randint(1, 99)}\n")
+        local = target
+    lines += [f"    return {local}\n", "\n", "\n"]
+    return lines
+
+
+class History:
+    """Synthetic files edited commit by commit, written as a git fast-import stream."""
+
+    def __init__(self, n_files: int, seed: int):
+        self.rng = random.Random(seed)
+        self.files: dict[str, list[str]] = {}
+        for i in range(n_files):
+            lines = [f'"""Module {i}."""\n', "\n", "\n"]
+            for _ in range(self.rng.randint(4, 12)):
+                lines += _function(self.rng, f"{_ident(self.rng)}_{self.rng.randint(0, 999)}")
+            self.files[f"pkg/mod_{i:03d}.py"] = lines
+        self.files["requirements.lock"] = ["a==1\n"]
+
+    def _functions(self, path: str) -> list[int]:
+        return [i for i, line in enumerate(self.files[path]) if line.startswith("def ")]
+
+    def edit(self) -> list[str]:
+        rng = self.rng
+        code = [p for p in self.files if p.endswith(".py")]
+        path = rng.choice(code)
+        lines = self.files[path]
+        kind = rng.choices(["rename", "new_function", "modify", "delete", "typo", "lock"], [3, 3, 4, 1, 2, 1])[0]
+        if kind == "rename":
+            words = sorted({w for line in lines for w in line.replace("(", " ").replace(")", " ").split()
+                            if w.isidentifier() and "_" in w})
+            if words:
+                old = rng.choice(words)
+                new = old + "_" + rng.choice(WORDS)
+                self.files[path] = [line.replace(old, new) for line in lines]
+        elif kind == "new_function":
+            name = f"{_ident(rng)}_{rng.randint(1000, 9999)}"
+            at = rng.choice(self._functions(path) or [len(lines)])
+            self.files[path] = lines[:at] + _function(rng, name) + lines[at:]
+            caller = rng.choice(code)
+            body = [i for i, line in enumerate(self.files[caller]) if line.startswith("    return ")]
+            if body:
+                i = rng.choice(body)
+                self.files[caller].insert(i, f"    extra = {name}({rng.randint(1, 9)})\n")
+            return [path, caller]
+        elif kind == "modify":
+            for _ in range(rng.randint(1, 4)):
+                i = rng.randrange(len(lines))
+                if " = " in lines[i]:
+                    lines[i] = lines[i].rstrip("\n") + f" + {rng.randint(1, 9)}\n"
+        elif kind == "delete":
+            starts = self._functions(path)
+            if len(starts) > 3:
+                k = rng.randrange(len(starts) - 1)
+                del lines[starts[k]:starts[k + 1]]
+        elif kind == "typo":
+            i = rng.randrange(len(lines))
+            lines[i] = lines[i].replace("Compute", "Computes")
+        else:
+            self.files["requirements.lock"].append(f"p{rng.randint(0, 10**6)}==1\n")
+            return ["requirements.lock"]
+        return [path]
+
+    def stream(self, n_commits: int) -> bytes:
+        out: list[bytes] = []
+        t0 = 1_700_000_000
+
+        def commit(i: int, paths: list[str]) -> None:
+            out.append(f"commit refs/heads/main\nmark :{i + 1}\n"
+                       f"committer Bench <b@example.com> {t0 + 3600 * i} +0000\n".encode())
+            msg = f"change {i}\n".encode()
+            out.append(b"data %d\n%s" % (len(msg), msg))
+            if i:
+                out.append(f"from :{i}\n".encode())
+            for p in paths:
+                data = "".join(self.files[p]).encode()
+                out.append(f"M 100644 inline {p}\ndata {len(data)}\n".encode() + data + b"\n")
+
+        commit(0, list(self.files))
+        for i in range(1, n_commits):
+            commit(i, sorted(set(self.edit())))
+        return b"".join(out)
+
+
+def build_repo(dest: Path, n_commits: int, n_files: int) -> float:
+    subprocess.run(["git", "init", "-q", "-b", "main", str(dest)], check=True)
+    data = History(n_files, seed=0).stream(n_commits)
+    t0 = time.perf_counter()
+    subprocess.run(["git", "-C", str(dest), "fast-import", "--quiet"], input=data, check=True)
+    return time.perf_counter() - t0
+
+
+_CHILD = r"""
+import json, resource, sys, time
+from nextedit.mine.config import MineConfig
+from nextedit.mine.miner import mine
+repo, out, workers, samples = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+t0 = time.perf_counter()
+s = mine(repo, out, MineConfig(workers=workers, samples_per_commit=samples), progress=False)
+wall = time.perf_counter() - t0
+print(json.dumps({"wall": wall, "commits": s.mined + s.skipped, "mined": s.mined, "examples": s.examples,
+                  "failed": s.failed, "rss_main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "rss_child_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+"""
+
+
+def run_mine(repo: Path, out: Path, workers: int, samples: int) -> dict:
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(repo), str(out), str(workers), str(samples)],
+                          check=True, capture_output=True, text=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--commits", type=int, default=1200)
+    ap.add_argument("--files", type=int, default=30)
+    ap.add_argument("--samples", type=int, default=3)
+    ap.add_argument("--no-append", action="store_true", help="print only, do not append to BENCHMARKS.md")
+    args = ap.parse_args()
+    cpus = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp) / "repo"
+        import_s = build_repo(repo, args.commits, args.files)
+        t0 = time.perf_counter()
+        subprocess.run(["git", "-C", str(repo), "log", "-p", "--no-merges", "--histogram", "HEAD"],
+                       check=True, stdout=subprocess.DEVNULL)
+        git_log_s = time.perf_counter() - t0
+        one = run_mine(repo, Path(tmp) / "one.jsonl", 1, args.samples)
+        many = run_mine(repo, Path(tmp) / "many.jsonl", cpus, args.samples)
+        same = (Path(tmp) / "one.jsonl").read_bytes() == (Path(tmp) / "many.jsonl").read_bytes()
+
+    rows = [
+        ("repository", f"{args.commits} commits over {args.files} Python files (fast-import {import_s:.1f} s)"),
+        ("baseline: `git log -p` over all commits", f"{git_log_s:.2f} s ({args.commits / git_log_s:.0f} commits/s)"),
+    ]
+    for label, r in ((f"mine, 1 worker", one), (f"mine, {cpus} workers", many)):
+        rows += [
+            (f"{label}: wall", f"{r['wall']:.2f} s ({r['wall'] / git_log_s:.1f}x git log -p)"),
+            (f"{label}: commits/s", f"{r['commits'] / r['wall']:.1f}"),
+            (f"{label}: examples/s", f"{r['examples'] / r['wall']:.1f} ({r['examples']} examples, "
+                                     f"{r['failed']} failed, {r['mined']} commits mined)"),
+            (f"{label}: peak RSS main / largest child", f"{r['rss_main_mb']:.0f} MB / {r['rss_child_mb']:.0f} MB"),
+        ]
+    rows.append((f"speed-up {cpus} workers / 1 worker", f"{one['wall'] / many['wall']:.2f}x"))
+    rows.append(("same output with 1 and N workers", "yes" if same else "NO"))
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    if args.no_append:
+        return
+    cpu = platform.processor() or platform.machine()
+    section = [
+        f"\n## mine — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n",
+        (f"Machine: {cpu}, {cpus} cores, Python {platform.python_version()}; "
+         f"command: `{' '.join([Path(sys.executable).name, *sys.argv])}` (wall time; each mining run in "
+         f"its own process, {args.samples} samples per commit).\n"),
+        "| measure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), "",
+    ]
+    path = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+    if not path.exists():
+        path.write_text("# Benchmarks\n\nEach section is appended by a script in bench/.\n")
+    with path.open("a") as fh:
+        fh.write("\n".join(section))
+    print(f"appended to {path}")
+
+
+if __name__ == "__main__":
+    main()
