@@ -374,3 +374,13 @@ def test_registered_stages_run_through_the_engine(repo, tmp_path):
     diag = run_stage(get_stage("diagnostics")(), out, tmp_path / "diag.jsonl", concurrency=1,
                      cache=False, progress=False)
     assert (diag.written, diag.failed) == (2, 0)
+
+
+def test_lines_split_on_newline_only():
+    from nextedit.context.repo_files import split_lines
+
+    text = "a\x0cb\r\nc\u2028d\ne"
+    assert split_lines(text) == ["a\x0cb\r\n", "c\u2028d\n", "e"]
+    assert split_lines("x\n") == ["x\n"] and split_lines("") == []
+    (d,) = extract_definitions("m.py", "# \x0c form feed\ndef f():\n    pass\n")
+    assert d.start_line == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nextedit import patch as patchlib
+from nextedit.context.repo_files import split_lines
 from nextedit.record import Snapshot
 
 _ALIGN_SEARCH = 30
@@ -32,11 +33,11 @@ def splice_excerpt(file_text: str | None, snapshot: Snapshot) -> tuple[str, int]
     """
     if file_text is None:
         return snapshot.text, 0
-    file_lines = file_text.splitlines(keepends=True)
+    file_lines = split_lines(file_text)
     start = snapshot.start_line
     if start > len(file_lines):
         return snapshot.text, 0
-    exc_lines = snapshot.text.splitlines(keepends=True)
+    exc_lines = split_lines(snapshot.text)
     end = _find_end(file_lines, exc_lines, start)
     middle = snapshot.text
     if middle and not middle.endswith("\n") and end < len(file_lines):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nextedit.context.bm25 import BM25Index, chunk_ranges, tokenize
 from nextedit.context.definitions import Definition, extract_definitions, supported
-from nextedit.context.repo_files import LRUCache, read_text_files, resolve
+from nextedit.context.repo_files import LRUCache, read_text_files, resolve, split_lines
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def build_index(repo: Path, commit: str, settings: IndexSettings) -> RevisionInd
     """Read every text file of the commit and index its definitions and chunks."""
     files = read_text_files(repo, commit, max_bytes=settings.max_file_bytes)
     index = RevisionIndex(repo=repo, commit=commit,
-                          lines={p: t.splitlines(keepends=True) for p, t in files.items()})
+                          lines={p: split_lines(t) for p, t in files.items()})
     if settings.definitions:
         for path, text in files.items():
             if supported(path):

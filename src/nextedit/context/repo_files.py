@@ -123,6 +123,15 @@ def read_file(repo: Path, commit: str, path: str) -> str | None:
     return data.decode("utf-8", "replace")
 
 
+def split_lines(text: str) -> list[str]:
+    """Lines of `text` with their endings, split on "\\n" only (as git, tree-sitter and diffs count)."""
+    lines = text.split("\n")
+    out = [line + "\n" for line in lines[:-1]]
+    if lines[-1]:
+        out.append(lines[-1])
+    return out
+
+
 class LRUCache(Generic[V]):
     """A small thread-safe least-recently-used cache (per process) for per-revision indexes."""
 

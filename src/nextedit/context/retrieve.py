@@ -68,11 +68,11 @@ def _cursor_line(snapshot: Snapshot) -> int:
 
 
 def _added_lines(diff: str) -> list[str]:
-    return [ln[1:] for ln in diff.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
+    return [ln[1:] for ln in diff.split("\n") if ln.startswith("+") and not ln.startswith("+++")]
 
 
 def _hunk_text(diff: str) -> str:
-    keep = [ln[1:] for ln in diff.splitlines()
+    keep = [ln[1:] for ln in diff.split("\n")
             if ln[:1] in (" ", "+", "-") and not ln.startswith(("+++", "---"))]
     return "\n".join(keep)
 
@@ -183,7 +183,7 @@ def definition_candidates(index: RevisionIndex, snapshot: Snapshot,
     seen: set[tuple[str, int]] = set()
     suffix = PurePosixPath(snapshot.path).suffix
     ignored = _ignored_names(snapshot.path)
-    cursor_words = import_words(snapshot.text.splitlines())
+    cursor_words = import_words(snapshot.text.split("\n"))
     cursor_words |= import_words(index.lines.get(snapshot.path, ()))
     cursor_dir = PurePosixPath(snapshot.path).parent
 
