@@ -464,3 +464,20 @@ def test_wrong_jsonl_field_types_give_a_record_or_a_one_line_error(changes: list
         assert str(err).startswith("f.jsonl:7: field ") and "\n" not in str(err)
     else:
         assert spec_to_example(example_to_spec(ex), file="f.jsonl", lines=7).to_dict() == ex.to_dict()
+
+
+def test_captured_prompt_input_gives_start_line_and_fallback_snapshot() -> None:
+    head = "".join(f"# line {i}\n" for i in range(30))
+    excerpt = "def restock(item, qty):\n    item.count += amount\n    log(item)\n"
+    captured = {"cursor_file_content": head + excerpt, "cursor_offset": len((head + "def ").encode()),
+                "cursor_row": 30, "cursor_column": 4, "related_files": [],
+                "events": [{"path": "inventory/stock.py", "old_path": "inventory/stock.py",
+                            "diff": "@@ -31 +31 @@\n-x\n+y\n", "predicted": False, "in_open_source_repo": True}]}
+    ex = spec_to_example(_spec_row(captured_prompt_input=captured, edit_history="", expected_patches=[]), lines=1)
+    assert (ex.snapshot.start_line, ex.zed["start_line_from"]) == (30, "captured_prompt_input")
+    assert ex.zed["history_from"] == "captured_prompt_input" and ex.snapshot.history[0].diff.startswith("@@ -31")
+    ex = spec_to_example(_spec_row(captured_prompt_input=captured, cursor_position="", edit_history="",
+                                   expected_patches=[]), lines=1)
+    assert ex.snapshot.text == head + excerpt and ex.snapshot.text[ex.snapshot.cursor:].startswith("restock(")
+    assert ex.snapshot.start_line == 0
+    assert spec_to_example(example_to_spec(ex), lines=1).to_dict() == ex.to_dict()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -125,19 +126,54 @@ def _starts_from(patches: list[str], excerpt: list[str], path: str, side: str) -
     return found
 
 
+@dataclass
+class Window:
+    """A model-input window Zed stored beside the spec (`prompt_inputs`, older `captured_prompt_input`)."""
+
+    field: str
+    text: str
+    offset_key: str
+    offset: Any
+    start_row: int | None
+    path: str | None
+    events: Any
+    related: Any
+
+
+def windows(spec: Mapping[str, Any]) -> list[Window]:
+    """The windows in a spec row: `prompt_inputs` (`cursor_excerpt`, or the older CLI's `content`) and
+    `captured_prompt_input` (the whole cursor file, so its first row is 0)."""
+    out: list[Window] = []
+    pi = spec.get("prompt_inputs")
+    if isinstance(pi, dict):
+        text = pi.get("cursor_excerpt", pi.get("content"))
+        if isinstance(text, str):
+            key = "cursor_offset_in_excerpt" if "cursor_offset_in_excerpt" in pi else "cursor_offset"
+            row = pi.get("excerpt_start_row")
+            out.append(Window("prompt_inputs", text, key, pi.get(key),
+                              row if isinstance(row, int) and not isinstance(row, bool) and row >= 0 else None,
+                              pi.get("cursor_path") if isinstance(pi.get("cursor_path"), str) else None,
+                              pi.get("events", pi.get("edit_history")), pi.get("related_files")))
+    cpi = spec.get("captured_prompt_input")
+    if isinstance(cpi, dict) and isinstance(cpi.get("cursor_file_content"), str):
+        out.append(Window("captured_prompt_input", cpi["cursor_file_content"], "cursor_offset",
+                          cpi.get("cursor_offset"), 0, None, cpi.get("events"), cpi.get("related_files")))
+    return out
+
+
 def infer_start_line(text: str, path: str, history: list[HistoryEvent], expected: list[str],
-                     prompt_inputs: Mapping[str, Any] | None = None) -> tuple[int, str | None]:
-    """The 0-based file line of the excerpt's first line, and where it was learnt: prompt_inputs
-    (excerpt_start_row), the newest history event on the cursor file (its new side), or the expected
-    patches (their old side; the answer most patches agree on). (0, None) when nothing decides."""
-    if prompt_inputs and isinstance(prompt_inputs.get("excerpt_start_row"), int):
-        window = prompt_inputs.get("cursor_excerpt")
-        row = prompt_inputs["excerpt_start_row"]
-        needle = text.rstrip("\n")
-        if isinstance(window, str) and needle:
-            at = window.find(needle)
-            if at != -1 and window.find(needle, at + 1) == -1 and (at == 0 or window[at - 1] == "\n"):
-                return row + window.count("\n", 0, at), "prompt_inputs"
+                     inputs: list[Window] | None = None) -> tuple[int, str | None]:
+    """The 0-based file line of the excerpt's first line, and where it was learnt: a stored model-input
+    window with a known first row (`prompt_inputs`, `captured_prompt_input`), the newest history event
+    on the cursor file (its new side), or the expected patches (their old side; the answer most
+    patches agree on). (0, None) when nothing decides."""
+    needle = text.rstrip("\n")
+    for window in inputs or []:
+        if window.start_row is None or not needle:
+            continue
+        at = window.text.find(needle)
+        if at != -1 and window.text.find(needle, at + 1) == -1 and (at == 0 or window.text[at - 1] == "\n"):
+            return window.start_row + window.text.count("\n", 0, at), window.field
     excerpt = split_lines(text)
     for event in reversed(history):
         if _same_path(event.path, path):
@@ -171,13 +207,13 @@ def _history_from_text(edit_history: str, cursor_path: str) -> list[HistoryEvent
     return events
 
 
-def _history_from_events(events: Any, where: _Where) -> list[HistoryEvent]:
+def _history_from_events(events: Any, where: _Where, field: str) -> list[HistoryEvent]:
     if not isinstance(events, list):
-        raise where.error("prompt_inputs.events", "expected a list")
+        raise where.error(f"{field}.events", "expected a list")
     out: list[HistoryEvent] = []
     for k, event in enumerate(events):
         if not isinstance(event, dict) or not isinstance(event.get("path"), str):
-            raise where.error(f"prompt_inputs.events[{k}]", "expected an object with a path")
+            raise where.error(f"{field}.events[{k}]", "expected an object with a path")
         diff = event.get("diff") or ""
         out.append(HistoryEvent(path=event["path"], old_path=event.get("old_path"),
                                 diff=diff if not diff or diff.endswith("\n") else diff + "\n",
@@ -185,9 +221,9 @@ def _history_from_events(events: Any, where: _Where) -> list[HistoryEvent]:
     return out
 
 
-def _related(prompt_inputs: Mapping[str, Any]) -> list[RelatedExcerpt]:
+def _related(related_files: Any) -> list[RelatedExcerpt]:
     out: list[RelatedExcerpt] = []
-    for rf in prompt_inputs.get("related_files") or []:
+    for rf in related_files if isinstance(related_files, list) else []:
         if not isinstance(rf, dict):
             continue
         for ex in rf.get("excerpts") or []:
@@ -251,12 +287,12 @@ def _spec_to_example(spec: Mapping[str, Any], where: _Where, default_id: str) ->
     tags = spec.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise where.error("tags", "expected a list of strings")
-    prompt_inputs = spec.get("prompt_inputs")
-    if prompt_inputs is not None and not isinstance(prompt_inputs, dict):
+    if spec.get("prompt_inputs") is not None and not isinstance(spec["prompt_inputs"], dict):
         raise where.error("prompt_inputs", "expected an object")
+    inputs = windows(spec)
     zed: dict[str, Any] = {}
 
-    # Snapshot text and cursor.
+    # Snapshot text and cursor: the marked excerpt, else the first stored model-input window.
     if marked:
         try:
             decoded = decode_excerpt(marked, comment=line_comment(cursor_path))
@@ -267,29 +303,29 @@ def _spec_to_example(spec: Mapping[str, Any], where: _Where, default_id: str) ->
             zed["cursor_marker"] = decoded.style
         elif encode_excerpt(text, cursor, line_comment(cursor_path)) != marked:
             zed["cursor_marker_line"] = decoded.marker
-    elif prompt_inputs and isinstance(prompt_inputs.get("cursor_excerpt"), str):
-        text = prompt_inputs["cursor_excerpt"]
-        offset = prompt_inputs.get("cursor_offset_in_excerpt")
-        if not isinstance(offset, int) or not 0 <= offset <= len(text.encode("utf-8")):
-            raise where.error("prompt_inputs.cursor_offset_in_excerpt", f"bad byte offset {offset!r}")
+    elif inputs:
+        window = inputs[0]
+        text, offset = window.text, window.offset
+        if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= len(text.encode("utf-8")):
+            raise where.error(f"{window.field}.{window.offset_key}", f"bad byte offset {offset!r}")
         cursor = _byte_to_char(text, offset)
-        cursor_path = cursor_path or str(prompt_inputs.get("cursor_path") or "")
+        cursor_path = cursor_path or window.path or ""
     else:
-        raise where.error("cursor_position", "missing (no cursor excerpt and no prompt_inputs.cursor_excerpt)")
+        raise where.error("cursor_position", "missing (no marked excerpt, no prompt_inputs.cursor_excerpt)")
     if not cursor_path:
         raise where.error("cursor_path", "missing")
 
     # History.
     if edit_history.strip():
         history = _history_from_text(edit_history, cursor_path)
-    elif prompt_inputs and prompt_inputs.get("events"):
-        history = _history_from_events(prompt_inputs["events"], where)
-        zed["history_from"] = "prompt_inputs"
+    elif source := next((w for w in inputs if w.events), None):
+        history = _history_from_events(source.events, where, source.field)
+        zed["history_from"] = source.field
     else:
         history = []
 
     start_line, learnt = infer_start_line(text, cursor_path, history,
-                                          [split_annotations(p)[0] for p in patches], prompt_inputs)
+                                          [split_annotations(p)[0] for p in patches], inputs)
     if learnt is not None:
         zed["start_line_from"] = learnt
 
@@ -337,7 +373,8 @@ def _spec_to_example(spec: Mapping[str, Any], where: _Where, default_id: str) ->
                    "revision": spec.get("revision") or None, "tags": tags},
         "snapshot": {"path": cursor_path, "text": text, "start_line": start_line, "cursor": cursor,
                      "history": [h.model_dump() for h in history],
-                     "related": [r.model_dump() for r in _related(prompt_inputs or {})]},
+                     "related": [r.model_dump() for r in
+                                 _related(next((w.related for w in inputs if w.related), None))]},
         "expected": expected,
         "expected_cursors": cursors if any(c is not None for c in cursors) else [],
         "rejected": rejected,
@@ -397,8 +434,8 @@ def example_to_spec(example: Example, *, warn: Any = None) -> dict[str, Any]:
     spec["cursor_path"] = snap.path
     spec["cursor_position"] = encode_excerpt(text, snap.cursor, line_comment(snap.path), style,
                                              zed.get("cursor_marker_line"))
-    if zed.get("history_from") == "prompt_inputs":
-        spec["edit_history"] = kept.pop("edit_history", "")
+    if zed.get("history_from"):
+        spec["edit_history"] = ""  # the history lives in the stored window's events
     else:
         spec["edit_history"] = _render_history(snap.history)
     notes_all = zed.get("expected_annotations") or []
