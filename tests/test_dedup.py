@@ -43,7 +43,11 @@ def test_exact_key_normalises_whitespace_but_not_content():
     a = _ex("a", "x = 1\ny = 2\n", cursor=6)
     assert exact_key(a) == exact_key(_ex("b", "x = 1   \r\ny = 2\n\n", cursor=10))
     assert exact_key(a) != exact_key(_ex("c", "x = 1\ny = 2\n", cursor=0))  # other cursor
-    assert exact_key(a) != exact_key(_ex("d", "x = 1\ny = 2\n", cursor=6, new_text="x = 1\ny = 3\n"))
+    edited = _ex("d", "x = 1\ny = 2\n", cursor=6, new_text="x = 1\ny = 3\n")
+    assert exact_key(a) != exact_key(edited)  # other expected edit
+    elsewhere = _ex("e", "x = 1\ny = 2\n", cursor=6, new_text="x = 1\ny = 3\n", path="other/place.py")
+    assert "other/place.py" in elsewhere.expected[0]
+    assert exact_key(edited) == exact_key(elsewhere)  # the file path is not part of the key
 
 
 def test_exact_and_near_duplicates_removed_distinct_kept_in_order(tmp_path):

@@ -113,12 +113,20 @@ def _normalise(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.replace("\r\n", "\n").split("\n")).strip()
 
 
+def _hunks_only(patch: str) -> str:
+    """A patch without its file headers (the path is not part of an example's identity)."""
+    at = patch.find("@@")
+    while at > 0 and patch[at - 1] != "\n":
+        at = patch.find("@@", at + 2)
+    return patch[at:] if at >= 0 else patch
+
+
 def exact_key(ex: Example) -> bytes:
     """Digest of the normalised snapshot text with the cursor marked, plus the expected patches
-    (as a set): equal keys are exact duplicates."""
+    (hunks only, as a set): equal keys are exact duplicates. The file path is not part of it."""
     snap = ex.snapshot
     marked = snap.text[:snap.cursor] + CURSOR_TOKEN + snap.text[snap.cursor:]
-    parts = [_normalise(marked), *sorted(_normalise(p) for p in ex.expected)]
+    parts = [_normalise(marked), *sorted(_normalise(_hunks_only(p)) for p in ex.expected)]
     return hashlib.blake2b("\0\0".join(parts).encode(), digest_size=16).digest()
 
 
