@@ -20,7 +20,7 @@ from nextedit.mine.gitlog import (
     iter_commits,
     parse_diff_tree,
 )
-from nextedit.mine.license import detect_license
+from nextedit.mine.license import detect_license, manifest_license
 from nextedit.mine.miner import repo_license, repo_slug
 from nextedit.mine.ordering import defined_names, typing_order
 from nextedit.mine.split import (
@@ -30,6 +30,7 @@ from nextedit.mine.split import (
     sample_partial,
     split_points,
 )
+from nextedit.mine.verify import changed_span
 
 # ------------------------------------------------------------------ git plumbing
 
@@ -146,6 +147,12 @@ def test_repo_license_and_slug(tmp_path):
     bare = Repo(tmp_path / "none")
     bare.commit("c", {"a.py": "x = 1\n"})
     assert repo_license(bare.path) is None
+    bare.commit("manifest", {"pyproject.toml": '[project]\nname = "x"\nlicense = "Apache-2.0"\n'})
+    assert repo_license(bare.path) == "Apache-2.0"
+    assert manifest_license("package.json", '{"license": "MIT"}') == "MIT"
+    assert manifest_license("Cargo.toml", '[package]\nlicense = "MIT OR Apache-2.0"\n') == "MIT OR Apache-2.0"
+    assert manifest_license("package.json", '{"license": "SEE LICENSE IN x.txt"}') is None
+    assert manifest_license("pyproject.toml", "not toml [") is None
     assert repo_slug("https://github.com/Acme/Inventory.git") == "inventory"
     assert repo_slug("git@github.com:acme/my_repo.git") == "my-repo"
     assert repo_slug("/work/main") == "main"
@@ -259,3 +266,15 @@ def test_partial_candidates_weights_and_kept_rest():
         p = sample_partial("x = f(a)", "x = f(a, b)", rng)
         assert p is not None and "x = f(a, b)".startswith(p.typed)
     assert sample_partial("same", "same", rng) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=st.text("ab\n", max_size=20), b=st.text("ab\n", max_size=20))
+def test_changed_span_matches_a_plain_scan(a, b):
+    p = 0
+    while p < min(len(a), len(b)) and a[p] == b[p]:
+        p += 1
+    s = 0
+    while s < min(len(a), len(b)) - p and a[-1 - s] == b[-1 - s]:
+        s += 1
+    assert changed_span(a, b) == (p, len(a) - s)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import tomllib
 
 LICENSE_FILE = re.compile(r"^(licen[sc]e|copying|unlicense)([.-].*)?$", re.IGNORECASE)
 
@@ -57,3 +59,30 @@ def detect_license(text: str) -> str | None:
 def is_license_file(name: str) -> bool:
     """True for LICENSE, LICENSE.md, LICENCE.txt, COPYING, UNLICENSE and the like (top-level file names)."""
     return LICENSE_FILE.match(name) is not None
+
+
+MANIFESTS = ("pyproject.toml", "Cargo.toml", "package.json", "composer.json")
+
+
+def manifest_license(name: str, text: str) -> str | None:
+    """The license a package manifest declares (pyproject.toml / Cargo.toml `license`, package.json
+    `license`), when it looks like an SPDX expression; None otherwise."""
+    value: object = None
+    try:
+        if name.endswith(".toml"):
+            data = tomllib.loads(text)
+            section = data.get("project") or data.get("package") or data.get("tool", {}).get("poetry") or {}
+            value = section.get("license") if isinstance(section, dict) else None
+            if isinstance(value, dict):
+                value = value.get("text")
+        elif name.endswith(".json"):
+            data = json.loads(text)
+            value = data.get("license") if isinstance(data, dict) else None
+    except (ValueError, AttributeError):
+        return None
+    if isinstance(value, str) and _SPDX_EXPRESSION.fullmatch(value.strip()):
+        return value.strip()
+    return None
+
+
+_SPDX_EXPRESSION = re.compile(r"[A-Za-z0-9.+-]+(?:\s+(?:OR|AND|WITH)\s+[A-Za-z0-9.+-]+)*")

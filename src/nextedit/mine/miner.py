@@ -33,7 +33,12 @@ from nextedit.mine.gitlog import (
     remote_url,
     toplevel_files,
 )
-from nextedit.mine.license import detect_license, is_license_file
+from nextedit.mine.license import (
+    MANIFESTS,
+    detect_license,
+    is_license_file,
+    manifest_license,
+)
 from nextedit.mine.ordering import typing_order
 from nextedit.mine.split import split_points
 from nextedit.mine.verify import verify_example
@@ -93,7 +98,8 @@ def _tip(rev_range: str | None) -> str:
 
 
 def repo_license(repo: str | Path, rev: str = "HEAD") -> str | None:
-    """SPDX id from the top-level LICENSE/COPYING files at `rev` ("A OR B" for dual licenses), or None."""
+    """SPDX id from the top-level LICENSE/COPYING files at `rev` ("A OR B" for dual licenses), else the
+    license a top-level package manifest declares (pyproject.toml, Cargo.toml, package.json), or None."""
     ids: list[str] = []
     files = toplevel_files(repo, rev)
     with GitObjects(repo) as objects:
@@ -102,6 +108,12 @@ def repo_license(repo: str | Path, rev: str = "HEAD") -> str | None:
                 found = detect_license(objects.blob(files[name]).decode("utf-8", "replace"))
                 if found and found not in ids:
                     ids.append(found)
+        if not ids:
+            for name in MANIFESTS:
+                if name in files:
+                    found = manifest_license(name, objects.blob(files[name]).decode("utf-8", "replace"))
+                    if found:
+                        return found
     return " OR ".join(sorted(ids)) if ids else None
 
 
