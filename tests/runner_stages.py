@@ -71,3 +71,15 @@ class AsyncTag(Stage):
             raise StageError(f"example {n} is not liked")
         example.source.tags.append(cfg.tag)
         return example
+
+
+class Extra(Stage):
+    """Mutates a nested unknown field in place (the record keeps unknown fields as they are)."""
+
+    name = "extra"
+    version = "1"
+    reads = ("meta",)
+
+    def process(self, example: Example) -> Example | None:
+        example.meta["seen"] = example.meta.get("seen", 0) + 1  # type: ignore[attr-defined]
+        return example

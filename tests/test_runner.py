@@ -281,3 +281,16 @@ def test_checkpoint_of_another_config_is_not_resumed(tmp_path: Path, monkeypatch
     assert "differ; starting over" in capsys.readouterr().err
     assert summary.resumed == 0 and summary.stats == {"calls": 40}
     assert [r["source"]["tags"] for r in rows(out)] == [["b"]] * 40
+
+
+def test_cached_delta_survives_in_place_mutation_of_unknown_fields(tmp_path: Path) -> None:
+    from runner_stages import Extra
+
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"\n".join(orjson.dumps({**record(i), "meta": {"k": i}}) for i in range(5)) + b"\n")
+    cache = tmp_path / "c.sqlite"
+    run_stage(Extra(), src, tmp_path / "a.jsonl", cache_path=cache, concurrency=1, progress=False)
+    again = run_stage(Extra(), src, tmp_path / "b.jsonl", cache_path=cache, concurrency=1, progress=False)
+    assert again.from_cache == 5
+    assert [r["meta"] for r in rows(tmp_path / "b.jsonl")] == [{"k": i, "seen": 1} for i in range(5)]
+    assert [r["meta"] for r in rows(tmp_path / "a.jsonl")] == [{"k": i, "seen": 1} for i in range(5)]

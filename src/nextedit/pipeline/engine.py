@@ -125,14 +125,14 @@ class _Handler:
             example = parse_example(data, file=self.input_name, line=line)
         except RecordError as exc:
             return self._fail(line, raw, str(exc))
-        d: dict[str, Any] = {}
+        # The input as read keys the cache and is what a cached delta applies to. (Validation
+        # does not change it: the record model copies what it keeps.)
         key = None
-        if self.cache is not None:  # the input as data is only needed to key and diff cached results
-            d = example.to_dict()
-            fields = ({f: d.get(f) for f in self.reads} if self.reads
-                      else {k: v for k, v in d.items() if k != "lineage"})
+        if self.cache is not None:
+            fields = ({f: data.get(f) for f in self.reads} if self.reads
+                      else {k: v for k, v in data.items() if k != "lineage"})
             key = cache_key(self.stage.name, self.stage.version, self.cfg_hash, fields)
-        return (None, line, raw, example, d, key)
+        return (None, line, raw, example, data, key)
 
     def _lineage(self, d: dict[str, Any], at: str, cached: bool) -> None:
         entry: dict[str, Any] = {"stage": self.stage.name, "version": self.stage.version,
@@ -170,6 +170,8 @@ class _Handler:
         od = out.to_dict()
         row = None
         if key:
+            # Diff against a fresh parse: the stage may have mutated objects shared with `d`.
+            d = orjson.loads(raw)
             changed = {k: v for k, v in od.items() if k != "lineage" and (k not in d or d[k] != v)}
             removed = [k for k in d if k not in od and k != "lineage"]
             row = (key, name, version, OUTPUT, orjson.dumps({"set": changed, "del": removed}))
@@ -329,6 +331,7 @@ class _Sink:
         self._last_ck = time.monotonic()
         self._dirty = False
         self.ready = False  # set once resume() has put the partial files in a known state
+        self._rows: list[tuple] | None = None  # cache rows of the chunk being emitted
         # Lock the partial output (released by the kernel even on kill -9) before touching anything.
         paths["partial"].parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(paths["partial"], os.O_RDWR | os.O_CREAT, 0o644)
@@ -388,20 +391,23 @@ class _Sink:
                 reason = orjson.loads(result[2])["reason"]
                 raise RunError(f"stopped at the first failure (--fail-fast): {reason}")
         if row is not None and self.cache is not None:
-            self.cache.put_many([row], commit=self.commit_each)
+            if self._rows is None:
+                self.cache.put_many([row], commit=self.commit_each)
+            else:
+                self._rows.append(row)
         self.line = line
         self._dirty = True
 
     def emit_many(self, results: list[tuple], stats: dict[str, int]) -> None:
         """Write a chunk of results, then commit the cache rows once."""
-        commit_each, self.commit_each = self.commit_each, False
+        self._rows = []
         try:
             for r in results:
                 self.emit(r)
         finally:
-            self.commit_each = commit_each
-        if self.cache is not None:
-            self.cache.put_many([], commit=True)
+            rows, self._rows = self._rows, None
+            if self.cache is not None and rows:
+                self.cache.put_many(rows, commit=True)
         self.stats.update(stats)
 
     def maybe_checkpoint(self) -> None:
