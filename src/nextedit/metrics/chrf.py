@@ -125,35 +125,33 @@ def _normalized_windows(original: str, other: str, ws: str, context: int) -> tup
             normalize_whitespace(other[start:len(other) - tail], ws))
 
 
-def _delta(before: str, after: str, n_max: int) -> dict[str, int]:
-    """count_after(g) - count_before(g) for every char n-gram g of orders 1..n_max, zeros dropped
-    (the order of g is len(g))."""
-    ca = Counter([after[i:i + n] for n in range(1, n_max + 1) for i in range(len(after) - n + 1)])
-    cb = Counter([before[i:i + n] for n in range(1, n_max + 1) for i in range(len(before) - n + 1)])
-    out = {g: c - cb.pop(g, 0) for g, c in ca.items()}
-    for g, c in cb.items():
-        out[g] = -c
-    return {g: d for g, d in out.items() if d}
+def _delta(before: str, after: str, n_max: int) -> list[dict[str, int]]:
+    """Per order n = 1..n_max: count_after(g) - count_before(g) for every char n-gram g, zeros dropped."""
+    out = []
+    for n in range(1, n_max + 1):
+        ca = Counter([after[i:i + n] for i in range(len(after) - n + 1)])
+        cb = Counter([before[i:i + n] for i in range(len(before) - n + 1)])
+        d = {g: c - cb.pop(g, 0) for g, c in ca.items()}
+        for g, c in cb.items():
+            d[g] = -c
+        out.append({g: c for g, c in d.items() if c})
+    return out
 
 
-def _compare(expected: dict[str, int], actual: dict[str, int], n_max: int) -> list[tuple[int, int, int]]:
-    """Per order: TP/FP/FN of two signed n-gram deltas (a negative count is a deletion token)."""
-    tp, fp, fn = [0] * (n_max + 1), [0] * (n_max + 1), [0] * (n_max + 1)
-    for g, a in actual.items():
-        e = expected.get(g, 0)
-        n = len(g)
-        if a * e > 0:
-            a, e = abs(a), abs(e)
-            m = min(e, a)
-            tp[n] += m
-            fp[n] += a - m
-            fn[n] += e - m
-        else:
-            fp[n] += abs(a)
-            fn[n] += abs(e)
-    for g in expected.keys() - actual.keys():
-        fn[len(g)] += abs(expected[g])
-    return [(tp[n], fp[n], fn[n]) for n in range(1, n_max + 1)]
+def _compare(expected: dict[str, int], actual: dict[str, int]) -> tuple[int, int, int]:
+    """TP/FP/FN of two signed n-gram deltas of one order (a negative count is a deletion token)."""
+    size_e = sum(map(abs, expected.values()))
+    size_a = sum(map(abs, actual.values()))
+    if expected == actual:
+        return size_e, 0, 0
+    tp = 0
+    for g in expected.keys() & actual.keys():
+        e, a = expected[g], actual[g]
+        if e > 0 and a > 0:
+            tp += min(e, a)
+        elif e < 0 and a < 0:
+            tp += -a if a > e else -e
+    return tp, size_a - tp, size_e - tp
 
 
 def delta_chrf(original: str, expected: str, actual: str, *, variant: str = "v3",
@@ -179,11 +177,12 @@ def delta_chrf(original: str, expected: str, actual: str, *, variant: str = "v3"
     else:
         oe, oa = (normalize_whitespace(original, v.ws),) * 2
         ee, aa = normalize_whitespace(expected, v.ws), normalize_whitespace(actual, v.ws)
-    de = _delta(oe, ee, v.n) if oe != ee else {}
-    da = _delta(oa, aa, v.n) if oa != aa else {}
+    empty: list[dict[str, int]] = [{}] * v.n
+    de = _delta(oe, ee, v.n) if oe != ee else empty
+    da = _delta(oa, aa, v.n) if oa != aa else empty
     p_sum = r_sum = 0.0
     tp_sum = fp_sum = fn_sum = 0
-    for tp, fp, fn in _compare(de, da, v.n):
+    for tp, fp, fn in map(_compare, de, da):
         if tp == fp == fn == 0:  # neither side changes n-grams of this order
             p_sum += 1.0
             r_sum += 1.0

@@ -10,7 +10,12 @@ from typing import Any
 from rapidfuzz.distance import LCSseq
 
 from nextedit import patch as P
-from nextedit.metrics.edits import REFINE_MAX_BYTES, REFINE_MAX_LINES, granular_edits
+from nextedit.metrics.edits import (
+    REFINE_MAX_BYTES,
+    REFINE_MAX_LINES,
+    granular_edits,
+    split_lines,
+)
 
 __all__ = ["Reversal", "reversal_from_history", "reversal_overlap", "reversal_ratio",
            "reversal_signature", "undo_history"]
@@ -78,6 +83,34 @@ def _n_rows(text: str) -> int:
     return text.count("\n") + (0 if text.endswith("\n") or not text else 1)
 
 
+def _undo_in_place(current: str, diff: str, line0: int) -> str | None:
+    """Fast path of `undo_history`: every hunk's new side sits exactly at its line number (or wholly
+    outside the window); splice the old sides in. None when any hunk needs the general path."""
+    try:
+        hunks = [h for fp in P.parse(diff) for h in fp.hunks]
+    except P.PatchError:
+        return None
+    lines = split_lines(current)
+    n = len(lines)
+    out = list(lines)
+    last = None
+    for h in reversed(hunks):
+        new = h.new_lines
+        row = (h.new_start - 1 if new else h.new_start) - line0
+        end = row + len(new)
+        if last is not None and end > last:
+            return None  # hunks out of order or overlapping
+        last = row
+        if new and (end <= 0 or row >= n):
+            continue  # wholly outside the excerpt
+        if not new and not 0 <= row <= n:
+            continue
+        if row < 0 or end > n or lines[row:end] != new:
+            return None
+        out[row:end] = h.old_lines
+    return "".join(out)
+
+
 @functools.lru_cache(maxsize=1024)
 def undo_history(current: str, diff: str, *, start_line: int | None = None) -> str:
     """The text before a history diff, reconstructed from `current` (the text after it).
@@ -86,6 +119,9 @@ def undo_history(current: str, diff: str, *, start_line: int | None = None) -> s
     window of `current` are undone; without it the whole diff is. When the reversed diff does not
     apply as a whole, it is applied hunk by hunk, skipping hunks whose context is not found.
     """
+    fast = _undo_in_place(current, diff, start_line or 0)
+    if fast is not None:
+        return fast
     try:
         undo = P.reverse(diff)
         if start_line is not None:
