@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
@@ -25,7 +26,8 @@ from nextedit.sources.zed_cursor import (
 from nextedit.sources.zed_markdown import parse_markdown
 from nextedit.sources.zed_spec import example_to_spec, spec_to_example
 
-EVALS = Path(__file__).resolve().parents[2] / "shared" / "data" / "zed-evals"
+EVALS = Path(os.environ.get("NEXTEDIT_ZED_EVALS",
+                           Path(__file__).resolve().parents[2] / "shared" / "data" / "zed-evals"))
 SAMPLES = sorted(p for p in EVALS.glob("*.md") if p.name != "README.md")
 # These two have an extra blank line between blocks, which the writer does not keep.
 NOT_BYTE_EXACT = {"flask--add-test-function", "tree-sitter--if-let-to-match"}
@@ -481,3 +483,14 @@ def test_captured_prompt_input_gives_start_line_and_fallback_snapshot() -> None:
     assert ex.snapshot.text == head + excerpt and ex.snapshot.text[ex.snapshot.cursor:].startswith("restock(")
     assert ex.snapshot.start_line == 0
     assert spec_to_example(example_to_spec(ex), lines=1).to_dict() == ex.to_dict()
+
+
+def test_fences_in_content_and_odd_paths_survive_markdown(tmp_path: Path) -> None:
+    text = 'doc = """\n```\nnot a fence end\n```\n"""\n'
+    row = _spec_row(name="fences", cursor_path="we`ird/pa th.py", cursor_position=encode_excerpt(text, 3, "#"),
+                    edit_history="", expected_patches=["@@ -2,1 +2,1 @@\n-```\n+````\n"])
+    ex = spec_to_example(row, lines=1)
+    write_zed([ex], tmp_path / "md")
+    (again,) = read_zed([tmp_path / "md"])
+    assert (again.snapshot.path, again.snapshot.text, again.snapshot.cursor) == ("we`ird/pa th.py", text, 3)
+    assert again.expected == ex.expected

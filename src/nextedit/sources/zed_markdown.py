@@ -263,8 +263,9 @@ def parse_markdown(text: str, *, file: str = "<string>") -> MarkdownSpec:
 
 
 def _fence(info: str, content: str) -> str:
-    runs = [len(m.group(1)) for m in re.finditer(r"^ {0,3}(`{3,})", content, flags=re.MULTILINE)]
-    ticks = "`" * max(3, max(runs, default=0) + 1)
+    char = "~" if "`" in info else "`"  # a backtick fence cannot carry backticks in its info string
+    runs = [len(m.group(1)) for m in re.finditer(rf"^ {{0,3}}({re.escape(char)}{{3,}})", content, flags=re.MULTILINE)]
+    ticks = char * max(3, max(runs, default=0) + 1)
     if content and not content.endswith("\n"):
         content += "\n"
     return f"{ticks}{info}\n{content}{ticks}\n"
