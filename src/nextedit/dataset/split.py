@@ -84,6 +84,8 @@ def parse_specs(args: Iterable[str], out_dir: Path) -> list[SplitSpec]:
             specs.append(SplitSpec(stem, path, "rest"))
     if not specs:
         raise ValueError("give at least one NAME=SIZE split, e.g. train=80% test=rest")
+    if len(specs) > 100:
+        raise ValueError("at most 100 splits")
     if sum(s.kind == "rest" for s in specs) > 1:
         raise ValueError("at most one split may be `rest`")
     if sum(s.value for s in specs if s.kind == "percent") > 1 + 1e-9:
