@@ -384,3 +384,36 @@ def test_lines_split_on_newline_only():
     assert split_lines("x\n") == ["x\n"] and split_lines("") == []
     (d,) = extract_definitions("m.py", "# \x0c form feed\ndef f():\n    pass\n")
     assert d.start_line == 1
+
+
+def test_history_edits_are_laid_over_the_revision(repo):
+    root, v1, _ = repo
+    util_diff = ("--- a/pkg/util.py\n+++ b/pkg/util.py\n@@ -1,4 +1,6 @@\n import hashlib\n+import zlib\n+\n \n \n"
+                 "-def compute_checksum(data):\n+def compute_checksum(data, algo):\n")
+    new_file = "--- /dev/null\n+++ b/pkg/extra.py\n@@ -0,0 +1,2 @@\n+def fresh_helper():\n+    return 2\n"
+    history = [{"path": "pkg/util.py", "diff": util_diff}, {"path": "pkg/extra.py", "diff": new_file}]
+    text = "from pkg.util import compute_checksum\nfrom pkg.extra import fresh_helper\n" \
+           "x = compute_checksum(b, 'crc') + fresh_helper()\n"
+    out = add_context(_example(root, v1, "pkg/caller.py", text, "compute_checksum(b", history=history),
+                      ContextConfig(sources=["definition"]))
+    by_path = {r.path: r for r in out.snapshot.related}
+    assert by_path["pkg/util.py"].text.startswith("def compute_checksum(data, algo):\n")
+    assert by_path["pkg/util.py"].start_line == 5  # two lines were inserted above it
+    assert by_path["pkg/extra.py"].text == "def fresh_helper():\n    return 2\n"
+
+
+def test_bm25_chunks_of_edited_files_are_shown_as_edited(repo):
+    root, v1, _ = repo
+    insert = "--- a/docs/rotation.md\n+++ b/docs/rotation.md\n@@ -1,1 +1,4 @@\n+new a\n+new b\n+new c\n filler line 0 about nothing in particular\n"
+    text = "// TODO: quaternion slerp here\nangle = 0\n"
+    plain = add_context(_example(root, v1, "anim/rotate.kt", text, "angle"), ContextConfig(sources=["bm25"]))
+    edited = add_context(_example(root, v1, "anim/rotate.kt", text, "angle",
+                                  history=[{"path": "docs/rotation.md", "diff": insert}]),
+                         ContextConfig(sources=["bm25"]))
+    before = next(r for r in plain.snapshot.related if "quaternion slerp" in r.text)
+    # The same chunk, now 3 lines lower, with the same text (read from the edited file).
+    assert any(r.text == before.text and r.start_line == before.start_line + 3
+               for r in edited.snapshot.related)
+    lines = FILES_V1["docs/rotation.md"].splitlines(keepends=True)
+    assert all(r.text == "".join(lines[r.start_line - 3 : r.start_line - 3 + r.text.count("\n")])
+               for r in edited.snapshot.related if r.start_line >= 3)

@@ -16,6 +16,7 @@ import numpy as np
 from nextedit.context.bm25 import tokenize
 from nextedit.context.definitions import Definition, definition_text
 from nextedit.context.index import RevisionIndex
+from nextedit.context.overlay import Overlay, build_overlay
 from nextedit.languages import language_name
 from nextedit.record import RelatedExcerpt, Snapshot
 
@@ -169,22 +170,23 @@ def _fits_usage(d: Definition, use: Usage, cursor_path: str) -> bool:
     return d.path == cursor_path and language_name(cursor_path) in _BARE_MEMBERS
 
 
-def definition_candidates(index: RevisionIndex, snapshot: Snapshot,
-                          settings: RetrieveSettings) -> list[Candidate]:
+def definition_candidates(index: RevisionIndex, snapshot: Snapshot, settings: RetrieveSettings,
+                          overlay: Overlay | None = None) -> list[Candidate]:
     """Definitions of identifiers near the cursor, nearest identifier first.
 
     A definition is reachable when it is in the cursor file or its folder, or the cursor file's
     import lines mention its file or folder name. Reachable definitions come
     first (same file, same extension, nearby folders preferred). With `unreachable_unique`, a
     name with no reachable definition that is defined exactly once (not as a member) is used
-    too, after all reachable ones.
+    too, after all reachable ones. Files edited in the history are read as edited (`overlay`).
     """
+    overlay = overlay or Overlay()
     out: list[Candidate] = []
     seen: set[tuple[str, int]] = set()
     suffix = PurePosixPath(snapshot.path).suffix
     ignored = _ignored_names(snapshot.path)
     cursor_words = import_words(snapshot.text.split("\n"))
-    cursor_words |= import_words(index.lines.get(snapshot.path, ()))
+    cursor_words |= import_words(overlay.file_lines(index, snapshot.path))
     cursor_dir = PurePosixPath(snapshot.path).parent
 
     def reachable(d: Definition) -> bool:
@@ -197,7 +199,7 @@ def definition_candidates(index: RevisionIndex, snapshot: Snapshot,
     for name, use in nearby_identifiers(snapshot, settings.identifier_window).items():
         if name in ignored:
             continue
-        defs = [d for d in index.definitions.get(name, ())
+        defs = [d for d in overlay.lookup(index, name)
                 if _fits_usage(d, use, snapshot.path)
                 and not _overlaps(d.path, d.start_line, d.end_line + 1, snapshot)]
         if not defs or len(defs) > settings.ambiguous_limit:
@@ -214,17 +216,13 @@ def definition_candidates(index: RevisionIndex, snapshot: Snapshot,
         if (d.path, d.start_line) in seen:
             continue
         seen.add((d.path, d.start_line))
-        out.append(_definition_candidate(index, d, dist, settings))
+        text = definition_text(d, overlay.file_lines(index, d.path),
+                               max_lines=settings.definition_max_lines)
+        end = d.start_line + min(d.end_line + 1 - d.start_line, settings.definition_max_lines)
+        out.append(Candidate(d.path, d.start_line, end, text, "definition", -float(dist)))
         if len(out) >= settings.max_definition_snippets:
             break
     return out
-
-
-def _definition_candidate(index: RevisionIndex, d: Definition, dist: int,
-                          settings: RetrieveSettings) -> Candidate:
-    text = definition_text(d, index.lines[d.path], max_lines=settings.definition_max_lines)
-    end = d.start_line + min(d.end_line + 1 - d.start_line, settings.definition_max_lines)
-    return Candidate(d.path, d.start_line, end, text, "definition", -float(dist))
 
 
 def bm25_query(snapshot: Snapshot, settings: RetrieveSettings) -> Counter[str]:
@@ -243,9 +241,14 @@ def bm25_query(snapshot: Snapshot, settings: RetrieveSettings) -> Counter[str]:
     return query
 
 
-def bm25_candidates(index: RevisionIndex, snapshot: Snapshot,
-                    settings: RetrieveSettings) -> list[Candidate]:
-    """The best-scoring chunks (top k, at most a few per file), excluding the cursor excerpt itself."""
+def bm25_candidates(index: RevisionIndex, snapshot: Snapshot, settings: RetrieveSettings,
+                    overlay: Overlay | None = None) -> list[Candidate]:
+    """The best-scoring chunks (top k, at most a few per file), excluding the cursor excerpt itself.
+
+    Chunks of files edited in the history are scored as indexed but shown as they are now
+    (their line range mapped through the edits).
+    """
+    overlay = overlay or Overlay()
     if index.bm25 is None or not len(index.bm25):
         return []
     scores = index.bm25.scores(bm25_query(snapshot, settings))
@@ -255,10 +258,13 @@ def bm25_candidates(index: RevisionIndex, snapshot: Snapshot,
         if len(out) >= settings.bm25_top_k or scores[i] <= 0:
             break
         path, start, end = index.chunks[int(i)]
+        start, end = overlay.map_line(path, start), overlay.map_line(path, end)
+        if end <= start:
+            continue
         if per_file[path] >= settings.bm25_max_per_file or _overlaps(path, start, end, snapshot):
             continue
         per_file[path] += 1
-        lines = index.lines[path]
+        lines = overlay.file_lines(index, path)
         while start < end - 1 and not lines[start].strip():
             start += 1  # a chunk starting on blank lines shows from its first code line
         text = "".join(lines[start:end])
@@ -299,9 +305,10 @@ def retrieve(index: RevisionIndex, snapshot: Snapshot,
              settings: RetrieveSettings | None = None) -> list[RelatedExcerpt]:
     """Related excerpts for a snapshot: definitions first (nearest identifier first), then BM25 by score."""
     settings = settings or RetrieveSettings()
+    overlay = build_overlay(index, snapshot)
     candidates: list[Candidate] = []
     if "definition" in settings.sources:
-        candidates += definition_candidates(index, snapshot, settings)
+        candidates += definition_candidates(index, snapshot, settings, overlay)
     if "bm25" in settings.sources:
-        candidates += bm25_candidates(index, snapshot, settings)
+        candidates += bm25_candidates(index, snapshot, settings, overlay)
     return fit_budget(candidates, settings)
