@@ -63,7 +63,7 @@ class CommitResult:
     sha: str
     status: str = "mined"  # or "skipped"
     reason: str | None = None
-    examples: list[dict[str, Any]] = field(default_factory=list)
+    examples: list[dict[str, Any] | bytes] = field(default_factory=list)  # bytes: already JSON
     failed: list[dict[str, Any]] = field(default_factory=list)
     skipped_files: dict[str, str] = field(default_factory=dict)
     units: int = 0
@@ -248,7 +248,10 @@ def _init_worker(repo: RepoInfo, cfg: MineConfig) -> None:
 def _work(commits: list[Commit]) -> list[CommitResult]:
     assert _WORKER is not None
     repo, cfg, objects = _WORKER
-    return [mine_commit(repo, commit, cfg, objects) for commit in commits]
+    results = [mine_commit(repo, commit, cfg, objects) for commit in commits]
+    for result in results:  # serialised here: JSON bytes travel back cheaper than nested dicts
+        result.examples = [orjson.dumps(e) for e in result.examples]
+    return results
 
 
 # Commits per task sent to a worker process (fewer round-trips; results still come back in order).
@@ -407,6 +410,10 @@ def mine(repo: str | Path, out: str | Path, cfg: MineConfig, *, progress: bool |
     return summary
 
 
+def _dumps(record: dict[str, Any] | bytes) -> bytes:
+    return record if isinstance(record, bytes) else orjson.dumps(record)
+
+
 class _Output:
     """The three files of a run, appended to. A commit counts as done once its row is in the commit log,
     and log rows reach the disk only after the examples and failures written before them (checkpoints
@@ -428,7 +435,7 @@ class _Output:
     def write(self, result: CommitResult) -> None:
         """Append one commit's examples and failures; its log row follows at the next checkpoint."""
         if result.examples:
-            self._out_fh.write(b"".join(orjson.dumps(e) + b"\n" for e in result.examples))
+            self._out_fh.write(b"".join(_dumps(e) + b"\n" for e in result.examples))
         if result.failed:
             self._failed_fh.write(b"".join(orjson.dumps(f) + b"\n" for f in result.failed))
         self._rows.append(orjson.dumps({
