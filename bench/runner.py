@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python bench/runner.py [--sizes 100000,1000000] [--modes ...] [--workdir DIR] [--no-append]
 
-For each size, generates that many examples (~0.6 KB each: a snapshot, a history diff and an
+For each size, generates that many normalised examples (~1 KB each: a snapshot, a history diff and an
 expected patch), then runs every mode in a fresh subprocess and reads its peak RSS:
   baseline      a hand-written loop: read_examples -> JsonlWriter (pydantic parse + dump, no runner)
   validate      `validate` through run_stage, one process
@@ -27,8 +27,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-import orjson
 
 from nextedit.pipeline.stage import Stage
 from nextedit.record import Example
@@ -57,12 +55,13 @@ def make_record(i: int) -> bytes:
                 f"     total_{i} += item_1.count * 1\n")
     history = (f"--- a/stock.py\n+++ b/stock.py\n@@ -1,1 +1,1 @@\n-def restock(items):\n"
                f"+def restock_{i}(items):\n")
-    return orjson.dumps({
+    # Written in normalised form (all defaults present), as `validate` writes records for later stages.
+    return Example.model_validate({
         "id": f"bench-{i}", "source": {"kind": "synthetic", "tags": ["bench"]},
         "snapshot": {"path": "stock.py", "text": text, "cursor": 10,
                      "history": [{"path": "stock.py", "diff": history}]},
         "expected": [expected],
-    })
+    }).to_json()
 
 
 def generate(path: Path, n: int) -> None:
