@@ -118,6 +118,10 @@ def test_cli_run_and_pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     result = runner.invoke(app, ["run", "runner_stages:Tag", "data/in.jsonl", "-o", "t.jsonl"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "env-cache.sqlite").exists()  # NEXTEDIT_CACHE picked the cache file
+    result = runner.invoke(app, ["cache"])
+    assert result.exit_code == 0 and " tag " in result.output and "12 results" in result.output
+    result = runner.invoke(app, ["cache", "--clear", "--stage", "tag"])
+    assert "deleted 12 results" in result.output
     result = runner.invoke(app, ["pipeline", str(path)])
     assert result.exit_code == 0, result.output
     assert "[2] runner_stages:Tag -> work/tagged.jsonl: running" in result.output

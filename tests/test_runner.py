@@ -15,7 +15,7 @@ import pytest
 from runner_stages import AsyncTag, Tag
 
 from nextedit.jsonl import failed_path, iter_lines
-from nextedit.pipeline import RunError, get_stage, run_stage
+from nextedit.pipeline import RunError, StageError, get_stage, run_stage
 from nextedit.pipeline.engine import sidecar_paths
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -294,3 +294,44 @@ def test_cached_delta_survives_in_place_mutation_of_unknown_fields(tmp_path: Pat
     assert again.from_cache == 5
     assert [r["meta"] for r in rows(tmp_path / "b.jsonl")] == [{"k": i, "seen": 1} for i in range(5)]
     assert [r["meta"] for r in rows(tmp_path / "a.jsonl")] == [{"k": i, "seen": 1} for i in range(5)]
+
+
+def test_validate_stage_options(tmp_path: Path) -> None:
+    from nextedit.pipeline.validate import Validate
+    from nextedit.record import parse_example
+
+    base = record(1)
+    exp = base["expected"][0]
+    dup = parse_example({**base, "expected": [exp, exp, ""], "expected_cursors": [5, 6, None]})
+    v = Validate()
+    out = v.process(dup)
+    assert out is not None and out.expected == [exp, ""] and out.expected_cursors == [5, None]
+    assert v.stats == {"expected_deduped": 1, "valid": 1}
+
+    bad_history = parse_example({**base, "snapshot": {**base["snapshot"], "history": [
+        {"path": "m.py", "diff": "this is not a diff"}]}})
+    with pytest.raises(StageError, match=r"field snapshot\.history\[0\]\.diff: line 1"):
+        Validate().process(bad_history)
+    assert Validate({"check_history": False}).process(bad_history) is not None
+    assert Validate({"on_invalid": "drop", "max_text_chars": 5}).process(parse_example(base)) is None
+    with pytest.raises(StageError, match="max_text_chars=5"):
+        Validate({"max_text_chars": 5}).process(parse_example(base))
+    wrong = parse_example({**base, "predictions": [{"provider": "p", "patch": "@@ -1,1 +1,1 @@\n-nope\n+x\n"}]})
+    assert Validate().process(wrong) is not None  # predictions are not checked by default
+    with pytest.raises(StageError, match=r"predictions\[0\]\.patch"):
+        Validate({"check_predictions": True}).process(wrong)
+
+
+def test_plain_progress_lines() -> None:
+    import io
+
+    from nextedit.pipeline.progress import PlainProgress
+
+    stream = io.StringIO()
+    p = PlainProgress(every=0.0, stream=stream)
+    p.start("tag", 200)
+    p.update(50, cached=10, failed=2, dropped=1)
+    p.stop()
+    line = stream.getvalue().strip()
+    assert line.startswith("tag: 50/200 (25%), ") and "ex/s, ETA " in line
+    assert line.endswith("cached 10, failed 2, dropped 1")

@@ -93,6 +93,31 @@ def register(app: typer.Typer) -> None:
         if json_summary:
             print(orjson.dumps([s.to_dict() for s in summaries]).decode())
 
+    @app.command("cache")
+    def cache_info(
+        cache: Annotated[Path | None, typer.Option("--cache", help="Cache file (default $NEXTEDIT_CACHE or "
+                                                                  ".nextedit/cache.sqlite).")] = None,
+        clear: Annotated[bool, typer.Option("--clear", help="Delete stored results (all, or --stage's).")] = False,
+        stage: Annotated[str | None, typer.Option("--stage", help="Only this stage.")] = None,
+    ) -> None:
+        """Show what the stage result cache holds (per stage and version), or clear it."""
+        from nextedit.pipeline.cache import ResultCache, default_cache_path
+
+        path = cache or default_cache_path()
+        if not path.exists():
+            raise _fail(f"{path}: no cache file yet (it is created by the first cached run)")
+        store = ResultCache(path)
+        try:
+            if clear:
+                print(f"deleted {store.clear(stage)} results from {path}")
+                return
+            print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
+            for name, version, count, size in store.summary():
+                if stage is None or name == stage:
+                    print(f"  {name:<16} v{version:<4} {count:>9} results  {size / 1e6:8.1f} MB")
+        finally:
+            store.close()
+
     @app.command("stages")
     def stages() -> None:
         """List the registered stages: name, version, kind, what it does."""

@@ -86,6 +86,12 @@ class ResultCache:
             return self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
         return self._db.execute("SELECT COUNT(*) FROM results WHERE stage = ?", (stage,)).fetchone()[0]
 
+    def summary(self) -> list[tuple[str, str, int, int]]:
+        """(stage, version, results, bytes of stored values) per stage version."""
+        return list(self._db.execute(
+            "SELECT stage, version, COUNT(*), COALESCE(SUM(LENGTH(value)), 0) FROM results "
+            "GROUP BY stage, version ORDER BY stage, version"))
+
     def clear(self, stage: str | None = None) -> int:
         """Delete stored results (of one stage, or all); return how many."""
         if stage is None:
