@@ -92,13 +92,14 @@ def _order_file(units: list[Edit], users: dict[Edit, list[Edit]], pending: set[E
     index = {e: i for i, e in enumerate(units)}
     applied_delta = [0] * len(units)
     done: set[Edit] = set()
+    done_keys: set[tuple[int, int]] = set()
     jitter = {e: rng.random() for e in units}
 
     def used_elsewhere(e: Edit) -> bool:
         return any(o in pending for o in users[e])
 
     def ready(e: Edit) -> bool:
-        return e.piece == 0 or any(o.hunk == e.hunk and o.piece == e.piece - 1 for o in done)
+        return e.piece == 0 or (e.hunk, e.piece - 1) in done_keys
 
     out: list[Edit] = []
     prev: tuple[int, int] | None = None  # (start, end) of the previous edit in current lines
@@ -133,6 +134,7 @@ def _order_file(units: list[Edit], users: dict[Edit, list[Edit]], pending: set[E
         prev = (start, start + len(pick.new))
         applied_delta[index[pick]] = pick.delta
         done.add(pick)
+        done_keys.add(pick.key)
         pending.discard(pick)
         out.append(pick)
     return out
