@@ -335,3 +335,24 @@ def test_plain_progress_lines() -> None:
     line = stream.getvalue().strip()
     assert line.startswith("tag: 50/200 (25%), ") and "ex/s, ETA " in line
     assert line.endswith("cached 10, failed 2, dropped 1")
+
+
+def test_stage_lookup_errors_and_missing_requirements(tmp_path: Path) -> None:
+    from nextedit.pipeline import StageNotFound
+
+    with pytest.raises(StageNotFound, match="has no 'Nope'"):
+        get_stage("runner_stages:Nope")
+    with pytest.raises(StageNotFound, match="not a nextedit.pipeline.Stage subclass"):
+        get_stage("json:dumps")
+    with pytest.raises(StageNotFound, match="cannot import module 'no_such_module_xyz'"):
+        get_stage("no_such_module_xyz:Stage")
+    with pytest.raises(StageNotFound, match=r"unknown stage 'nope' \(known: .*validate"):
+        get_stage("nope")
+    assert get_stage("runner_stages:Tag") is Tag
+
+    class NeedsPackage(Tag):
+        requires = (("no_such_package_xyz", "nextedit[extra]"),)
+
+    src = write_input(tmp_path / "in.jsonl", 2)
+    with pytest.raises(RunError, match=r"needs the Python package 'no_such_package_xyz': pip install 'nextedit\[extra\]'"):
+        run_stage(NeedsPackage(), src, tmp_path / "out.jsonl", cache=False, progress=False)
