@@ -149,3 +149,13 @@ def test_text_outside_the_changed_span_does_not_change_the_score(o: str, e: str,
 @given(texts, texts)
 def test_prediction_equal_to_nonempty_expected_edit_scores_100(o: str, e: str) -> None:
     assert delta_chrf(o, e, e).score == 100.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(texts, texts, st.sampled_from(["v1", "v2", "v3"]))
+def test_empty_prediction_scores_0_whenever_the_reference_edits(o: str, e: str, variant: str) -> None:
+    ws = VARIANTS[variant].ws
+    if normalize_whitespace(o, ws) != normalize_whitespace(e, ws):
+        assert delta_chrf(o, e, o, variant=variant).score == 0.0
+    else:
+        assert delta_chrf(o, e, o, variant=variant).score == 100.0
