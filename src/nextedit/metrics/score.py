@@ -72,7 +72,8 @@ def _apply(patch: str, text: str, start_line: int) -> str:
     return P.apply(patch, text, start_line=start_line)
 
 
-def _disagreement(original: str, texts: list[str], variant: str) -> float | None:
+@functools.lru_cache(maxsize=256)
+def _disagreement(original: str, texts: tuple[str, ...], variant: str) -> float | None:
     """100 - mean delta-chrF over ordered pairs of distinct references; None below 2 references."""
     if len(texts) < 2:
         return None
@@ -144,7 +145,7 @@ def score_prediction(example: Example, index: int, *, variant: str = "v3") -> Sc
         "patch_applies": patch_applies,
         "references": len(example.expected),
         "reference_index": best if example.expected else None,
-        "reference_disagreement": _disagreement(original, [t for _, t in refs], variant),
+        "reference_disagreement": _disagreement(original, tuple(t for _, t in refs), variant),
         "delta_chrf": dc.score,
         "delta_chrf_precision": dc.precision,
         "delta_chrf_recall": dc.recall,
