@@ -5,11 +5,12 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nextedit.context.bm25 import BM25Index, chunk_ranges, tokenize, weighted_terms
 from nextedit.context.definitions import definition_text, extract_definitions
-from nextedit.context.index import IndexSettings, load_index
+from nextedit.context.index import IndexSettings, build_index, load_index
 from nextedit.context.repo_files import (
     LRUCache,
     RepoError,
@@ -417,3 +418,27 @@ def test_bm25_chunks_of_edited_files_are_shown_as_edited(repo):
     lines = FILES_V1["docs/rotation.md"].splitlines(keepends=True)
     assert all(r.text == "".join(lines[r.start_line - 3 : r.start_line - 3 + r.text.count("\n")])
                for r in edited.snapshot.related if r.start_line >= 3)
+
+
+def test_revisions_share_work_and_score_only_their_own_chunks(repo):
+    from nextedit.context.index import RepoIndex
+
+    root, v1, v2 = repo
+    shared = RepoIndex(root, IndexSettings())
+    first = shared.revision(v1)
+    read_v1 = shared.files_read
+    second = shared.revision(v2)
+    assert shared.files_read == read_v1 + 1  # only pkg/util.py changed between v1 and v2
+    assert first.n_chunks == second.n_chunks and len(shared.chunks) > first.n_chunks
+    # Each revision scores only its own chunks, exactly as an index built for it alone would.
+    alone = build_index(root, v2, IndexSettings())
+    query = {"version": 1.0, "two": 1.0, "checksum": 1.0}
+    s_shared, s_alone = second.bm25.scores(query), alone.bm25.scores(query)
+    by_chunk_shared = {shared.chunks[i]: s for i, s in enumerate(s_shared) if s > 0}
+    by_chunk_alone = {alone.chunks[i]: s for i, s in enumerate(s_alone) if s > 0}
+    assert by_chunk_shared.keys() == by_chunk_alone.keys()
+    assert all(by_chunk_shared[k] == pytest.approx(by_chunk_alone[k]) for k in by_chunk_alone)
+    # "two" occurs only in v2's pkg/util.py: v1 must not see that chunk, v2 must.
+    assert not any("two" in text for text in FILES_V1.values())
+    assert not first.bm25.scores({"two": 1.0}).any()
+    assert {shared.chunks[i][0] for i in np.flatnonzero(second.bm25.scores({"two": 1.0}))} == {"pkg/util.py"}

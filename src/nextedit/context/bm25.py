@@ -7,7 +7,6 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -65,58 +64,111 @@ def chunk_ranges(lines: list[str], *, size: int = 40, overlap: int = 10,
     return out
 
 
-@dataclass
 class BM25Index:
-    """An inverted index of weighted term counts per document, scored with Okapi BM25."""
+    """An append-only inverted index of weighted term counts per document, scored with Okapi BM25.
 
-    k1: float = 1.2
-    b: float = 0.75
-    _postings: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
-    _lengths: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    Documents are only ever added; `scores(query, active=mask)` scores a subset (say, the chunks
+    of one revision's files), with N, document frequencies and the average length taken over
+    that subset only, so one index can serve many revisions of a repository.
+    """
+
+    def __init__(self, *, k1: float = 1.2, b: float = 0.75):
+        self.k1, self.b = k1, b
+        self._ids: dict[str, list[int]] = {}
+        self._tfs: dict[str, list[float]] = {}
+        self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._lengths: list[float] = []
+        self._lengths_np = np.zeros(0)
 
     @classmethod
     def build(cls, documents: Iterable[Mapping[str, float]], *, k1: float = 1.2,
               b: float = 0.75) -> BM25Index:
         """Index documents given as {term: weighted count}."""
-        docs_by_term: dict[str, list[int]] = {}
-        tf_by_term: dict[str, list[float]] = {}
-        lengths: list[float] = []
-        for doc_id, terms in enumerate(documents):
-            lengths.append(float(sum(terms.values())))
-            for term, count in terms.items():
-                docs_by_term.setdefault(term, []).append(doc_id)
-                tf_by_term.setdefault(term, []).append(float(count))
         index = cls(k1=k1, b=b)
-        index._lengths = np.asarray(lengths, dtype=np.float64)
-        index._postings = {
-            term: (np.asarray(ids, dtype=np.int64), np.asarray(tf_by_term[term], dtype=np.float64))
-            for term, ids in docs_by_term.items()
-        }
+        for terms in documents:
+            index.add(terms)
         return index
+
+    def add(self, terms: Mapping[str, float]) -> int:
+        """Add one document ({term: weighted count}); returns its id."""
+        doc_id = len(self._lengths)
+        self._lengths.append(float(sum(terms.values())))
+        for term, count in terms.items():
+            ids = self._ids.get(term)
+            if ids is None:
+                self._ids[term], self._tfs[term] = [doc_id], [float(count)]
+            else:
+                ids.append(doc_id)
+                self._tfs[term].append(float(count))
+        return doc_id
 
     def __len__(self) -> int:
         return len(self._lengths)
 
-    def idf(self, term: str) -> float:
-        """Lucene's always-positive idf: ln(1 + (N - n + 0.5) / (n + 0.5))."""
-        n_docs = len(self._lengths)
-        df = len(self._postings[term][0]) if term in self._postings else 0
+    def _posting(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+        ids = self._ids.get(term)
+        if ids is None:
+            return None
+        cached = self._arrays.get(term)
+        if cached is None or len(cached[0]) != len(ids):
+            cached = (np.asarray(ids, dtype=np.int64), np.asarray(self._tfs[term], dtype=np.float64))
+            self._arrays[term] = cached
+        return cached
+
+    def _lengths_array(self) -> np.ndarray:
+        if len(self._lengths_np) != len(self._lengths):
+            self._lengths_np = np.asarray(self._lengths, dtype=np.float64)
+        return self._lengths_np
+
+    @staticmethod
+    def _idf(n_docs: int, df: int) -> float:
         return math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
 
-    def scores(self, query: Mapping[str, float]) -> np.ndarray:
-        """BM25 score of every document for a query given as {term: weight}."""
-        out = np.zeros(len(self._lengths), dtype=np.float64)
-        if not len(self._lengths):
+    def idf(self, term: str, active: np.ndarray | None = None) -> float:
+        """Lucene's always-positive idf ln(1 + (N - n + 0.5) / (n + 0.5)), over `active` documents."""
+        posting = self._posting(term)
+        if active is None:
+            return self._idf(len(self._lengths), 0 if posting is None else len(posting[0]))
+        df = 0 if posting is None else int(np.count_nonzero(_mask(active, posting[0])))
+        return self._idf(int(np.count_nonzero(active)), df)
+
+    def scores(self, query: Mapping[str, float], active: np.ndarray | None = None) -> np.ndarray:
+        """BM25 score of every document for a query {term: weight}; 0 for documents not `active`.
+
+        `active` is a boolean mask over document ids; ids past its end count as inactive.
+        """
+        lengths = self._lengths_array()
+        out = np.zeros(len(lengths), dtype=np.float64)
+        n_docs = len(lengths) if active is None else int(np.count_nonzero(active))
+        if not n_docs:
             return out
-        avgdl = float(self._lengths.mean()) or 1.0
+        if active is None:
+            avgdl = float(lengths.mean()) or 1.0
+        else:
+            avgdl = float(lengths[: len(active)][active].mean()) or 1.0
         for term, weight in query.items():
-            posting = self._postings.get(term)
+            posting = self._posting(term)
             if posting is None or weight <= 0:
                 continue
             ids, tf = posting
-            norm = self.k1 * (1.0 - self.b + self.b * self._lengths[ids] / avgdl)
-            out[ids] += weight * self.idf(term) * tf * (self.k1 + 1.0) / (tf + norm)
+            if active is not None:
+                keep = _mask(active, ids)
+                ids, tf = ids[keep], tf[keep]
+                if not len(ids):
+                    continue
+            norm = self.k1 * (1.0 - self.b + self.b * lengths[ids] / avgdl)
+            out[ids] += weight * self._idf(n_docs, len(ids)) * tf * (self.k1 + 1.0) / (tf + norm)
         return out
+
+
+def _mask(active: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """active[ids], with ids past the end of the mask counted as inactive."""
+    inside = ids < len(active)
+    if inside.all():
+        return active[ids]
+    out = np.zeros(len(ids), dtype=bool)
+    out[inside] = active[ids[inside]]
+    return out
 
 
 def weighted_terms(parts: Iterable[tuple[str, float]]) -> Counter[str]:
