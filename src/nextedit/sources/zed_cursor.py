@@ -210,7 +210,8 @@ def join_annotations(patch: str, notes: list[Annotation]) -> str:
 
 
 def _body_kinds(lines: list[str]) -> list[str]:
-    """Classify patch lines: 'h' header, '+', '-', ' ' (context, blank ones included), '\\' marker."""
+    """Classify patch lines: 'h' header, '+', '-', ' ' context, '\\' marker, 'o' other (a blank or
+    unprefixed line the lenient parser may or may not count as context: never rewritten)."""
     kinds: list[str] = []
     in_body = False
     i = 0
@@ -228,18 +229,22 @@ def _body_kinds(lines: list[str]) -> list[str]:
             kinds.append("h")
         elif line[:1] in ("+", "-", " ", "\\"):
             kinds.append(line[:1])
-        elif _split_terminator(line)[0] == "":
-            kinds.append(" ")
         else:
-            kinds.append(" ")
+            kinds.append("o")
         i += 1
+    # Context of a hunk that changes nothing may be skipped when applying: never rewrite it.
+    start = 0
+    for end in range(len(kinds) + 1):
+        if end == len(kinds) or kinds[end] == "h":
+            if not any(kind in ("+", "-") for kind in kinds[start:end]):
+                kinds[start:end] = ["o" if kind == " " else kind for kind in kinds[start:end]]
+            start = end + 1
     return kinds
 
 
-def _as_added(line: str, kind: str, insert: str, col: int | None = None) -> list[str]:
+def _as_added(line: str, insert: str, col: int | None = None) -> list[str]:
     """A new-side line rewritten as '+' with `insert` at char column `col` (or at the start)."""
-    body = line[1:] if kind == "+" or line[:1] == " " else line
-    content, terminator = _split_terminator(body)
+    content, terminator = _split_terminator(line[1:])
     at = 0 if col is None else col
     return ["+" + content[:at] + insert + content[at:] + terminator]
 
@@ -254,11 +259,10 @@ def _marked_patch(lines: list[str], kinds: list[str], edits: dict[int, tuple[str
         insert, col = edits[k]
         nonl = k + 1 < len(lines) and kinds[k + 1] == "\\"
         if kinds[k] == " ":
-            body = line[1:] if line[:1] == " " else line
-            out.append("-" + body)
+            out.append("-" + line[1:])
             if nonl:
                 out.append(lines[k + 1] if lines[k + 1].endswith("\n") else lines[k + 1] + "\n")
-        out += _as_added(line, kinds[k], insert, col)
+        out += _as_added(line, insert, col)
     return "".join(out)
 
 
@@ -272,14 +276,15 @@ def cursor_from_annotation(clean: str, pos: int, note: str, text: str, *, start_
     k = pos - 1
     if not 0 <= k < len(lines) or kinds[k] not in ("+", " ") or _SENTINEL in text or _SENTINEL in clean:
         return None
-    content, _ = _split_terminator(lines[k][1:] if lines[k][:1] in ("+", " ") else lines[k])
+    content, _ = _split_terminator(lines[k][1:])
     column = char_col(content, note.index("^") - 1)
     try:
         result = apply(_marked_patch(lines, kinds, {k: (_SENTINEL, column)}), text,
                        start_line=start_line, path=path)
+        plain = apply(clean, text, start_line=start_line, path=path)
     except PatchError:
         return None
-    if result.count(_SENTINEL) != 1:
+    if result.count(_SENTINEL) != 1 or result.replace(_SENTINEL, "") != plain:
         return None
     return result.index(_SENTINEL)
 
@@ -308,6 +313,6 @@ def cursor_annotation(clean: str, cursor: int, text: str, *, start_line: int = 0
     if m is None:
         return None
     k = int(m.group(1))
-    content, _ = _split_terminator(lines[k][1:] if lines[k][:1] in ("+", " ") else lines[k])
+    content, _ = _split_terminator(lines[k][1:])
     col = byte_col(content, cursor - line_start)
     return k + 1, "#" + " " * col + "^" + CURSOR_MARKER

@@ -7,7 +7,7 @@ under the record's `zed` object, so `example_to_spec(spec_to_example(s))` gives 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -417,7 +417,7 @@ def _export_predictions(example: Example) -> list[dict[str, Any]]:
     return out
 
 
-def example_to_spec(example: Example, *, warn: Any = None) -> dict[str, Any]:
+def example_to_spec(example: Example, *, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The Zed ExampleSpec (JSONL row) for a record; `warn(message)` hears about what cannot be kept."""
     zed: dict[str, Any] = dict(getattr(example, "zed", None) or {})
     kept: dict[str, Any] = dict(zed.get("spec") or {})
