@@ -126,15 +126,27 @@ def _normalized_windows(original: str, other: str, ws: str, context: int) -> tup
 
 
 def _delta(before: str, after: str, n_max: int) -> list[dict[str, int]]:
-    """Per order n = 1..n_max: count_after(g) - count_before(g) for every char n-gram g, zeros dropped."""
-    out = []
-    for n in range(1, n_max + 1):
-        ca = Counter([after[i:i + n] for i in range(len(after) - n + 1)])
-        cb = Counter([before[i:i + n] for i in range(len(before) - n + 1)])
-        d = {g: c - cb.pop(g, 0) for g, c in ca.items()}
-        for g, c in cb.items():
-            d[g] = -c
-        out.append({g: c for g, c in d.items() if c})
+    """Per order n = 1..n_max: count_after(g) - count_before(g) for every char n-gram g, zeros dropped.
+
+    N-grams lying wholly inside the shared prefix or the shared suffix cancel out, so only those
+    that end past the prefix and start before the suffix are counted (one pass for all orders;
+    the order of an n-gram is its length).
+    """
+    p = common_prefix(before, after)
+    s = common_suffix(before, after, min(len(before), len(after)) - p)
+    lo = max(0, p - n_max + 1)
+    la, lb = len(after), len(before)
+    ca = Counter([after[i:j] for i in range(lo, la - s)
+                  for j in range(max(i + 1, p + 1), min(i + n_max, la) + 1)])
+    cb = Counter([before[i:j] for i in range(lo, lb - s)
+                  for j in range(max(i + 1, p + 1), min(i + n_max, lb) + 1)])
+    out: list[dict[str, int]] = [{} for _ in range(n_max)]
+    for g, c in ca.items():
+        c -= cb.pop(g, 0)
+        if c:
+            out[len(g) - 1][g] = c
+    for g, c in cb.items():
+        out[len(g) - 1][g] = -c
     return out
 
 
@@ -172,8 +184,6 @@ def delta_chrf(original: str, expected: str, actual: str, *, variant: str = "v3"
     if windowed:
         oe, ee = _normalized_windows(original, expected, v.ws, v.n - 1)
         oa, aa = _normalized_windows(original, actual, v.ws, v.n - 1)
-        oe, ee = changed_windows(oe, ee, v.n - 1)
-        oa, aa = changed_windows(oa, aa, v.n - 1)
     else:
         oe, oa = (normalize_whitespace(original, v.ws),) * 2
         ee, aa = normalize_whitespace(expected, v.ws), normalize_whitespace(actual, v.ws)
