@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime, timedelta, timezone
 import subprocess
 from pathlib import Path
 
@@ -56,7 +57,8 @@ class Repo:
         self.git("init", "-q", "-b", "main")
 
     def env(self) -> dict[str, str]:
-        date = f"2026-01-{self.count + 1:02d}T12:00:00+01:00"
+        day = datetime(2026, 1, 1, 12, tzinfo=timezone(timedelta(hours=1))) + timedelta(days=self.count)
+        date = day.isoformat()
         return {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
                 "GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "T",
                 "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
@@ -77,7 +79,7 @@ class Repo:
             else:
                 p.write_text(content)
         self.git("add", "-A")
-        self.git("commit", "-q", "-m", message)
+        self.git("commit", "-q", "--allow-empty", "-m", message)
         self.count += 1
         return self.git("rev-parse", "HEAD").strip()
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 import subprocess
 from pathlib import Path
 
 import orjson
 import pytest
-from _mine_fixtures import scripted_repo
+from _mine_fixtures import Repo, scripted_repo
 from typer.testing import CliRunner
 
 from nextedit.cli import app
@@ -255,3 +256,38 @@ def test_mines_this_projects_own_repository(tmp_path):
     assert summary.commits >= 1
     for row in _rows(out):
         parse_example(row)
+
+
+WORDS = ["alpha", "beta", "δelta", "naïve", "x", "(", ")", ":", "=", "+", "{", "}", "\t", "  ", "😀"]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_random_histories_with_crlf_unicode_and_missing_newlines_mine_cleanly(tmp_path, seed):
+    rng = random.Random(seed)
+    repo = Repo(tmp_path / "r")
+    files: dict[str, list[str]] = {}
+    for i in range(40):
+        changes: dict[str, str | bytes | None] = {}
+        for _ in range(rng.randint(1, 3)):
+            name = rng.choice(["a.py", "b.js", "c.rs", "d.go", "e.py"])
+            lines = list(files.get(name, []))
+            for _ in range(rng.randint(1, 6)):
+                new = "".join(rng.choice(WORDS) + rng.choice([" ", "", "_"]) for _ in range(rng.randint(0, 8)))
+                op = rng.random()
+                if op < 0.4 or not lines:
+                    lines.insert(rng.randint(0, len(lines)), new)
+                elif op < 0.7:
+                    lines[rng.randrange(len(lines))] = new
+                else:
+                    del lines[rng.randrange(len(lines))]
+            files[name] = lines
+            newline = "\r\n" if name == "b.js" else "\n"
+            changes[name] = newline.join(lines) + (newline if rng.random() < 0.7 else "")
+        repo.commit(f"c{i}", changes)
+    out = tmp_path / "ex.jsonl"
+    summary = mine(repo.path, out, MineConfig(workers=1, samples_per_commit=4, half_typing=0.7), progress=False)
+    assert summary.examples > 50
+    assert summary.failed == 0, (tmp_path / "ex.failed.jsonl").read_text()[:2000]
+    for row in _rows(out):
+        ex = parse_example(row)
+        apply(ex.expected[0], ex.snapshot.text, start_line=ex.snapshot.start_line)

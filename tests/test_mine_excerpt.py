@@ -96,3 +96,10 @@ def test_enclosing_rows_innermost_first():
     assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
     assert all(a <= 8 and b >= 9 for a, b in rows)
     assert parse_tree(text, "notes.unknown-ext") is None
+
+
+def test_syntax_rows_never_pass_the_last_line():
+    # tree-sitter puts the module of "\n" at row 1, after the only line.
+    lines = ["\n"]
+    ranges = choose_ranges(lines, 0, tree=parse_tree("\n", "x.py"))
+    assert ranges.editable == (0, 1) and ranges.context == (0, 1)

@@ -61,8 +61,8 @@ def enclosing_rows(tree: Any, rows: tuple[int, int]) -> list[tuple[int, int]]:
     lo, hi = rows
     while node is not None:
         start = node.start_point.row
-        end = node.end_point.row + (1 if node.end_point.column > 0 else 0)
-        start, end = min(start, lo), max(end, hi, start + 1)
+        end = max(node.end_point.row + (1 if node.end_point.column > 0 else 0), start + 1)
+        start, end = min(start, lo), max(end, hi)
         if (start, end) != (lo, hi) and start <= lo and end >= hi:
             out.append((start, end))
             lo, hi = start, end
@@ -104,6 +104,7 @@ def _grow_lines(costs: _Costs, a: int, b: int, limit: float, up_first: bool) -> 
 def _grow_syntax(costs: _Costs, tree: Any, a: int, b: int, limit: float) -> tuple[int, int]:
     """Grow to the enclosing syntax nodes, innermost first, while the whole node fits under `limit`."""
     for start, end in enclosing_rows(tree, (a, b)):
+        start, end = max(start, 0), min(end, costs.n)
         if costs.of(start, end) > limit:
             break
         a, b = start, end
