@@ -11,9 +11,11 @@ from _mine_fixtures import MIT, Repo, scripted_repo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nextedit.mine.config import MineConfig
 from nextedit.mine.edits import Edit, apply_edits, current_start, file_edits
 from nextedit.mine.filters import content_skip_reason, path_matches, path_skip_reason
 from nextedit.mine.gitlog import (
+    Commit,
     GitError,
     GitObjects,
     RawHunk,
@@ -21,7 +23,7 @@ from nextedit.mine.gitlog import (
     parse_diff_tree,
 )
 from nextedit.mine.license import detect_license, manifest_license
-from nextedit.mine.miner import repo_license, repo_slug
+from nextedit.mine.miner import mine_commit_safely, repo_info, repo_license, repo_slug
 from nextedit.mine.ordering import defined_names, typing_order
 from nextedit.mine.split import (
     expected_group,
@@ -278,3 +280,15 @@ def test_changed_span_matches_a_plain_scan(a, b):
     while s < min(len(a), len(b)) - p and a[-1 - s] == b[-1 - s]:
         s += 1
     assert changed_span(a, b) == (p, len(a) - s)
+
+
+def test_an_unreadable_commit_is_skipped_with_the_error(tmp_path):
+    repo, _ = scripted_repo(tmp_path / "shop")
+    missing = "1" * 40
+    patch = (f"diff --git a/x.py b/x.py\nindex {'2' * 40}..{missing} 100644\n--- a/x.py\n+++ b/x.py\n"
+             "@@ -1 +1 @@\n-a\n+b\n").encode()
+    info = repo_info(repo.path)
+    with GitObjects(repo.path) as objects:
+        result = mine_commit_safely(info, Commit("f" * 40, (), "", "bad", patch), MineConfig(), objects)
+    assert result.status == "skipped"
+    assert result.reason.startswith("error: GitError:") and missing in result.reason

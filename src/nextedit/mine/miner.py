@@ -124,6 +124,14 @@ def repo_info(repo: str | Path, rev_range: str | None = None) -> RepoInfo:
     return RepoInfo(path, url, repo_slug(url), repo_license(path, _tip(rev_range)))
 
 
+def mine_commit_safely(repo: RepoInfo, commit: Commit, cfg: MineConfig, objects: GitObjects) -> CommitResult:
+    """`mine_commit`, turning an unexpected error into a skipped commit ("error: ...") instead of a crash."""
+    try:
+        return mine_commit(repo, commit, cfg, objects)
+    except Exception as exc:  # noqa: BLE001 (any bug in one commit must not stop a long run)
+        return _skip(commit.sha, f"error: {type(exc).__name__}: {exc}", {})
+
+
 def _skip(sha: str, reason: str, files: dict[str, str]) -> CommitResult:
     return CommitResult(sha, "skipped", reason, skipped_files=files)
 
@@ -201,6 +209,9 @@ def mine_commit(repo: RepoInfo, commit: Commit, cfg: MineConfig, objects: GitObj
         except SampleError as exc:
             result.failed.append(_failed(repo, sha, example_id, str(exc), None))
             continue
+        except Exception as exc:  # noqa: BLE001 (a bug must not stop a long run: quarantine the example)
+            result.failed.append(_failed(repo, sha, example_id, f"internal error: {type(exc).__name__}: {exc}", None))
+            continue
         record = {
             "id": example_id,
             "source": {**source, "tags": sample.tags, "commit": commit.subject,
@@ -248,7 +259,7 @@ def _init_worker(repo: RepoInfo, cfg: MineConfig) -> None:
 def _work(commits: list[Commit]) -> list[CommitResult]:
     assert _WORKER is not None
     repo, cfg, objects = _WORKER
-    results = [mine_commit(repo, commit, cfg, objects) for commit in commits]
+    results = [mine_commit_safely(repo, commit, cfg, objects) for commit in commits]
     for result in results:  # serialised here: JSON bytes travel back cheaper than nested dicts
         result.examples = [orjson.dumps(e) for e in result.examples]
     return results
@@ -263,7 +274,7 @@ def _in_order(commits: Iterator[Commit], repo: RepoInfo, cfg: MineConfig, worker
     if workers <= 1:
         with GitObjects(repo.path) as objects:
             for commit in commits:
-                yield mine_commit(repo, commit, cfg, objects)
+                yield mine_commit_safely(repo, commit, cfg, objects)
         return
     window = workers * 4
     with ProcessPoolExecutor(workers, mp_context=get_context("forkserver"), initializer=_init_worker,
