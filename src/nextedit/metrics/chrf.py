@@ -125,15 +125,15 @@ def _normalized_windows(original: str, other: str, ws: str, context: int) -> tup
             normalize_whitespace(other[start:len(other) - tail], ws))
 
 
-def _delta(before: str, after: str, n_max: int) -> list[dict[str, int]]:
+def _delta(before: str, after: str, n_max: int, *, trim: bool = True) -> list[dict[str, int]]:
     """Per order n = 1..n_max: count_after(g) - count_before(g) for every char n-gram g, zeros dropped.
 
     N-grams lying wholly inside the shared prefix or the shared suffix cancel out, so only those
     that end past the prefix and start before the suffix are counted (one pass for all orders;
-    the order of an n-gram is its length).
+    the order of an n-gram is its length). `trim=False` counts every n-gram of both texts.
     """
-    p = common_prefix(before, after)
-    s = common_suffix(before, after, min(len(before), len(after)) - p)
+    p = common_prefix(before, after) if trim else 0
+    s = common_suffix(before, after, min(len(before), len(after)) - p) if trim else 0
     lo = max(0, p - n_max + 1)
     la, lb = len(after), len(before)
     ca = Counter([after[i:j] for i in range(lo, la - s)
@@ -172,8 +172,8 @@ def delta_chrf(original: str, expected: str, actual: str, *, variant: str = "v3"
 
     Per order n (1..6): signed n-gram count deltas of each side; TP/FP/FN of the two deltas;
     P_n, R_n (both 1 when neither side changes n-grams of that order); P, R = means over orders;
-    score = 100 (1 + b^2) P R / (b^2 P + R). `windowed=False` computes the same result from the
-    full texts (slower; kept for tests and as the definition).
+    score = 100 (1 + b^2) P R / (b^2 P + R). `windowed=False` computes the same result by counting
+    every n-gram of the full texts (slower; kept for tests and as the definition).
     """
     try:
         v = VARIANTS[variant]
@@ -188,8 +188,8 @@ def delta_chrf(original: str, expected: str, actual: str, *, variant: str = "v3"
         oe, oa = (normalize_whitespace(original, v.ws),) * 2
         ee, aa = normalize_whitespace(expected, v.ws), normalize_whitespace(actual, v.ws)
     empty: list[dict[str, int]] = [{}] * v.n
-    de = _delta(oe, ee, v.n) if oe != ee else empty
-    da = _delta(oa, aa, v.n) if oa != aa else empty
+    de = _delta(oe, ee, v.n, trim=windowed) if oe != ee else empty
+    da = _delta(oa, aa, v.n, trim=windowed) if oa != aa else empty
     p_sum = r_sum = 0.0
     tp_sum = fp_sum = fn_sum = 0
     for tp, fp, fn in map(_compare, de, da):
