@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from nextedit.cli import app
 from nextedit.mine.config import MineConfig
+from nextedit.mine.gitlog import GitError
 from nextedit.mine.miner import mine, state_path
 from nextedit.mine.verify import changed_span
 from nextedit.patch import apply, changed_lines
@@ -230,6 +231,23 @@ def test_rev_range_paths_and_max_commits(repo, tmp_path):
     assert all(e["path"] == "shop/util.py" for row in rows for e in row["snapshot"]["history"])
     summary = mine(r.path, tmp_path / "c.jsonl", MineConfig(max_commits=2, workers=1), progress=False)
     assert summary.commits == 2
+    rows = _mine(r.path, tmp_path / "d.jsonl", since="2026-01-04T00:00:00+01:00")
+    assert {row["source"]["revision"] for row in rows} == {shas["typo"], shas["mixed"]}  # "lock" is skipped
+
+
+def test_unusable_repositories_are_refused_before_writing(tmp_path):
+    out = tmp_path / "out" / "x.jsonl"
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(GitError, match="plain: not a git repository"):
+        mine(tmp_path / "plain", out, MineConfig(workers=1))
+    Repo(tmp_path / "empty")
+    with pytest.raises(GitError, match="no commits to mine"):
+        mine(tmp_path / "empty", out, MineConfig(workers=1))
+    with pytest.raises(GitError, match="not a directory"):
+        mine(tmp_path / "missing", out, MineConfig(workers=1))
+    with pytest.raises(ValueError, match="plain JSONL"):
+        mine(tmp_path / "empty", tmp_path / "x.jsonl.gz", MineConfig(workers=1))
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_mines_and_reports(repo, tmp_path):

@@ -269,6 +269,22 @@ def toplevel_files(repo: str | Path, rev: str = "HEAD") -> dict[str, str]:
     return files
 
 
+def check_range(repo: str | Path, rev_range: str | None) -> None:
+    """Raise GitError (git's own message) unless `repo` is a git repository where `rev_range` resolves."""
+    if not Path(repo).is_dir():
+        raise GitError(f"{repo}: not a directory")
+    try:
+        _run(repo, "rev-parse", "--git-dir")
+    except GitError:
+        raise GitError(f"{repo}: not a git repository") from None
+    try:
+        _run(repo, "rev-list", "--max-count=1", rev_range or "HEAD", "--")
+    except GitError as exc:
+        if rev_range is None:
+            raise GitError(f"{repo}: no commits to mine (HEAD does not resolve)") from None
+        raise GitError(f"{repo}: revision range {rev_range}: {str(exc).split(': ', 1)[-1]}") from None
+
+
 def resolve(repo: str | Path, rev: str) -> str:
     """The full sha a revision names; raises GitError for an unknown revision."""
     return _run(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").decode().strip()

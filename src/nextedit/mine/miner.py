@@ -26,8 +26,8 @@ from nextedit.mine.edits import Edit, apply_edits, file_edits
 from nextedit.mine.filters import content_skip_reason, path_matches, path_skip_reason
 from nextedit.mine.gitlog import (
     Commit,
-    GitError,
     GitObjects,
+    check_range,
     iter_commits,
     parse_diff_tree,
     remote_url,
@@ -386,8 +386,7 @@ def mine(repo: str | Path, out: str | Path, cfg: MineConfig, *, progress: bool |
     out = Path(out)
     if str(out).endswith(".gz"):
         raise ValueError(f"{out}: mine writes plain JSONL (it appends and resumes); compress afterwards")
-    if not Path(repo).is_dir():
-        raise GitError(f"{repo}: not a directory")
+    check_range(repo, cfg.rev_range)
     info = repo_info(repo, cfg.rev_range)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = _load_done(out)
