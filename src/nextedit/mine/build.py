@@ -18,9 +18,9 @@ from nextedit.mine.excerpt import (
 )
 from nextedit.mine.split import (
     PartialLine,
-    _gap,
     expected_group,
     history_events,
+    line_gap,
     sample_partial,
 )
 from nextedit.mine.verify import changed_span
@@ -108,7 +108,7 @@ def build_sample(order: Sequence[Edit], k: int, old_files: Mapping[str, list[str
         rendered.append([p, before, apply_edits(old_files[p], done[p])])
     if partial is not None:
         if (events and events[-1][-1].path == path
-                and _gap(events[-1][-1], target, applied) <= cfg.group_lines):
+                and line_gap(events[-1][-1], target, applied) <= cfg.group_lines):
             rendered[-1][2] = snap_lines
         else:
             rendered.append([path, state, snap_lines])

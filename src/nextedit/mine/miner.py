@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, BinaryIO, Self
 
 import orjson
-from pydantic import ValidationError
 
 from nextedit.jsonl import failed_path, failed_row
 from nextedit.mine.build import SampleError, build_sample
@@ -43,7 +42,7 @@ from nextedit.mine.ordering import typing_order
 from nextedit.mine.split import split_points
 from nextedit.mine.verify import verify_example
 from nextedit.patch import split_lines
-from nextedit.record import Example, _first_error
+from nextedit.record import RecordError, parse_example
 
 
 @dataclass(frozen=True)
@@ -226,10 +225,9 @@ def mine_commit(repo: RepoInfo, commit: Commit, cfg: MineConfig, objects: GitObj
             "lineage": lineage,
         }
         try:
-            example = Example.model_validate(record)
-        except ValidationError as exc:
-            field_name, msg = _first_error(exc)
-            result.failed.append(_failed(repo, sha, example_id, f"field {field_name}: {msg}", record))
+            example = parse_example(record)
+        except RecordError as exc:
+            result.failed.append(_failed(repo, sha, example_id, str(exc), record))
             continue
         problem = verify_example(example, sample.base)
         if problem is not None:

@@ -23,7 +23,7 @@ def split_points(n_units: int, samples: int, rng: random.Random) -> list[int]:
     return choices[:max(samples, 0)]
 
 
-def _gap(first: Edit, second: Edit, applied: Sequence[Edit]) -> int:
+def line_gap(first: Edit, second: Edit, applied: Sequence[Edit]) -> int:
     """Lines between two units of a file once `applied` (which includes `first`) is in."""
     a_start = current_start(first, applied)
     a_end = a_start + len(first.new)
@@ -41,7 +41,7 @@ def expected_group(order: Sequence[Edit], k: int, *, group_lines: int = 8, max_u
     for unit in order[k + 1:]:
         if len(group) >= max_units or unit.path != group[0].path:
             break
-        if _gap(group[-1], unit, applied + group) > group_lines:
+        if line_gap(group[-1], unit, applied + group) > group_lines:
             break
         group.append(unit)
     return group
@@ -53,7 +53,7 @@ def history_events(steps: Sequence[Edit], *, group_lines: int = 8) -> list[list[
     events: list[list[Edit]] = []
     applied: list[Edit] = []
     for unit in steps:
-        if events and events[-1][-1].path == unit.path and _gap(events[-1][-1], unit, applied) <= group_lines:
+        if events and events[-1][-1].path == unit.path and line_gap(events[-1][-1], unit, applied) <= group_lines:
             events[-1].append(unit)
         else:
             events.append([unit])
