@@ -19,12 +19,13 @@ from typing import Any, BinaryIO, Self
 import orjson
 
 from nextedit.jsonl import failed_path, failed_row
-from nextedit.mine.build import SampleError, build_sample
+from nextedit.mine.build import Sample, SampleError, build_sample
 from nextedit.mine.config import MINER_VERSION, MineConfig
 from nextedit.mine.edits import Edit, apply_edits, file_edits
 from nextedit.mine.filters import content_skip_reason, path_matches, path_skip_reason
 from nextedit.mine.gitlog import (
     Commit,
+    FileChange,
     GitObjects,
     check_range,
     iter_commits,
@@ -142,28 +143,28 @@ def _decode(data: bytes) -> str | None:
         return None
 
 
-def mine_commit(repo: RepoInfo, commit: Commit, cfg: MineConfig, objects: GitObjects) -> CommitResult:
-    """All examples of one commit, each verified; failures carry their reason."""
-    sha = commit.sha
+def _file_skip_reason(change: FileChange, cfg: MineConfig) -> str | None:
+    if not path_matches(change.path, cfg.paths):
+        return "outside --paths"
+    if change.status == "D":
+        return "deleted"
+    if change.mode in ("160000", "120000"):
+        return "not a regular file"
+    if change.binary:
+        return "binary"
+    reason = path_skip_reason(change.path)
+    if reason is None and not change.hunks:
+        return "no line changes"
+    return reason
+
+
+def select_files(changes: list[FileChange], cfg: MineConfig, objects: GitObjects
+                 ) -> tuple[list[tuple[FileChange, list[str], list[str]]], dict[str, str]]:
+    """The changed files worth mining, with their parent and new lines, and {path: reason} for the rest."""
+    kept: list[tuple[FileChange, list[str], list[str]]] = []
     skipped: dict[str, str] = {}
-    kept: list[tuple[str, list[str], list[str], Any]] = []
-    if commit.diff is None:
-        return _skip(sha, "patch too large", skipped)
-    for change in parse_diff_tree(commit.diff):
-        reason: str | None
-        if not path_matches(change.path, cfg.paths):
-            reason = "outside --paths"
-        elif change.status == "D":
-            reason = "deleted"
-        elif change.mode in ("160000", "120000"):
-            reason = "not a regular file"
-        elif change.binary:
-            reason = "binary"
-        else:
-            reason = path_skip_reason(change.path)
-        if reason is None and not change.hunks:
-            reason = "no line changes"
-        old_text = new_text = None
+    for change in changes:
+        reason = _file_skip_reason(change, cfg)
         if reason is None:
             new_data = objects.blob(change.new_oid)
             reason = content_skip_reason(new_data)
@@ -171,14 +172,22 @@ def mine_commit(repo: RepoInfo, commit: Commit, cfg: MineConfig, objects: GitObj
                 new_text, old_text = _decode(new_data), _decode(objects.blob(change.old_oid))
                 if new_text is None or old_text is None:
                     reason = "binary"
+                else:
+                    kept.append((change, split_lines(old_text), split_lines(new_text)))
         if reason is not None:
             skipped[change.path] = reason
-            continue
-        assert old_text is not None and new_text is not None
-        kept.append((change.path, split_lines(old_text), split_lines(new_text), change.hunks))
+    return kept, skipped
+
+
+def mine_commit(repo: RepoInfo, commit: Commit, cfg: MineConfig, objects: GitObjects) -> CommitResult:
+    """All examples of one commit, each verified; failures carry their reason."""
+    sha = commit.sha
+    if commit.diff is None:
+        return _skip(sha, "patch too large", {})
+    kept, skipped = select_files(parse_diff_tree(commit.diff), cfg, objects)
     if not kept:
         return _skip(sha, "no code files changed", skipped)
-    changed = sum(h.old_len + h.new_len for *_, hunks in kept for h in hunks)
+    changed = sum(change.changed_lines for change, _, _ in kept)
     if changed < cfg.min_changed_lines:
         return _skip(sha, f"too few changed lines ({changed} < {cfg.min_changed_lines})", skipped)
     if changed > cfg.max_changed_lines:
@@ -186,12 +195,12 @@ def mine_commit(repo: RepoInfo, commit: Commit, cfg: MineConfig, objects: GitObj
 
     edits: list[Edit] = []
     old_files: dict[str, list[str]] = {}
-    for path, old_lines, new_lines, hunks in kept:
-        units = file_edits(path, old_lines, new_lines, hunks, max_lines=cfg.max_unit_lines)
+    for change, old_lines, new_lines in kept:
+        units = file_edits(change.path, old_lines, new_lines, change.hunks, max_lines=cfg.max_unit_lines)
         if apply_edits(old_lines, units) != new_lines:
-            skipped[path] = "hunks do not reproduce the file"
+            skipped[change.path] = "hunks do not reproduce the file"
             continue
-        old_files[path] = old_lines
+        old_files[change.path] = old_lines
         edits.extend(units)
     if not edits:
         return _skip(sha, "no code files changed", skipped)
@@ -199,42 +208,42 @@ def mine_commit(repo: RepoInfo, commit: Commit, cfg: MineConfig, objects: GitObj
     rng = random.Random(f"{cfg.seed}:{sha}")
     order = typing_order(edits, rng)
     result = CommitResult(sha, skipped_files=skipped, units=len(order))
-    lineage = [{"stage": "mine", "version": MINER_VERSION, "config": cfg.fingerprint(), "at": ""}]
     for index, k in enumerate(split_points(len(order), cfg.samples_per_commit, rng)):
         example_id = f"{repo.slug}-{sha[:8]}-{index}"
-        source = {"kind": "git", "repo": repo.url, "revision": sha, "time": commit.time, "license": repo.license}
+        record: dict[str, Any] | None = None
         try:
             sample = build_sample(order, k, old_files, cfg, random.Random(f"{cfg.seed}:{sha}:{index}"))
-        except SampleError as exc:
-            result.failed.append(_failed(repo, sha, example_id, str(exc), None))
-            continue
-        except Exception as exc:  # noqa: BLE001 (a bug must not stop a long run: quarantine the example)
-            result.failed.append(_failed(repo, sha, example_id, f"internal error: {type(exc).__name__}: {exc}", None))
-            continue
-        record = {
-            "id": example_id,
-            "source": {**source, "tags": sample.tags, "commit": commit.subject,
-                       "split": {"history": k, "expected": sample.group_size, "units": len(order)}},
-            "snapshot": {
-                "path": sample.path, "text": sample.excerpt.text, "start_line": sample.excerpt.start_line,
-                "cursor": sample.excerpt.cursor, "editable": list(sample.excerpt.editable),
-                "history": [{"path": p, "old_path": p, "diff": d, "predicted": False} for p, d in sample.history],
-            },
-            "expected": [sample.expected],
-            "expected_cursors": [sample.expected_cursor],
-            "lineage": lineage,
-        }
-        try:
+            record = _record(example_id, repo, commit, cfg, sample, k, len(order))
             example = parse_example(record)
-        except RecordError as exc:
-            result.failed.append(_failed(repo, sha, example_id, str(exc), record))
-            continue
-        problem = verify_example(example, sample.base)
-        if problem is not None:
+            problem = verify_example(example, sample.base)
+        except (SampleError, RecordError) as exc:
+            problem = str(exc)
+        except Exception as exc:  # noqa: BLE001 (a bug must not stop a long run: quarantine the example)
+            problem = f"internal error: {type(exc).__name__}: {exc}"
+        if problem is None:
+            result.examples.append(example.to_dict())
+        else:
             result.failed.append(_failed(repo, sha, example_id, problem, record))
-            continue
-        result.examples.append(example.to_dict())
     return result
+
+
+def _record(example_id: str, repo: RepoInfo, commit: Commit, cfg: MineConfig, sample: Sample, k: int,
+            units: int) -> dict[str, Any]:
+    """The example record of a built sample."""
+    return {
+        "id": example_id,
+        "source": {"kind": "git", "repo": repo.url, "revision": commit.sha, "time": commit.time,
+                   "license": repo.license, "tags": sample.tags, "commit": commit.subject,
+                   "split": {"history": k, "expected": sample.group_size, "units": units}},
+        "snapshot": {
+            "path": sample.path, "text": sample.excerpt.text, "start_line": sample.excerpt.start_line,
+            "cursor": sample.excerpt.cursor, "editable": list(sample.excerpt.editable),
+            "history": [{"path": p, "old_path": p, "diff": d, "predicted": False} for p, d in sample.history],
+        },
+        "expected": [sample.expected],
+        "expected_cursors": [sample.expected_cursor],
+        "lineage": [{"stage": "mine", "version": MINER_VERSION, "config": cfg.fingerprint(), "at": ""}],
+    }
 
 
 def _failed(repo: RepoInfo, sha: str, example_id: str, reason: str, record: dict[str, Any] | None) -> dict[str, Any]:
