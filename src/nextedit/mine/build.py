@@ -74,9 +74,77 @@ def _line_content(line: str) -> tuple[str, str]:
     return content, line[len(content):]
 
 
+def _half_type(target: Edit, state: list[str], t_row: int, rng: random.Random, chance: float
+               ) -> tuple[PartialLine | None, list[str]]:
+    """With probability `chance`, the file with the target's first new line half-typed at row `t_row`."""
+    if not target.new or rng.random() >= chance:
+        return None, state
+    new_content, ending = _line_content(target.new[0])
+    old_content = _line_content(target.old[0])[0] if target.old else ""
+    partial = sample_partial(old_content, new_content, rng)
+    if partial is None:
+        return None, state
+    rest = state[t_row + 1:] if target.old else state[t_row:]
+    return partial, [*state[:t_row], partial.text + ending, *rest]
+
+
+def _history(applied: list[Edit], old_files: Mapping[str, list[str]], target: Edit, state: list[str],
+             snap_lines: list[str], half_typed: bool, cfg: MineConfig
+             ) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """History events (coalesced units, then the half-typed line, joined to the last event when close),
+    the newest `max_history_events` of them as (path, diff), and each file's text before its first one."""
+    events = history_events(applied, group_lines=cfg.group_lines)
+    done: dict[str, list[Edit]] = {}
+    rendered: list[tuple[str, list[str], list[str]]] = []
+    for event in events:
+        p = event[0].path
+        before = apply_edits(old_files[p], done.get(p, []))
+        done.setdefault(p, []).extend(event)
+        rendered.append((p, before, apply_edits(old_files[p], done[p])))
+    if half_typed:
+        if (events and events[-1][-1].path == target.path
+                and line_gap(events[-1][-1], target, applied) <= cfg.group_lines):
+            rendered[-1] = (rendered[-1][0], rendered[-1][1], snap_lines)
+        else:
+            rendered.append((target.path, state, snap_lines))
+    rendered = rendered[len(rendered) - min(len(rendered), cfg.max_history_events):]
+    base: dict[str, str] = {}
+    for p, before, _ in rendered:
+        base.setdefault(p, "".join(before))
+    base.setdefault(target.path, "".join(snap_lines))
+    return [(p, window_diff(before, after, p)) for p, before, after in rendered], base
+
+
+def _cursors(applied: list[Edit], target: Edit, t_row: int, snap_lines: list[str], partial: PartialLine | None
+             ) -> list[tuple[tuple[int, int], bool]]:
+    """Cursor (row, column) candidates, best first, each flagged when it sits at the target: after the
+    typed prefix; else at the end of the last edit when it is in this file; else at the target's start."""
+    if partial is not None:
+        return [((t_row, len(partial.typed)), False)]
+    out: list[tuple[tuple[int, int], bool]] = []
+    if applied and applied[-1].path == target.path:
+        last = applied[-1]
+        start = current_start(last, applied)
+        if last.new:
+            row = start + len(last.new) - 1
+            out.append(((row, len(_line_content(snap_lines[row])[0])), False))
+        elif snap_lines:
+            row = min(start, len(snap_lines) - 1)
+            out.append(((row, 0 if row == start else len(_line_content(snap_lines[row])[0])), False))
+    if target.old and t_row < len(snap_lines):
+        line = snap_lines[t_row]
+        out.append(((t_row, len(line) - len(line.lstrip(" \t"))), True))
+    elif t_row > 0:
+        out.append(((t_row - 1, len(_line_content(snap_lines[t_row - 1])[0])), True))
+    else:
+        out.append(((0, 0), True))
+    return out
+
+
 def build_sample(order: Sequence[Edit], k: int, old_files: Mapping[str, list[str]], cfg: MineConfig,
                  rng: random.Random) -> Sample:
-    """The sample whose history is the first `k` units of `order` and whose expected edit is the next group."""
+    """The sample whose history is the first `k` units of `order` and whose expected edit is the next group
+    (shortened, or the cursor moved to the target, until it fits the editable budget)."""
     applied = list(order[:k])
     group = expected_group(order, k, group_lines=cfg.group_lines, max_units=cfg.max_group_units)
     target = group[0]
@@ -85,68 +153,12 @@ def build_sample(order: Sequence[Edit], k: int, old_files: Mapping[str, list[str
     in_file = [u for u in applied if u.path == path]
     state = apply_edits(old, in_file)
     t_row = current_start(target, applied)
-
-    partial: PartialLine | None = None
-    snap_lines = state
-    if target.new and rng.random() < cfg.half_typing:
-        new_content, ending = _line_content(target.new[0])
-        old_content = _line_content(target.old[0])[0] if target.old else ""
-        partial = sample_partial(old_content, new_content, rng)
-        if partial is not None:
-            line = partial.text + ending
-            rest = state[t_row + 1:] if target.old else state[t_row:]
-            snap_lines = [*state[:t_row], line, *rest]
-
-    # History events: coalesced units, then the half-typed line (joined to the last event when close).
-    events = history_events(applied, group_lines=cfg.group_lines)
-    done: dict[str, list[Edit]] = {}
-    rendered: list[list] = []
-    for event in events:
-        p = event[0].path
-        before = apply_edits(old_files[p], done.get(p, []))
-        done.setdefault(p, []).extend(event)
-        rendered.append([p, before, apply_edits(old_files[p], done[p])])
-    if partial is not None:
-        if (events and events[-1][-1].path == path
-                and line_gap(events[-1][-1], target, applied) <= cfg.group_lines):
-            rendered[-1][2] = snap_lines
-        else:
-            rendered.append([path, state, snap_lines])
-    rendered = rendered[len(rendered) - min(len(rendered), cfg.max_history_events):]
-    base: dict[str, str] = {}
-    for p, before, _ in rendered:
-        base.setdefault(p, "".join(before))
-    base.setdefault(path, "".join(snap_lines))
-    history = [(p, window_diff(before, after, p)) for p, before, after in rendered]
-
-    # Cursor: after the typed prefix; else at the end of the last edit when it is in this file; else at
-    # the start of the target (the user moved there).
-    def target_cursor() -> tuple[int, int]:
-        if target.old and t_row < len(snap_lines):
-            line = snap_lines[t_row]
-            return t_row, len(line) - len(line.lstrip(" \t"))
-        if t_row > 0:
-            return t_row - 1, len(_line_content(snap_lines[t_row - 1])[0])
-        return 0, 0
-
-    cursors: list[tuple[tuple[int, int], bool]] = []
-    if partial is not None:
-        cursors.append(((t_row, len(partial.typed)), False))
-    else:
-        if applied and applied[-1].path == path:
-            last = applied[-1]
-            start = current_start(last, applied)
-            if last.new:
-                row = start + len(last.new) - 1
-                cursors.append(((row, len(_line_content(snap_lines[row])[0])), False))
-            elif snap_lines:
-                row = min(start, len(snap_lines) - 1)
-                cursors.append(((row, 0 if row == start else len(_line_content(snap_lines[row])[0])), False))
-        cursors.append((target_cursor(), True))
+    partial, snap_lines = _half_type(target, state, t_row, rng, cfg.half_typing)
+    history, base = _history(applied, old_files, target, state, snap_lines, partial is not None, cfg)
 
     tree = parse_tree("".join(snap_lines), path)
     last_error = ""
-    for cursor, at_target in cursors:
+    for cursor, at_target in _cursors(applied, target, t_row, snap_lines, partial):
         for size in range(len(group), 0, -1):
             after = apply_edits(old, in_file + group[:size])
             p, s = _common_rows(snap_lines, after)
@@ -161,8 +173,7 @@ def build_sample(order: Sequence[Edit], k: int, old_files: Mapping[str, list[str
                 continue
             excerpt = make_excerpt(snap_lines, ranges, cursor)
             c0, c1 = ranges.context
-            delta = len(after) - len(snap_lines)
-            after_text = "".join(after[c0:c1 + delta])
+            after_text = "".join(after[c0:c1 + len(after) - len(snap_lines)])
             expected = make(excerpt.text, after_text, path=path, start_line=c0)
             if not expected:
                 raise SampleError("the expected edit changes nothing")
@@ -170,10 +181,6 @@ def build_sample(order: Sequence[Edit], k: int, old_files: Mapping[str, list[str
             end = len(after_text) - (len(excerpt.text) - b)
             if end > a and after_text[end - 1] == "\n":
                 end -= 1
-            tags = ["git"]
-            if partial is not None:
-                tags.append("half-typed")
-            if at_target:
-                tags.append("cursor-at-target")
+            tags = ["git", *(["half-typed"] if partial else []), *(["cursor-at-target"] if at_target else [])]
             return Sample(path, excerpt, expected, max(end, a), history, base, size, partial, tags)
     raise SampleError(f"expected edit does not fit the editable region: {last_error}")
