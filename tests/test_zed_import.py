@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from nextedit.cli import app
-from nextedit.patch import apply
+from nextedit.patch import PatchError, apply
 from nextedit.record import RecordError, parse_example
 from nextedit.sources.zed import read_zed, read_zed_file, to_markdown, write_zed
 from nextedit.sources.zed_cursor import (
@@ -55,10 +55,35 @@ def test_every_sample_imports(path: Path) -> None:
     assert ex.expected, "every sample has at least one expected patch"
     for patch in ex.expected:
         assert not any(line.startswith("#") for line in patch.splitlines())
-    for patch, cursor in zip(ex.expected, ex.expected_cursors or [None] * len(ex.expected), strict=True):
-        if cursor is not None:
-            after = apply(patch, ex.snapshot.text, start_line=ex.snapshot.start_line, path=ex.snapshot.path)
-            assert 0 <= cursor <= len(after)
+    outside = ex.zed.get("expected_outside_excerpt", []) if ex.zed else []
+    for i, patch in enumerate(ex.expected):
+        if i in outside:
+            with pytest.raises(PatchError):
+                apply(patch, ex.snapshot.text, start_line=ex.snapshot.start_line, path=ex.snapshot.path)
+            continue
+        after = apply(patch, ex.snapshot.text, start_line=ex.snapshot.start_line, path=ex.snapshot.path)
+        cursor = ex.expected_cursors[i] if ex.expected_cursors else None
+        assert cursor is None or 0 <= cursor <= len(after)
+
+
+def test_expected_patches_are_fitted_to_the_excerpt() -> None:
+    # These five carry context from outside the cursor excerpt; trimming it makes all but two apply.
+    outside = {p.stem: ex.zed.get("expected_outside_excerpt") for p in SAMPLES if (ex := _one(p)).zed}
+    assert {k: v for k, v in outside.items() if v} == {"codex-acp--add-derive": [1],
+                                                       "vscode--add-async-and-await": [0]}
+    ex = _one(EVALS / "tree-sitter--tuple-to-struct-for-loop.md")
+    written = ex.zed["expected_as_written"]
+    assert len(written) == 2 and all(w.startswith("--- a/tree-sitter/") for w in written)
+    # The two leading context lines above the excerpt are gone, the hunk header moved by two.
+    assert ex.expected[0].splitlines()[2:4] == ["@@ -1544,8 +1544,7 @@", "                     let mut language_id = None;"]
+    assert split_annotations(written[0])[0].replace("@@ -1542,", "@@ -1544,").count("\n") == \
+        ex.expected[0].count("\n") + 2
+    # The first alternative of codex-acp--add-derive is trimmed; the second adds an import above the
+    # excerpt, so it stays as written.
+    ex = _one(EVALS / "codex-acp--add-derive.md")
+    assert ex.zed["expected_as_written"][1] is None
+    assert "+use serde::Serialize;\n" in ex.expected[1]
+    apply(ex.expected[0], ex.snapshot.text, start_line=ex.snapshot.start_line, path=ex.snapshot.path)
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.stem)
@@ -148,7 +173,7 @@ def test_patches_that_do_not_apply_keep_their_cursor_line() -> None:
     md = (EVALS / "zed--add-eprintln.md").read_text().replace("-        epr\n", "-        zzz\n")
     parsed = parse_markdown(md, file="x.md")
     ex = spec_to_example(parsed.spec, file="x.md", default_id="x", lines=parsed.lines)
-    assert ex.expected_cursors == []
+    assert ex.expected_cursors == [] and ex.zed["expected_outside_excerpt"] == [0]
     assert ex.zed["expected_annotations"][0][0][1].endswith("^[CURSOR_POSITION]")
     assert "#                   ^[CURSOR_POSITION]\n" in to_markdown(ex)
 
@@ -270,6 +295,71 @@ def test_jsonl_spec_fields_map_and_round_trip(tmp_path: Path) -> None:
     assert rows[0]["expected_patches"] == _spec_row()["expected_patches"]
     assert rows[0]["predictions"] == _spec_row()["predictions"]
     assert [e.to_dict() for e in read_zed([tmp_path / "back.jsonl"])] == [e.to_dict() for e in first]
+
+
+# An excerpt starting at file line 10 (0-based) and a patch with context above and below it.
+_FIT_HISTORY = ("--- a/inventory/stock.py\n+++ b/inventory/stock.py\n@@ -11,3 +11,3 @@\n"
+                "-def restock(item, amount):\n+def restock(item, qty):\n     item.count += amount\n     log(item)\n")
+_SELECTION = "#    ----^[SELECTION]"
+_FIT_PATCH = ("--- a/inventory/stock.py\n+++ b/inventory/stock.py\n@@ -9,6 +9,6 @@\n"
+              " from log import log\n \n def restock(item, qty):\n-    item.count += amount\n"
+              "+    item.count += qty\n#" + " " * 21 + "^[CURSOR_POSITION]\n" + _SELECTION + "\n"
+              "     log(item)\n     return item\n")
+_OUTSIDE_PATCH = ("--- a/inventory/stock.py\n+++ b/inventory/stock.py\n@@ -12,3 +12,3 @@\n"
+                  "     item.count += amount\n     log(item)\n-    return item\n+    return None\n"
+                  "#" + " " * 15 + "^[CURSOR_POSITION]\n")
+
+
+def _fit_row(**over: object) -> dict:
+    row = _spec_row(name="fit", edit_history=_FIT_HISTORY, **over)
+    for key in ("uncommitted_diff", "telemetry", "rating", "predictions", "some_future_field"):
+        del row[key]  # Zed-only fields Markdown has no place for
+    return row
+
+
+def test_expected_patch_with_context_outside_the_excerpt(tmp_path: Path) -> None:
+    row = _fit_row(expected_patches=[_FIT_PATCH, _OUTSIDE_PATCH], rejected_patch=_FIT_PATCH)
+    ex = spec_to_example(row, file="f.jsonl", lines=1)
+    snap = ex.snapshot
+    assert snap.start_line == 10 and ex.zed["start_line_from"] == "history"
+    # Trimmed to the excerpt: it applies, the cursor comes from the trimmed patch.
+    after = apply(ex.expected[0], snap.text, start_line=10, path=snap.path)
+    assert after == snap.text.replace("+= amount", "+= qty")
+    assert ex.expected[0].startswith("--- a/inventory/stock.py\n+++ b/inventory/stock.py\n@@ -11,3 +11,3 @@\n")
+    assert after[: ex.expected_cursors[0]].endswith("item.count += qty")
+    # The other annotation moved up by the two context lines trimmed before it (after the "+" line).
+    assert ex.zed["expected_annotations"][0] == [[6, _SELECTION]]
+    assert ex.expected[0].splitlines()[5] == "+    item.count += qty"
+    # Changes below the excerpt: kept as written, cursor unknown, annotation kept.
+    assert ex.expected[1] == split_annotations(_OUTSIDE_PATCH)[0] and ex.expected_cursors[1] is None
+    assert ex.zed["expected_outside_excerpt"] == [1]
+    assert ex.zed["expected_annotations"][1][0][1].endswith("^[CURSOR_POSITION]")
+    assert ex.zed["expected_as_written"] == [_FIT_PATCH, None]
+    # The rejected patch is trimmed the same way; its annotations are all kept.
+    assert ex.rejected == ex.expected[0] and ex.zed["rejected_as_written"] == _FIT_PATCH
+    assert [n[0] for n in ex.zed["rejected_annotations"]] == [6, 6]
+    # Export writes the patches as Zed wrote them; JSONL and Markdown round trips hold.
+    spec = example_to_spec(ex)
+    assert spec["expected_patches"] == [_FIT_PATCH, _OUTSIDE_PATCH] and spec["rejected_patch"] == _FIT_PATCH
+    for fmt, name in (("jsonl", "x.jsonl"), ("md", "md")):
+        write_zed([ex], tmp_path / name, fmt=fmt)
+        assert [e.to_dict() for e in read_zed([tmp_path / name])] == [ex.to_dict()]
+
+
+def test_edited_fitted_patch_exports_trimmed_with_its_annotations() -> None:
+    ex = spec_to_example(_fit_row(expected_patches=[_FIT_PATCH], rejected_patch=_FIT_PATCH), lines=1)
+    # Once the record no longer matches the patch as written, the trimmed patch is exported.
+    edited = ex.model_copy(update={"zed": {k: v for k, v in ex.zed.items() if not k.endswith("as_written")}})
+    spec = example_to_spec(edited)
+    lines = spec["expected_patches"][0].splitlines()
+    assert lines[2:] == ["@@ -11,3 +11,3 @@", " def restock(item, qty):", "-    item.count += amount",
+                         "+    item.count += qty", "#" + " " * 21 + "^[CURSOR_POSITION]", _SELECTION, "     log(item)"]
+    assert spec["rejected_patch"].splitlines()[5:8] == ["+    item.count += qty", "#" + " " * 21 + "^[CURSOR_POSITION]", _SELECTION]
+    again = spec_to_example(spec, lines=1)
+    assert again.to_dict() == edited.to_dict()
+    # A changed expected cursor also drops the patch as written.
+    moved = ex.model_copy(update={"expected_cursors": [ex.expected_cursors[0] - 3]})
+    assert example_to_spec(moved)["expected_patches"][0] != _FIT_PATCH
 
 
 def test_prompt_inputs_only_rows(tmp_path: Path) -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from typing import Any
 
 from pydantic import ValidationError
 
 from nextedit.languages import line_comment
-from nextedit.patch import PatchError, parse, split_lines
+from nextedit.patch import PatchError, apply, fit_to_excerpt, parse, split_lines
 from nextedit.record import (
     Example,
     HistoryEvent,
@@ -24,6 +25,7 @@ from nextedit.record import (
     parse_example,
 )
 from nextedit.sources.zed_cursor import (
+    Annotation,
     CursorError,
     cursor_annotation,
     cursor_from_annotation,
@@ -189,6 +191,77 @@ def infer_start_line(text: str, path: str, history: list[HistoryEvent], expected
     return 0, None
 
 
+# --------------------------------------------------------------------------- expected patches
+
+
+@dataclass
+class ReadPatch:
+    """One Zed patch as the record holds it."""
+
+    clean: str  # annotation lines out; context from outside the excerpt trimmed when that made it apply
+    notes: list[list[Any]]  # annotation lines kept: [number of `clean` lines before it, the line]
+    cursor: int | None = None  # the cursor annotation as a char offset in the patched text
+    cursor_line: str | None = None  # that annotation as written, when it is not the canonical one
+    fitted: bool = False  # context lines were trimmed to make it apply
+    applies: bool = True  # False: it does not apply to the excerpt even trimmed (kept verbatim)
+
+
+def _moved(notes: list[Annotation], old: str, new: str) -> list[Annotation]:
+    """Annotation positions (numbers of `old` lines before them) as positions in `new`, which is
+    `old` with some lines dropped (and headers rewritten)."""
+    a, b = split_lines(old), split_lines(new)
+    where = list(range(len(a) + 1))
+    for _tag, i1, i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        for p in range(i1, i2 + 1):
+            where[p] = j1 + min(p - i1, j2 - j1)
+    return [(where[min(pos, len(a))], note) for pos, note in notes]
+
+
+def _fit(clean: str, notes: list[Annotation], text: str, start_line: int,
+         path: str) -> tuple[str, list[Annotation], bool | None]:
+    """The patch made to apply to the excerpt: (patch, notes, fitted); fitted None: it does not apply."""
+    try:
+        apply(clean, text, start_line=start_line, path=path)
+        return clean, notes, False
+    except PatchError:
+        pass
+    try:
+        fitted = fit_to_excerpt(clean, text, start_line=start_line)
+        apply(fitted, text, start_line=start_line, path=path)
+    except PatchError:
+        return clean, notes, None
+    return fitted, _moved(notes, clean, fitted), True
+
+
+def read_patch(patch: str, text: str, *, start_line: int, path: str, cursor: bool = True) -> ReadPatch:
+    """A Zed expected (or rejected) patch for a record whose excerpt is `text`: annotation lines taken
+    out, the first cursor annotation turned into an offset (`cursor=True`), and hunk context from
+    outside the excerpt trimmed (`nextedit.patch.fit_to_excerpt`) when the patch does not apply as
+    written. A patch that does not apply even then (changed lines outside the excerpt) is kept."""
+    clean, notes = split_annotations(patch)
+    clean, notes, fitted = _fit(clean, notes, text, start_line, path)
+    out = ReadPatch(clean, [], fitted=bool(fitted), applies=fitted is not None)
+    for pos, note in notes:
+        if cursor and out.cursor is None and is_cursor_annotation(note):
+            at = cursor_from_annotation(clean, pos, note, text, start_line=start_line, path=path)
+            if at is not None:
+                canonical = cursor_annotation(clean, at, text, start_line=start_line, path=path)
+                out.cursor, out.cursor_line = at, None if canonical == (pos, note) else note
+                continue
+        out.notes.append([pos, note])
+    return out
+
+
+def _as_written(written: str | None, clean: str, cursor: int | None, notes: list[list[Any]],
+                snap: Any, *, with_cursor: bool = True) -> str | None:
+    """The patch as Zed wrote it, when importing it again gives what the record holds (else None)."""
+    if not isinstance(written, str):
+        return None
+    read = read_patch(written, snap.text, start_line=snap.start_line, path=snap.path, cursor=with_cursor)
+    same = read.clean == clean and read.cursor == cursor and read.notes == [[int(p), str(n)] for p, n in notes]
+    return written if same else None
+
+
 # --------------------------------------------------------------------------- spec -> record
 
 
@@ -329,36 +402,28 @@ def _spec_to_example(spec: Mapping[str, Any], where: _Where, default_id: str) ->
     if learnt is not None:
         zed["start_line_from"] = learnt
 
-    # Expected patches: annotation lines out, the cursor one turned into an offset.
-    expected: list[str] = []
-    cursors: list[int | None] = []
-    annotations: list[list[list[Any]]] = []
-    cursor_lines: list[str | None] = []
-    for patch in patches:
-        clean, notes = split_annotations(patch)
-        cursor_at: int | None = None
-        kept: list[list[Any]] = []
-        written: str | None = None
-        for pos, note in notes:
-            if cursor_at is None and is_cursor_annotation(note):
-                cursor_at = cursor_from_annotation(clean, pos, note, text, start_line=start_line, path=cursor_path)
-                if cursor_at is not None:
-                    canonical = cursor_annotation(clean, cursor_at, text, start_line=start_line, path=cursor_path)
-                    written = None if canonical == (pos, note) else note
-                    continue
-            kept.append([pos, note])
-        expected.append(clean)
-        cursors.append(cursor_at)
-        annotations.append(kept)
-        cursor_lines.append(written)
-    if any(a for a in annotations):
-        zed["expected_annotations"] = annotations
-    if any(c is not None for c in cursor_lines):
-        zed["expected_cursor_lines"] = cursor_lines
+    # Expected patches: annotation lines out, the cursor one turned into an offset, context from
+    # outside the excerpt trimmed so they apply to the excerpt (the patch as written is kept).
+    reads = [read_patch(p, text, start_line=start_line, path=cursor_path) for p in patches]
+    expected = [r.clean for r in reads]
+    cursors = [r.cursor for r in reads]
+    if any(r.notes for r in reads):
+        zed["expected_annotations"] = [r.notes for r in reads]
+    if any(r.cursor_line is not None for r in reads):
+        zed["expected_cursor_lines"] = [r.cursor_line for r in reads]
+    if any(r.fitted for r in reads):
+        zed["expected_as_written"] = [p if r.fitted else None for p, r in zip(patches, reads, strict=True)]
+    if outside := [i for i, r in enumerate(reads) if not r.applies]:
+        zed["expected_outside_excerpt"] = outside
     if rejected is not None:
-        rejected, notes = split_annotations(rejected)
-        if notes:
-            zed["rejected_annotations"] = [list(n) for n in notes]
+        read = read_patch(rejected, text, start_line=start_line, path=cursor_path, cursor=False)
+        if read.notes:
+            zed["rejected_annotations"] = read.notes
+        if read.fitted:
+            zed["rejected_as_written"] = rejected
+        if not read.applies:
+            zed["rejected_outside_excerpt"] = True
+        rejected = read.clean
 
     kept_spec = {k: v for k, v in spec.items() if k not in _MAPPED}
     if kept_spec:
@@ -440,10 +505,16 @@ def example_to_spec(example: Example, *, warn: Callable[[str], None] | None = No
         spec["edit_history"] = _render_history(snap.history)
     notes_all = zed.get("expected_annotations") or []
     kept_lines = zed.get("expected_cursor_lines") or []
+    as_written = zed.get("expected_as_written") or []
     patches: list[str] = []
     for i, clean in enumerate(example.expected):
         notes = [(int(pos), str(note)) for pos, note in (notes_all[i] if i < len(notes_all) else [])]
         cursor = example.expected_cursors[i] if i < len(example.expected_cursors) else None
+        # A patch whose context was trimmed on import goes back as Zed wrote it, unless it was edited.
+        if written_patch := _as_written(as_written[i] if i < len(as_written) else None,
+                                        clean, cursor, notes, snap):
+            patches.append(written_patch)
+            continue
         if cursor is not None:
             note = cursor_annotation(clean, cursor, text, start_line=snap.start_line, path=snap.path)
             written = kept_lines[i] if i < len(kept_lines) else None
@@ -458,8 +529,9 @@ def example_to_spec(example: Example, *, warn: Callable[[str], None] | None = No
         patches.append(join_annotations(clean, notes))
     spec["expected_patches"] = patches
     if example.rejected is not None:
-        spec["rejected_patch"] = join_annotations(
-            example.rejected, [(int(p), str(n)) for p, n in zed.get("rejected_annotations") or []])
+        notes = [(int(p), str(n)) for p, n in zed.get("rejected_annotations") or []]
+        spec["rejected_patch"] = _as_written(zed.get("rejected_as_written"), example.rejected, None, notes,
+                                             snap, with_cursor=False) or join_annotations(example.rejected, notes)
     if example.predictions:
         spec["predictions"] = _export_predictions(example)
     spec.update({k: v for k, v in kept.items() if k not in spec})
