@@ -119,6 +119,22 @@ def test_variant_is_recorded() -> None:
     assert s.values["delta_chrf_beta"] == 2.0
 
 
+def test_expected_patches_that_do_not_apply_are_left_out() -> None:
+    # A Zed alternative whose changes lie outside the excerpt: scored against the one that applies.
+    outside = "@@ -9,1 +9,1 @@\n-    return item\n+    return None\n"
+    other = TEXT.replace("+= amount", "+= qty  # fixed")
+    ex = example([outside, patch(other), patch(FIX)], [{"patch": patch(FIX), "cursor": 46}],
+                 expected_cursors=[None, 10, 46])
+    s = score_prediction(ex, 0)
+    assert s.reference == 2 and s.values["reference_index"] == 2 and s.values["references"] == 3
+    assert s.values["delta_chrf"] == 100.0 and s.values["cursor_exact_match"] is True
+    assert 0 < s.values["delta_chrf_worst_reference"] < 100
+    only = score_prediction(example([patch(FIX), outside], [{"patch": ""}]), 0)
+    assert only.reference == 0 and only.values["delta_chrf"] == 0.0
+    with pytest.raises(ScoreError, match=r"ex-1: field expected\[0\]: hunk 1"):
+        score_prediction(example([outside, outside], [{"patch": ""}]), 0)
+
+
 def test_errors_name_the_field() -> None:
     ex = example(["@@ -1,1 +1,1 @@\n-nope\n+x\n"], [{"patch": ""}])
     with pytest.raises(ScoreError, match=r"ex-1: field expected\[0\]: hunk 1"):

@@ -88,8 +88,10 @@ def score_prediction(example: Example, index: int, *, variant: str = "v3") -> Sc
     Texts (zed-ep.md 3.0): original = snapshot.text; expected_i = expected[i] applied (no
     expected patch: expected = original); actual = the prediction's patch applied, or original
     when it has none or it fails to apply (`patch_applies` false). The best reference has the
-    highest delta-chrF, ties broken by exact-lines F1, then by lower index.
-    Raises ScoreError when `index` is out of range or an expected patch does not apply.
+    highest delta-chrF, ties broken by exact-lines F1, then by lower index. Expected patches that
+    do not apply to the snapshot are left out of the choice (Zed alternatives whose changes lie
+    outside the excerpt); `reference_index` is still an index into `expected`.
+    Raises ScoreError when `index` is out of range or no expected patch applies.
     """
     if not 0 <= index < len(example.predictions):
         raise ScoreError(f"example {example.id}: field predictions[{index}]: no such prediction "
@@ -101,13 +103,18 @@ def score_prediction(example: Example, index: int, *, variant: str = "v3") -> Sc
     pred = example.predictions[index]
 
     refs: list[tuple[str, str]] = []
+    ref_index: list[int] = []  # index in example.expected of each reference
+    failure: str | None = None
     for i, patch in enumerate(example.expected):
         try:
             refs.append((patch, _apply(patch, original, line0)))
+            ref_index.append(i)
         except P.PatchError as exc:
-            raise ScoreError(f"example {example.id}: field expected[{i}]: {exc}") from None
+            failure = failure or f"example {example.id}: field expected[{i}]: {exc}"
+    if failure is not None and not refs:
+        raise ScoreError(failure)
     if not refs:
-        refs = [("", original)]
+        refs, ref_index = [("", original)], [0]
 
     patch_applies: bool | None = None
     actual = original
@@ -122,9 +129,10 @@ def score_prediction(example: Example, index: int, *, variant: str = "v3") -> Sc
 
     chrfs = [delta_chrf(original, text, actual, variant=variant) for _, text in refs]
     lines = [exact_lines(patch, actual_patch) for patch, _ in refs]
-    best = max(range(len(refs)), key=lambda i: (chrfs[i].score, lines[i].f1, -i))
-    _exp_patch, expected = refs[best]
-    dc, el = chrfs[best], lines[best]
+    pick = max(range(len(refs)), key=lambda i: (chrfs[i].score, lines[i].f1, -i))
+    _exp_patch, expected = refs[pick]
+    dc, el = chrfs[pick], lines[pick]
+    best = ref_index[pick]
 
     rev = reversal_from_history(original, actual, snap.history, path=snap.path, start_line=line0)
     rev_all = reversal_from_history(original, actual, snap.history, path=snap.path,
