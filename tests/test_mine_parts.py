@@ -24,7 +24,7 @@ from nextedit.mine.gitlog import (
 )
 from nextedit.mine.license import detect_license, manifest_license
 from nextedit.mine.miner import mine_commit_safely, repo_info, repo_license, repo_slug
-from nextedit.mine.ordering import defined_names, typing_order
+from nextedit.mine.ordering import defined_names, is_test_path, typing_order
 from nextedit.mine.split import (
     expected_group,
     history_events,
@@ -199,6 +199,15 @@ def test_definitions_come_before_their_uses_across_files():
     assert defined_names(define) == {"discount"}
     for seed in range(10):
         assert typing_order([call, define], random.Random(seed)) == [define, call]
+
+
+def test_tests_come_after_code_when_nothing_else_decides():
+    code = _unit("src/app.py", 0, 3, ["x = 1\n"], ["x = 2\n"])
+    test = _unit("tests/test_app.py", 0, 3, ["assert x == 1\n"], ["assert x == 2\n"])
+    for seed in range(10):
+        assert typing_order([test, code], random.Random(seed)) == [code, test]
+    assert [is_test_path(p) for p in ("tests/a.py", "pkg/test_a.py", "a_test.go", "web/a.spec.ts",
+                                      "src/contest.py", "src/testing.py")] == [True] * 4 + [False] * 2
 
 
 def test_within_a_file_the_nearest_unit_follows():

@@ -1,5 +1,6 @@
 """A plausible typing order for a commit's units (seeded heuristic): files whose new definitions others use
-come first; within a file, definitions used elsewhere first, then the unit nearest the previous edit."""
+come first, tests after code; within a file, definitions used elsewhere first, then the unit nearest the
+previous edit."""
 
 from __future__ import annotations
 
@@ -45,6 +46,14 @@ def used_names(edit: Edit) -> set[str]:
     return {n for n in _IDENT.findall("".join(edit.new)) if n.lower() not in _STOP and len(n) > 1}
 
 
+_TEST_PATH = re.compile(r"(^|/)(tests?|spec|__tests__)/|(^|/)test_[^/]*$|_test\.[^/]+$|\.(test|spec)\.[^/]+$")
+
+
+def is_test_path(path: str) -> bool:
+    """True for test files (tests/ folders, test_x.py, x_test.go, x.test.ts, x.spec.js)."""
+    return _TEST_PATH.search(path) is not None
+
+
 def typing_order(edits: Sequence[Edit], rng: random.Random) -> list[Edit]:
     """Order a commit's units as a person might have typed them (see docs/mining.md for the rules)."""
     if not edits:
@@ -67,13 +76,14 @@ def typing_order(edits: Sequence[Edit], rng: random.Random) -> list[Edit]:
     fdefs = {p: file_defs(p) for p in paths}
     fuses = {p: file_uses(p) for p in paths}
     ties = {p: rng.random() for p in paths}
+    tests = {p: is_test_path(p) for p in paths}
     file_order: list[str] = []
     remaining = set(paths)
     while remaining:
-        def file_key(p: str) -> tuple[int, int, float]:
+        def file_key(p: str) -> tuple[int, int, bool, float]:
             incoming = sum(1 for q in remaining if q != p and fdefs[q] & fuses[p])
             outgoing = sum(1 for q in remaining if q != p and fdefs[p] & fuses[q])
-            return (incoming, -outgoing, ties[p])
+            return (incoming, -outgoing, tests[p], ties[p])
 
         best = min(remaining, key=file_key)
         file_order.append(best)
