@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any
 
 from nextedit.languages import ts_parser
@@ -13,9 +14,15 @@ __all__ = ["SYNTAX_SIGNATURE", "syntax_errors", "syntax_errors_around", "top_lev
 SYNTAX_SIGNATURE = "syntax_errors:v1|nodes=error+missing|parser=tree-sitter|scope=top_level_blocks"
 
 
-@functools.cache
+_local = threading.local()
+
+
 def _parser(language: str) -> Any | None:
-    return ts_parser(language)
+    """One tree-sitter parser per language and thread (parsers are not safe to share)."""
+    parsers = _local.__dict__.setdefault("parsers", {})
+    if language not in parsers:
+        parsers[language] = ts_parser(language)
+    return parsers[language]
 
 
 def _count(node: Any) -> int:
