@@ -528,7 +528,8 @@ def run_stage(stage: Stage, input_path: str | os.PathLike[str], output_path: str
         if store is not None:
             store.close()
         _finalize(paths, ck)
-        summary = _summary(stage, paths, ck["counts"], ck.get("stats", {}), resumed=0, t0=t0)
+        done = int(ck["counts"].get("processed", 0)) + int(ck["counts"].get("failed", 0))
+        summary = _summary(stage, paths, ck["counts"], ck.get("stats", {}), resumed=done, t0=t0)
         _write_manifest(paths, stage, src, summary)
         paths["checkpoint"].unlink(missing_ok=True)
         return summary
@@ -537,8 +538,13 @@ def run_stage(stage: Stage, input_path: str | os.PathLike[str], output_path: str
         print(f"note: {out}: an interrupted run was found but its {', '.join(changed)} differ; "
               "starting over", file=sys.stderr)
 
-    sink = _Sink(paths, identity, store, checkpoint_every=checkpoint_every,
-                 commit_each=io_mode, fail_fast=fail_fast)
+    try:
+        sink = _Sink(paths, identity, store, checkpoint_every=checkpoint_every,
+                     commit_each=io_mode, fail_fast=fail_fast)
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
     reporter = reporter or make_progress(progress)
     try:
         sink.resume(restart)
