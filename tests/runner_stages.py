@@ -42,6 +42,9 @@ class Tag(Stage):
             time.sleep(cfg.delay)
         if str(n) == os.environ.get("RUNNER_TEST_INTERRUPT_AT"):  # a simulated crash, not in the config
             raise KeyboardInterrupt
+        gate = os.environ.get("RUNNER_TEST_GATE_AT")  # "N": examples from N on wait (test kills the run)
+        if gate is not None and n >= int(gate):
+            time.sleep(3600)
         if cfg.drop_every and n % cfg.drop_every == 0:
             return None
         if cfg.fail_every and n % cfg.fail_every == 0:

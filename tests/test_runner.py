@@ -201,8 +201,9 @@ def test_second_run_on_same_output_is_refused(tmp_path: Path) -> None:
             run_stage(Tag(), src, out, cache=False, progress=False)
 
 
-def _run_cli(args: list[str], **kw) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+def _run_cli(args: list[str], env: dict[str, str] | None = None, **kw) -> subprocess.Popen:
+    env = {**os.environ, **(env or {}),
+           "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     return subprocess.Popen([sys.executable, "-m", "nextedit", *args], env=env, **kw)
 
 
@@ -212,10 +213,9 @@ def test_resume_after_sigkill(tmp_path: Path, jobs: str) -> None:
     src = write_input(tmp_path / "in.jsonl", n, bad={77: b"{oops"})
     out = tmp_path / "out.jsonl"
     cfg = tmp_path / "slow.toml"
-    cfg.write_text("delay = 0.01\nfail_every = 50\n")
+    cfg.write_text("delay = 0.005\nfail_every = 50\n")
     args = ["run", "runner_stages:Tag", str(src), "-o", str(out), "--config", str(cfg), "-j", jobs,
-            "--cache", str(tmp_path / "c.sqlite"), "--no-progress", "--json"]
-    args += ["--checkpoint-every", "0.1"]
+            "--cache", str(tmp_path / "c.sqlite"), "--no-progress", "--json", "--checkpoint-every", "0.1"]
     checkpoint = sidecar_paths(out)["checkpoint"]
 
     def progress() -> int:
@@ -223,12 +223,15 @@ def test_resume_after_sigkill(tmp_path: Path, jobs: str) -> None:
         return int(ck.get("line", 0))
 
     kills = 0
-    for target in (60, 180):  # kill twice, at different points (between checkpoints, mid-write)
-        proc = _run_cli(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Kill twice at different points. Examples from `gate` on block (the stage sleeps; the gate is
+    # an environment variable, not config, so the reruns resume), so a run cannot finish before
+    # the kill however loaded the machine is; the kill lands while chunks are in flight.
+    for target, gate in ((60, 150), (170, 260)):
+        proc = _run_cli(args, env={"RUNNER_TEST_GATE_AT": str(gate)},
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while progress() < target and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        time.sleep(0.05)
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             kills += 1
