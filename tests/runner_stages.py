@@ -86,3 +86,13 @@ class Extra(Stage):
     def process(self, example: Example) -> Example | None:
         example.meta["seen"] = example.meta.get("seen", 0) + 1  # type: ignore[attr-defined]
         return example
+
+
+class Closing(Tag):
+    """Writes a line to config.tag (a file path) when closed: one per process that ran it."""
+
+    name = "closing"
+
+    def close(self) -> None:
+        with open(self.config.tag, "a") as fh:
+            fh.write(f"{os.getpid()}\n")

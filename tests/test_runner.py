@@ -361,3 +361,17 @@ def test_stage_lookup_errors_and_missing_requirements(tmp_path: Path) -> None:
     src = write_input(tmp_path / "in.jsonl", 2)
     with pytest.raises(RunError, match=r"needs the Python package 'no_such_package_xyz': pip install 'nextedit\[extra\]'"):
         run_stage(NeedsPackage(), src, tmp_path / "out.jsonl", cache=False, progress=False)
+
+
+def test_stage_close_runs_in_every_process(tmp_path: Path) -> None:
+    from runner_stages import Closing
+
+    src = write_input(tmp_path / "in.jsonl", 40)
+    log = tmp_path / "closed.txt"
+    # the tag doubles as the log path: each output also carries it
+    run_stage(Closing({"tag": str(log)}), src, tmp_path / "a.jsonl", cache=False, concurrency=1, progress=False)
+    assert log.read_text().splitlines() == [str(os.getpid())]
+    log.unlink()
+    run_stage(Closing({"tag": str(log)}), src, tmp_path / "b.jsonl", cache=False, concurrency=2, progress=False)
+    pids = log.read_text().splitlines()
+    assert len(pids) == 3 and str(os.getpid()) in pids  # the main process and both workers

@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import inspect
 import multiprocessing
+import multiprocessing.util
 import os
 import shutil
 import sys
@@ -254,7 +255,9 @@ def _init_worker(ref: str, config: dict[str, Any], input_name: str, cache_path: 
 
     cls = get_stage(ref)
     cache = ResultCache(cache_path, readonly=True) if cache_path else None
-    _WORKER = _Handler(cls(cls.Config.model_validate(config)), input_name, cache)
+    stage = cls(cls.Config.model_validate(config))
+    _WORKER = _Handler(stage, input_name, cache)
+    multiprocessing.util.Finalize(None, stage.close, exitpriority=10)  # Stage.close() at worker exit
 
 
 def _work_chunk(items: list[tuple[int, bytes]]) -> tuple[list[tuple], dict[str, int], float]:
