@@ -85,11 +85,10 @@ def register(app: typer.Typer) -> None:
 
         try:
             summaries = run_pipeline(file, force=force, cache=not no_cache, cache_path=cache,
-                                     progress=progress, on_stage=on_stage)
+                                     progress=progress, on_stage=on_stage,
+                                     on_done=lambda i, summary: _print_summary(summary.lines()))
         except (ConfigError, RunError, RecordError) as exc:
             raise _fail(str(exc)) from None
-        for s in summaries:
-            _print_summary(s.lines())
         if json_summary:
             print(orjson.dumps([s.to_dict() for s in summaries]).decode())
 

@@ -97,9 +97,11 @@ def up_to_date(stage: Stage, input_path: Path, output_path: Path) -> tuple[bool,
 
 def run_pipeline(path: str | os.PathLike[str], *, force: bool = False, cache: bool = True,
                  cache_path: str | os.PathLike[str] | None = None, progress: bool | None = None,
-                 on_stage: Callable[[int, StageSpec, str], None] | None = None) -> list[RunSummary]:
+                 on_stage: Callable[[int, StageSpec, str], None] | None = None,
+                 on_done: Callable[[int, RunSummary], None] | None = None) -> list[RunSummary]:
     """Run every stage of a pipeline file in order; a stage whose output is up to date is reused
-    (not run) unless `force`. `on_stage(index, spec, status)` is told what happens to each stage."""
+    (not run) unless `force`. `on_stage(index, spec, status)` is told what happens to each stage
+    ("reused" or "running"), `on_done(index, summary)` when it is done."""
     pipeline_path = Path(path)
     spec = load_pipeline(pipeline_path)
     base = pipeline_path.parent
@@ -137,9 +139,13 @@ def run_pipeline(path: str | os.PathLike[str], *, force: bool = False, cache: bo
                 if on_stage:
                     on_stage(i, s, "reused")
                 summaries.append(summary)
+                if on_done:
+                    on_done(i, summary)
                 continue
         if on_stage:
             on_stage(i, s, "running")
         summaries.append(run_stage(stage, src, out, concurrency=s.concurrency or spec.concurrency,
                                    cache=cache, cache_path=cache_file, progress=progress))
+        if on_done:
+            on_done(i, summaries[-1])
     return summaries
