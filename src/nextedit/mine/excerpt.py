@@ -71,9 +71,9 @@ def enclosing_rows(tree: Any, rows: tuple[int, int]) -> list[tuple[int, int]]:
 
 
 class _Costs:
-    def __init__(self, lines: Sequence[str]):
+    def __init__(self, lines: Sequence[str], costs: Sequence[int] | None = None):
         self.n = len(lines)
-        self.prefix = [0, *accumulate(line_cost(line) for line in lines)]
+        self.prefix = [0, *accumulate(costs if costs is not None else (line_cost(line) for line in lines))]
 
     def of(self, a: int, b: int) -> int:
         return self.prefix[b] - self.prefix[a]
@@ -113,19 +113,22 @@ def _grow_syntax(costs: _Costs, tree: Any, a: int, b: int, limit: float) -> tupl
 
 def choose_ranges(lines: Sequence[str], cursor_row: int, *, include: tuple[int, int] | None = None,
                   tree: Any | None = None, editable_tokens: int = EDITABLE_TOKENS,
-                  context_tokens: int = CONTEXT_TOKENS) -> Ranges:
+                  context_tokens: int = CONTEXT_TOKENS, line_costs: Sequence[int] | None = None) -> Ranges:
     """Editable and excerpt rows around the cursor.
 
     Editable: the cursor row (and the `include` rows), grown line by line alternately down and up with
     75 % of `editable_tokens`, then to the enclosing syntax nodes that fit the whole budget, then line
     by line again, first in the direction that grew least. Excerpt: the editable rows grown to enclosing
     syntax nodes within `context_tokens` more, then filled line by line (up first) with what is left.
+    `line_costs` (one token count per line, e.g. from a real tokenizer) replaces the bytes/3 estimate.
     Raises ExcerptError when the cursor and `include` rows alone exceed `editable_tokens`."""
     n = len(lines)
     if n == 0:
         return Ranges((0, 0), (0, 0))
     cursor_row = min(max(cursor_row, 0), n - 1)
-    costs = _Costs(lines)
+    if line_costs is not None and len(line_costs) != n:
+        raise ValueError(f"line_costs has {len(line_costs)} entries for {n} lines")
+    costs = _Costs(lines, line_costs)
     a, b = cursor_row, cursor_row + 1
     if include is not None:
         a, b = min(a, max(include[0], 0)), max(b, min(include[1], n))
