@@ -160,7 +160,7 @@ class LLMServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> LLMServer:
+    def __enter__(self) -> LLMServer:  # noqa: PYI034 - returns this exact class
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -280,7 +280,7 @@ class _Handler(BaseHTTPRequestHandler):
     owner: LLMServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Quiet."""
 
     # ---- plumbing -----------------------------------------------------------------------
@@ -319,7 +319,7 @@ class _Handler(BaseHTTPRequestHandler):
                                            body if owner.log_bodies else None))
 
     # ---- routes -------------------------------------------------------------------------
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         """Batch status, batch results, file content."""
         path = self.path.split("?")[0]
         self._record(None)
@@ -336,7 +336,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._anthropic_batch_results(m.group(1))
         self._error(404, f"no route GET {path}", "openai")
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+    def do_POST(self) -> None:
         """Completions, messages, uploads, batch creation."""
         path = self.path.split("?")[0]
         raw = self._read_body()

@@ -6,7 +6,16 @@ import json
 import urllib.error
 import urllib.request
 
-from llm_server import Fault, LLMServer, llm_server  # noqa: F401 - fixture
+import pytest
+from llm_server import Fault, LLMServer
+
+
+@pytest.fixture
+def llm_server():
+    """A started local server."""
+    with LLMServer() as server:
+        yield server
+
 
 CHAT = {"model": "m", "messages": [{"role": "system", "content": "be short and precise always"},
                                    {"role": "user", "content": "hello"}]}
