@@ -67,8 +67,10 @@ class AsyncTag(Stage):
 
     async def process(self, example: Example) -> Example | None:
         self.stats["calls"] += 1
-        await asyncio.sleep(random.random() * 0.01)
         n = _number(example)
+        await asyncio.sleep(random.random() * 0.01 + (0.05 if n % 10 == 0 else 0.0))
+        if str(n) == os.environ.get("RUNNER_TEST_INTERRUPT_AT"):  # a simulated crash, not in the config
+            raise KeyboardInterrupt
         cfg: TagConfig = self.config  # type: ignore[assignment]
         if cfg.fail_every and n % cfg.fail_every == 0:
             raise StageError(f"example {n} is not liked")

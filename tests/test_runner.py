@@ -375,3 +375,31 @@ def test_stage_close_runs_in_every_process(tmp_path: Path) -> None:
     run_stage(Closing({"tag": str(log)}), src, tmp_path / "b.jsonl", cache=False, concurrency=2, progress=False)
     pids = log.read_text().splitlines()
     assert len(pids) == 3 and str(os.getpid()) in pids  # the main process and both workers
+
+
+def test_unordered_io_run_writes_each_result_once_and_resumes(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    n = 150
+    src = write_input(tmp_path / "in.jsonl", n, bad={30: b"nope"})
+    out = tmp_path / "out.jsonl"
+    cache = tmp_path / "c.sqlite"
+    want = {f"ex-{i}" for i in range(n) if i % 50}
+    # every 10th example is slow: unordered output lets the others overtake it
+    full = run_stage(AsyncTag({"fail_every": 50}), src, tmp_path / "full.jsonl", cache=False,
+                     concurrency=8, ordered=False, progress=False)
+    got = ids(tmp_path / "full.jsonl")
+    assert sorted(got) == sorted(want) and len(got) == len(want) and got != sorted(got, key=lambda x: int(x[3:]))
+    assert full.failed == 4  # 0, 50, 100 and the bad line
+    monkeypatch.setenv("RUNNER_TEST_INTERRUPT_AT", "97")
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(AsyncTag({"fail_every": 50}), src, out, cache_path=cache, concurrency=8, ordered=False,
+                  progress=False, checkpoint_every=0.0)
+    ck = orjson.loads(sidecar_paths(out)["checkpoint"].read_bytes())
+    assert ck["line"] > 0 and ck["done_after"]  # results beyond the watermark were already written
+    monkeypatch.delenv("RUNNER_TEST_INTERRUPT_AT")
+    summary = run_stage(AsyncTag({"fail_every": 50}), src, out, cache_path=cache, concurrency=8,
+                        ordered=False, progress=False)
+    got = ids(out)
+    assert len(got) == len(set(got)) and set(got) == want
+    assert sorted(f["line"] for f in rows(failed_path(out))) == [1, 31, 52, 102]
+    assert summary.resumed > 0 and summary.failed == 4 and summary.written == len(want)

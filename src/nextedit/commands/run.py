@@ -41,6 +41,8 @@ def register(app: typer.Typer) -> None:
         progress: Annotated[bool | None, typer.Option("--progress/--no-progress",
                                              help="Progress bar (default: on a terminal only).")] = None,
         json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+        unordered: Annotated[bool, typer.Option("--unordered", help="io stages: write each result as soon as "
+                                                "it is ready instead of in input order.")] = False,
         checkpoint_every: Annotated[float, typer.Option("--checkpoint-every", min=0.0,
                                                         help="Seconds between durable progress records.")] = 2.0,
     ) -> None:
@@ -58,7 +60,7 @@ def register(app: typer.Typer) -> None:
             stage_obj = cls(load_config(cls, config))
             summary = run_stage(stage_obj, input, output, concurrency=concurrency, cache=not no_cache,
                                 cache_path=cache, progress=progress, restart=restart, fail_fast=fail_fast,
-                                checkpoint_every=checkpoint_every)
+                                checkpoint_every=checkpoint_every, ordered=not unordered)
         except (StageNotFound, ConfigError, RunError, RecordError) as exc:
             raise _fail(str(exc)) from None
         _print_summary(summary.lines())

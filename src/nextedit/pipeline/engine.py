@@ -329,7 +329,13 @@ class _Sink:
         self.fail_fast = fail_fast
         self.counts: Counter[str] = Counter()
         self.stats: Counter[str] = Counter()
-        self.line = 0  # last input line done
+        self.line = 0  # every input line up to this one is done
+        # Unordered runs (io stages only): lines still in flight in input order, and lines done
+        # beyond `line`; `skip` holds the latter as recorded by an interrupted run.
+        self.unordered = False
+        self._order: deque[int] = deque()
+        self._done: set[int] = set()
+        self.skip: set[int] = set()
         self.resumed = 0
         self._last_ck = time.monotonic()
         self._dirty = False
@@ -356,6 +362,7 @@ class _Sink:
                     and os.fstat(self._failed.fileno()).st_size >= failed_bytes):
                 self._truncate(out_bytes, failed_bytes)
                 self.line = int(ck["line"])
+                self.skip = {int(x) for x in ck.get("done_after", ())}
                 self.counts.update({k: int(ck["counts"].get(k, 0)) for k in self.COUNTS})
                 self.stats.update(ck.get("stats", {}))
                 self.resumed = self.counts["processed"] + self.counts["failed"]
@@ -389,7 +396,7 @@ class _Sink:
             self.counts["failed"] += 1
             row = None
             if self.fail_fast:
-                self.line = line
+                self._mark(line)
                 self.checkpoint()
                 reason = orjson.loads(result[2])["reason"]
                 raise RunError(f"stopped at the first failure (--fail-fast): {reason}")
@@ -398,8 +405,21 @@ class _Sink:
                 self.cache.put_many([row], commit=self.commit_each)
             else:
                 self._rows.append(row)
-        self.line = line
+        self._mark(line)
         self._dirty = True
+
+    def submitted(self, line: int) -> None:
+        """An unordered run started work on this line."""
+        self._order.append(line)
+
+    def _mark(self, line: int) -> None:
+        if not self.unordered:
+            self.line = line
+            return
+        self._done.add(line)
+        while self._order and self._order[0] in self._done:
+            self.line = self._order.popleft()
+            self._done.discard(self.line)
 
     def emit_many(self, results: list[tuple], stats: dict[str, int]) -> None:
         """Write a chunk of results, then commit the cache rows once."""
@@ -427,6 +447,7 @@ class _Sink:
             os.fsync(fh.fileno())
         _write_json_atomic(self.paths["checkpoint"], {
             **self.identity, "format": CHECKPOINT_FORMAT, "line": self.line,
+            "done_after": sorted(self._done | {x for x in self.skip if x > self.line}),
             "out_bytes": self._out.tell(), "failed_bytes": self._failed.tell(),
             "counts": dict(self.counts), "stats": dict(self.stats), "complete": complete,
         })
@@ -478,9 +499,9 @@ def _count_lines(path: Path) -> int | None:
 # The run
 
 
-def _source(path: Path, after_line: int) -> Iterator[tuple[int, bytes]]:
+def _source(path: Path, after_line: int, skip: set[int]) -> Iterator[tuple[int, bytes]]:
     for line, raw in iter_lines(path):
-        if line > after_line:
+        if line > after_line and line not in skip:
             yield line, raw
 
 
@@ -500,13 +521,15 @@ def run_stage(stage: Stage, input_path: str | os.PathLike[str], output_path: str
               concurrency: int | None = None, cache: bool = True,
               cache_path: str | os.PathLike[str] | None = None, progress: bool | None = None,
               restart: bool = False, fail_fast: bool = False, checkpoint_every: float = 2.0,
-              reporter: ProgressReporter | None = None) -> RunSummary:
+              ordered: bool = True, reporter: ProgressReporter | None = None) -> RunSummary:
     """Run `stage` over every record of `input_path` into `output_path` (resuming an interrupted run).
 
     concurrency: worker processes for kind="cpu" stages (default: CPU count; 1 runs inline), or
     in-flight examples for kind="io" stages (default 16). cache: look up and store results in the
     SQLite cache at `cache_path` (default `$NEXTEDIT_CACHE` or `.nextedit/cache.sqlite`).
-    restart: ignore a checkpoint left by an interrupted run.
+    restart: ignore a checkpoint left by an interrupted run. ordered=False lets an io stage
+    write each result as soon as it is ready (no waiting behind a slow example); resume still
+    loses and repeats nothing.
     """
     t0 = time.monotonic()
     src, out = Path(input_path), Path(output_path)
@@ -553,7 +576,8 @@ def run_stage(stage: Stage, input_path: str | os.PathLike[str], output_path: str
         sink.resume(restart)
         total = _count_lines(src)
         reporter.start(stage.name, None if total is None else max(total - sink.line, 0))
-        source = _source(src, sink.line)
+        source = _source(src, sink.line, sink.skip)
+        sink.unordered = io_mode and not ordered
         base = sink.counts.copy()
 
         def report() -> None:
@@ -562,7 +586,8 @@ def run_stage(stage: Stage, input_path: str | os.PathLike[str], output_path: str
                             cached=c["from_cache"], failed=c["failed"], dropped=c["dropped"])
 
         if io_mode:
-            asyncio.run(_run_io(stage, src, store, source, sink, report, concurrency or 16))
+            asyncio.run(_run_io(stage, src, store, source, sink, report, concurrency or 16,
+                                ordered=not sink.unordered))
         else:
             workers = concurrency if concurrency is not None else (os.cpu_count() or 1)
             small = (total - sink.line < 20000) if total is not None else src.stat().st_size < (2 << 20)
@@ -696,7 +721,7 @@ def _run_pool(stage: Stage, src: Path, use_cache: bool, store: ResultCache | Non
 
 
 async def _run_io(stage: Stage, src: Path, store: ResultCache | None, source: Iterator[tuple[int, bytes]],
-                  sink: _Sink, report, concurrency: int) -> None:
+                  sink: _Sink, report, concurrency: int, *, ordered: bool = True) -> None:
     handler = _Handler(stage, str(src), store)
     sem = asyncio.Semaphore(concurrency)
     executor = None if handler.is_async else ThreadPoolExecutor(max_workers=concurrency)
@@ -711,17 +736,34 @@ async def _run_io(stage: Stage, src: Path, store: ResultCache | None, source: It
         report()
         sink.maybe_checkpoint()
 
+    in_flight: set[asyncio.Future] = set()
+
+    async def emit_some() -> None:
+        nonlocal in_flight
+        done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        for result in sorted((t.result() for t in done), key=lambda r: r[1]):
+            emit(result)
+
     try:
         for line, raw in source:
-            pending.append(asyncio.ensure_future(handler.run_one(line, raw, sem, executor)))
+            task = asyncio.ensure_future(handler.run_one(line, raw, sem, executor))
+            if not ordered:
+                sink.submitted(line)
+                in_flight.add(task)
+                if len(in_flight) >= window:
+                    await emit_some()
+                continue
+            pending.append(task)
             if len(pending) >= window:
                 emit(await pending.popleft())
             while pending and pending[0].done():
                 emit(pending.popleft().result())
         while pending:
             emit(await pending.popleft())
+        while in_flight:
+            await emit_some()
     finally:
-        for task in pending:
+        for task in (*pending, *in_flight):
             task.cancel()
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
