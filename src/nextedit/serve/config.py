@@ -1,0 +1,139 @@
+"""The server's TOML configuration (arms, deadline, store, tokens), validated with pydantic."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ServeConfigError(ValueError):
+    """A configuration file that cannot be used; `str()` names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ArmConfig(_Strict):
+    """One experiment arm: which backend answers, with what share of users (or requests, for shadows)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    #: A predictor provider string: "propagate", "noop", "local:PATH", "openai-compatible:URL", ...
+    backend: str = Field(min_length=1)
+    #: Student prompt format (formats registry); passed to the predictor as option `format` when set.
+    format: str | None = None
+    #: Reported with every response and event; defaults to "<backend>@v<predictor version>".
+    model_version: str | None = None
+    #: Live arm: share of users (live shares sum to 1). Shadow arm: share of requests it also runs on.
+    share: float = Field(default=0.0, ge=0.0, le=1.0)
+    shadow: bool = False
+    control: bool = False
+    #: Extra keyword options for the predictor (e.g. {max_tokens = 128}).
+    options: dict[str, Any] = Field(default_factory=dict)
+    #: Added latency before the backend runs (cancellable); for load tests and drills, 0 in production.
+    delay_ms: float = Field(default=0.0, ge=0.0)
+
+
+class AuthConfig(_Strict):
+    """Bearer tokens: API keys for /v1/*, one admin token for /dashboard and /admin/*."""
+
+    api_keys: list[str] = Field(default_factory=list)
+    api_keys_env: str | None = None
+    admin_token: str | None = None
+    admin_token_env: str | None = None
+
+    def keys(self) -> set[str]:
+        """Every accepted API key (inline ones plus the comma-separated env variable)."""
+        keys = {k for k in self.api_keys if k}
+        if self.api_keys_env:
+            keys |= {k.strip() for k in os.environ.get(self.api_keys_env, "").split(",") if k.strip()}
+        return keys
+
+    def admin(self) -> str | None:
+        """The admin token (env variable wins over the inline value)."""
+        if self.admin_token_env and os.environ.get(self.admin_token_env):
+            return os.environ[self.admin_token_env]
+        return self.admin_token or None
+
+
+class ServeConfig(_Strict):
+    """Everything `nextedit serve CONFIG.toml` needs."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    #: End-to-end budget per predict request; past it the answer is reason "timeout".
+    deadline_ms: float = Field(default=300.0, gt=0)
+    #: Event store: a SQLite file path (or sqlite:///PATH) or a postgresql:// URL.
+    store: str = "nextedit-events.db"
+    #: Salt of the user hash that assigns arms; change it to re-randomise users for a new experiment.
+    salt: str = "nextedit"
+    max_body_bytes: int = Field(default=1_000_000, gt=0)
+    #: How long a prediction is remembered for kept-rate computation when its settled event arrives.
+    remember_s: float = Field(default=900.0, gt=0)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    arms: list[ArmConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_arms(self) -> ServeConfig:
+        names = [a.name for a in self.arms]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"arm names must be unique (repeated: {', '.join(dupes)})")
+        live = [a for a in self.arms if not a.shadow]
+        if not live:
+            raise ValueError("at least one arm must be live (shadow = false)")
+        total = sum(a.share for a in live)
+        if len(live) == 1 and total == 0:
+            live[0].share = 1.0
+        elif abs(total - 1.0) > 1e-6:
+            raise ValueError(f"live arm shares must sum to 1 (they sum to {total:g})")
+        controls = [a.name for a in self.arms if a.control]
+        if any(a.control and a.shadow for a in self.arms):
+            raise ValueError("a shadow arm cannot be the control arm")
+        if len(controls) > 1:
+            raise ValueError(f"only one arm can be the control (got {', '.join(controls)})")
+        if not controls:
+            live[0].control = True
+        return self
+
+    @property
+    def control(self) -> ArmConfig:
+        """The control arm (the first live arm when none is marked)."""
+        return next(a for a in self.arms if a.control)
+
+    def arm(self, name: str) -> ArmConfig | None:
+        """The arm called `name`, if any."""
+        return next((a for a in self.arms if a.name == name), None)
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(config)"
+
+
+def parse_config(data: dict[str, Any], *, source: str = "config") -> ServeConfig:
+    """Validate a config dict; errors name the source and the field."""
+    try:
+        return ServeConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        msg = first["msg"].removeprefix("Value error, ")
+        raise ServeConfigError(f"{source}: field {_where(tuple(first['loc']))}: {msg}") from None
+
+
+def load_config(path: str | Path) -> ServeConfig:
+    """Read and validate a serve config TOML file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ServeConfigError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ServeConfigError(f"{path}: invalid TOML ({exc})") from None
+    return parse_config(data, source=str(path))
