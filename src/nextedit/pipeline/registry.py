@@ -20,6 +20,7 @@ STAGES: dict[str, str] = {
     "diagnostics": "nextedit.context.diagnostics:DiagnosticsStage",
     "predict": "nextedit.evaluate.stages:PredictStage",
     "score": "nextedit.evaluate.stages:ScoreStage",
+    "settle": "nextedit.settle.stage:SettleStage",
 }
 
 

@@ -62,9 +62,8 @@ class ScriptedPredictor(Predictor):
     def _index_jsonl(self) -> dict[str, int]:
         offsets: dict[str, int] = {}
         with self._open() as fh:
-            pos, line_no = 0, 0
-            for raw in fh:
-                line_no += 1
+            pos = 0
+            for line_no, raw in enumerate(fh, 1):
                 if raw.strip():
                     offsets[self._parse_row(raw, line_no)[0]] = pos
                 pos += len(raw)
@@ -116,5 +115,6 @@ class ScriptedPredictor(Predictor):
         return [self._prediction(example, i, c) for i, c in enumerate(self.candidates(example.id)[:samples])]
 
     def __del__(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
+        fh = getattr(self, "_fh", None)
+        if fh is not None:
+            fh.close()

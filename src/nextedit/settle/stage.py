@@ -1,0 +1,157 @@
+"""The `settle` pipeline stage: draw N candidates per example and measure each one's distance to the settled region.
+
+The stage writes, per example, a `settle` field: every candidate's distance, the closest
+candidate (its patch and cursor), the distance of "no edit" to the settled text, and sizes used for
+the cost estimate. It decides nothing: keeping or dropping needs the whole run's distribution
+(quantiles), which `nextedit.settle.band` does in a second pass. Candidates are not stored (50 per
+example would dwarf the data) unless `keep_candidates` is set.
+
+Two classes share the work: `SettleStage` (async, kind "io": any predictor, many examples in
+flight) and `SettleCpuStage` (sync, kind "cpu": in-process predictors such as `scripted`, `noop`,
+`propagate`, run in worker processes). `stage_for(config)` picks one by the provider's scheme.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from nextedit.pipeline.stage import Stage, StageError
+from nextedit.predictors.base import Predictor, get_predictor, parse_provider
+from nextedit.record import Example, Prediction
+from nextedit.settle.distance import (
+    METRICS,
+    Metric,
+    candidate_regions,
+    distances,
+    signature,
+)
+
+__all__ = ["CPU_SCHEMES", "SettleConfig", "SettleCpuStage", "SettleStage", "settle_candidates", "stage_for"]
+
+#: Predictors that run in this process and spend CPU, not waiting: run them in worker processes.
+CPU_SCHEMES = frozenset({"scripted", "noop", "propagate"})
+#: Digits kept for stored distances.
+DIGITS = 5
+
+
+class SettleConfig(BaseModel):
+    """Options of the settle stage."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str = Field("noop", description="predictor drawing the candidates: local:PATH, "
+                                              "openai-compatible:URL, teacher:SPEC, scripted:PATH, ...")
+    samples: int = Field(50, ge=1, description="candidates drawn per example (one predictor call, n samples)")
+    options: dict[str, Any] = Field(default_factory=dict, description="keyword options for the predictor")
+    metric: Metric = Field("levenshtein", description=f"distance: {', '.join(METRICS)}")
+    keep_candidates: bool = Field(False, description="also store every candidate in predictions")
+
+
+def _cost(predictions: list[Prediction]) -> float:
+    return sum(p.usage.cost_usd for p in predictions if p.usage is not None)
+
+
+def settle_candidates(example: Example, predictions: list[Prediction], config: SettleConfig) -> Example:
+    """Measure the candidates against `example.settled` and record the result in `example.settle`."""
+    if example.settled is None:
+        raise StageError("example has no settled text (import traces with settled events first)")
+    snap = example.snapshot
+    start, end = snap.editable or (0, len(snap.text))
+    original = snap.text[start:end]
+    settled = example.settled.text
+    regions = candidate_regions(example, predictions)
+    valid = [i for i, r in enumerate(regions) if r is not None]
+    found = distances(original, settled, [regions[i] for i in valid] + [original], config.metric)
+    per_candidate: list[float | None] = [None] * len(regions)
+    for i, d in zip(valid, found[:-1], strict=True):
+        per_candidate[i] = round(float(d), DIGITS)
+    best: dict[str, Any] | None = None
+    if valid:
+        # The closest candidate; ties go to the earliest sample.
+        k = min(valid, key=lambda i: (per_candidate[i], i))
+        pred = predictions[k]
+        best = {"index": k, "distance": per_candidate[k], "patch": pred.patch or "", "cursor": pred.cursor}
+    example.settle = {  # type: ignore[attr-defined]  # an extra record field
+        "provider": config.provider,
+        "metric": config.metric,
+        "signature": signature(config.metric),
+        "samples": len(predictions),
+        "valid": len(valid),
+        "distances": per_candidate,
+        "best": best,
+        "no_edit_distance": round(float(found[-1]), DIGITS),
+        "cost_usd": round(_cost(predictions), 8),
+        "chars": {"prompt": len(snap.text) + sum(len(h.diff) for h in snap.history)
+                  + sum(len(r.text) for r in snap.related), "region": len(original)},
+    }
+    if config.keep_candidates:
+        example.predictions = [*example.predictions, *predictions]
+    return example
+
+
+class SettleStage(Stage):
+    """Draw `samples` candidates from a predictor and record their distances to the settled region."""
+
+    name = "settle"
+    version = "1"
+    Config = SettleConfig
+    reads = ("snapshot", "settled")
+    kind = "io"
+
+    def __init__(self, config: SettleConfig | dict[str, Any] | None = None):
+        super().__init__(config)
+        # An unknown provider raises PredictorError here, before any example is read.
+        self.predictor: Predictor = get_predictor(self.config.provider, **self.config.options)
+        self.version = f"{type(self).version}+{self.predictor.scheme}.{self.predictor.version}"
+
+    def _record(self, example: Example, predictions: list[Prediction]) -> Example:
+        out = settle_candidates(example, predictions, self.config)
+        info = out.settle  # type: ignore[attr-defined]
+        self.stats["candidates"] += info["samples"]
+        self.stats["invalid_candidates"] += info["samples"] - info["valid"]
+        if info["best"] is None:
+            self.stats["no_valid_candidate"] += 1
+        return out
+
+    def _check(self, example: Example) -> None:
+        if example.settled is None:
+            raise StageError("example has no settled text (import traces with settled events first)")
+
+    async def process(self, example: Example) -> Example:  # type: ignore[override]
+        """Draw the candidates (awaiting remote predictors) and measure them."""
+        self._check(example)
+        try:
+            predictions = await self.predictor.predict_async(example, samples=self.config.samples)
+        except StageError:
+            raise
+        except Exception as exc:  # a predictor failure quarantines the example, the run goes on
+            raise StageError(f"settle {self.predictor.name}: {type(exc).__name__}: {exc}") from exc
+        return self._record(example, predictions)
+
+
+class SettleCpuStage(SettleStage):
+    """The settle stage for in-process predictors: synchronous, run in worker processes."""
+
+    kind = "cpu"
+
+    def process(self, example: Example) -> Example:  # type: ignore[override]
+        """Draw the candidates and measure them."""
+        self._check(example)
+        try:
+            result = self.predictor.predict(example, samples=self.config.samples)
+        except StageError:
+            raise
+        except Exception as exc:
+            raise StageError(f"settle {self.predictor.name}: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(result, list):
+            raise StageError(f"settle {self.predictor.name}: predictor is asynchronous; use SettleStage")
+        return self._record(example, result)
+
+
+def stage_for(config: SettleConfig | dict[str, Any]) -> SettleStage:
+    """The settle stage suited to the provider: worker processes for in-process predictors, async otherwise."""
+    cfg = config if isinstance(config, SettleConfig) else SettleConfig.model_validate(config)
+    scheme, _ = parse_provider(cfg.provider)
+    return SettleCpuStage(cfg) if scheme in CPU_SCHEMES else SettleStage(cfg)
