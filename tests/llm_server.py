@@ -127,6 +127,8 @@ class LLMServer:
         self.batch_polls_until_done = batch_polls_until_done
         self.log_bodies = log_bodies
         self.received: list[Received] = []
+        self.active = 0  # completion requests being handled right now
+        self.max_active = 0  # the most handled at once
         self._queue: list[str | Fault] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -205,6 +207,7 @@ class LLMServer:
         with self._lock:
             self.received.clear()
             self._queue.clear()
+            self.max_active = 0
 
     # ---- internals used by the handler --------------------------------------------------
     def _next_id(self, prefix: str) -> str:
@@ -361,6 +364,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ---- synchronous completions --------------------------------------------------------
     def _completion(self, api: str, body: dict) -> None:
+        owner = self.owner
+        with owner._lock:
+            owner.active += 1
+            owner.max_active = max(owner.max_active, owner.active)
+        try:
+            self._completion_inner(api, body)
+        finally:
+            with owner._lock:
+                owner.active -= 1
+
+    def _completion_inner(self, api: str, body: dict) -> None:
         owner = self.owner
         action = owner._next_action(api, body)
         if owner.latency_s:

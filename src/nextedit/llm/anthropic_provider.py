@@ -83,7 +83,7 @@ class AnthropicProvider(Provider):
     async def submit_batch(self, items: list[tuple[str, ChatRequest]], model: str) -> str:
         """One Message Batch with one item per (custom_id, request)."""
         client = self.sdk()
-        requests = [{"custom_id": cid, "params": self.params(req, model)} for cid, req in items]
+        requests = [{"custom_id": cid, "params": self.params(req, req.model or model)} for cid, req in items]
         try:
             batch = await client.messages.batches.create(requests=requests)
         except Exception as err:

@@ -95,7 +95,7 @@ class OpenAIProvider(Provider):
         """Upload a JSONL input file, then create the batch (24 h window)."""
         client = self.sdk()
         lines = b"".join(orjson.dumps({"custom_id": cid, "method": "POST", "url": "/v1/chat/completions",
-                                       "body": self.params(req, model)}) + b"\n" for cid, req in items)
+                                       "body": self.params(req, req.model or model)}) + b"\n" for cid, req in items)
         try:
             uploaded = await client.files.create(file=("batch.jsonl", io.BytesIO(lines)), purpose="batch")
             batch = await client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
