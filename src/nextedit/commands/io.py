@@ -77,3 +77,25 @@ def export_zed(
                + (f"; {failed.count} bad input lines -> {failed.path}" if failed.count else ""))
     if failed.count:
         raise typer.Exit(1)
+
+
+@import_app.command("traces")
+def import_traces_command(
+    files: Annotated[list[Path], typer.Argument(help="Trace files: JSONL (.gz ok) or a SQLite event store "
+                                                     "(table events with a JSON payload column).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL of example records.")],
+    require_consent: Annotated[bool, typer.Option("--require-consent", help="Keep only requests marked "
+                                                  "collectable (the user opted in).")] = False,
+    require_open_source: Annotated[bool, typer.Option("--require-open-source", help="Keep only requests "
+                                                      "from open-source repositories.")] = False,
+    replay: Annotated[bool, typer.Option("--replay/--no-replay", help="Derive settled regions from edit "
+                                         "events when a request has no settled event.")] = True,
+    quiet_s: Annotated[float, typer.Option("--quiet-s", help="Replay: seconds of quiet that settle a region.")] = 10.0,
+    ttl_s: Annotated[float, typer.Option("--ttl-s", help="Replay: seconds after which a region is given up.")] = 300.0,
+) -> None:
+    """Turn editor traces (request + settled pairs) into examples: settled text set, the settled
+    diff as expected, the model's own output as rejected. See docs/traces.md for the format."""
+    from nextedit.commands.settle import run_import_traces
+
+    run_import_traces(files, output, require_consent=require_consent, require_open_source=require_open_source,
+                      replay=replay, quiet_s=quiet_s, ttl_s=ttl_s)

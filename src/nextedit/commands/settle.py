@@ -101,3 +101,45 @@ def register(app: typer.Typer) -> None:
                    f"(saved {summary['cost']['saved_usd']:.2f})", err=True)
         typer.echo(f"  kept: {output}\n  dropped: {summary['dropped_output']}\n  report: {html}\n  summary: {js}",
                    err=True)
+
+
+def run_import_traces(files: list[Path], output: Path, *, require_consent: bool, require_open_source: bool,
+                      replay: bool, quiet_s: float, ttl_s: float) -> None:
+    """`nextedit import traces`: write the examples, quarantine bad events, print what happened."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from nextedit.jsonl import FailedWriter, JsonlWriter
+    from nextedit.settle.traces import ImportStats, TraceError, import_traces
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    for f in files:
+        if not f.is_file():
+            err.print(f"error: {escape(str(f))}: no such file", markup=False)
+            raise typer.Exit(2)
+    stats = ImportStats()
+    shown = 0
+    with FailedWriter(output, stage="import traces") as failed, JsonlWriter(output) as writer:
+
+        def on_error(file: str, line: int, reason: str, raw: object) -> None:
+            nonlocal shown
+            if shown < 20:
+                err.print(f"[red]error[/red] {escape(reason)}", markup=True)
+            shown += 1
+            failed.write(file=file, line=line, reason=reason, raw=raw if isinstance(raw, dict) else None)
+
+        try:
+            for example in import_traces(files, require_consent=require_consent,
+                                         require_open_source=require_open_source, replay=replay,
+                                         quiet_s=quiet_s, ttl_s=ttl_s, on_error=on_error, stats=stats):
+                writer.write(example)
+        except TraceError as exc:
+            err.print(f"error: {escape(str(exc))}", markup=False)
+            raise typer.Exit(1) from None
+    err.print(f"imported {stats.examples} examples from {stats.requests} requests ({stats.events} events) -> {output}; "
+              f"settled by event {stats.settled_by.get('event', 0)}, by replay {stats.settled_by.get('replay', 0)}; "
+              f"skipped: no settled region {stats.no_settled}, not collectable {stats.not_consented}, "
+              f"not open source {stats.not_open_source}, duplicates {stats.duplicates}"
+              + (f"; {failed.count} bad events -> {failed.path}" if failed.count else ""), markup=False)
+    if failed.count:
+        raise typer.Exit(1)
