@@ -1,0 +1,92 @@
+"""Helpers to run a real server in-process on 127.0.0.1 (tests, benchmarks) and a cancellable slow predictor."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any, ClassVar
+
+from nextedit.predictors import PREDICTORS, Predictor, get_predictor
+from nextedit.record import Example, Prediction
+from nextedit.serve.config import ServeConfig
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class SleepPredictor(Predictor):
+    """`sleep:MS`: works for MS milliseconds in 5 ms steps (stopping as soon as `cancel` is set),
+    then answers like `propagate`. Records every call in `calls` so tests can see generation stop."""
+
+    scheme = "sleep"
+    calls: ClassVar[list[dict[str, Any]]] = []
+    _lock = threading.Lock()
+
+    def __init__(self, argument: str | None = None, **options: Any) -> None:
+        super().__init__(None, **options)
+        self.argument = argument
+        self.ms = float(argument or 0)
+        self._inner = get_predictor("propagate")
+
+    def predict(self, example: Example, *, samples: int = 1, cancel: threading.Event | None = None) -> list[Prediction]:
+        """Sleep (cancellably), then propagate."""
+        record: dict[str, Any] = {"id": example.id, "steps": 0, "cancelled": False, "finished": False}
+        with self._lock:
+            self.calls.append(record)
+        end = time.monotonic() + self.ms / 1000
+        while time.monotonic() < end:
+            if cancel is not None and cancel.is_set():
+                record["cancelled"] = True
+                return []
+            time.sleep(0.005)
+            record["steps"] += 1
+        record["finished"] = True
+        return self._inner.predict(example, samples=samples)
+
+
+def register_test_predictors() -> None:
+    """Make `sleep:MS` available to get_predictor (in this process)."""
+    PREDICTORS.setdefault("sleep", "nextedit.serve.testing:SleepPredictor")
+
+
+class ServerThread:
+    """A uvicorn server for `config` on a free 127.0.0.1 port, in a background thread.
+
+        with ServerThread(config) as server:
+            httpx.post(server.url + "/v1/predict", ...)
+    """
+
+    def __init__(self, config: ServeConfig, *, config_path: str | None = None) -> None:
+        import uvicorn
+
+        from nextedit.serve.app import create_app
+
+        self.port = free_port()
+        self.app = create_app(config, config_path=config_path)
+        self.state = self.app.state.nextedit
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning", access_log=False, lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """http://127.0.0.1:PORT"""
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
