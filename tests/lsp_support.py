@@ -1,0 +1,172 @@
+"""Test support for `nextedit lsp`: a stand-in prediction server speaking the serve HTTP contract
+(propagate baseline, events in SQLite) and helpers that drive the language server over stdio."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Self
+
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+from nextedit import patch as patchlib
+from nextedit.predictors.baselines import PropagatePredictor
+from nextedit.record import Example, Snapshot
+
+TOKEN = "test-token"
+
+
+def _single_edit(old: str, new: str) -> list[dict[str, Any]]:
+    """The one edit between the common prefix and suffix (the stand-in's own way to make edits)."""
+    if old == new:
+        return []
+    p = 0
+    while p < min(len(old), len(new)) and old[p] == new[p]:
+        p += 1
+    s = 0
+    while s < min(len(old), len(new)) - p and old[-1 - s] == new[-1 - s]:
+        s += 1
+    return [{"start": p, "end": len(old) - s, "text": new[p:len(new) - s]}]
+
+
+@dataclass
+class StandIn:
+    """State of the stand-in server: what it received and how it misbehaves."""
+
+    db: Path
+    mode: str = "ok"  # ok | error | garbage | slow
+    predict_bodies: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    count: int = 0
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every stored event body, in arrival order."""
+        with sqlite3.connect(self.db) as conn:
+            return [json.loads(row[0]) for row in conn.execute("SELECT body FROM events ORDER BY id")]
+
+
+def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
+    predictor = PropagatePredictor()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _reply(self, status: int, data: Any) -> None:
+            raw = data if isinstance(data, bytes) else json.dumps(data).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                self._reply(401, {"error": "bad token"})
+                return
+            if self.path == "/v1/events":
+                with state.lock, sqlite3.connect(state.db) as conn:
+                    cur = conn.execute("INSERT INTO events(body) VALUES (?)", (json.dumps(body),))
+                    event_id = cur.lastrowid
+                self._reply(200, {"ok": True, "event_id": event_id})
+                return
+            if self.path != "/v1/predict":
+                self._reply(404, {"error": "not found"})
+                return
+            with state.lock:
+                state.predict_bodies.append(body)
+                state.count += 1
+                request_id = f"req-{state.count}"
+            if state.mode == "error":
+                self._reply(500, {"error": "boom"})
+                return
+            if state.mode == "garbage":
+                self._reply(200, b"<html>not json")
+                return
+            if state.mode == "slow":
+                threading.Event().wait(3.0)
+            snap = Snapshot.model_validate(body["snapshot"])
+            patch = predictor.propose(Example(id=request_id, snapshot=snap))
+            prediction = None
+            if patch:
+                new = patchlib.apply(patch, snap.text, start_line=snap.start_line)
+                prediction = {"patch": patch, "edits": _single_edit(snap.text, new), "cursor": None}
+            self._reply(200, {"request_id": request_id, "model_version": "propagate-v2", "arm": "control",
+                              "prediction": prediction, "reason": None if prediction else "empty",
+                              "timing": {"total_ms": 1.0}})
+
+    return Handler
+
+
+class StandInServer:
+    """The stand-in on 127.0.0.1 (a real HTTP server in a thread); use as a context manager."""
+
+    def __init__(self, db: Path) -> None:
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, body TEXT)")
+        self.state = StandIn(db)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.state))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def capabilities(*, inline: bool = True, encodings: list[str] | None = None) -> types.ClientCapabilities:
+    """Client capabilities: inline completions (LSP 3.18) on or off, and offered position encodings."""
+    td = types.TextDocumentClientCapabilities(
+        inline_completion=types.InlineCompletionClientCapabilities() if inline else None,
+        code_action=types.CodeActionClientCapabilities())
+    general = types.GeneralClientCapabilities(position_encodings=encodings) if encodings else None
+    return types.ClientCapabilities(text_document=td, general=general)
+
+
+async def start_lsp(server_url: str, *args: str, inline: bool = True, root: Path | None = None,
+                    options: dict[str, Any] | None = None) -> LanguageClient:
+    """`nextedit lsp` as a subprocess, initialized by a pytest-lsp client."""
+    client = LanguageClient()
+    await client.start_io(sys.executable, "-m", "nextedit", "lsp", "--server", server_url, "--token", TOKEN,
+                          *args)
+    await client.initialize_session(types.InitializeParams(
+        capabilities=capabilities(inline=inline),
+        root_uri=root.as_uri() if root else None,
+        initialization_options=options))
+    return client
+
+
+def change(uri: str, version: int, start: tuple[int, int], end: tuple[int, int],
+           text: str) -> types.DidChangeTextDocumentParams:
+    """A one-change incremental didChange."""
+    rng = types.Range(types.Position(*start), types.Position(*end))
+    return types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+        content_changes=[types.TextDocumentContentChangePartial(range=rng, text=text)])
+
+
+def apply_lsp_edit(text: str, rng: types.Range, new_text: str) -> str:
+    """Apply an edit with a UTF-16 LSP range to a Python string (the client's side of the job)."""
+    lines = text.split("\n")
+
+    def offset(pos: types.Position) -> int:
+        line = lines[pos.line]
+        units = 0
+        chars = 0
+        while units < pos.character and chars < len(line):
+            units += 2 if ord(line[chars]) > 0xFFFF else 1
+            chars += 1
+        return sum(len(x) + 1 for x in lines[:pos.line]) + chars
+
+    return text[:offset(rng.start)] + new_text + text[offset(rng.end):]
