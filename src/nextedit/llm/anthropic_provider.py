@@ -21,6 +21,8 @@ __all__ = ["AnthropicProvider"]
 
 def _map_error(err: Exception) -> LLMError:
     """An SDK / transport / parse exception as an LLMError."""
+    if isinstance(err, LLMError):
+        return err
     if isinstance(err, anthropic.APIStatusError):
         return status_error(err.status_code, err.message, err.response.headers)
     if isinstance(err, anthropic.APITimeoutError):

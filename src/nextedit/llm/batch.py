@@ -90,7 +90,9 @@ def client_for(job: BatchJob, client: LLMClient | None = None) -> LLMClient:
     options: dict = {"cache_path": job.cache_path}
     if job.base_url and not job.spec.startswith("openai-compatible:"):
         options["base_url"] = job.base_url
-    return get_client(job.spec, **options)
+    made = get_client(job.spec, **options)
+    _OPENED.append(made)
+    return made
 
 
 def _custom_id(key: str, sample: int, samples: int) -> str:
@@ -121,7 +123,7 @@ async def submit_requests(client: LLMClient, requests: list[ChatRequest], job_di
         chunk = keys[start:start + max_batch]
         job = BatchJob(job_id=time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8], spec=client.spec,
                        model=client.model, base_url=client.provider.base_url,
-                       cache_path=str(client.cache.path) if client.cache else None,
+                       cache_path=str(client.cache.path) if client.cache is not None else None,
                        requests={k: todo[k] for k in chunk})
         items: list[tuple[str, ChatRequest]] = []
         for key in chunk:
@@ -206,5 +208,20 @@ async def collect_job(path: Path, client: LLMClient | None = None) -> CollectRes
 
 
 def run(coro):  # type: ignore[no-untyped-def]
-    """asyncio.run for the CLI."""
-    return asyncio.run(coro)
+    """asyncio.run for the CLI: also closes the HTTP connections the loop opened."""
+
+    async def main():  # type: ignore[no-untyped-def]
+        try:
+            return await coro
+        finally:
+            await _close_loop_clients()
+
+    return asyncio.run(main())
+
+
+_OPENED: list[LLMClient] = []
+
+
+async def _close_loop_clients() -> None:
+    while _OPENED:
+        await _OPENED.pop().aclose()

@@ -83,6 +83,9 @@ class RequestCache:
                 (key, provider, model, orjson.dumps(req.model_dump(exclude={"metadata"})),
                  orjson.dumps(stored.model_dump()), stored.via, time.time()))
 
+    def __bool__(self) -> bool:
+        return True  # an empty cache is still a cache
+
     def __len__(self) -> int:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]

@@ -203,7 +203,18 @@ class LLMClient:
 
     def complete_sync(self, req: ChatRequest) -> Completion:
         """`complete` for code without an event loop."""
-        return asyncio.run(self.complete(req))
+
+        async def once() -> Completion:
+            try:
+                return await self.complete(req)
+            finally:
+                await self.aclose()
+
+        return asyncio.run(once())
+
+    async def aclose(self) -> None:
+        """Close this event loop's HTTP connections (call before the loop ends; the cache stays open)."""
+        await self.provider.aclose()
 
     async def submit_queued(self) -> list[Path]:
         """Batch mode: submit every queued request as batch jobs; returns the job files."""

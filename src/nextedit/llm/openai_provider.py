@@ -23,6 +23,8 @@ __all__ = ["OpenAICompatibleProvider", "OpenAIProvider"]
 
 def _map_error(err: Exception) -> LLMError:
     """An SDK / transport / parse exception as an LLMError."""
+    if isinstance(err, LLMError):
+        return err
     if isinstance(err, openai.APIStatusError):
         return status_error(err.status_code, err.message, err.response.headers)
     if isinstance(err, openai.APITimeoutError):

@@ -75,6 +75,7 @@ class Provider:
         self.timeout_s = timeout_s
         self.prompt_cache = prompt_cache
         self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._retired: list[Any] = []  # clients of closed loops: kept so their __del__ never runs on a dead loop
 
     @property
     def cache_name(self) -> str:
@@ -87,9 +88,15 @@ class Provider:
         client = self._clients.get(loop)
         if client is None:
             for old in [lp for lp in self._clients if lp.is_closed()]:
-                del self._clients[old]
+                self._retired.append(self._clients.pop(old))
             client = self._clients[loop] = self._make_sdk()
         return client
+
+    async def aclose(self) -> None:
+        """Close the running loop's SDK client (its connection pool)."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.close()
 
     def _make_sdk(self) -> Any:
         raise NotImplementedError
