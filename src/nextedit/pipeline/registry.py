@@ -20,6 +20,11 @@ STAGES: dict[str, str] = {
     "diagnostics": "nextedit.context.diagnostics:DiagnosticsStage",
     "predict": "nextedit.evaluate.stages:PredictStage",
     "score": "nextedit.evaluate.stages:ScoreStage",
+    "teacher": "nextedit.teacher.stages:TeacherStage",
+    "checks": "nextedit.teacher.stages:ChecksStage",
+    "judge": "nextedit.teacher.stages:JudgeStage",
+    "repair": "nextedit.teacher.stages:RepairStage",
+    "distill": "nextedit.teacher.stages:DistillStage",
     "settle": "nextedit.settle.stage:SettleStage",
 }
 

@@ -15,6 +15,7 @@ from nextedit.record import Example, Prediction
 PREDICTORS: dict[str, str] = {
     "noop": "nextedit.predictors.baselines:NoopPredictor",
     "propagate": "nextedit.predictors.baselines:PropagatePredictor",
+    "teacher": "nextedit.teacher.predictor:TeacherPredictor",
     "scripted": "nextedit.predictors.scripted:ScriptedPredictor",
 }
 
