@@ -16,6 +16,8 @@ PREDICTORS: dict[str, str] = {
     "noop": "nextedit.predictors.baselines:NoopPredictor",
     "propagate": "nextedit.predictors.baselines:PropagatePredictor",
     "teacher": "nextedit.teacher.predictor:TeacherPredictor",
+    "local": "nextedit.predictors.local:LocalPredictor",
+    "openai-compatible": "nextedit.predictors.openai_compat:OpenAICompatiblePredictor",
     "scripted": "nextedit.predictors.scripted:ScriptedPredictor",
 }
 

@@ -1,0 +1,183 @@
+"""`local:PATH`: a Hugging Face model on this machine (folder, .gguf file or embedded name) as a predictor.
+
+Greedy by default; `prompt_lookup` (on by default) turns on prompt-lookup decoding in HF generate:
+next-edit outputs mostly copy the prompt, so n-gram candidates from the prompt are verified in one
+forward pass instead of decoding token by token. Latency and token counts are recorded per prediction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from nextedit.predictors.base import Predictor, PredictorError
+from nextedit.record import Example, Prediction, Usage
+
+
+def _fingerprint(model_dir: Path) -> str:
+    """A short hash of the model folder's files (names, sizes, mtimes): a retrained model never hits a stale cache."""
+    h = hashlib.sha256()
+    for f in sorted(model_dir.iterdir()):
+        if f.is_file():
+            st = f.stat()
+            h.update(f"{f.name}|{st.st_size}|{int(st.st_mtime)}\n".encode())
+    return h.hexdigest()[:10]
+
+
+class LocalPredictor(Predictor):
+    """Runs a local causal LM with a student format: render -> generate (stop strings) -> parse.
+
+    Options: format (default: the model folder's nextedit.json), format_options (dict), max_new_tokens
+    (default: sized from the editable region), temperature (0 = greedy), top_p, prompt_lookup (bool),
+    prompt_lookup_num_tokens, dtype ("auto" | "bfloat16" | "float32"), seed, label (the provider name
+    recorded in predictions instead of "local:PATH").
+    """
+
+    scheme = "local"
+    version = "1"
+
+    def __init__(self, argument: str | None = None, *, format: str | None = None,
+                 format_options: dict[str, Any] | None = None, max_new_tokens: int | None = None,
+                 temperature: float = 0.0, top_p: float = 1.0, prompt_lookup: bool = True,
+                 prompt_lookup_num_tokens: int = 10, dtype: str = "auto", seed: int = 0,
+                 label: str | None = None) -> None:
+        if not argument:
+            raise PredictorError("provider local needs a model: local:PATH (HF folder, .gguf file or "
+                                 "an embedded name such as smollm2-135m-instruct)")
+        self.argument = argument
+        from nextedit.formats import FormatOptions, get_format
+        from nextedit.train.base_models import (
+            BaseModelError,
+            is_known_name,
+            resolve_base,
+        )
+        from nextedit.train.export import read_metadata
+
+        path = Path(argument).expanduser()
+        if not (is_known_name(argument) or path.exists()):
+            raise PredictorError(f"local:{argument}: no such model folder or file")
+        try:
+            self.model_dir = resolve_base(argument)
+            meta = read_metadata(self.model_dir) or {}
+        except (BaseModelError, ValueError) as exc:
+            raise PredictorError(f"local:{argument}: {exc}") from None
+        name = format or meta.get("format")
+        if not name:
+            raise PredictorError(f"local:{argument}: the model folder has no nextedit.json naming its format; "
+                                 "pass the option format=NAME (e.g. --option format=zeta1)")
+        try:
+            self.format = get_format(name)
+            self.options = FormatOptions(**{**meta.get("format_options", {}), **(format_options or {})})
+        except (KeyError, ValueError) as exc:
+            raise PredictorError(f"local:{argument}: {exc}") from None
+        self.stop = list(self.format.stop)
+        self.max_new_tokens = max_new_tokens
+        self.temperature = float(temperature)
+        self.top_p = float(top_p)
+        self.prompt_lookup = bool(prompt_lookup)
+        self.prompt_lookup_num_tokens = int(prompt_lookup_num_tokens)
+        self.dtype = dtype
+        self.seed = int(seed)
+        self.label = label
+        self.version = f"{type(self).version}.{_fingerprint(self.model_dir)}"
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        """`label` when given, else `local:PATH`."""
+        return self.label or f"local:{self.argument}"
+
+    # -- loading
+    def load(self) -> tuple[Any, Any]:
+        """Load (once) and return the model and tokenizer."""
+        if self._model is None:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            from nextedit.train.sft import bf16_supported
+
+            if self.dtype == "auto":
+                dtype = torch.bfloat16 if bf16_supported() else torch.float32
+            else:
+                dtype = getattr(torch, self.dtype)
+            tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            model = AutoModelForCausalLM.from_pretrained(str(self.model_dir), dtype=dtype)
+            model.eval()
+            self._tokenizer, self._model = tokenizer, model
+        return self._model, self._tokenizer
+
+    # -- prediction
+    def _budget(self, tokenizer: Any, example: Example, editable: tuple[int, int]) -> int:
+        if self.max_new_tokens is not None:
+            return self.max_new_tokens
+        region = example.snapshot.text[editable[0]:editable[1]]
+        n = len(tokenizer(region, add_special_tokens=False)["input_ids"])
+        return int(n * 1.25) + 48  # the rewritten region, markers and a little growth
+
+    def _generate(self, ids: list[int], max_new_tokens: int, sample: int) -> tuple[str, int, float]:
+        import torch
+
+        model, tokenizer = self.load()
+        kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id,
+                                  "eos_token_id": tokenizer.eos_token_id}
+        if self.stop:
+            kwargs.update(stop_strings=self.stop, tokenizer=tokenizer)
+        if self.temperature > 0:
+            torch.manual_seed(self.seed + sample)
+            kwargs.update(do_sample=True, temperature=self.temperature, top_p=self.top_p)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if self.prompt_lookup:
+            kwargs["prompt_lookup_num_tokens"] = self.prompt_lookup_num_tokens
+        input_ids = torch.tensor([ids], dtype=torch.long, device=model.device)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **kwargs)
+        ms = (time.perf_counter() - t0) * 1000
+        new = out[0, input_ids.shape[1]:].tolist()
+        if new and new[-1] == tokenizer.eos_token_id:
+            new = new[:-1]
+        return tokenizer.decode(new, skip_special_tokens=False), len(new), ms
+
+    def predict_sync(self, example: Example, *, samples: int = 1) -> list[Prediction]:
+        """`samples` predictions (greedy decoding generates once and repeats it)."""
+        from nextedit.formats import FormatError
+
+        with self._lock:
+            _, tokenizer = self.load()
+            try:
+                rendered = self.format.render(example.model_copy(update={"expected": []}), self.options, tokenizer)
+            except FormatError as exc:
+                return [Prediction(provider=self.name, sample=i, error=f"render: {exc}") for i in range(samples)]
+            from nextedit.train.data import encode_prompt
+
+            ids = encode_prompt(rendered, tokenizer)
+            budget = self._budget(tokenizer, example, rendered.editable)
+            out: list[Prediction] = []
+            for i in range(samples):
+                if i > 0 and self.temperature <= 0:
+                    out.append(out[0].model_copy(update={"sample": i}))
+                    continue
+                raw, n_out, ms = self._generate(ids, budget, i)
+                usage = Usage(input_tokens=len(ids), output_tokens=n_out)
+                try:
+                    parsed = self.format.parse(raw, example, self.options, tokenizer)
+                except FormatError as exc:
+                    out.append(Prediction(provider=self.name, sample=i, raw=raw, error=f"parse: {exc}",
+                                          latency_ms=round(ms, 1), usage=usage))
+                    continue
+                out.append(Prediction(provider=self.name, sample=i, raw=raw, patch=parsed.patch, cursor=parsed.cursor,
+                                      latency_ms=round(ms, 1), usage=usage))
+            return out
+
+    async def predict(self, example: Example, *, samples: int = 1) -> list[Prediction]:
+        """`predict_sync` in a worker thread (one generation at a time), so the event loop stays responsive."""
+        return await asyncio.to_thread(self.predict_sync, example, samples=samples)

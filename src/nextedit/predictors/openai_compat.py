@@ -1,0 +1,157 @@
+"""`openai-compatible:URL`: a student served behind an OpenAI-compatible API (vLLM, llama.cpp, nextedit serve).
+
+The example is rendered with the student format and sent to `URL/completions` (raw prompt, the default)
+or `URL/chat/completions` (the format's chat messages, option endpoint="chat") with `n` samples, the
+format's stop strings and the sampling options; each returned text is parsed back into a patch. A
+model name may follow the URL after `#` (`openai-compatible:http://host:8000/v1#student`). 429 and 5xx
+replies are retried (honouring Retry-After); a request that still fails records the error on every
+sample instead of failing the example.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+from nextedit.predictors.base import Predictor, PredictorError
+from nextedit.record import Example, Prediction, Usage
+
+RETRY_STATUSES = {408, 409, 429, 500, 502, 503, 504}
+
+
+class OpenAICompatiblePredictor(Predictor):
+    """Asks an OpenAI-compatible endpoint for `samples` completions of the rendered student prompt.
+
+    Options: format (required), format_options, model (default: after "#" in the URL, else "default"),
+    endpoint ("completions" | "chat"), max_tokens (1024), temperature (0), top_p (1), api_key (default
+    $NEXTEDIT_API_KEY or $OPENAI_API_KEY), timeout_s (60), max_retries (2), label.
+    """
+
+    scheme = "openai-compatible"
+    version = "1"
+
+    def __init__(self, argument: str | None = None, *, format: str | None = None,
+                 format_options: dict[str, Any] | None = None, model: str | None = None,
+                 endpoint: str = "completions", max_tokens: int = 1024, temperature: float = 0.0,
+                 top_p: float = 1.0, api_key: str | None = None, timeout_s: float = 60.0, max_retries: int = 2,
+                 label: str | None = None) -> None:
+        if not argument:
+            raise PredictorError("provider openai-compatible needs a URL: openai-compatible:http://HOST:PORT/v1")
+        self.argument = argument
+        url, _, fragment = argument.partition("#")
+        if not url.startswith(("http://", "https://")):
+            raise PredictorError(f"openai-compatible:{argument}: the URL must start with http:// or https://")
+        if not format:
+            raise PredictorError(f"openai-compatible:{argument}: pass the student format, e.g. --option format=zeta1")
+        if endpoint not in ("completions", "chat"):
+            raise PredictorError(f"openai-compatible: endpoint must be 'completions' or 'chat' (got {endpoint!r})")
+        try:
+            import httpx  # noqa: F401
+        except ImportError:
+            raise PredictorError("provider openai-compatible needs httpx: pip install httpx") from None
+        from nextedit.formats import FormatOptions, get_format
+
+        try:
+            self.format = get_format(format)
+            self.options = FormatOptions(**(format_options or {}))
+        except ValueError as exc:
+            raise PredictorError(f"openai-compatible:{argument}: {exc}") from None
+        self.base_url = url.rstrip("/")
+        self.model = model or fragment or "default"
+        self.endpoint = endpoint
+        self.max_tokens = int(max_tokens)
+        self.temperature = float(temperature)
+        self.top_p = float(top_p)
+        self.api_key = api_key or os.environ.get("NEXTEDIT_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        self.timeout_s = float(timeout_s)
+        self.max_retries = int(max_retries)
+        self.label = label
+
+    @property
+    def name(self) -> str:
+        """`label` when given, else `openai-compatible:URL`."""
+        return self.label or f"openai-compatible:{self.argument}"
+
+    def request_body(self, rendered: Any, samples: int) -> tuple[str, dict[str, Any]]:
+        """The endpoint path and JSON body for one rendered example."""
+        body: dict[str, Any] = {"model": self.model, "max_tokens": self.max_tokens, "temperature": self.temperature,
+                                "top_p": self.top_p, "n": samples}
+        if self.format.stop:
+            body["stop"] = list(self.format.stop)[:4]  # the OpenAI API takes at most 4
+        if self.endpoint == "chat":
+            messages = rendered.messages or [{"role": "user", "content": rendered.prompt}]
+            return "/chat/completions", {**body, "messages": messages}
+        return "/completions", {**body, "prompt": rendered.prompt}
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        async with httpx.AsyncClient(timeout=self.timeout_s) as client:
+            for attempt in range(self.max_retries + 1):
+                try:
+                    resp = await client.post(self.base_url + path, json=body, headers=headers)
+                except httpx.TransportError as exc:
+                    if attempt >= self.max_retries:
+                        raise RuntimeError(f"{type(exc).__name__}: {exc}") from None
+                    await asyncio.sleep(0.5 * 2 ** attempt)
+                    continue
+                if resp.status_code in RETRY_STATUSES and attempt < self.max_retries:
+                    try:
+                        wait = float(resp.headers.get("retry-after", ""))
+                    except ValueError:
+                        wait = 0.5 * 2 ** attempt
+                    await asyncio.sleep(min(wait, 30.0))
+                    continue
+                if resp.status_code != 200:
+                    raise RuntimeError(f"HTTP {resp.status_code}: {resp.text[:200]}")
+                try:
+                    return resp.json()
+                except ValueError:
+                    raise RuntimeError(f"reply is not JSON: {resp.text[:100]!r}") from None
+        raise RuntimeError("no reply")  # pragma: no cover - the loop always returns or raises
+
+    def _texts(self, reply: dict[str, Any]) -> list[str]:
+        choices = sorted(reply.get("choices") or [], key=lambda c: c.get("index", 0))
+        if self.endpoint == "chat":
+            return [((c.get("message") or {}).get("content") or "") for c in choices]
+        return [c.get("text") or "" for c in choices]
+
+    async def predict(self, example: Example, *, samples: int = 1) -> list[Prediction]:
+        """One request for `samples` completions; each text parsed into a patch (or an error recorded)."""
+        from nextedit.formats import FormatError
+
+        try:
+            rendered = self.format.render(example.model_copy(update={"expected": []}), self.options)
+        except FormatError as exc:
+            return [Prediction(provider=self.name, sample=i, error=f"render: {exc}") for i in range(samples)]
+        path, body = self.request_body(rendered, samples)
+        t0 = time.perf_counter()
+        try:
+            reply = await self._post(path, body)
+            texts = self._texts(reply)
+        except (RuntimeError, AttributeError, TypeError) as exc:
+            return [Prediction(provider=self.name, sample=i, error=f"request: {exc}") for i in range(samples)]
+        ms = round((time.perf_counter() - t0) * 1000, 1)
+        usage = reply.get("usage") or {}
+        out = []
+        for i in range(samples):
+            # The request's token counts ride on sample 0, so sums over predictions stay right.
+            u = Usage(input_tokens=int(usage.get("prompt_tokens") or 0),
+                      output_tokens=int(usage.get("completion_tokens") or 0)) if i == 0 else Usage()
+            if i >= len(texts):
+                out.append(Prediction(provider=self.name, sample=i, error=f"reply has {len(texts)} choices",
+                                      latency_ms=ms, usage=u))
+                continue
+            raw = texts[i]
+            try:
+                parsed = self.format.parse(raw, example, self.options)
+            except FormatError as exc:
+                out.append(Prediction(provider=self.name, sample=i, raw=raw, error=f"parse: {exc}", latency_ms=ms,
+                                      usage=u))
+                continue
+            out.append(Prediction(provider=self.name, sample=i, raw=raw, patch=parsed.patch, cursor=parsed.cursor,
+                                  latency_ms=ms, usage=u))
+        return out

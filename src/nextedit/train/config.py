@@ -1,0 +1,195 @@
+"""The `nextedit train CONFIG.toml` configuration (pydantic): base model, data, format, method, schedule, export."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nextedit.train.base_models import DEFAULT_BASE
+
+
+class TrainConfigError(ValueError):
+    """A config file that cannot be read or validated (one line: file, line, field, message)."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Section):
+    """Training and held-out examples (JSONL of records with `expected` patches)."""
+
+    train: Path = Field(description="examples to train on (JSONL, .gz ok)")
+    eval: Path | None = Field(None, description="held-out examples evaluated during training")
+    max_length: int = Field(1024, ge=16, description="tokens per training row; longer rows are dropped")
+    max_examples: int | None = Field(None, ge=1, description="use at most this many training examples")
+    max_eval_examples: int | None = Field(64, ge=1, description="use at most this many held-out examples")
+
+
+class LoraConfig(_Section):
+    """LoRA adapter settings (method = "lora")."""
+
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+
+
+class ScheduleConfig(_Section):
+    """Optimiser and schedule."""
+
+    learning_rate: float = Field(2e-4, gt=0)
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(-1, description="stop after this many optimiser steps (-1: run all epochs)")
+    batch_size: int = Field(4, ge=1, description="rows per device per forward pass")
+    gradient_accumulation: int = Field(1, ge=1, description="forward passes per optimiser step")
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    lr_scheduler: str = "cosine"
+    weight_decay: float = Field(0.0, ge=0)
+    packing: bool = Field(True, description="pack several rows into one sequence (best-fit decreasing)")
+    bf16: bool | Literal["auto"] = Field("auto", description="bf16 mixed precision; auto = where supported")
+    gradient_checkpointing: bool = False
+    eval_steps: int = Field(50, ge=1, description="evaluate the held-out loss every N steps")
+    save_steps: int = Field(50, ge=1, description="write a checkpoint every N steps")
+    save_total_limit: int = Field(2, ge=1, description="checkpoints kept")
+    logging_steps: int = Field(5, ge=1)
+    seed: int = 0
+
+
+class DpoConfig(_Section):
+    """Optional preference training on rejected patches after SFT (examples with `rejected`)."""
+
+    enabled: bool = False
+    beta: float = Field(0.1, gt=0)
+    learning_rate: float = Field(5e-6, gt=0)
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = -1
+    batch_size: int = Field(2, ge=1)
+    gradient_accumulation: int = Field(1, ge=1)
+
+
+class ExportConfig(_Section):
+    """What to write at the end: a merged HF folder (for `local:PATH`) and/or the adapter alone."""
+
+    merged: bool = True
+    adapter: bool = True
+
+
+class TrainConfig(_Section):
+    """A whole training run. Relative paths are resolved against the config file's folder."""
+
+    base_model: str = Field(DEFAULT_BASE, description="embedded name, HF folder or .gguf file")
+    output_dir: Path = Field(Path("runs/student"), description="checkpoints/, merged/, adapter/, train.json")
+    format: str = Field("zeta1", description="student prompt format (nextedit.formats)")
+    format_options: dict[str, Any] = Field(default_factory=dict, description="FormatOptions overrides")
+    method: Literal["lora", "full"] = "lora"
+    add_special_tokens: bool = Field(False, description="add the format's markers as real tokens (full only)")
+    resume: bool = Field(True, description="continue from the newest checkpoint in output_dir")
+    data: DataConfig
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    train: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    dpo: DpoConfig = Field(default_factory=DpoConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+
+    def resolve_paths(self, root: Path) -> TrainConfig:
+        """A copy with relative data/output paths (and a relative base-model path that exists) made absolute."""
+        def fix(p: Path | None) -> Path | None:
+            return None if p is None or p.is_absolute() else root / p
+
+        data = self.data.model_copy(update={"train": fix(self.data.train) or self.data.train,
+                                            "eval": fix(self.data.eval) if self.data.eval else None})
+        update: dict[str, Any] = {"data": data, "output_dir": fix(self.output_dir) or self.output_dir}
+        base = Path(self.base_model).expanduser()
+        if not base.is_absolute() and (root / base).exists():
+            update["base_model"] = str(root / base)
+        return self.model_copy(update=update)
+
+
+def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """Best-effort 1-based line of a field in TOML text: the section header, then the key inside it."""
+    lines = text.splitlines()
+    start = 0
+    keys = [str(k) for k in loc if not isinstance(k, int)]
+    for depth, key in enumerate(keys):
+        last = depth == len(keys) - 1
+        pattern = re.compile(rf"^\s*{re.escape(key)}\s*=" if last else
+                             rf"^\s*\[\s*([\w.]+\.)?{re.escape(key)}\s*\]|^\s*{re.escape(key)}\s*=")
+        for i in range(start, len(lines)):
+            if pattern.match(lines[i]):
+                start = i
+                break
+        else:
+            return start + 1 if depth else None
+    return start + 1
+
+
+def load_config(path: Path, **overrides: Any) -> TrainConfig:
+    """Read and validate a training config; `overrides` are dotted keys (e.g. `train.max_steps=5`)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
+    except OSError as exc:
+        raise TrainConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise TrainConfigError(f"{path}: {exc}") from None
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    try:
+        config = TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        line = _line_of(text, loc)
+        where = f"{path}:{line}" if line else str(path)
+        field = ".".join(str(k) for k in loc) or "(top level)"
+        raise TrainConfigError(f"{where}: field {field}: {err['msg']}") from None
+    return config.resolve_paths(path.resolve().parent)
+
+
+EXAMPLE_CONFIG = """\
+# nextedit train config (all keys optional except data.train). Paths are relative to this file.
+base_model = "smollm2-135m-instruct"   # embedded default; or an HF folder, or a .gguf file
+output_dir = "runs/student"            # checkpoints/, merged/, adapter/, train.json
+format = "zeta1"                       # student prompt format (nextedit formats)
+method = "lora"                        # "lora" or "full"
+
+[format_options]
+editable_tokens = 350
+context_tokens = 1024
+
+[data]
+train = "train.jsonl"
+eval = "test.jsonl"
+max_length = 1024
+
+[lora]
+r = 16
+alpha = 32
+
+[train]
+learning_rate = 2e-4
+epochs = 1
+batch_size = 4
+gradient_accumulation = 1
+packing = true
+bf16 = "auto"
+eval_steps = 50
+save_steps = 50
+
+[dpo]
+enabled = false                        # preference training on examples with a `rejected` patch
+
+[export]
+merged = true
+adapter = true
+"""

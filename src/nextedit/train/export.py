@@ -1,0 +1,80 @@
+"""Export a trained model: a merged HF folder (what `local:PATH` loads) and the LoRA adapter, each with nextedit.json."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+#: Written into every exported folder: how to prompt the model and where it came from.
+METADATA_FILE = "nextedit.json"
+
+
+def model_metadata(*, format_name: str, format_version: str, format_options: dict[str, Any], base_model: str,
+                   method: str, stop: list[str], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The nextedit.json content of an exported model."""
+    from nextedit import __version__
+
+    return {"format": format_name, "format_version": format_version, "format_options": format_options,
+            "stop": stop, "base_model": base_model, "method": method, "nextedit_version": __version__,
+            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"), **(extra or {})}
+
+
+def read_metadata(model_dir: Path) -> dict[str, Any] | None:
+    """The model folder's nextedit.json, or None when it has none."""
+    path = Path(model_dir) / METADATA_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+
+
+def _atomic_dir(target: Path):
+    """A temp folder beside `target`; `finish(tmp)` swaps it into place (the old export survives a crash)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+
+    def finish() -> Path:
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            target.rename(old)
+        tmp.rename(target)
+        tmp_mode = 0o755
+        target.chmod(tmp_mode)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return target
+
+    return tmp, finish
+
+
+def export_model(model: Any, tokenizer: Any, out_dir: Path, metadata: dict[str, Any], *,
+                 merged: bool = True, adapter: bool = True) -> dict[str, Path]:
+    """Write `out_dir/adapter` (PEFT models only) and `out_dir/merged`; returns the folders written.
+
+    The adapter is saved before merging (merging folds the adapter into the base weights in place).
+    A full fine-tune has no adapter: only `merged` is written.
+    """
+    written: dict[str, Path] = {}
+    is_peft = hasattr(model, "peft_config")
+    if adapter and is_peft:
+        tmp, finish = _atomic_dir(out_dir / "adapter")
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        (tmp / METADATA_FILE).write_text(json.dumps({**metadata, "kind": "adapter"}, indent=2))
+        written["adapter"] = finish()
+    if merged:
+        full = model.merge_and_unload() if is_peft else model
+        tmp, finish = _atomic_dir(out_dir / "merged")
+        full.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+        (tmp / METADATA_FILE).write_text(json.dumps({**metadata, "kind": "merged"}, indent=2))
+        written["merged"] = finish()
+    return written

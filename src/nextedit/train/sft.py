@@ -1,0 +1,271 @@
+"""Supervised fine-tuning of a student (TRL SFTTrainer, loss on the completion only), LoRA or full, then export."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nextedit.train.config import TrainConfig
+from nextedit.train.data import RowStats
+
+CHECKPOINTS = "checkpoints"
+
+
+class TrainError(RuntimeError):
+    """A training run that cannot start or finish (no usable rows, missing packages, ...)."""
+
+
+@dataclass
+class TrainResult:
+    """What a training run wrote and measured (also saved as `output_dir/train.json`)."""
+
+    output_dir: str
+    base_model: str
+    method: str
+    steps: int = 0
+    train_rows: int = 0
+    eval_rows: int = 0
+    train_loss_first: float | None = None
+    train_loss_last: float | None = None
+    eval_loss_before: float | None = None
+    eval_loss_after: float | None = None
+    tokens_seen: int = 0
+    tokens_per_s: float | None = None
+    seconds: float = 0.0
+    bf16: bool = False
+    packing: bool = False
+    resumed_from: str | None = None
+    exported: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    dpo: dict[str, Any] | None = None
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """A short human summary."""
+        out = [f"trained {self.method} on {self.train_rows} rows: {self.steps} steps in {self.seconds:.0f} s"
+               + (f" ({self.tokens_per_s:,.0f} tokens/s)" if self.tokens_per_s else "")]
+        if self.train_loss_first is not None:
+            out.append(f"train loss {self.train_loss_first:.3f} -> {self.train_loss_last:.3f}")
+        if self.eval_loss_before is not None or self.eval_loss_after is not None:
+            before = "n/a" if self.eval_loss_before is None else f"{self.eval_loss_before:.3f}"
+            after = "n/a" if self.eval_loss_after is None else f"{self.eval_loss_after:.3f}"
+            out.append(f"held-out loss {before} -> {after} ({self.eval_rows} rows)")
+        for kind, path in self.exported.items():
+            out.append(f"{kind}: {path}")
+        return out
+
+
+def require_training_packages() -> None:
+    """Raise TrainError naming the pip install when torch/transformers/peft/trl/datasets are missing."""
+    import importlib.util
+
+    missing = [m for m in ("torch", "transformers", "peft", "trl", "datasets", "accelerate")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        raise TrainError(f"training needs {', '.join(missing)}: pip install torch==2.13.0 "
+                         "&& pip install 'nextedit[train]'")
+
+
+def bf16_supported() -> bool:
+    """Whether this machine computes bf16 natively (CUDA with bf16, or a CPU with AVX512-BF16 / AMX)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return bool(torch.cuda.is_bf16_supported())
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:
+        return False
+
+
+def use_bf16(setting: bool | str) -> bool:
+    """Resolve the `bf16` config value ("auto" = where supported)."""
+    return bf16_supported() if setting == "auto" else bool(setting)
+
+
+def _console_callback(console: Any, total_steps_hint: int | None):
+    from transformers import TrainerCallback
+
+    class ConsoleLog(TrainerCallback):
+        """Print one short line per log event."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not logs or console is None:
+                return
+            parts = [f"step {state.global_step}/{state.max_steps or total_steps_hint or '?'}"]
+            for key in ("loss", "eval_loss", "learning_rate"):
+                if key in logs:
+                    parts.append(f"{key} {logs[key]:.4g}")
+            if len(parts) > 1:
+                console.print("  " + "  ".join(parts))
+
+    return ConsoleLog()
+
+
+def load_tokenizer(base_dir: Path) -> Any:
+    """The base model's tokenizer, with a pad token (the EOS token when it has none)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _first_last(history: list[dict[str, Any]], key: str) -> tuple[float | None, float | None]:
+    values = [h[key] for h in history if key in h]
+    return (values[0], values[-1]) if values else (None, None)
+
+
+def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
+    """Run SFT (and DPO when enabled) as configured, export, write train.json; returns the result."""
+    require_training_packages()
+    import warnings
+
+    import datasets
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, PrinterCallback
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTConfig, SFTTrainer
+
+    from nextedit.formats import FormatOptions, get_format
+    from nextedit.train.base_models import resolve_base
+    from nextedit.train.data import sft_rows
+    from nextedit.train.export import export_model, model_metadata
+
+    datasets.disable_progress_bars()
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
+    t0 = time.monotonic()
+    say = console.print if console is not None else (lambda *a, **k: None)
+    out = config.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    base_dir = resolve_base(config.base_model)
+    fmt = get_format(config.format)
+    options = FormatOptions(**config.format_options)
+    tokenizer = load_tokenizer(base_dir)
+    if config.add_special_tokens:
+        if config.method != "full":
+            raise TrainError("add_special_tokens = true needs method = \"full\" (LoRA cannot learn new embeddings)")
+        tokenizer.add_special_tokens({"additional_special_tokens": list(fmt.special_tokens)})
+
+    data = config.data
+    train_rows, train_stats = sft_rows(data.train, fmt, options, tokenizer, max_length=data.max_length,
+                                       limit=data.max_examples)
+    say(train_stats.line("train"))
+    if not train_rows:
+        raise TrainError(f"{data.train}: no usable training rows ({train_stats.line('train')})")
+    eval_rows: list[dict[str, list[int]]] = []
+    eval_stats = RowStats()
+    if data.eval is not None:
+        eval_rows, eval_stats = sft_rows(data.eval, fmt, options, tokenizer, max_length=data.max_length,
+                                         limit=data.max_eval_examples)
+        say(eval_stats.line("held-out"))
+
+    bf16 = use_bf16(config.train.bf16)
+    lora = config.method == "lora"
+    # LoRA trains small fp32 adapters on a frozen base (bf16 base when bf16 is on); a full fine-tune keeps
+    # fp32 master weights and runs the forward pass under bf16 autocast.
+    dtype = torch.bfloat16 if (bf16 and lora) else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype)
+    if config.add_special_tokens:
+        model.resize_token_embeddings(len(tokenizer))
+    peft_config = None
+    if lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
+                                 target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
+    sched = config.train
+    has_eval = bool(eval_rows)
+    args = SFTConfig(
+        output_dir=str(out / CHECKPOINTS),
+        learning_rate=sched.learning_rate,
+        num_train_epochs=sched.epochs,
+        max_steps=sched.max_steps,
+        per_device_train_batch_size=sched.batch_size,
+        per_device_eval_batch_size=sched.batch_size,
+        gradient_accumulation_steps=sched.gradient_accumulation,
+        warmup_steps=sched.warmup_ratio,
+        lr_scheduler_type=sched.lr_scheduler,
+        weight_decay=sched.weight_decay,
+        bf16=bf16,
+        max_length=data.max_length,
+        packing=sched.packing,
+        completion_only_loss=True,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=sched.eval_steps,
+        save_strategy="steps",
+        save_steps=sched.save_steps,
+        save_total_limit=sched.save_total_limit,
+        logging_steps=min(sched.logging_steps, sched.max_steps) if sched.max_steps > 0 else sched.logging_steps,
+        seed=sched.seed,
+        data_seed=sched.seed,
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_pin_memory=False,
+        include_num_input_tokens_seen="non_padding",
+        use_cpu=not torch.cuda.is_available(),
+        **({"gradient_checkpointing": True} if sched.gradient_checkpointing else {}),
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
+                         eval_dataset=Dataset.from_list(eval_rows) if has_eval else None,
+                         processing_class=tokenizer, peft_config=peft_config,
+                         callbacks=[_console_callback(console, None)])
+    trainer.remove_callback(PrinterCallback)  # our ConsoleLog prints the short lines instead
+    checkpoint = get_last_checkpoint(str(out / CHECKPOINTS)) if (config.resume and (out / CHECKPOINTS).is_dir()) \
+        else None
+    result = TrainResult(output_dir=str(out), base_model=str(config.base_model), method=config.method,
+                         train_rows=train_stats.rows, eval_rows=eval_stats.rows, bf16=bf16, packing=sched.packing,
+                         resumed_from=checkpoint,
+                         skipped={f"train {k}": v for k, v in train_stats.skipped.items()}
+                         | {f"eval {k}": v for k, v in eval_stats.skipped.items()})
+    if has_eval and checkpoint is None:
+        result.eval_loss_before = trainer.evaluate().get("eval_loss")
+        say(f"  held-out loss before training: {result.eval_loss_before:.4g}")
+    if checkpoint:
+        say(f"resuming from {checkpoint}")
+    t_train = time.monotonic()
+    output = trainer.train(resume_from_checkpoint=checkpoint)
+    train_seconds = time.monotonic() - t_train
+    trainer.save_model(str(out / CHECKPOINTS / "final"))
+    history = [dict(h) for h in trainer.state.log_history]
+    evals = [h for h in history if "eval_loss" in h]
+    if has_eval:
+        if evals and evals[-1].get("step") == trainer.state.global_step:
+            result.eval_loss_after = evals[-1]["eval_loss"]
+        else:
+            result.eval_loss_after = trainer.evaluate().get("eval_loss")
+            history = [dict(h) for h in trainer.state.log_history]
+    result.log_history = history
+    result.steps = trainer.state.global_step
+    result.train_loss_first, result.train_loss_last = _first_last(history, "loss")
+    result.tokens_seen = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
+    runtime = output.metrics.get("train_runtime") or train_seconds
+    if result.tokens_seen and runtime:
+        result.tokens_per_s = result.tokens_seen / runtime
+
+    model = trainer.model
+    metadata = model_metadata(format_name=fmt.name, format_version=str(fmt.version),
+                              format_options=options.model_dump(), base_model=str(config.base_model),
+                              method=config.method, stop=list(fmt.stop),
+                              extra={"train": {"steps": result.steps, "rows": result.train_rows,
+                                               "eval_loss": result.eval_loss_after, "dpo": bool(result.dpo)}})
+    if config.dpo.enabled:
+        from nextedit.train.dpo import run_dpo
+
+        # The adapter export stays the SFT adapter (relative to the base model); merged/ holds SFT + DPO.
+        written = export_model(model, tokenizer, out, metadata, merged=False, adapter=config.export.adapter)
+        model, result.dpo = run_dpo(config, model, tokenizer, fmt, options, console=console)
+        metadata["train"]["dpo"] = bool(result.dpo and result.dpo.get("rows"))
+        written |= export_model(model, tokenizer, out, metadata, merged=config.export.merged, adapter=False)
+    else:
+        written = export_model(model, tokenizer, out, metadata, merged=config.export.merged,
+                               adapter=config.export.adapter)
+    result.exported = {k: str(v) for k, v in written.items()}
+    result.seconds = time.monotonic() - t0
+    (out / "train.json").write_text(json.dumps(asdict(result), indent=2, default=str))
+    return result

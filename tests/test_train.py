@@ -1,0 +1,139 @@
+"""`nextedit train`: LoRA / full SFT of a random tiny Qwen2 on CPU lowers the loss, exports loadable models,
+resumes from checkpoints, runs DPO on rejected patches, and refuses bad configs with file:line: field."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trl")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from eval_fixtures import dataset
+from tiny_model import build_tiny_model
+
+from nextedit import patch as patchlib
+from nextedit.jsonl import write_examples
+from nextedit.train.config import TrainConfig, TrainConfigError, load_config
+from nextedit.train.sft import train
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("train")
+    build_tiny_model(root / "tiny")
+    write_examples(root / "train.jsonl", dataset(6, 4, 2))
+    write_examples(root / "eval.jsonl", dataset(2, 1, 1))
+    return root
+
+
+def config(root: Path, out: str, **extra) -> TrainConfig:
+    raw = {"base_model": str(root / "tiny"), "output_dir": str(root / out),
+           "data": {"train": str(root / "train.jsonl"), "eval": str(root / "eval.jsonl")},
+           "train": {"max_steps": 5, "batch_size": 2, "learning_rate": 5e-3, "logging_steps": 1, "eval_steps": 5,
+                     "save_steps": 5, "warmup_ratio": 0.0}}
+    for key, value in extra.items():
+        if isinstance(value, dict):
+            raw.setdefault(key, {}).update(value)
+        else:
+            raw[key] = value
+    return TrainConfig.model_validate(raw)
+
+
+def test_lora_five_steps_lower_the_loss_and_export_loadable_models(workdir):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    result = train(config(workdir, "lora"))
+    assert result.steps == 5
+    assert result.train_rows == 12  # the two no-edit examples train on the unchanged region
+    assert result.train_loss_last < result.train_loss_first
+    assert result.eval_loss_after < result.eval_loss_before
+    merged = Path(result.exported["merged"])
+    meta = json.loads((merged / "nextedit.json").read_text())
+    assert meta["format"] == "zeta1" and meta["method"] == "lora" and meta["stop"]
+    model = AutoModelForCausalLM.from_pretrained(str(merged))
+    tok = AutoTokenizer.from_pretrained(str(merged))
+    assert not any("lora" in name for name, _ in model.named_parameters())
+    ids = tok("def order_total(", return_tensors="pt")
+    assert model.generate(**ids, max_new_tokens=3, do_sample=False).shape[1] == ids["input_ids"].shape[1] + 3
+    base = AutoModelForCausalLM.from_pretrained(str(workdir / "tiny"))
+    adapted = PeftModel.from_pretrained(base, result.exported["adapter"])
+    assert any("lora" in name for name, _ in adapted.named_parameters())
+    saved = json.loads((workdir / "lora" / "train.json").read_text())
+    assert saved["steps"] == 5 and saved["tokens_seen"] > 0
+
+
+def test_full_fine_tune_without_packing_exports_only_the_merged_model(workdir):
+    result = train(config(workdir, "full", method="full", train={"max_steps": 3, "packing": False,
+                                                                 "learning_rate": 1e-3}))
+    assert set(result.exported) == {"merged"}
+    assert result.train_loss_last < result.train_loss_first
+    assert not (workdir / "full" / "adapter").exists()
+
+
+def test_a_rerun_resumes_from_the_newest_checkpoint(workdir):
+    first = train(config(workdir, "resume", train={"max_steps": 2, "save_steps": 2}))
+    assert first.resumed_from is None and first.steps == 2
+    second = train(config(workdir, "resume", train={"max_steps": 4, "save_steps": 2}))
+    assert second.resumed_from is not None and second.resumed_from.endswith("checkpoint-2")
+    assert second.steps == 4
+
+
+def test_dpo_on_rejected_patches_runs_after_sft(workdir):
+    examples = dataset(4, 0, 0)
+    for ex in examples:  # the user rejected a prediction that renamed to the wrong name
+        ex.rejected = patchlib.make(ex.snapshot.text, ex.snapshot.text.replace("amount", "count"),
+                                    path=ex.snapshot.path)
+    write_examples(workdir / "dpo.jsonl", examples)
+    cfg = config(workdir, "dpo", data={"train": str(workdir / "dpo.jsonl"), "eval": None},
+                 train={"max_steps": 2}, dpo={"enabled": True, "max_steps": 2, "batch_size": 2})
+    result = train(cfg)
+    assert result.dpo["rows"] == 4 and result.dpo["steps"] == 2
+    meta = json.loads((workdir / "dpo" / "merged" / "nextedit.json").read_text())
+    assert meta["train"]["dpo"] is True
+
+
+def test_config_errors_name_file_line_and_field(tmp_path):
+    bad = tmp_path / "train.toml"
+    bad.write_text('base_model = "x"\n\n[data]\ntrain = "t.jsonl"\n\n[lora]\nalpha = 8\nr = 0\n')
+    with pytest.raises(TrainConfigError, match=r"train\.toml:8: field lora\.r: Input should be greater"):
+        load_config(bad)
+    missing = tmp_path / "m.toml"
+    missing.write_text('[train]\nmax_steps = 3\n')
+    with pytest.raises(TrainConfigError, match=r"m\.toml: field data: Field required"):
+        load_config(missing)
+    broken = tmp_path / "b.toml"
+    broken.write_text("[data\n")
+    with pytest.raises(TrainConfigError, match=r"b\.toml: "):
+        load_config(broken)
+    ok = tmp_path / "ok.toml"
+    ok.write_text('[data]\ntrain = "t.jsonl"\n')
+    cfg = load_config(ok, **{"train.max_steps": 7})
+    assert cfg.data.train == tmp_path / "t.jsonl" and cfg.train.max_steps == 7
+
+
+def test_train_command_end_to_end(workdir, tmp_path):
+    cfg = tmp_path / "t.toml"
+    cfg.write_text(f'base_model = "{workdir / "tiny"}"\noutput_dir = "run"\n[data]\n'
+                   f'train = "{workdir / "train.jsonl"}"\n[train]\nbatch_size = 2\n')
+    run = subprocess.run([sys.executable, "-m", "nextedit", "train", str(cfg), "--max-steps", "2"], check=False,
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "trained lora on 12 rows: 2 steps" in run.stdout
+    assert (tmp_path / "run" / "merged" / "model.safetensors").is_file()
+    example = subprocess.run([sys.executable, "-m", "nextedit", "train", "--example-config"], check=False,
+                             capture_output=True,
+                             text=True, timeout=120)
+    assert "[data]" in example.stdout and tomllib_loads(example.stdout)["method"] == "lora"
+
+
+def tomllib_loads(text: str) -> dict:
+    import tomllib
+
+    return tomllib.loads(text)
