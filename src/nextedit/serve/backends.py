@@ -75,7 +75,13 @@ class Backend:
         self.predictor: Predictor = get_predictor(arm.backend, **options)
         self.model_version = arm.model_version or f"{arm.backend}@v{self.predictor.version}"
         self.delay_s = arm.delay_ms / 1000.0
-        self._async = inspect.iscoroutinefunction(self.predictor.predict)
+        # In-process models (local:PATH) run on the arm's threads with cancellable generation.
+        self._local = self.predictor.scheme == "local" and callable(getattr(self.predictor, "predict_sync", None))
+        if self._local:
+            from nextedit.serve.local_model import make_cancellable
+
+            make_cancellable(self.predictor)  # loads the model now, not on the first request
+        self._async = inspect.iscoroutinefunction(self.predictor.predict) and not self._local
         self._takes_cancel = _accepts(self.predictor.predict, "cancel")
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"arm-{arm.name}")
 
@@ -95,6 +101,11 @@ class Backend:
         started = time.perf_counter()
         if cancel.is_set():
             raise BackendCancelled("cancelled before the backend started")
+        if self._local:
+            from nextedit.serve.local_model import cancel_scope
+
+            with cancel_scope(cancel):
+                return self.predictor.predict_sync(example, samples=1), started - queued_at
         kwargs: dict[str, Any] = {"samples": 1}
         if self._takes_cancel:
             kwargs["cancel"] = cancel
@@ -143,6 +154,12 @@ class Backend:
         Uses the predictor's `complete(prompt, max_tokens=, stop=, temperature=)` (in-process
         models and HTTP upstreams provide one); baselines have none and raise CompletionUnsupported.
         """
+        if self._local:
+            from nextedit.serve.local_model import local_complete
+
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._pool, lambda: local_complete(
+                self.predictor, prompt, max_tokens=max_tokens, stop=stop, temperature=temperature, cancel=cancel))
         fn = getattr(self.predictor, "complete", None)
         if not callable(fn):
             raise CompletionUnsupported(f"arm {self.arm_name!r} (backend {self.spec[0]!r}) cannot complete raw prompts")
