@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from pathlib import Path
 
 import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
@@ -333,3 +334,25 @@ def test_no_edit_target_round_trips() -> None:
         assert fmt.parse(rendered.target, ex).patch == ""
     assert get_format("seed-multi-region").render(ex).target in {
         f"{marker(k)}{marker(k)}<[end▁of▁sentence]>" for k in range(1, 20)}
+
+
+def test_docs_show_what_the_formats_render() -> None:
+    """docs/formats.md shows each format's current output for the ARCHITECTURE.md example (a change in
+    rendering must update the docs, and bump the format's version)."""
+    text = "def restock(item, qty):\n    item.count += amount\n    log(item)\n"
+    diff = ("@@ -1,3 +1,3 @@\n-def restock(item, amount):\n+def restock(item, qty):\n     item.count += amount\n"
+            "     log(item)\n")
+    ex = parse_example({
+        "id": "doc", "expected": [make(text, text.replace("+= amount", "+= qty"), path="inventory/stock.py")],
+        "expected_cursors": [45],
+        "snapshot": {"path": "inventory/stock.py", "text": text, "cursor": 42,
+                     "history": [{"path": "inventory/stock.py", "diff": diff}],
+                     "related": [{"path": "inventory/models.py", "start_line": 10,
+                                  "text": "class Item:\n    count: int\n"}],
+                     "diagnostics": [{"message": "name 'amount' is not defined", "start_line": 1,
+                                      "end_line": 1}]}})
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text()
+    for name in NAMES:
+        rendered = get_format(name).render(ex)
+        assert f"````text\n{rendered.prompt}\n````" in doc, name
+        assert f"````text\n{rendered.target}\n````" in doc, name

@@ -35,7 +35,7 @@ def messages_to_prompt(messages: list[dict[str, str]], tokenizer: Any = None) ->
     template = getattr(tokenizer, "apply_chat_template", None)
     if callable(template) and getattr(tokenizer, "chat_template", None):
         return str(template(messages, tokenize=False, add_generation_prompt=True))
-    parts = [f"### {m['role'].capitalize()}:\n{m['content']}\n" for m in messages]
+    parts = [f"### {m['role'].capitalize()}:\n{m['content'].rstrip(chr(10))}\n" for m in messages]
     return "\n".join(parts) + "\n### Assistant:\n"
 
 
