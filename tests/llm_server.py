@@ -9,7 +9,7 @@ truncated JSON, garbage text), batch endpoints, and a log of every request it re
         ...
         assert server.count("/v1/chat/completions") == 3
 
-Endpoints: OpenAI `POST /v1/chat/completions`, `POST /v1/files`, `GET /v1/files/ID/content`,
+Endpoints: `GET /_stats` (request count, not itself counted); OpenAI `POST /v1/chat/completions`, `POST /v1/files`, `GET /v1/files/ID/content`,
 `POST /v1/batches`, `GET /v1/batches/ID`; Anthropic `POST /v1/messages`,
 `POST /v1/messages/batches`, `GET /v1/messages/batches/ID`, `GET /v1/messages/batches/ID/results`.
 Replies come from the script queue first (shared by both APIs, consumed in arrival order), then
@@ -146,9 +146,7 @@ class LLMServer:
         class Handler(_Handler):
             owner = server
 
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        httpd.daemon_threads = True
-        httpd.request_queue_size = 256
+        httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd = httpd
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
@@ -269,6 +267,13 @@ class LLMServer:
         }
 
 
+class _Server(ThreadingHTTPServer):
+    """A thread per connection; a listen backlog big enough for 64+ clients connecting at once."""
+
+    daemon_threads = True
+    request_queue_size = 512
+
+
 def _path_matches(path: str, pattern: str | None) -> bool:
     if pattern is None:
         return True
@@ -325,6 +330,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         """Batch status, batch results, file content."""
         path = self.path.split("?")[0]
+        if path == "/_stats":  # for benchmarks running the server in another process; not recorded
+            return self._json(200, {"requests": self.owner.count(), "max_active": self.owner.max_active})
         self._record(None)
         if m := re.fullmatch(r"/v1/batches/([\w-]+)", path):
             return self._openai_batch_status(m.group(1))
@@ -536,8 +543,21 @@ class _Handler(BaseHTTPRequestHandler):
                    "application/binary")
 
 
+def main() -> None:
+    """`python tests/llm_server.py [LATENCY_S]`: serve until killed; prints the base URL first."""
+    import sys
+
+    server = LLMServer(latency_s=float(sys.argv[1]) if len(sys.argv) > 1 else 0.0, log_bodies=False).start()
+    print(server.url, flush=True)
+    threading.Event().wait()
+
+
 @pytest.fixture
 def llm_server() -> Iterator[LLMServer]:
     """A started LLMServer, stopped after the test (import it into a test module to use it)."""
     with LLMServer() as server:
         yield server
+
+
+if __name__ == "__main__":
+    main()
