@@ -14,16 +14,16 @@ import pytest
 pytest.importorskip("transformers")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from eval_fixtures import dataset, rename_example  # noqa: E402
-from tiny_model import build_tiny_model  # noqa: E402
+from eval_fixtures import dataset, rename_example
+from tiny_model import build_tiny_model
 
-from nextedit.evaluate.stages import PredictStage  # noqa: E402
-from nextedit.formats import get_format  # noqa: E402
-from nextedit.jsonl import read_examples, write_examples  # noqa: E402
-from nextedit.pipeline.engine import run_stage  # noqa: E402
-from nextedit.predictors import PredictorError, get_predictor  # noqa: E402
-from nextedit.train.config import TrainConfig  # noqa: E402
-from nextedit.train.sft import train  # noqa: E402
+from nextedit.evaluate.stages import PredictStage
+from nextedit.formats import get_format
+from nextedit.jsonl import read_examples, write_examples
+from nextedit.pipeline.engine import run_stage
+from nextedit.predictors import PredictorError, get_predictor
+from nextedit.train.config import TrainConfig
+from nextedit.train.sft import train
 
 
 @pytest.fixture(scope="module")
