@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from lsprotocol import types
-from pytest_lsp import LanguageClient
+from pytest_lsp import LanguageClient, make_test_lsp_client
 
 from nextedit import patch as patchlib
 from nextedit.predictors.baselines import PropagatePredictor
@@ -113,6 +113,8 @@ class StandInServer:
             conn.execute("CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, body TEXT)")
         self.state = StandIn(db)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.state))
+        self.httpd.daemon_threads = True
+        self.httpd.block_on_close = False
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -137,7 +139,7 @@ def capabilities(*, inline: bool = True, encodings: list[str] | None = None) -> 
 async def start_lsp(server_url: str, *args: str, inline: bool = True, root: Path | None = None,
                     options: dict[str, Any] | None = None) -> LanguageClient:
     """`nextedit lsp` as a subprocess, initialized by a pytest-lsp client."""
-    client = LanguageClient()
+    client = make_test_lsp_client()
     await client.start_io(sys.executable, "-m", "nextedit", "lsp", "--server", server_url, "--token", TOKEN,
                           *args)
     await client.initialize_session(types.InitializeParams(

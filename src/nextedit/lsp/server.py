@@ -449,7 +449,7 @@ def build_server(settings: Settings) -> NexteditLanguageServer:
                                 params: types.InlineCompletionParams) -> types.InlineCompletionList:
         empty = types.InlineCompletionList(items=[])
         doc = ls.docs.get(params.text_document.uri)
-        if doc is None:
+        if doc is None or not ls.settings.inline:
             return empty
         cursor = doc.clamped_offset_at(params.position.line, params.position.character)
         try:
