@@ -2,7 +2,7 @@
 
 Metrics (each with a signature stored next to every distance):
 - `levenshtein` (default): normalized Levenshtein distance, edits / max(len(a), len(b)), with
-  rapidfuzz `cdist` (one settled text against all of an example's candidates in one call).
+  rapidfuzz `cpdist` (the settled text paired with each of an example's candidates, one call).
 - `kept_rate`: 1 - F1 of kept rate and recall rate (section 3.4: how much of the candidate's
   change survived in the settled text, and how much of the settled change the candidate made).
 - `delta_chrf`: 1 - deltaChrF(original -> settled, original -> candidate) / 100.
@@ -19,8 +19,19 @@ from rapidfuzz.process import cdist, cpdist
 
 from nextedit import patch as patchlib
 from nextedit.record import Example, Prediction
+from nextedit.settle.fastapply import apply_at_hints, split_keep
 
-__all__ = ["METRICS", "Metric", "candidate_regions", "distances", "pair_distances", "signature"]
+__all__ = [
+    "METRICS",
+    "Metric",
+    "RegionApplier",
+    "candidate_regions",
+    "distances",
+    "matrix_distances",
+    "pair_distances",
+    "region_after_patch",
+    "signature",
+]
 
 Metric = Literal["levenshtein", "kept_rate", "delta_chrf"]
 METRICS: tuple[str, ...] = ("levenshtein", "kept_rate", "delta_chrf")
@@ -41,12 +52,72 @@ def signature(metric: str) -> str:
     raise ValueError(f"unknown distance metric {metric!r} (known: {', '.join(METRICS)})")
 
 
+def _window(text: str, start: int, end: int, margin: int) -> tuple[int, int]:
+    """Character range of the region widened to whole lines plus `margin` lines on each side."""
+    ws = start
+    for _ in range(margin + 1):
+        ws = text.rfind("\n", 0, max(ws - 1, 0)) + 1 if ws > 0 else 0
+    we = end
+    for _ in range(margin + (0 if end == 0 or text[end - 1] == "\n" else 1)):
+        nl = text.find("\n", we)
+        we = len(text) if nl < 0 else nl + 1
+    return ws, we
+
+
+class RegionApplier:
+    """Applies candidate patches to one snapshot and returns the editable region each one leads to.
+
+    `region(patch)` tries, in order: the hunks exactly at their header lines in the region plus
+    `margin` lines of context (`fastapply`), `patch.apply` on that window (less text to index, the
+    same exact-context rules), and `patch.to_region` on the whole text; it raises PatchError like
+    `patch.to_region` when the patch does not apply or edits outside the region. The window is
+    computed once per snapshot, not once per candidate.
+    """
+
+    def __init__(self, text: str, editable: tuple[int, int], *, start_line: int = 0, margin: int = 3) -> None:
+        self.text, self.editable, self.start_line = text, editable, start_line
+        start, end = editable
+        self.ws, self.we = _window(text, start, end, margin)
+        self.window = text[self.ws:self.we]
+        self.lines = split_keep(self.window)
+        self.first_row = start_line + text.count("\n", 0, self.ws)
+        self.prefix, self.suffix = text[self.ws:start], text[end:self.we]
+
+    def _inner(self, new: str) -> str | None:
+        p, s = self.prefix, self.suffix
+        if len(new) >= len(p) + len(s) and new.startswith(p) and new.endswith(s):
+            return new[len(p):len(new) - len(s)]
+        return None
+
+    def region(self, patch: str) -> str:
+        """The editable region once `patch` is applied."""
+        new_lines = apply_at_hints(patch, self.lines, self.first_row)
+        if new_lines is not None:
+            found = self._inner("".join(new_lines))
+            if found is not None:
+                return found
+        if (self.ws, self.we) != (0, len(self.text)):
+            try:
+                found = self._inner(patchlib.apply(patch, self.window, start_line=self.first_row))
+            except patchlib.PatchError:
+                found = None
+            if found is not None:
+                return found
+        return patchlib.to_region(patch, self.text, self.editable, start_line=self.start_line)[1]
+
+
+def region_after_patch(patch: str, text: str, editable: tuple[int, int], *, start_line: int = 0) -> str:
+    """The editable region once `patch` is applied (see `RegionApplier`); raises PatchError."""
+    return RegionApplier(text, editable, start_line=start_line).region(patch)
+
+
 def candidate_regions(example: Example, predictions: Sequence[Prediction]) -> list[str | None]:
     """The editable-region text each prediction leads to; None for a failed sample or a patch that
     does not apply or edits outside the region. An empty patch leaves the region as it is."""
     snap = example.snapshot
     editable = snap.editable or (0, len(snap.text))
     original = snap.text[editable[0]:editable[1]]
+    applier = RegionApplier(snap.text, editable, start_line=snap.start_line)
     out: list[str | None] = []
     for pred in predictions:
         if pred.error is not None or pred.patch is None:
@@ -55,7 +126,7 @@ def candidate_regions(example: Example, predictions: Sequence[Prediction]) -> li
             out.append(original)
         else:
             try:
-                out.append(patchlib.to_region(pred.patch, snap.text, editable, start_line=snap.start_line)[1])
+                out.append(applier.region(pred.patch))
             except patchlib.PatchError:
                 out.append(None)
     return out
@@ -81,8 +152,10 @@ def distances(original: str, settled: str, candidates: Sequence[str], metric: st
     if not candidates:
         return np.zeros(0)
     if metric == "levenshtein":
-        return cdist([settled], list(candidates), scorer=Levenshtein.normalized_distance,
-                     dtype=np.float64, workers=workers)[0]
+        # cpdist (pairwise) rather than cdist (matrix): it strips the common prefix and suffix of each
+        # pair first, which makes near-identical regions ~5x cheaper (bench/settle.py measures both).
+        return cpdist([settled] * len(candidates), list(candidates), scorer=Levenshtein.normalized_distance,
+                      dtype=np.float64, workers=workers)
     if metric == "kept_rate":
         return np.array([_kept_distance(original, settled, c) for c in candidates])
     if metric == "delta_chrf":
@@ -92,6 +165,12 @@ def distances(original: str, settled: str, candidates: Sequence[str], metric: st
 
 def pair_distances(settled: Sequence[str], candidates: Sequence[str], *, workers: int = 1) -> np.ndarray:
     """Normalized Levenshtein distance of each (settled[i], candidates[i]) pair, many examples at once
-    (rapidfuzz `cpdist`): the batch form used when candidates of many examples are scored together."""
+    (rapidfuzz `cpdist`): the batch form for scoring the candidates of many examples together."""
     return cpdist(list(settled), list(candidates), scorer=Levenshtein.normalized_distance,
                   dtype=np.float64, workers=workers)
+
+
+def matrix_distances(settled: str, candidates: Sequence[str], *, workers: int = 1) -> np.ndarray:
+    """The same distances through rapidfuzz `cdist` (1 x N matrix); kept for the benchmark's comparison."""
+    return cdist([settled], list(candidates), scorer=Levenshtein.normalized_distance,
+                 dtype=np.float64, workers=workers)[0]
