@@ -41,6 +41,12 @@ class NullProgress:
         """Nothing to show."""
 
 
+def _llm_cost() -> str:
+    """", $1.23" when nextedit.llm is in use in this process (dollars spent on new requests), else ""."""
+    llm = sys.modules.get("nextedit.llm.client")
+    return f", ${llm.total_spent_usd():.2f}" if llm is not None else ""
+
+
 def _eta(seconds: float) -> str:
     seconds = int(seconds)
     h, rem = divmod(seconds, 3600)
@@ -77,7 +83,7 @@ class PlainProgress:
         else:
             where, eta = f"{done}", ""
         print(f"{self._label}: {where}, {rate:,.0f} ex/s{eta}, cached {cached}, failed {failed}, "
-              f"dropped {dropped}", file=self.stream, flush=True)
+              f"dropped {dropped}{_llm_cost()}", file=self.stream, flush=True)
 
     def stop(self) -> None:
         """Nothing to clean up."""
@@ -107,7 +113,7 @@ class RichProgress:
         """Move the bar."""
         rate = done / max(time.monotonic() - self._t0, 1e-9)
         self._progress.update(self._task, completed=done, cached=cached, failed=failed,
-                              rate=f"{rate:,.0f} ex/s")
+                              rate=f"{rate:,.0f} ex/s{_llm_cost()}")
 
     def stop(self) -> None:
         """Leave the final bar on screen."""
