@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -172,3 +174,37 @@ def apply_lsp_edit(text: str, rng: types.Range, new_text: str) -> str:
         return sum(len(x) + 1 for x in lines[:pos.line]) + chars
 
     return text[:offset(rng.start)] + new_text + text[offset(rng.end):]
+
+
+# The emoji before the edit makes UTF-16 columns differ from Python char offsets on that line.
+TEXT = 'def scale(items, factor):\n    tag = "😀"; return [x * factor for x in items]\n'
+LINE = 1
+
+
+async def wait_for(predicate: Any, timeout_s: float = 15.0) -> Any:
+    """Poll `predicate` until it returns something truthy (or the time is up)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    return predicate()
+
+
+def type_rename(client: LanguageClient, uri: str) -> tuple[str, int, int]:
+    """Rename the first `x` to `item` keystroke by keystroke; return the text, the next version and the
+    cursor's UTF-16 column."""
+    line = TEXT.split("\n")[LINE]
+    col = len(line.split("[", 1)[0]) + 1 + 1  # utf-16 column of `x` (the emoji is 2 units)
+    text = TEXT
+    version = 2
+    client.text_document_did_change(change(uri, version, (LINE, col), (LINE, col + 1), ""))
+    text = text.replace("[x *", "[ *")
+    typed = ""
+    for ch in "item":
+        version += 1
+        client.text_document_did_change(change(uri, version, (LINE, col + len(typed)), (LINE, col + len(typed)), ch))
+        typed += ch
+        text = text.replace(f"[{typed[:-1]} *", f"[{typed} *")
+    return text, version + 1, col + len(typed)

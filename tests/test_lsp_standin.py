@@ -4,43 +4,20 @@ a rename typed in steps, the inline completion that finishes it, accept, shown/a
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 from lsprotocol import types
 
-from tests.lsp_support import StandInServer, apply_lsp_edit, change, start_lsp
-
-# The emoji before the edit makes UTF-16 columns differ from Python char offsets on that line.
-TEXT = 'def scale(items, factor):\n    tag = "😀"; return [x * factor for x in items]\n'
-LINE = 1
-
-
-async def _wait_for(predicate, timeout_s: float = 15.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    return predicate()
-
-
-def _type_rename(client, uri: str) -> tuple[str, int]:
-    """Rename the first `x` to `item` keystroke by keystroke; return the text and the next version."""
-    line = TEXT.split("\n")[LINE]
-    col = len(line.split("[", 1)[0]) + 1 + 1  # utf-16 column of `x` (the emoji is 2 units)
-    text = TEXT
-    version = 2
-    client.text_document_did_change(change(uri, version, (LINE, col), (LINE, col + 1), ""))
-    text = text.replace("[x *", "[ *")
-    typed = ""
-    for ch in "item":
-        version += 1
-        client.text_document_did_change(change(uri, version, (LINE, col + len(typed)), (LINE, col + len(typed)), ch))
-        typed += ch
-        text = text.replace(f"[{typed[:-1]} *", f"[{typed} *")
-    return text, version + 1, col + len(typed)
+from tests.lsp_support import (
+    LINE,
+    TEXT,
+    StandInServer,
+    apply_lsp_edit,
+    change,
+    start_lsp,
+    type_rename,
+    wait_for,
+)
 
 
 def test_rename_inline_completion_accept_and_settle(tmp_path: Path) -> None:
@@ -51,7 +28,7 @@ def test_rename_inline_completion_accept_and_settle(tmp_path: Path) -> None:
             uri = (tmp_path / "scale.py").as_uri()
             client.text_document_did_open(types.DidOpenTextDocumentParams(
                 types.TextDocumentItem(uri=uri, language_id="python", version=1, text=TEXT)))
-            text, version, cursor_col = _type_rename(client, uri)
+            text, version, cursor_col = type_rename(client, uri)
             assert "[item * factor for x in items]" in text
 
             result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
@@ -76,7 +53,7 @@ def test_rename_inline_completion_accept_and_settle(tmp_path: Path) -> None:
             def settled():
                 return [e for e in server.state.events() if e["type"] == "settled" and e["request_id"] == request_id]
 
-            assert await _wait_for(settled)
+            assert await wait_for(settled)
             await client.shutdown_session()
 
             mine = [e for e in server.state.events() if e["request_id"] == request_id]
@@ -132,6 +109,6 @@ def test_code_action_for_edits_away_from_the_cursor(tmp_path: Path) -> None:
             await client.shutdown_session()
             kinds = [(e["type"], e["reason"]) for e in server.state.events()]
             assert ("shown", "code_action") in kinds
-            assert all(e["settled_text"] is None for e in server.state.events())  # no consent given
+            assert all(e["collectable"] is False for e in server.state.events())  # no consent given
 
     asyncio.run(scenario())

@@ -45,7 +45,10 @@ class EventReporter:
 
     def body(self, kind: str, offer: Offer, *, reason: str | None = None, settled_text: str | None = None,
              quiet_s: float | None = None) -> dict[str, Any]:
-        """The /v1/events body for one event about `offer` (settled text only with consent)."""
+        """The /v1/events body for one event about `offer`.
+
+        A settled event carries the settled region's text whatever the consent: the server needs it
+        to compute the kept rate, and stores it only when `collectable` is true (serve contract)."""
         before = after = None
         if kind == "settled":
             before = _syntax_errors(offer.region_before, offer.path)
@@ -58,7 +61,7 @@ class EventReporter:
             "arm": offer.arm,
             "model_version": offer.model_version,
             "reason": reason,
-            "settled_text": settled_text if self.collectable else None,
+            "settled_text": settled_text,
             "quiet_s": quiet_s,
             "collectable": self.collectable,
             "syntax_errors_before": before,
