@@ -16,7 +16,16 @@ import httpx
 import pytest
 from lsprotocol import types
 
-from tests.lsp_support import LINE, TEXT, TOKEN, apply_lsp_edit, change, start_lsp, type_rename, wait_for
+from tests.lsp_support import (
+    LINE,
+    TEXT,
+    TOKEN,
+    apply_lsp_edit,
+    change,
+    start_lsp,
+    type_rename,
+    wait_for,
+)
 
 pytest.importorskip("uvicorn", reason="nextedit serve needs the serve extra")
 pytest.importorskip("fastapi", reason="nextedit serve needs the serve extra")
