@@ -146,3 +146,15 @@ def test_cli_errors_name_the_file(tmp_path: Path) -> None:
     requests.write_text('{"messages": [{"role": "user", "content": "x"}]}\n{"messages": []}\n')
     out = runner.invoke(app, ["batch", "submit", str(requests), "--model", "openai:gpt-4o"])
     assert out.exit_code == 1 and f"{requests}:2: field messages" in out.output
+
+
+def test_close_submits_what_batch_mode_queued(tmp_path: Path) -> None:
+    with LLMServer() as server:
+        client = get_client(f"openai-compatible:{server.openai_url}#m", cache_path=str(tmp_path / "c.sqlite"),
+                            batch_dir=str(tmp_path / "jobs"))
+        assert _queue_all(client, [_req(0), _req(1)]) == 2
+        client.close()  # a stage's close(): the queue becomes a job file instead of being lost
+        (path,) = (tmp_path / "jobs").glob("*.batch.json")
+        job = load_job(path)
+        assert job.status == "submitted" and len(job.requests) == 2
+        assert server.count("/v1/batches") == 1 and server.count("/v1/chat/completions") == 0

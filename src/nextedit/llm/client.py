@@ -131,6 +131,18 @@ class _LoopState:
         self.inflight: dict[str, asyncio.Future[Completion]] = {}
 
 
+def _run_blocking(coro: Any) -> Any:
+    """Run a coroutine to completion from sync code, even when this thread already runs a loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def _estimate_tokens(req: ChatRequest) -> int:
     chars = len(req.system or "") + sum(len(m["content"]) for m in req.messages)
     return chars // 4 + 1
@@ -228,7 +240,20 @@ class LLMClient:
         return paths
 
     def close(self) -> None:
-        """Close the cache connection."""
+        """Batch mode: submit what is still queued (job files in batch_dir). Then close the cache."""
+        if self.queued and self.options.batch_dir is not None:
+            count = len(self.queued)
+
+            async def submit() -> list[Path]:
+                try:
+                    return await self.submit_queued()
+                finally:
+                    await self.aclose()
+
+            paths = _run_blocking(submit())
+            log.warning("submitted %d request(s) as %d batch job(s) in %s: run `nextedit batch collect %s` "
+                        "when they are done, then run again", count, len(paths), self.options.batch_dir,
+                        self.options.batch_dir)
         if self.cache is not None:
             self.cache.close()
 
