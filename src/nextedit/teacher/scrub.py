@@ -27,7 +27,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "PASSWORD": re.compile(  # scheme://user:password@host
         r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"]*:(?P<s>[^\s@'\"/]+)@"),
     "CONNECTION_PASSWORD": re.compile(  # Server=...;Password=...; (ADO/JDBC/ODBC style)
-        r"(?i)(?:^|[;\"'\s])(?:password|pwd)\s*=\s*(?P<s>[^;\"'\s]+)(?=;|[\"']|\s|$)"),
+        r"(?i)(?:^|[;\"'\s])(?:password|pwd)\s*=\s*(?P<s>[^;\"'\s(),]+)(?=;|[\"'])"),
     "ANTHROPIC_KEY": re.compile(r"\b(?P<s>sk-ant-[A-Za-z0-9_\-]{20,})"),
     "OPENAI_KEY": re.compile(r"\b(?P<s>sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{32,})"),
     "GOOGLE_KEY": re.compile(r"\b(?P<s>AIza[0-9A-Za-z_\-]{35})"),
@@ -37,7 +37,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
 
 #: detect-secrets type -> placeholder kind.
 _KINDS = {
-    "AWS Access Key": "AWS_KEY", "Secret Keyword": "PASSWORD", "Private Key": "PRIVATE_KEY",
+    "AWS Access Key": "AWS_KEY", "Secret Keyword": "SECRET", "Private Key": "PRIVATE_KEY",
     "Basic Auth Credentials": "PASSWORD", "GitHub Token": "GITHUB_TOKEN", "GitLab Token": "GITLAB_TOKEN",
     "Slack Token": "SLACK_TOKEN", "Stripe Access Key": "STRIPE_KEY", "JSON Web Token": "JWT",
     "OpenAI Token": "OPENAI_KEY", "Base64 High Entropy String": "HIGH_ENTROPY",
@@ -150,9 +150,22 @@ def _scan_line(line: str, entropy: bool) -> tuple[tuple[int, int, str], ...]:
     return tuple(found)
 
 
+_TOKEN_CHAR = re.compile(r"[A-Za-z0-9_]")
+
+
+def _widen(line: str, s: int, e: int) -> tuple[int, int]:
+    """Grow a span over adjacent token characters: a fixed-length detector regex (GitHub's 36
+    characters) must not leave the tail of a longer token behind."""
+    while s > 0 and _TOKEN_CHAR.match(line[s - 1]) and _TOKEN_CHAR.match(line[s]):
+        s -= 1
+    while e < len(line) and _TOKEN_CHAR.match(line[e]) and _TOKEN_CHAR.match(line[e - 1]):
+        e += 1
+    return s, e
+
+
 def find_secrets(text: str, *, entropy: bool = True) -> list[Finding]:
     """Every secret in `text`, without overlaps: nextedit's patterns win over detect-secrets' named
-    detectors, which win over its high-entropy detectors; then longer spans win."""
+    detectors, then its keyword detector, then its high-entropy detectors; then longer spans win."""
     candidates: list[tuple[int, int, int, str]] = []  # (priority, start, end, kind)
     for kind, rx in PATTERNS.items():
         for m in rx.finditer(text):
@@ -164,7 +177,9 @@ def find_secrets(text: str, *, entropy: bool = True) -> list[Finding]:
         if line.strip() and not _PLACEHOLDER.fullmatch(line.strip()):
             for s, e, kind in _scan_line(line, entropy):
                 if e > s:
-                    candidates.append((2 if kind == "HIGH_ENTROPY" else 1, offset + s, offset + e, kind))
+                    rank = {"SECRET": 2, "HIGH_ENTROPY": 3}.get(kind, 1)
+                    s, e = _widen(line, s, e)
+                    candidates.append((rank, offset + s, offset + e, kind))
         offset += len(line) + 1
     candidates.sort(key=lambda c: (c[0], -(c[2] - c[1]), c[1]))
     taken: list[Finding] = []
