@@ -305,3 +305,35 @@ def test_teacher_predictor_for_nextedit_predict(server, script, tmp_path) -> Non
     preds = asyncio.run(predictor.predict_async(make_example(3), samples=2))
     assert [p.provider for p in preds] == [f"teacher:{provider}"] * 2
     assert all(p.patch and p.error is None for p in preds)
+
+
+def test_nextedit_teacher_command_runs_the_chain(server, script, tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from nextedit.cli import app
+
+    monkeypatch.setenv("NEXTEDIT_CACHE", str(tmp_path / "stage.sqlite"))
+    monkeypatch.setenv("NEXTEDIT_LLM_CACHE", str(tmp_path / "llm.sqlite"))
+    script.set("pkg/mod0.py", "teacher", "revert")
+    script.set("pkg/mod0.py", "repair", "good")
+    script.set("pkg/mod2.py", "teacher", "revert")
+    script.set("pkg/mod2.py", "repair", "revert")
+    inp = tmp_path / "in.jsonl"
+    write_examples(inp, [make_example(i) for i in range(3)])
+    conf = tmp_path / "teacher.toml"
+    conf.write_text('[teacher.client]\nbackoff_s = 0.01\n[repair.client]\nbackoff_s = 0.01\n'
+                    '[checks]\nmax_reversal_ratio = 0.9\n')
+    out = tmp_path / "final.jsonl"
+    provider, _ = spec(server, "openai-compatible")
+    result = CliRunner().invoke(app, ["teacher", str(inp), "-o", str(out), "--provider", provider,
+                                      "--max-rounds", "1", "--max-cost-usd", "1", "--config", str(conf),
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    kept = {ex.id: ex for ex in read_examples(out)}
+    assert sorted(kept) == ["ex0", "ex1"]
+    assert kept["ex0"].distill["target"] == "repair" and kept["ex1"].distill["target"] == "teacher"
+    for name in ("teacher", "checks", "repair"):
+        assert (tmp_path / f"final.{name}.jsonl").exists()
+    assert server.count() == 3 + 2  # three teacher calls, one repair round for each failing example
+    bad = CliRunner().invoke(app, ["teacher", str(inp), "-o", str(out), "--config", str(inp)])
+    assert bad.exit_code == 2

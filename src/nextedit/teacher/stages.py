@@ -34,6 +34,8 @@ class _LLMStage(Stage):
 
     kind = "io"
     _client: LLMClient | None = None
+    #: Dollars spent on new requests by clients already closed (the runner closes the stage at the end).
+    spent_usd: float = 0.0
 
     @property
     def client(self) -> LLMClient:
@@ -43,6 +45,7 @@ class _LLMStage(Stage):
 
     def close(self) -> None:
         if self._client is not None:
+            self.spent_usd += self._client.spent_usd
             self._client.close()
             self._client = None
 

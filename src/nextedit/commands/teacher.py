@@ -1,0 +1,113 @@
+"""`nextedit teacher IN -o OUT`: teacher -> checks -> [judge] -> repair -> distill in one command."""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+def _fail(message: str) -> typer.Exit:
+    print(f"error: {message}", file=sys.stderr)
+    return typer.Exit(2)
+
+
+def _load(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise _fail(f"{path}: {exc}") from None
+    unknown = set(data) - {"teacher", "checks", "judge", "repair", "distill"}
+    if unknown:
+        raise _fail(f"{path}: field {min(unknown)}: unknown table (teacher, checks, judge, repair, distill)")
+    return data
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `teacher` command."""
+
+    @app.command("teacher")
+    def teacher(
+        input: Annotated[Path, typer.Argument(help="Examples (JSONL, .gz ok).")],
+        output: Annotated[Path, typer.Option("-o", "--output", help="Distilled examples (expected = the targets).")],
+        provider: Annotated[str | None, typer.Option("--provider", "-p", help="anthropic:MODEL, openai:MODEL or "
+                                                     "openai-compatible:URL#MODEL.")] = None,
+        samples: Annotated[int | None, typer.Option("--samples", "-n", min=1, help="Teacher samples per example.")] = None,
+        max_rounds: Annotated[int | None, typer.Option("--max-rounds", min=0,
+                                                       help="Repair rounds (0: no repair; default 2).")] = None,
+        max_cost_usd: Annotated[float | None, typer.Option("--max-cost-usd", min=0.0,
+                                                           help="Budget for the whole chain, in dollars.")] = None,
+        judge: Annotated[bool, typer.Option("--judge/--no-judge", help="Run the LLM judge before repair.")] = False,
+        licenses: Annotated[str | None, typer.Option("--licenses", help="Comma-separated allow-list of "
+                                                     "source.license values (others are never sent).")] = None,
+        config: Annotated[Path | None, typer.Option("--config", help="TOML with tables teacher, checks, judge, "
+                                                    "repair, distill (flags win).")] = None,
+        concurrency: Annotated[int | None, typer.Option("--concurrency", "-j", min=1,
+                                                        help="In-flight examples for the LLM stages.")] = None,
+        no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the stage cache.")] = False,
+        progress: Annotated[bool | None, typer.Option("--progress/--no-progress")] = None,
+    ) -> None:
+        """Distil teacher targets: every intermediate file is kept beside OUT (OUT.teacher.jsonl, ...)."""
+        from nextedit.pipeline.engine import RunError, run_stage
+        from nextedit.pipeline.registry import ConfigError, validate_config
+        from nextedit.record import RecordError
+        from nextedit.teacher.stages import (
+            ChecksStage,
+            DistillStage,
+            JudgeStage,
+            RepairStage,
+            TeacherStage,
+        )
+
+        tables = _load(config)
+        llm_flags: dict[str, Any] = {}
+        if provider:
+            llm_flags["provider"] = provider
+        privacy = {"licenses": [x.strip() for x in licenses.split(",") if x.strip()]} if licenses else None
+        checks_cfg = tables.get("checks", {})
+
+        def cfg(name: str, extra: dict[str, Any]) -> dict[str, Any]:
+            data = {**tables.get(name, {}), **extra}
+            if privacy is not None and name in ("teacher", "judge", "repair"):
+                data["privacy"] = {**data.get("privacy", {}), **privacy}
+            if name in ("repair", "distill"):
+                data.setdefault("checks", checks_cfg)
+            return data
+
+        plan: list[tuple[type, dict[str, Any]]] = [
+            (TeacherStage, cfg("teacher", {**llm_flags, **({"samples": samples} if samples else {})})),
+            (ChecksStage, checks_cfg),
+        ]
+        if judge:
+            plan.append((JudgeStage, cfg("judge", llm_flags)))
+        if max_rounds != 0:
+            plan.append((RepairStage, cfg("repair", {**llm_flags, **({"max_rounds": max_rounds}
+                                                                      if max_rounds else {})})))
+        plan.append((DistillStage, cfg("distill", {})))
+
+        spent = 0.0
+        current = input
+        for i, (cls, data) in enumerate(plan):
+            last = i == len(plan) - 1
+            out = output if last else output.with_name(f"{output.stem}.{cls.name}{output.suffix or '.jsonl'}")
+            if max_cost_usd is not None and cls.kind == "io":
+                data = {**data, "max_cost_usd": max(max_cost_usd - spent, 0.0)}
+            try:
+                stage = cls(validate_config(cls, data, where=f"{config or 'flags'} [{cls.name}]"))
+                summary = run_stage(stage, current, out, concurrency=concurrency if cls.kind == "io" else None,
+                                    cache=not no_cache, progress=progress)
+            except (ConfigError, RunError, RecordError, ValueError) as exc:
+                raise _fail(str(exc)) from None
+            stage.close()  # the runner closed it already; closing again is harmless
+            spent += getattr(stage, "spent_usd", 0.0)
+            for line in summary.lines():
+                print(line, file=sys.stderr)
+            current = out
+        if spent:
+            print(f"teacher chain: spent ${spent:.4f} on new requests", file=sys.stderr)
