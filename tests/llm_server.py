@@ -121,11 +121,13 @@ class LLMServer:
     """Threaded stdlib HTTP server; start with `with LLMServer() as s:` or `.start()`/`.stop()`."""
 
     def __init__(self, responder: Callable[[str, dict], str | Fault] | None = None, *,
-                 latency_s: float = 0.0, batch_polls_until_done: int = 1, log_bodies: bool = True):
+                 latency_s: float = 0.0, batch_polls_until_done: int = 1, log_bodies: bool = True,
+                 ignore_n: bool = False):
         self.responder = responder or default_responder
         self.latency_s = latency_s
         self.batch_polls_until_done = batch_polls_until_done
         self.log_bodies = log_bodies
+        self.ignore_n = ignore_n  # answer one choice whatever `n` asks (like servers without `n`)
         self.received: list[Received] = []
         self.active = 0  # completion requests being handled right now
         self.max_active = 0  # the most handled at once
@@ -412,7 +414,7 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.owner
         if api == "anthropic":
             return owner.anthropic_message(body, text)
-        n = int(body.get("n") or 1)
+        n = 1 if owner.ignore_n else int(body.get("n") or 1)
         texts = [text] + [owner.responder(api, body) for _ in range(n - 1)]
         return owner.openai_completion(body, [t if isinstance(t, str) else "" for t in texts])
 

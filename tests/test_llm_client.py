@@ -157,6 +157,14 @@ def test_n_samples_native_and_parallel(server: LLMServer, tmp_path: Path) -> Non
     assert completion.finish_reasons == ["end_turn"] * 3
 
 
+def test_server_ignoring_n_still_gives_n_samples(tmp_path: Path) -> None:
+    with LLMServer(ignore_n=True) as server:
+        client = get_client(f"openai-compatible:{server.openai_url}#m", cache_path=str(tmp_path / "c.sqlite"))
+        completion = _run(client.complete(_req(n=3, temperature=1.0)))
+        assert len(completion.texts) == 3
+        assert [r.body.get("n") for r in server.requests("/v1/chat/completions")] == [3, None, None]
+
+
 def test_parameters_and_provider_key_the_cache(server: LLMServer, tmp_path: Path) -> None:
     client = _client(server, "openai-compatible", tmp_path)
     _run(client.complete(_req()))

@@ -310,6 +310,10 @@ class LLMClient:
         t0 = time.monotonic()
         if req.n == 1 or self.provider.supports_n:
             results = [await self._call_with_retries(req, model)]
+            missing = req.n - len(results[0].texts)
+            if missing > 0:  # a server that ignores `n`: ask for the rest one by one, in parallel
+                one = req.model_copy(update={"n": 1})
+                results += await asyncio.gather(*(self._call_with_retries(one, model) for _ in range(missing)))
         else:
             one = req.model_copy(update={"n": 1})
             results = list(await asyncio.gather(*(self._call_with_retries(one, model) for _ in range(req.n))))
