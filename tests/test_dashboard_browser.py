@@ -42,9 +42,10 @@ def test_dashboard_numbers_match_the_store(tmp_path):
                     client.post("/v1/events", json={"type": "settled", "request_id": body["request_id"],
                                                     "settled_text": TEXT.replace("amount", "qty")})
         conn = sqlite3.connect(db)
+        union = "(SELECT arm, type, user_id FROM events UNION ALL SELECT arm, type, user_id FROM telemetry)"
         counts = {(arm, kind): n for arm, kind, n in conn.execute(
-            "SELECT arm, type, COUNT(*) FROM events GROUP BY arm, type")}
-        users = dict(conn.execute("SELECT arm, COUNT(DISTINCT user_id) FROM events GROUP BY arm"))
+            f"SELECT arm, type, COUNT(*) FROM {union} GROUP BY arm, type")}
+        users = dict(conn.execute(f"SELECT arm, COUNT(DISTINCT user_id) FROM {union} GROUP BY arm"))
         conn.close()
 
         with playwright_api.sync_playwright() as pw:

@@ -111,11 +111,14 @@ def test_events_are_durable_before_ack_and_kept_rate_is_computed(propagate_serve
     want = kept_rate(TEXT, TEXT.replace("amount", "qty"), settled)
     assert kept["kept_rate"] == pytest.approx(want.kept_rate, abs=1e-6)
     assert kept["candidate_bytes"] == want.candidate_new_chars + want.candidate_deleted_chars
-    payload = orjson.loads(rows(db, "SELECT payload FROM events WHERE id = ?", resp.json()["event_id"])[0][0])
+    # Not collectable: the settled event goes to telemetry without its text, no code is stored anywhere.
+    assert resp.json()["table"] == "telemetry"
+    payload = orjson.loads(rows(db, "SELECT payload FROM telemetry WHERE id = ?", resp.json()["event_id"])[0][0])
     assert payload["kept"]["kept_rate"] == kept["kept_rate"]
-    # Not collectable: the settled text is not stored, neither is any code of the prediction.
-    assert payload["settled_text"] is None
-    all_payloads = " ".join(r[0] for r in rows(db, "SELECT payload FROM events"))
+    assert "settled_text" not in payload
+    assert rows(db, "SELECT COUNT(*) FROM requests") == [(0,)]
+    all_payloads = " ".join(r[0] for t in ("requests", "events", "telemetry")
+                            for r in rows(db, f"SELECT payload FROM {t}"))
     assert "sum(" not in all_payloads and "qty" not in all_payloads
 
 
@@ -123,12 +126,14 @@ def test_collectable_requests_store_code_for_training(propagate_server):
     _, client, db = propagate_server
     rid = predict(client, collectable=True).json()["request_id"]
     settled = TEXT.replace("amount", "qty")
-    wait_rows(db, "SELECT id FROM events WHERE request_id = ?", rid)
+    wait_rows(db, "SELECT id FROM requests WHERE request_id = ?", rid)
     client.post("/v1/events", json={"type": "settled", "request_id": rid, "settled_text": settled,
                                     "collectable": True})
-    (pred,) = [orjson.loads(r[0]) for r in rows(db, "SELECT payload FROM events WHERE request_id = ? AND "
-                                                       "type = 'predicted'", rid)]
-    assert pred["snapshot"]["text"] == TEXT and pred["region_after"] == settled
+    (pred,) = [orjson.loads(r[0]) for r in rows(db, "SELECT payload FROM telemetry WHERE request_id = ?", rid)]
+    assert pred["type"] == "predicted" and pred["snapshot"]["text"] == TEXT and pred["region_after"] == settled
+    (req,) = [orjson.loads(r[0]) for r in rows(db, "SELECT payload FROM requests WHERE request_id = ?", rid)]
+    assert req["type"] == "request" and req["snapshot"]["text"] == TEXT
+    assert patchlib.apply(req["prediction"]["patch"], TEXT) == settled
     (sett,) = [orjson.loads(r[0]) for r in rows(db, "SELECT payload FROM events WHERE request_id = ? AND "
                                                        "type = 'settled'", rid)]
     assert sett["settled_text"] == settled and sett["kept"]["kept_rate"] == 1.0
@@ -168,7 +173,7 @@ def test_malformed_requests_get_4xx_with_a_message(propagate_server):
     assert no_text.status_code == 422 and "settled_text" in no_text.json()["error"]
     huge = predict(client, snapshot={**SNAPSHOT, "text": "x" * 2_000_000, "cursor": 0, "editable": None})
     assert huge.status_code == 413 and "limit" in huge.json()["error"]
-    assert rows(db, "SELECT COUNT(*) FROM events WHERE type != 'predicted'") == [(0,)]
+    assert rows(db, "SELECT COUNT(*) FROM events") == [(0,)]
 
 
 def test_metrics_count_requests_by_arm_and_outcome(propagate_server):
@@ -225,7 +230,7 @@ def test_deadline_answers_timeout_and_stops_the_backend(tmp_path):
         while not SleepPredictor.calls[0]["cancelled"] and time.monotonic() < deadline:
             time.sleep(0.01)
         assert SleepPredictor.calls[0]["cancelled"] and not SleepPredictor.calls[0]["finished"]
-        logged = wait_rows(tmp_path / "events.db", "SELECT json_extract(payload, '$.outcome') FROM events")
+        logged = wait_rows(tmp_path / "events.db", "SELECT json_extract(payload, '$.outcome') FROM telemetry")
         assert logged == [("timeout",)]
 
 
@@ -237,3 +242,31 @@ def test_backend_error_is_an_answer_with_a_reason(tmp_path):
         resp = predict(client, snapshot=snap)
         assert resp.status_code == 200 and resp.json()["reason"] == "empty"
         assert server.state.metrics.requests.labels("bad", "empty")._value.get() == 1
+
+
+def test_import_traces_reads_the_store_back_into_examples(propagate_server, tmp_path):
+    from typer.testing import CliRunner
+
+    from nextedit.cli import app
+    from nextedit.jsonl import read_examples
+
+    _, client, db = propagate_server
+    settled = TEXT.replace("amount", "qty").replace("print(qty)", "print(qty, items)")
+    ids = []
+    for collectable in (True, False, True):
+        rid = predict(client, collectable=collectable, open_source=True).json()["request_id"]
+        ids.append(rid)
+        for kind in ("shown", "accepted"):
+            client.post("/v1/events", json={"type": kind, "request_id": rid})
+        client.post("/v1/events", json={"type": "settled", "request_id": rid, "settled_text": settled,
+                                        "collectable": collectable, "quiet_s": 10})
+    wait_rows(db, "SELECT id FROM requests", n=2)
+    out = tmp_path / "traces.jsonl"
+    result = CliRunner().invoke(app, ["import", "traces", str(db), "-o", str(out), "--require-consent"])
+    assert result.exit_code == 0, result.output
+    examples = list(read_examples(out))
+    assert sorted(e.id for e in examples) == sorted(f"trace-{r}" for r in (ids[0], ids[2]))
+    for ex in examples:
+        assert ex.settled.text == settled and ex.snapshot.text == TEXT
+        assert patchlib.apply(ex.expected[0], TEXT) == settled
+        assert ex.trace["accepted"] and ex.trace["arm"] == "prop"  # type: ignore[attr-defined]

@@ -120,7 +120,7 @@ def test_shadow_arm_is_logged_but_never_returned(tmp_path):
         deadline = time.monotonic() + 10
         while True:
             conn = sqlite3.connect(db)
-            shadow_rows = conn.execute("SELECT payload FROM events WHERE type = 'shadow'").fetchall()
+            shadow_rows = conn.execute("SELECT payload FROM telemetry WHERE type = 'shadow'").fetchall()
             conn.close()
             if len(shadow_rows) >= len(answers) or time.monotonic() > deadline:
                 break

@@ -85,7 +85,7 @@ def fill_store(path, users_per_arm: dict[str, tuple[int, float]], seed: int = 3)
                 rid += 1
                 common = {"request_id": f"r{rid}", "user_id": f"{arm}-u{u}", "arm": arm, "model_version": f"{arm}@1"}
                 store.submit({"type": "predicted", "outcome": "ok", "total_ms": float(rng.integers(20, 200)),
-                              "input_tokens": 100, "output_tokens": 10, **common})
+                              "input_tokens": 100, "output_tokens": 10, **common}, "telemetry")
                 store.submit({"type": "shown", **common})
                 t["shown"] += 1
                 if rng.random() < p_accept:

@@ -54,8 +54,12 @@ class PredictRequest(BaseModel):
     client_id: str = Field(min_length=1, max_length=256)
     user_id: str = Field(min_length=1, max_length=256)
     arm: str | None = None
-    #: The client may store code from this request (user consent and an open-source repository).
+    #: The client may store code from this request (the user consented and the repository is open source).
     collectable: bool = False
+    open_source: bool = False
+    #: Document offset of snapshot.text[0], and {repo, revision, license}: kept with collectable requests.
+    document_offset: int = Field(default=0, ge=0)
+    source: dict[str, Any] | None = None
     trigger: str | None = Field(default=None, max_length=64)
 
 
@@ -327,6 +331,18 @@ def _predicted_event(state: ServerState, req: PredictRequest, request_id: str, a
     return event
 
 
+def _request_trace(req: PredictRequest, event: dict[str, Any], prediction: dict[str, Any] | None) -> dict[str, Any]:
+    """The collectable request in the trace format of docs/traces.md (read by `nextedit import traces`)."""
+    keys = ("at", "request_id", "client_id", "user_id", "arm", "model_version", "reason", "collectable", "trigger")
+    trace = {k: event.get(k) for k in keys}
+    trace.update(type="request", snapshot=req.snapshot.model_dump(mode="json"), open_source=req.open_source,
+                 prediction=None if prediction is None else {"patch": prediction["patch"], "cursor": prediction["cursor"]},
+                 document_offset=req.document_offset)
+    if req.source:
+        trace["source"] = req.source
+    return trace
+
+
 def _record_metrics(state: ServerState, arm: str, reason: str | None, timing: dict[str, float],
                     result: BackendResult | None) -> None:
     m = state.metrics
@@ -362,7 +378,7 @@ async def _run_shadow(state: ServerState, req: PredictRequest, request_id: str, 
     shadow_after = prediction["_after"] if prediction else None
     event["agrees_with_live"] = live_after == shadow_after
     state.metrics.shadow.labels(arm.name, reason or "ok").inc()
-    await asyncio.to_thread(state.store.submit, event)
+    await asyncio.to_thread(state.store.submit, event, "telemetry")
 
 
 async def handle_predict(state: ServerState, request: Request) -> Response:
@@ -420,8 +436,15 @@ async def handle_predict(state: ServerState, request: Request) -> Response:
         "reason": reason, "detail": detail, "timing": timing,
         "tokens": {"input": result.input_tokens if result else 0, "output": result.output_tokens if result else 0},
     }
-    event = _predicted_event(state, req, request_id, arm, backend.model_version, reason, detail, prediction, result, timing)
-    return _json(body, background=BackgroundTask(state.store.submit, event))
+
+    def log_prediction() -> None:  # after the response is sent: the log is not on the latency path
+        event = _predicted_event(state, req, request_id, arm, backend.model_version, reason, detail,
+                                 prediction, result, timing)
+        state.store.submit(event, "telemetry")
+        if req.collectable:
+            state.store.submit(_request_trace(req, event, prediction), "requests")
+
+    return _json(body, background=BackgroundTask(log_prediction))
 
 
 def _kept(info: dict[str, Any] | None, settled_text: str) -> dict[str, Any] | None:
@@ -438,7 +461,7 @@ def _kept(info: dict[str, Any] | None, settled_text: str) -> dict[str, Any] | No
 
 
 def _lookup_stored(state: ServerState, request_id: str) -> dict[str, Any] | None:
-    rows = state.store.by_request(request_id, "predicted")
+    rows = state.store.by_request(request_id, "telemetry", "predicted")
     if not rows:
         return None
     p = rows[-1].payload
@@ -469,11 +492,14 @@ async def handle_event(state: ServerState, request: Request) -> Response:
     if ev.type == "settled":
         payload["kept"] = await asyncio.to_thread(_kept, info, ev.settled_text or "")
         payload["settled_chars"] = len(ev.settled_text or "")
-    if not ev.collectable:
-        payload["settled_text"] = None
-    event_id = await state.store.append(payload)
+    table = "events"
+    if ev.type == "settled" and not ev.collectable:
+        payload["settled_text"] = None  # no code without consent; the kept rate is all the server keeps
+        table = "telemetry"
+    payload = {k: v for k, v in payload.items() if v is not None or k in ("reason", "arm", "model_version")}
+    event_id = await state.store.append(payload, table)
     state.metrics.events.labels(ev.type, payload.get("arm") or "unknown").inc()
-    out: dict[str, Any] = {"ok": True, "event_id": event_id, "arm": payload.get("arm"),
+    out: dict[str, Any] = {"ok": True, "event_id": event_id, "table": table, "arm": payload.get("arm"),
                            "model_version": payload.get("model_version")}
     if ev.type == "settled":
         out["kept"] = payload["kept"]

@@ -3,6 +3,13 @@
 SQLite in WAL mode with synchronous=FULL is the embedded default; PostgreSQL (psycopg) by URL.
 One writer thread batches whatever is queued into one transaction (group commit), so a burst of
 events costs one fsync, and a caller awaiting `append` is answered only after the commit.
+
+Three tables with the same columns and a JSON `payload` (docs/serving.md):
+- `requests`: collectable predict requests in the trace format of docs/traces.md (snapshot,
+  prediction, reason, ...), which `nextedit import traces` turns into training examples;
+- `events`: shown / accepted / rejected events, and settled events that may keep their text;
+- `telemetry`: what only the server's reports read: one row per live or shadow prediction
+  (timings, tokens, outcome; code only when collectable) and settled events without their text.
 """
 
 from __future__ import annotations
@@ -21,10 +28,11 @@ from typing import Any
 import orjson
 
 COLUMNS = ("at", "type", "request_id", "user_id", "client_id", "arm", "model_version")
+TABLES = ("requests", "events", "telemetry")
 
-_SQLITE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
+_TABLE = """
+CREATE TABLE IF NOT EXISTS {table} (
+  id {id_type} PRIMARY KEY{autoincrement},
   at TEXT NOT NULL,
   type TEXT NOT NULL,
   request_id TEXT,
@@ -34,25 +42,11 @@ CREATE TABLE IF NOT EXISTS events (
   model_version TEXT,
   payload TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_at ON events(at);
-CREATE INDEX IF NOT EXISTS events_request ON events(request_id);
+CREATE INDEX IF NOT EXISTS {table}_at ON {table}(at);
+CREATE INDEX IF NOT EXISTS {table}_request ON {table}(request_id);
 """
-
-_PG_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-  id BIGSERIAL PRIMARY KEY,
-  at TEXT NOT NULL,
-  type TEXT NOT NULL,
-  request_id TEXT,
-  user_id TEXT,
-  client_id TEXT,
-  arm TEXT,
-  model_version TEXT,
-  payload TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_at ON events(at);
-CREATE INDEX IF NOT EXISTS events_request ON events(request_id);
-"""
+_SQLITE_SCHEMA = "".join(_TABLE.format(table=t, id_type="INTEGER", autoincrement=" AUTOINCREMENT") for t in TABLES)
+_PG_SCHEMA = "".join(_TABLE.format(table=t, id_type="BIGSERIAL", autoincrement="") for t in TABLES)
 
 
 class StoreError(RuntimeError):
@@ -85,7 +79,7 @@ class EventStore:
     placeholder = "?"
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[dict[str, Any], concurrent.futures.Future[int]] | _Closed] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, dict[str, Any], concurrent.futures.Future[int]] | _Closed] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
         self.url = ""
@@ -94,7 +88,7 @@ class EventStore:
     def _connect(self) -> Any:
         raise NotImplementedError
 
-    def _insert(self, conn: Any, rows: list[tuple[Any, ...]]) -> list[int]:
+    def _insert(self, conn: Any, rows: list[tuple[str, tuple[Any, ...]]]) -> list[int]:
         raise NotImplementedError
 
     # -- writing -----------------------------------------------------------------------------
@@ -130,14 +124,14 @@ class EventStore:
                         closing = True
                         break
                     batch.append(nxt)
-                rows = [_row(event) for event, _ in batch]
+                rows = [(table, _row(event)) for table, event, _ in batch]
                 try:
                     ids = self._insert(conn, rows)
                 except Exception as exc:  # noqa: BLE001 - every waiter gets the error
-                    for _, fut in batch:
+                    for _, _, fut in batch:
                         fut.set_exception(StoreError(f"event store {self.url}: write failed: {exc}"))
                 else:
-                    for (_, fut), row_id in zip(batch, ids, strict=True):
+                    for (_, _, fut), row_id in zip(batch, ids, strict=True):
                         fut.set_result(row_id)
                 if closing:
                     return
@@ -145,22 +139,24 @@ class EventStore:
             conn.close()
             self._stopped.set()
 
-    def submit(self, event: dict[str, Any]) -> concurrent.futures.Future[int]:
-        """Queue an event; the future resolves to its id once committed (durable)."""
+    def submit(self, event: dict[str, Any], table: str = "events") -> concurrent.futures.Future[int]:
+        """Queue an event for `table`; the future resolves to its row id once committed (durable)."""
+        if table not in TABLES:
+            raise StoreError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
         if self._thread is None:
             self.start()
         fut: concurrent.futures.Future[int] = concurrent.futures.Future()
         event.setdefault("at", utc_now())
-        self._queue.put((event, fut))
+        self._queue.put((table, event, fut))
         return fut
 
-    async def append(self, event: dict[str, Any]) -> int:
-        """Store an event and return its id once it is durable (committed and synced)."""
-        return await asyncio.wrap_future(self.submit(event))
+    async def append(self, event: dict[str, Any], table: str = "events") -> int:
+        """Store an event and return its row id once it is durable (committed and synced)."""
+        return await asyncio.wrap_future(self.submit(event, table))
 
-    def append_sync(self, event: dict[str, Any]) -> int:
+    def append_sync(self, event: dict[str, Any], table: str = "events") -> int:
         """`append` for synchronous callers."""
-        return self.submit(event).result()
+        return self.submit(event, table).result()
 
     def close(self) -> None:
         """Flush what is queued and stop the writer thread."""
@@ -174,35 +170,40 @@ class EventStore:
         raise NotImplementedError
 
     def events(self, *, since: str | None = None, types: tuple[str, ...] | None = None,
-               after_id: int = 0) -> Iterator[StoredEvent]:
-        """Stored events in id order, optionally from time `since` (ISO) and of some types only."""
+               tables: tuple[str, ...] = TABLES) -> Iterator[StoredEvent]:
+        """Stored rows of `tables` (each in id order), optionally from time `since` (ISO) and of some types."""
         p = self.placeholder
-        where, params = [f"id > {p}"], [after_id]
+        where, params = ["1 = 1"], []
         if since:
             where.append(f"at >= {p}")
             params.append(since)
         if types:
             where.append(f"type IN ({', '.join([p] * len(types))})")
             params.extend(types)
-        sql = f"SELECT id, payload FROM events WHERE {' AND '.join(where)} ORDER BY id"
-        for row_id, payload in self._select(sql, tuple(params)):
-            data = orjson.loads(payload)
-            data["event_id"] = row_id
-            yield StoredEvent(row_id, data)
+        for table in tables:
+            sql = f"SELECT id, payload FROM {table} WHERE {' AND '.join(where)} ORDER BY id"
+            for row_id, payload in self._select(sql, tuple(params)):
+                data = orjson.loads(payload)
+                data["event_id"] = row_id
+                yield StoredEvent(row_id, data)
 
-    def by_request(self, request_id: str, type_: str | None = None) -> list[StoredEvent]:
-        """Events of one request (optionally of one type), in id order."""
+    def by_request(self, request_id: str, table: str = "telemetry", type_: str | None = None) -> list[StoredEvent]:
+        """Rows of one request in one table (optionally of one type), in id order."""
+        if table not in TABLES:
+            raise StoreError(f"unknown table {table!r}")
         p = self.placeholder
-        sql = f"SELECT id, payload FROM events WHERE request_id = {p}"
+        sql = f"SELECT id, payload FROM {table} WHERE request_id = {p}"
         params: tuple[Any, ...] = (request_id,)
         if type_:
             sql += f" AND type = {p}"
             params += (type_,)
         return [StoredEvent(i, orjson.loads(pl)) for i, pl in self._select(sql + " ORDER BY id", params)]
 
-    def count(self) -> int:
-        """How many events are stored."""
-        return int(self._select("SELECT COUNT(*) FROM events", ())[0][0])
+    def count(self, table: str = "events") -> int:
+        """How many rows `table` holds."""
+        if table not in TABLES:
+            raise StoreError(f"unknown table {table!r}")
+        return int(self._select(f"SELECT COUNT(*) FROM {table}", ())[0][0])
 
 
 def _row(event: dict[str, Any]) -> tuple[Any, ...]:
@@ -233,13 +234,13 @@ class SQLiteStore(EventStore):
     def _connect(self) -> sqlite3.Connection:
         return self._open()
 
-    def _insert(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[int]:
+    def _insert(self, conn: sqlite3.Connection, rows: list[tuple[str, tuple[Any, ...]]]) -> list[int]:
         ids = []
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for row in rows:
+            for table, row in rows:
                 cur = conn.execute(
-                    "INSERT INTO events (at, type, request_id, user_id, client_id, arm, model_version, payload) "
+                    f"INSERT INTO {table} (at, type, request_id, user_id, client_id, arm, model_version, payload) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
                 ids.append(int(cur.lastrowid or 0))
             conn.execute("COMMIT")
@@ -281,12 +282,12 @@ class PostgresStore(EventStore):
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to {self.url.split('@')[-1]}: {exc}") from None
 
-    def _insert(self, conn: Any, rows: list[tuple[Any, ...]]) -> list[int]:
+    def _insert(self, conn: Any, rows: list[tuple[str, tuple[Any, ...]]]) -> list[int]:
         ids = []
         with conn.cursor() as cur:
-            for row in rows:
+            for table, row in rows:
                 cur.execute(
-                    "INSERT INTO events (at, type, request_id, user_id, client_id, arm, model_version, payload) "
+                    f"INSERT INTO {table} (at, type, request_id, user_id, client_id, arm, model_version, payload) "
                     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id", row)
                 ids.append(int(cur.fetchone()[0]))
         conn.commit()

@@ -1,0 +1,310 @@
+"""Benchmark `nextedit serve`: overhead over the raw backend, prompt lookup on SmolLM2, load + kill -9.
+
+    python bench/serve.py [--parts overhead,lookup,load] [--load-seconds 60] [--editors 200]
+
+(1) overhead: the same snapshot through the propagate predictor called directly (baseline) and
+    through the server (subprocess on 127.0.0.1, 50 concurrent clients): p50/p99 of both.
+(2) lookup: end-to-end /v1/predict latency with SmolLM2-135M on CPU, prompt lookup on vs off.
+(3) load: N concurrent simulated editors (predict -> shown -> accepted/rejected -> settled) for S
+    seconds: 5xx count; then kill -9 the server while they keep sending events and count
+    acknowledged events missing from the store (target 0).
+Appends a section to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "bench-key"
+TEXT = ("def order_total(items, qty):\n    total = 0\n    for item in items:\n"
+        "        total += item.price * amount\n    return total * amount\n\n\nprint(order_total([], amount))\n")
+SNAP = {"path": "shop/cart.py", "text": TEXT, "cursor": 22,
+        "history": [{"path": "shop/cart.py", "diff": "@@ -1,2 +1,2 @@\n-def order_total(items, amount):\n"
+                                                      "+def order_total(items, qty):\n     total = 0\n"}]}
+
+
+def write_config(path: Path, store: Path, arms: list[dict], deadline_ms: float = 300) -> None:
+    import json
+
+    lines = [f"deadline_ms = {deadline_ms}", f'store = "{store}"', "[auth]", f'api_keys = ["{KEY}"]',
+             'admin_token = "bench-admin"']
+    for arm in arms:
+        lines.append("[[arms]]")
+        for k, v in arm.items():
+            if isinstance(v, dict):
+                v = "{" + ", ".join(f"{kk} = {json.dumps(vv)}" for kk, vv in v.items()) + "}"
+                lines.append(f"{k} = {v}")
+            else:
+                lines.append(f"{k} = {json.dumps(v)}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+class Server:
+    """`nextedit serve` in a subprocess on a free port."""
+
+    def __init__(self, config: Path) -> None:
+        from nextedit.serve.testing import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        self.proc = subprocess.Popen([str(ROOT / ".venv/bin/nextedit"), "serve", str(config), "--port",
+                                      str(self.port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start: {self.proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.1)
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+# -- (1) overhead -------------------------------------------------------------------------------
+def bench_overhead(tmp: Path, clients: int = 50, per_client: int = 40) -> list[tuple[str, str]]:
+    from nextedit.predictors import get_predictor
+    from nextedit.record import Example
+
+    predictor = get_predictor("propagate")
+    example = Example(id="x", snapshot=SNAP)
+    raw = []
+    for _ in range(clients * per_client // 4):
+        t = time.perf_counter()
+        predictor.predict(example)
+        raw.append((time.perf_counter() - t) * 1000)
+    cfg = tmp / "overhead.toml"
+    write_config(cfg, tmp / "overhead.db", [{"name": "prop", "backend": "propagate", "share": 1.0}])
+    server = Server(cfg)
+    lat: list[float] = []
+    server_total: list[float] = []
+    handler_overhead: list[float] = []
+    reasons: dict[str, int] = {}
+
+    async def client(i: int, http: httpx.AsyncClient) -> None:
+        for k in range(per_client):
+            t = time.perf_counter()
+            r = await http.post("/v1/predict", json={"snapshot": SNAP, "client_id": f"c{i}-{k}", "user_id": f"u{i}"})
+            lat.append((time.perf_counter() - t) * 1000)
+            body = r.json()
+            server_total.append(body["timing"]["total_ms"])
+            handler_overhead.append(body["timing"]["total_ms"] - body["timing"]["backend_ms"])
+            reasons[str(body["reason"])] = reasons.get(str(body["reason"]), 0) + 1
+
+    async def main() -> None:
+        limits = httpx.Limits(max_connections=clients)
+        async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"},
+                                     timeout=30, limits=limits) as http:
+            await asyncio.gather(*(client(i, http) for i in range(clients)))
+
+    try:
+        t0 = time.perf_counter()
+        asyncio.run(main())
+        wall = time.perf_counter() - t0
+    finally:
+        server.stop()
+    rows = [
+        ("raw propagate call p50 / p99 (baseline)", f"{pct(raw, 50):.2f} / {pct(raw, 99):.2f} ms"),
+        (f"server, {clients} concurrent clients, client-observed p50 / p99",
+         f"{pct(lat, 50):.2f} / {pct(lat, 99):.2f} ms"),
+        ("server-reported total_ms p50 / p99 (inside the handler)",
+         f"{pct(server_total, 50):.2f} / {pct(server_total, 99):.2f} ms"),
+        ("in-handler overhead (total_ms - backend_ms) p50 / p99",
+         f"{pct(handler_overhead, 50):.2f} / {pct(handler_overhead, 99):.2f} ms"),
+        ("overhead over the raw call p50 / p99 (client-observed minus raw)",
+         f"{pct(lat, 50) - pct(raw, 50):.2f} / {pct(lat, 99) - pct(raw, 99):.2f} ms"),
+        ("client-observed / raw, p50", f"{pct(lat, 50) / pct(raw, 50):.1f}x"),
+        ("throughput", f"{len(lat) / wall:.0f} requests/s ({len(lat)} requests; reasons {reasons})"),
+    ]
+    return rows
+
+
+# -- (2) prompt lookup --------------------------------------------------------------------------
+def bench_lookup(tmp: Path, requests: int = 8) -> list[tuple[str, str]]:
+    arms = [{"name": "lookup", "backend": "local:smollm2-135m-instruct", "format": "zeta1", "share": 0.5,
+             "options": {"prompt_lookup": True}},
+            {"name": "plain", "backend": "local:smollm2-135m-instruct", "format": "zeta1", "share": 0.5,
+             "options": {"prompt_lookup": False}}]
+    cfg = tmp / "lookup.toml"
+    write_config(cfg, tmp / "lookup.db", arms, deadline_ms=120_000)
+    server = Server(cfg)
+    times: dict[str, list[float]] = {"lookup": [], "plain": []}
+    tokens: dict[str, list[int]] = {"lookup": [], "plain": []}
+    try:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=300) as http:
+            for arm in ("lookup", "plain"):  # warm both once
+                http.post("/v1/predict", json={"snapshot": SNAP, "client_id": "w", "user_id": "w", "arm": arm})
+            for k in range(requests):
+                for arm in (("lookup", "plain") if k % 2 == 0 else ("plain", "lookup")):
+                    t = time.perf_counter()
+                    body = http.post("/v1/predict", json={"snapshot": SNAP, "client_id": f"c{k}", "user_id": "u",
+                                                          "arm": arm}).json()
+                    times[arm].append((time.perf_counter() - t) * 1000)
+                    tokens[arm].append(body["tokens"]["output"])
+    finally:
+        server.stop()
+    p50 = {a: pct(v, 50) for a, v in times.items()}
+    return [
+        ("SmolLM2-135M (CPU), prompt lookup off: e2e p50 (baseline)", f"{p50['plain']:.0f} ms, "
+         f"{np.mean(tokens['plain']):.0f} output tokens"),
+        ("SmolLM2-135M (CPU), prompt lookup on: e2e p50", f"{p50['lookup']:.0f} ms, "
+         f"{np.mean(tokens['lookup']):.0f} output tokens"),
+        ("lookup on / off (p50 latency ratio)", f"{p50['lookup'] / p50['plain']:.2f}"),
+    ]
+
+
+# -- (3) load and kill -9 -------------------------------------------------------------------------
+class Editors:
+    """Simulated editors: predict, then shown/accepted/rejected/settled events; acks are recorded."""
+
+    def __init__(self, url: str, n: int) -> None:
+        self.url, self.n = url, n
+        self.status: dict[int, int] = {}
+        self.acked: list[int] = []
+        self.errors = 0
+        self.requests = 0
+        self.stop = False
+
+    async def editor(self, i: int, http: httpx.AsyncClient) -> None:
+        rng = random.Random(i)
+        while not self.stop:
+            try:
+                r = await http.post("/v1/predict", json={"snapshot": SNAP, "client_id": f"ed{i}",
+                                                         "user_id": f"user{i}"})
+                self.requests += 1
+                self.status[r.status_code] = self.status.get(r.status_code, 0) + 1
+                if r.status_code != 200:
+                    continue
+                rid = r.json()["request_id"]
+                kinds = ["shown", rng.choice(["accepted", "rejected"])]
+                for kind in kinds:
+                    body = {"type": kind, "request_id": rid, "reason": "typed-over" if kind == "rejected" else None}
+                    e = await http.post("/v1/events", json=body)
+                    self.status[e.status_code] = self.status.get(e.status_code, 0) + 1
+                    if e.status_code == 200:
+                        self.acked.append(e.json()["event_id"])
+                await asyncio.sleep(rng.uniform(0.05, 0.3))  # typing between predictions
+            except httpx.HTTPError:
+                self.errors += 1
+                await asyncio.sleep(0.1)
+
+    async def run(self, seconds: float, on_time: float | None = None, action=None) -> None:  # noqa: ANN001
+        limits = httpx.Limits(max_connections=self.n)
+        async with httpx.AsyncClient(base_url=self.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30,
+                                     limits=limits) as http:
+            tasks = [asyncio.create_task(self.editor(i, http)) for i in range(self.n)]
+            if on_time is not None and action is not None:
+                await asyncio.sleep(on_time)
+                await asyncio.to_thread(action)
+                await asyncio.sleep(max(0.0, seconds - on_time))
+            else:
+                await asyncio.sleep(seconds)
+            self.stop = True
+            await asyncio.gather(*tasks)
+
+
+def bench_load(tmp: Path, editors: int, seconds: float) -> list[tuple[str, str]]:
+    db = tmp / "load.db"
+    cfg = tmp / "load.toml"
+    write_config(cfg, db, [{"name": "control", "backend": "noop", "share": 0.5, "control": True},
+                           {"name": "prop", "backend": "propagate", "share": 0.5}])
+    server = Server(cfg)
+    load = Editors(server.url, editors)
+    try:
+        asyncio.run(load.run(seconds))
+    finally:
+        server.stop()
+    fives = sum(v for k, v in load.status.items() if k >= 500)
+    conn = sqlite3.connect(db)
+    stored = conn.execute("SELECT COUNT(*) FROM events WHERE type IN ('shown','accepted','rejected')").fetchone()[0]
+    conn.close()
+
+    server2 = Server(cfg)
+    crash = Editors(server2.url, editors)
+    asyncio.run(crash.run(6.0, on_time=3.0, action=server2.kill9))
+    conn = sqlite3.connect(db)
+    ids = {r[0] for r in conn.execute("SELECT id FROM events")}
+    conn.close()
+    lost = [i for i in crash.acked if i not in ids]
+    return [
+        (f"{editors} editors x {seconds:.0f} s: predict requests", f"{load.requests} ({load.requests / seconds:.0f}/s)"),
+        ("HTTP statuses", ", ".join(f"{k}: {v}" for k, v in sorted(load.status.items()))),
+        ("5xx responses (target 0)", str(fives)),
+        ("client errors (connection)", str(load.errors)),
+        ("acknowledged events / stored", f"{len(load.acked)} / {stored}"),
+        ("kill -9 mid-run: events acknowledged before the kill", str(len(crash.acked))),
+        ("acknowledged events lost after kill -9 (target 0)", str(len(lost))),
+        ("requests refused after the kill (connection errors)", str(crash.errors)),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", default="overhead,lookup,load")
+    parser.add_argument("--load-seconds", type=float, default=60.0)
+    parser.add_argument("--editors", type=int, default=200)
+    parser.add_argument("--no-write", action="store_true", help="print only; do not append to BENCHMARKS.md")
+    args = parser.parse_args()
+    parts = args.parts.split(",")
+    sections: list[tuple[str, list[tuple[str, str]]]] = []
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        if "overhead" in parts:
+            sections.append(("server overhead (propagate backend)", bench_overhead(tmp)))
+            print(sections[-1])
+        if "lookup" in parts:
+            sections.append(("prompt lookup (SmolLM2-135M, CPU)", bench_lookup(tmp)))
+            print(sections[-1])
+        if "load" in parts:
+            sections.append((f"load ({args.editors} simulated editors) and kill -9",
+                             bench_load(tmp, args.editors, args.load_seconds)))
+            print(sections[-1])
+    load = os.getloadavg()[0]
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    out = [f"\n## serve — {now}\n",
+           f"Machine: {platform.machine()}, {os.cpu_count()} cores (load average {load:.1f} at the end, shared "
+           f"with other work), Python {platform.python_version()}; command: `python bench/serve.py "
+           f"--parts {args.parts} --editors {args.editors} --load-seconds {args.load_seconds:g}`. Server in a "
+           "subprocess (`nextedit serve`, one uvicorn worker, SQLite WAL store), clients in this process.\n"]
+    for title, rows in sections:
+        out += [f"\n{title}:\n", "\n| measure | value |", "|---|---|"]
+        out += [f"| {k} | {v} |" for k, v in rows]
+    text = "\n".join(out) + "\n"
+    print(text)
+    if not args.no_write:
+        with open(ROOT / "BENCHMARKS.md", "a", encoding="utf-8") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
