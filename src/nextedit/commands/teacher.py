@@ -52,6 +52,8 @@ def register(app: typer.Typer) -> None:
                                                         help="In-flight examples for the LLM stages.")] = None,
         no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the stage cache.")] = False,
         progress: Annotated[bool | None, typer.Option("--progress/--no-progress")] = None,
+        estimate: Annotated[bool, typer.Option("--estimate", help="Print the estimated cost per 1,000 examples "
+                                               "(from up to 500 input prompts) and stop: no request is made.")] = False,
     ) -> None:
         """Distil teacher targets: every intermediate file is kept beside OUT (OUT.teacher.jsonl, ...)."""
         from nextedit.pipeline.engine import RunError, run_stage
@@ -66,6 +68,10 @@ def register(app: typer.Typer) -> None:
         )
 
         tables = _load(config)
+        if estimate:
+            _estimate(input, provider or tables.get("teacher", {}).get("provider"), samples or 1, judge,
+                      0.0 if max_rounds == 0 else 0.2)
+            return
         llm_flags: dict[str, Any] = {}
         if provider:
             llm_flags["provider"] = provider
@@ -111,3 +117,24 @@ def register(app: typer.Typer) -> None:
             current = out
         if spent:
             print(f"teacher chain: spent ${spent:.4f} on new requests", file=sys.stderr)
+
+
+def _estimate(path: Path, provider: str | None, samples: int, judge: bool, repair_rate: float) -> None:
+    """Print the cost estimate for the first 500 examples of `path`."""
+    from itertools import islice
+
+    from nextedit.jsonl import read_examples
+    from nextedit.record import RecordError
+    from nextedit.teacher.common import DEFAULT_PROVIDER
+    from nextedit.teacher.cost import estimate_cost
+
+    try:
+        est = estimate_cost(islice(read_examples(path), 500), provider or DEFAULT_PROVIDER, samples=samples,
+                            repair_rate=repair_rate, judge=judge)
+    except (RecordError, ValueError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    usd = "no price (local server?)" if est.usd_per_1000 is None else (
+        f"${est.usd_per_1000:.2f} per 1,000 examples (batch API: ${est.usd_per_1000_batch:.2f})")
+    print(f"{est.model}: {usd}; from {est.examples} examples: system {est.system_tokens} tokens (prompt-cached), "
+          f"example {est.user_tokens:.0f} tokens, answer ~{est.answer_tokens:.0f} tokens, samples {samples}, "
+          f"repair rate {repair_rate:.0%}{', judge' if judge else ''}")
