@@ -33,6 +33,7 @@ from nextedit.lsp.snapshot import (
     span,
     to_document,
 )
+from nextedit.lsp.workspace import workspace_source
 from nextedit.settle.tracker import SettleTracker
 
 log = logging.getLogger("nextedit.lsp")
@@ -101,6 +102,8 @@ class NexteditLanguageServer(LanguageServer):
         self._task_key: tuple[str, int, int] | None = None
         self._settle_task: asyncio.Task[None] | None = None
         self.requests = 0
+        #: Repository URL, revision and license of the workspace (sent only with consent).
+        self.source: dict[str, str] | None = None
 
     # ------------------------------------------------------------------ logging
 
@@ -134,6 +137,7 @@ class NexteditLanguageServer(LanguageServer):
             self.root = to_fs_path(params.workspace_folders[0].uri)
         self.history = EditHistory(max_events=settings.history_events, grouping_s=settings.grouping_s)
         self.tracker = SettleTracker(quiet_s=settings.settle_quiet_s, ttl_s=settings.settle_ttl_s)
+        self.source = workspace_source(self.root)
         self.client = ServeClient(settings.server, token=settings.token, timeout_s=settings.timeout_s,
                                   notify=self.notify)
         self.events = EventReporter(self.client, client_id=settings.client_id, user_id=settings.user_id,
@@ -223,7 +227,8 @@ class NexteditLanguageServer(LanguageServer):
             self.history.record(doc.path, before, c, after, now, predicted=accepted)
             self.tracker.edit(uri, c.start, c.end, c.text, now)
         last = applied[-1][1]
-        self.schedule(uri, last.start + len(last.text), self.settings.debounce_ms / 1000)
+        self.schedule(uri, last.start + len(last.text), self.settings.debounce_ms / 1000,
+                      "prediction_accepted" if accepted else "buffer_edit")
 
     def _drop_offer(self, reason: str) -> None:
         offer, self.offer = self.offer, None
@@ -233,18 +238,19 @@ class NexteditLanguageServer(LanguageServer):
 
     # ------------------------------------------------------------------ predictions
 
-    def schedule(self, uri: str, cursor: int, delay_s: float) -> asyncio.Task[Offer | None] | None:
-        """Ask for a prediction after `delay_s`, cancelling the one in flight."""
+    def schedule(self, uri: str, cursor: int, delay_s: float,
+                 trigger: str = "buffer_edit") -> asyncio.Task[Offer | None] | None:
+        """Ask for a prediction after `delay_s`, cancelling the one in flight; `trigger` says why."""
         doc = self.docs.get(uri)
         if doc is None:
             return None
         if self._task is not None and not self._task.done():
             self._task.cancel()
         self._task_key = (uri, doc.version, cursor)
-        self._task = asyncio.ensure_future(self._predict(uri, doc.version, cursor, delay_s))
+        self._task = asyncio.ensure_future(self._predict(uri, doc.version, cursor, delay_s, trigger))
         return self._task
 
-    async def _predict(self, uri: str, version: int, cursor: int, delay_s: float) -> Offer | None:
+    async def _predict(self, uri: str, version: int, cursor: int, delay_s: float, trigger: str) -> Offer | None:
         if delay_s > 0:
             await asyncio.sleep(delay_s)
         doc = self.docs.get(uri)
@@ -259,7 +265,11 @@ class NexteditLanguageServer(LanguageServer):
             return None
         body = {"snapshot": built.snapshot.model_dump(mode="json"), "client_id": self.settings.client_id,
                 "user_id": self.settings.user_id, "arm": self.settings.arm,
-                "collectable": self.settings.collectable}
+                "collectable": self.settings.collectable, "trigger": trigger,
+                "document_offset": built.offset,
+                "open_source": bool(self.source and "license" in self.source)}
+        if self.settings.collectable and self.source:
+            body["source"] = self.source
         self.requests += 1
         answer = await self.client.predict(body)
         doc = self.docs.get(uri)
@@ -302,7 +312,7 @@ class NexteditLanguageServer(LanguageServer):
         self.offer = offer
         return offer
 
-    async def offer_for(self, uri: str, cursor: int, *, start: bool) -> Offer | None:
+    async def offer_for(self, uri: str, cursor: int, *, start: bool, trigger: str = "explicit") -> Offer | None:
         """The prediction for the document as it is now: the current one, the one in flight (waited
         for up to inline_wait_ms), or (when `start`) a new request at `cursor`."""
         doc = self.docs.get(uri)
@@ -314,7 +324,7 @@ class NexteditLanguageServer(LanguageServer):
         if not in_flight and self.offer is not None and self.offer.uri == uri:
             return self.offer
         if not in_flight and start and key != (uri, doc.version, cursor):
-            task = self.schedule(uri, cursor, 0.0)
+            task = self.schedule(uri, cursor, 0.0, trigger)
             in_flight = task is not None
         if in_flight and task is not None:
             await asyncio.wait({task}, timeout=self.settings.inline_wait_ms / 1000)
@@ -453,7 +463,8 @@ def build_server(settings: Settings) -> NexteditLanguageServer:
             return empty
         cursor = doc.clamped_offset_at(params.position.line, params.position.character)
         try:
-            offer = await ls.offer_for(doc.uri, cursor, start=True)
+            invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+            offer = await ls.offer_for(doc.uri, cursor, start=True, trigger="explicit" if invoked else "cursor")
             if offer is None:
                 return empty
             if offer.shown == "inline_completion" and not offer.touched and \
