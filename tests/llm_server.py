@@ -94,8 +94,11 @@ class _Batch:
     created: float
     polls: int = 0
     results: list[dict] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)  # OpenAI error-file rows (expired items)
     done: bool = False
+    expired: bool = False
     output_file_id: str | None = None
+    error_file_id: str | None = None
 
 
 def _tokens(text: str) -> int:
@@ -122,12 +125,13 @@ class LLMServer:
 
     def __init__(self, responder: Callable[[str, dict], str | Fault] | None = None, *,
                  latency_s: float = 0.0, batch_polls_until_done: int = 1, log_bodies: bool = True,
-                 ignore_n: bool = False):
+                 ignore_n: bool = False, expire_after: int | None = None):
         self.responder = responder or default_responder
         self.latency_s = latency_s
         self.batch_polls_until_done = batch_polls_until_done
         self.log_bodies = log_bodies
         self.ignore_n = ignore_n  # answer one choice whatever `n` asks (like servers without `n`)
+        self.expire_after = expire_after  # batches: only this many items finish, the rest expire
         self.received: list[Received] = []
         self.active = 0  # completion requests being handled right now
         self.max_active = 0  # the most handled at once
@@ -422,7 +426,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _batch_results(self, batch: _Batch) -> None:
         """Compute every item's result once, when the batch finishes."""
         owner = self.owner
-        for custom_id, params in batch.items:
+        for index, (custom_id, params) in enumerate(batch.items):
+            if owner.expire_after is not None and index >= owner.expire_after:
+                batch.expired = True
+                if batch.api == "anthropic":
+                    batch.results.append({"custom_id": custom_id, "result": {"type": "expired"}})
+                else:
+                    batch.errors.append({"id": owner._next_id("batch_req_"), "custom_id": custom_id,
+                                         "response": None, "error": {"code": "batch_expired",
+                                                                     "message": "batch expired"}})
+                continue
             action = owner._next_action(batch.api, params)
             if isinstance(action, Fault) and action.kind == "delay":
                 action = action.text or "delayed"
@@ -462,6 +475,10 @@ class _Handler(BaseHTTPRequestHandler):
                 fid = owner._next_id("file-")
                 owner._files[fid] = b"".join(json.dumps(r).encode() + b"\n" for r in batch.results)
                 batch.output_file_id = fid
+                if batch.errors:
+                    eid = owner._next_id("file-")
+                    owner._files[eid] = b"".join(json.dumps(r).encode() + b"\n" for r in batch.errors)
+                    batch.error_file_id = eid
         return batch
 
     def _openai_upload(self, raw: bytes) -> None:
@@ -484,11 +501,11 @@ class _Handler(BaseHTTPRequestHandler):
         ok = sum(1 for r in batch.results if r["response"]["status_code"] == 200)
         return {"id": batch.id, "object": "batch", "endpoint": "/v1/chat/completions", "errors": None,
                 "input_file_id": "file-input", "completion_window": "24h",
-                "status": "completed" if batch.done else "in_progress",
-                "output_file_id": batch.output_file_id, "error_file_id": None,
+                "status": ("expired" if batch.expired else "completed") if batch.done else "in_progress",
+                "output_file_id": batch.output_file_id, "error_file_id": batch.error_file_id,
                 "created_at": int(batch.created), "completed_at": int(time.time()) if batch.done else None,
                 "request_counts": {"total": len(batch.items), "completed": ok if batch.done else 0,
-                                   "failed": len(batch.items) - ok if batch.done else 0}, "metadata": None}
+                                   "failed": len(batch.results) - ok if batch.done else 0}, "metadata": None}
 
     def _openai_batch_create(self, body: dict) -> None:
         data = self.owner._files.get(body.get("input_file_id", ""))
@@ -512,12 +529,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _anthropic_batch_object(self, batch: _Batch) -> dict:
         ok = sum(1 for r in batch.results if r["result"]["type"] == "succeeded")
+        expired = sum(1 for r in batch.results if r["result"]["type"] == "expired")
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(batch.created))
         return {"id": batch.id, "type": "message_batch",
                 "processing_status": "ended" if batch.done else "in_progress",
                 "request_counts": {"processing": 0 if batch.done else len(batch.items),
-                                   "succeeded": ok, "errored": len(batch.results) - ok,
-                                   "canceled": 0, "expired": 0},
+                                   "succeeded": ok, "errored": len(batch.results) - ok - expired,
+                                   "canceled": 0, "expired": expired},
                 "created_at": created, "expires_at": created, "archived_at": None,
                 "cancel_initiated_at": None, "ended_at": created if batch.done else None,
                 "results_url": f"{self.owner.url}/v1/messages/batches/{batch.id}/results" if batch.done else None}

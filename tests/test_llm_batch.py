@@ -158,3 +158,25 @@ def test_close_submits_what_batch_mode_queued(tmp_path: Path) -> None:
         job = load_job(path)
         assert job.status == "submitted" and len(job.requests) == 2
         assert server.count("/v1/batches") == 1 and server.count("/v1/chat/completions") == 0
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+def test_expired_batch_gives_what_finished(provider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    with LLMServer(expire_after=2) as server:
+        if provider == "anthropic":
+            spec, opts = "anthropic:claude-sonnet-4-5", {"base_url": server.url}
+        else:
+            spec, opts = "openai:gpt-4o-mini", {"base_url": server.openai_url}
+        client = get_client(spec, cache_path=str(tmp_path / "c.sqlite"), batch_dir=str(tmp_path), **opts)
+        _queue_all(client, [_req(i) for i in range(5)])
+        (path,) = asyncio.run(client.submit_queued())
+        result = asyncio.run(collect_job(path))
+        assert (result.status, result.stored, result.errored) == ("collected", 2, 3)
+        job = load_job(path)
+        assert all("expired" in message for message in job.errors.values())
+        normal = get_client(spec, cache_path=str(tmp_path / "c.sqlite"), **opts)
+        server.reset()
+        outs = [asyncio.run(normal.complete(_req(i))) for i in range(5)]
+        assert sum(o.from_cache for o in outs) == 2 and server.count() == 3  # only the expired ones are asked

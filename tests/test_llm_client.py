@@ -145,6 +145,21 @@ def test_concurrency_limit_holds_at_the_server(tmp_path: Path) -> None:
         assert slow.max_active <= 3
 
 
+def test_requests_per_minute_limit_holds_back_the_third(server: LLMServer, tmp_path: Path) -> None:
+    client = _client(server, "openai-compatible", tmp_path, rpm=2)  # 2 at once, then one every 30 s
+
+    async def three() -> int:
+        tasks = [asyncio.create_task(client.complete(_req(i))) for i in range(3)]
+        done, pending = await asyncio.wait(tasks, timeout=1.0)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        return len(done)
+
+    assert _run(three()) == 2
+    assert server.count("/v1/chat/completions") == 2
+
+
 def test_n_samples_native_and_parallel(server: LLMServer, tmp_path: Path) -> None:
     openai_client = _client(server, "openai", tmp_path)
     completion = _run(openai_client.complete(_req(n=3, temperature=0.8, seed=7)))

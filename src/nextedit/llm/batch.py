@@ -173,12 +173,18 @@ class CollectResult(BaseModel):
 
 async def collect_job(path: Path, client: LLMClient | None = None) -> CollectResult:
     """Download an ended batch's results into the request cache (batch prices); record item errors.
-    A job still in progress is left as it is."""
+    Expired and canceled batches give what finished. A job still in progress is left as it is."""
     job = await refresh_job(path, client)
-    if job.status != "ended":
+    if job.status not in ("ended", "expired", "canceled"):
         return CollectResult(path=str(path), status=job.status, stored=job.stored, errored=len(job.errors))
     llm = client_for(job, client)
-    rows = await llm.provider.batch_results(job.provider_batch_id or "")
+    try:
+        rows = await llm.provider.batch_results(job.provider_batch_id or "")
+    except LLMError as err:
+        if job.status == "ended":
+            raise
+        rows = []  # an expired or canceled batch may have no results at all
+        job.error = f"no results: {err.message}"
     samples: dict[str, dict[int, ProviderResult]] = {}
     for cid, outcome in rows:
         if cid not in job.items:
