@@ -337,3 +337,26 @@ def test_nextedit_teacher_command_runs_the_chain(server, script, tmp_path, monke
     assert server.count() == 3 + 2  # three teacher calls, one repair round for each failing example
     bad = CliRunner().invoke(app, ["teacher", str(inp), "-o", str(out), "--config", str(inp)])
     assert bad.exit_code == 2
+
+
+def test_batch_mode_queues_then_reruns_from_the_collected_cache(script, tmp_path, monkeypatch) -> None:
+    import asyncio
+
+    from nextedit.llm.batch import collect_job
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")  # collect rebuilds the client from the job file
+    with LLMServer(responder=script, batch_polls_until_done=1) as server:
+        provider, extra = spec(server, "anthropic")
+        examples = [make_example(i) for i in range(3)]
+        jobs = tmp_path / "jobs"
+        cfg = {"provider": provider, "client": client_options(tmp_path, batch_dir=str(jobs), **extra)}
+        first, _ = run(TeacherStage(cfg), examples, tmp_path / "b1.jsonl", tmp_path)
+        assert first.failed == 3 and first.stats["batch_queued"] == 3
+        assert "nextedit batch collect" in (tmp_path / "b1.failed.jsonl").read_text()
+        (job,) = jobs.glob("*.batch.json")
+        assert asyncio.run(collect_job(job)).stored == 3
+        server.reset()
+        cfg2 = {"provider": provider, "client": client_options(tmp_path, **extra)}
+        second, out = run(TeacherStage(cfg2), tmp_path / "b1.in.jsonl", tmp_path / "b2.jsonl", tmp_path)
+        assert second.failed == 0 and server.count() == 0
+        assert all(applied(ex) == "import logging\n" + GOOD for ex in out.values())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field
 
-from nextedit.llm import LLMClient, LLMError
+from nextedit.llm import BatchQueued, LLMClient, LLMError
 from nextedit.pipeline.stage import Stage, StageError
 from nextedit.record import Example
 from nextedit.teacher.checks import (
@@ -50,6 +50,10 @@ class _LLMStage(Stage):
             self._client = None
 
     def _fail(self, what: str, exc: Exception) -> StageError:
+        if isinstance(exc, BatchQueued):  # batch mode: the example comes back once the job is collected
+            self.stats["batch_queued"] += 1
+            return StageError(f"{what} {self.config.provider}: {exc}; run `nextedit batch collect` then this "
+                              "stage again")
         self.stats[f"{what}_errors"] += 1
         return StageError(f"{what} {self.config.provider}: {exc}")
 
