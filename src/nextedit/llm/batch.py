@@ -203,7 +203,7 @@ async def collect_job(path: Path, client: LLMClient | None = None) -> CollectRes
             continue
         model = req.model or job.model
         results = [got[i] for i in sorted(got)]
-        completion = llm._combine(model, results, 0.0, batch=True)
+        completion = llm.combine(model, results, 0.0, batch=True)
         if llm.cache is not None:
             llm.cache.put(key, llm.provider.cache_name, model, req, completion)
         llm.add_spent(completion.usage.cost_usd)

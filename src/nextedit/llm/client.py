@@ -317,13 +317,14 @@ class LLMClient:
         else:
             one = req.model_copy(update={"n": 1})
             results = list(await asyncio.gather(*(self._call_with_retries(one, model) for _ in range(req.n))))
-        completion = self._combine(model, results, time.monotonic() - t0, batch=False)
+        completion = self.combine(model, results, time.monotonic() - t0, batch=False)
         if self.cache is not None:
             self.cache.put(key, self.provider.cache_name, model, req, completion)
         self.stats.completed += 1
         return completion
 
-    def _combine(self, model: str, results: list[ProviderResult], seconds: float, *, batch: bool) -> Completion:
+    def combine(self, model: str, results: list[ProviderResult], seconds: float, *, batch: bool) -> Completion:
+        """One Completion from the provider results of a request's samples, priced (batch or not)."""
         costs = [self.cost(model, r, batch=batch) for r in results]
         return Completion(
             texts=[t for r in results for t in r.texts],
