@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from nextedit.formats.budget import TokenCounter, Window, choose_window, token_counter
-from nextedit.patch import PatchError, from_region, to_region
+from nextedit.patch import PatchError, apply, from_region, to_region
 from nextedit.record import Example, Snapshot
 
 __all__ = [
@@ -253,15 +253,17 @@ class StudentFormat:
     def expected_region(self, frame: Frame) -> tuple[str, int | None]:
         """The editable region after expected[0] and the expected cursor as an offset into it (or None)."""
         ex = frame.example
+        start_line = frame.snapshot.start_line
         try:
-            _, new_region = to_region(ex.expected[0], frame.text, frame.window.editable,
-                                      start_line=frame.snapshot.start_line)
+            apply(ex.expected[0], frame.text, start_line=start_line)
         except PatchError as exc:
-            a, b = frame.file_lines(frame.window.editable_rows)
-            if "outside the editable region" in str(exc):
-                raise FormatError(f"expected[0] changes text outside the editable window (file lines {a}-{b}) "
-                                  f"chosen for editable_tokens={frame.options.editable_tokens}") from None
             raise FormatError(f"expected[0] does not apply to snapshot.text: {exc}") from None
+        try:
+            _, new_region = to_region(ex.expected[0], frame.text, frame.window.editable, start_line=start_line)
+        except PatchError:
+            a, b = frame.file_lines(frame.window.editable_rows)
+            raise FormatError(f"expected[0] changes text outside the editable window (file lines {a}-{b}) "
+                              f"chosen for editable_tokens={frame.options.editable_tokens}") from None
         cursor = ex.expected_cursors[0] if ex.expected_cursors else None
         if cursor is not None:
             cursor -= frame.window.editable[0]
