@@ -139,15 +139,16 @@ def capabilities(*, inline: bool = True, encodings: list[str] | None = None) -> 
 
 
 async def start_lsp(server_url: str, *args: str, inline: bool = True, root: Path | None = None,
-                    options: dict[str, Any] | None = None) -> LanguageClient:
+                    options: dict[str, Any] | None = None, encodings: list[str] | None = None) -> LanguageClient:
     """`nextedit lsp` as a subprocess, initialized by a pytest-lsp client."""
     client = make_test_lsp_client()
     await client.start_io(sys.executable, "-m", "nextedit", "lsp", "--server", server_url, "--token", TOKEN,
                           *args)
-    await client.initialize_session(types.InitializeParams(
-        capabilities=capabilities(inline=inline),
+    result = await client.initialize_session(types.InitializeParams(
+        capabilities=capabilities(inline=inline, encodings=encodings),
         root_uri=root.as_uri() if root else None,
         initialization_options=options))
+    client.server_capabilities = result.capabilities  # type: ignore[attr-defined]
     return client
 
 

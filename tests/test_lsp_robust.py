@@ -190,3 +190,34 @@ def test_without_inline_support_the_prediction_comes_as_a_code_action_and_accept
             assert not [e for e in server.state.events() if e["type"] == "settled"]  # quiet period is 30 s
 
     asyncio.run(scenario())
+
+
+def test_utf8_positions_when_the_client_prefers_them_and_cursor_moved_rejection(tmp_path: Path) -> None:
+    text = 'v = 1\nw = "é😀"; total = amount + amount\n'
+
+    async def scenario() -> None:
+        with StandInServer(tmp_path / "events.sqlite") as server:
+            client = await start_lsp(server.url, "--debounce-ms", "10", root=tmp_path, encodings=["utf-8", "utf-16"])
+            assert client.server_capabilities.position_encoding == "utf-8"
+            uri = (tmp_path / "u.py").as_uri()
+            _open(client, uri, text)
+            col = len('w = "é😀"; total = '.encode())  # UTF-8 bytes: 22 (the line has 18 chars there)
+            client.text_document_did_change(change(uri, 2, (1, col), (1, col + 6), "qty"))
+            result = await client.text_document_inline_completion_async(_inline_params(uri, 1, col + 3))
+            assert len(result.items) == 1
+            item = result.items[0]
+            assert item.insert_text == " + qty"
+            assert (item.range.start.character, item.range.end.character) == (col + 3, col + 12)
+            request_id = item.command.arguments[0]
+            # The user goes elsewhere and the editor asks again there: the shown prediction is dropped.
+            again = await client.text_document_inline_completion_async(_inline_params(uri, 0, 0))
+            assert len(again.items) == 0
+
+            def rejected():
+                return [e for e in server.state.events() if e["type"] == "rejected"]
+
+            assert await _until(rejected)
+            await client.shutdown_session()
+            assert rejected()[0]["request_id"] == request_id and rejected()[0]["reason"] == "cursor_moved"
+
+    asyncio.run(scenario())

@@ -266,3 +266,25 @@ def test_initialization_options_override_cli_settings_and_bad_keys_are_reported(
     nested, _ = base.merged({"nextedit": {"collectable": True}})
     assert nested.collectable is True
     assert Settings().collectable is False  # consent is off by default
+
+
+# --------------------------------------------------------------------------- workspace
+
+def test_workspace_source_reads_origin_head_and_license(tmp_path) -> None:
+    import subprocess
+
+    from nextedit.lsp.workspace import workspace_source
+
+    assert workspace_source(str(tmp_path)) is None
+    assert workspace_source(None) is None
+    (tmp_path / "LICENSE").write_text("MIT License\n\nPermission is hereby granted, free of charge, to any person "
+                                      "obtaining a copy of this software\n")
+    assert workspace_source(str(tmp_path)) == {"license": "MIT"}
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@e", "PATH": "/usr/bin:/bin"}
+    for args in (["init", "-q"], ["remote", "add", "origin", "https://example.org/acme/tool.git"],
+                 ["add", "LICENSE"], ["commit", "-q", "-m", "init"]):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, env=env)
+    source = workspace_source(str(tmp_path))
+    assert source["repo"] == "https://example.org/acme/tool.git" and source["license"] == "MIT"
+    assert len(source["revision"]) == 40
