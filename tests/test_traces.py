@@ -170,3 +170,26 @@ def test_times_are_epoch_seconds(tmp_path, at):
     src = write(tmp_path / "t.jsonl", [request("r1", at=at), {"type": "settled", "request_id": "r1", "text": SETTLED}])
     [ex] = list(import_traces([src]))
     assert ex.trace["at"] == 1795305600.0 and ex.source.time == "2026-11-22T00:00:00Z"
+
+
+def test_the_documented_example_log_imports(tmp_path):
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "traces.md").read_text()
+    block = doc.split("```json\n", 1)[1].split("```", 1)[0]
+    src = tmp_path / "doc.jsonl"
+    src.write_text(block)
+    [ex] = list(import_traces([src]))
+    assert ex.settled.text == "def load(path):\n    with open(path) as fh:\n        return fh.read()\n"
+    assert ex.trace["rejected_reason"] == "discarded" and ex.rejected is not None
+    [replayed] = list(import_traces([_without_settled(src, tmp_path)]))
+    assert replayed.settled.text == ex.settled.text and replayed.trace["settled_by"] == "replay"
+
+
+def _without_settled(src, tmp_path):
+    out = tmp_path / "no-settled.jsonl"
+    lines = [line for line in src.read_text().splitlines() if '"settled"' not in line]
+    # The log goes on after the region went quiet (another request's event at 10:00:20).
+    lines.append('{"type": "shown", "request_id": "r-82", "at": "2026-11-22T10:00:20Z"}')
+    out.write_text("".join(line + "\n" for line in lines))
+    return out

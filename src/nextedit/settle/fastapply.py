@@ -29,12 +29,22 @@ def split_keep(text: str) -> list[str]:
 
 def apply_at_hints(patch: str, lines: list[str], first_row: int) -> list[str] | None:
     """The patched lines, or None when the patch is not the simple case (see the module docstring)."""
+    if not patch.endswith("\n"):
+        return None  # the last line has no newline: every side line must have one here
     hunks: list[tuple[int, list[str], list[str]]] = []
     old: list[str] | None = None  # the current hunk's old side (None before the first hunk)
     new: list[str] = []
     headers = 0
-    for line in split_keep(patch):
-        if line.startswith("@@"):
+    for line in patch.split("\n")[:-1]:
+        head = line[:1]
+        if head == " " and old is not None:
+            old.append(line[1:] + "\n")
+            new.append(line[1:] + "\n")
+        elif head == "-" and old is not None and not line.startswith("--- "):
+            old.append(line[1:] + "\n")
+        elif head == "+" and old is not None and not line.startswith("+++ "):
+            new.append(line[1:] + "\n")
+        elif head == "@" and line.startswith("@@"):
             m = _HEADER.match(line)
             if m is None:
                 return None
@@ -46,17 +56,7 @@ def apply_at_hints(patch: str, lines: list[str], first_row: int) -> list[str] | 
             headers += 1
             if old is not None or headers > 2:
                 return None
-        elif old is None:
-            if not line.startswith(("diff ", "index ")):
-                return None
-        elif line[:1] == " ":
-            old.append(line[1:])
-            new.append(line[1:])
-        elif line[:1] == "-":
-            old.append(line[1:])
-        elif line[:1] == "+":
-            new.append(line[1:])
-        else:
+        elif old is not None or not line.startswith(("diff ", "index ")):
             return None
     if not hunks:
         return None
@@ -64,8 +64,6 @@ def apply_at_hints(patch: str, lines: list[str], first_row: int) -> list[str] | 
     pos = 0
     for at, old_side, new_side in hunks:
         if at < pos or lines[at:at + len(old_side)] != old_side:
-            return None
-        if any(not s.endswith("\n") for s in old_side + new_side):
             return None
         out.extend(lines[pos:at])
         out.extend(new_side)

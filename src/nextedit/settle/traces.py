@@ -263,8 +263,10 @@ def _events(files: Iterable[Path], stats: ImportStats | None, on_error: OnError)
                 on_error(file, line, str(exc), data)
 
 
-def _replay(tracks: list[tuple[float, int, str, Any]], quiet_s: float, ttl_s: float) -> dict[str, tuple[str, float]]:
-    """Settled regions derived from requests and edits in time order, one tracker per client."""
+def _replay(tracks: list[tuple[float, int, str, Any]], quiet_s: float, ttl_s: float,
+            end: float) -> dict[str, tuple[str, float]]:
+    """Settled regions derived from requests and edits in time order, one tracker per client;
+    `end` is the log's last time (of any event): regions quiet by then settle."""
     trackers: dict[str | None, SettleTracker] = {}
     out: dict[str, tuple[str, float]] = {}
 
@@ -273,7 +275,7 @@ def _replay(tracks: list[tuple[float, int, str, Any]], quiet_s: float, ttl_s: fl
             out[r.request_id] = (r.text, quiet_s)
 
     tracks.sort(key=lambda t: (t[0], t[1]))
-    last = 0.0
+    last = end
     for at, _order, kind, item in tracks:
         tracker = trackers.setdefault(item[0], SettleTracker(quiet_s, ttl_s))
         poll(tracker, at)
@@ -311,7 +313,10 @@ def import_traces(files: Iterable[str | Path], *, require_consent: bool = False,
     outcomes: dict[str, _Outcome] = {}
     settled: dict[str, tuple[str, float]] = {}
     tracks: list[tuple[float, int, str, Any]] = []
+    end = float("-inf")
     for order, (file, line, ev) in enumerate(_events(paths, stats, report)):
+        if ev.at is not None:
+            end = max(end, ev.at)
         if isinstance(ev, SettledEvent):
             settled.setdefault(ev.request_id, (ev.text, ev.quiet_s if ev.quiet_s is not None else quiet_s))
         elif isinstance(ev, (ShownEvent, AcceptedEvent, RejectedEvent)):
@@ -334,7 +339,7 @@ def import_traces(files: Iterable[str | Path], *, require_consent: bool = False,
                 start, end = snap.editable or (0, len(snap.text))
                 tracks.append((ev.at, order, "track", (ev.client_id, ev.request_id, snap.path,
                                                        ev.document_offset + start, snap.text[start:end])))
-    replayed = _replay(tracks, quiet_s, ttl_s) if tracks else {}
+    replayed = _replay(tracks, quiet_s, ttl_s, end) if tracks else {}
     seen: set[str] = set()
     for file, line, ev in _events(paths, None, lambda *a: None):
         if not isinstance(ev, RequestEvent):
