@@ -288,3 +288,13 @@ def test_workspace_source_reads_origin_head_and_license(tmp_path) -> None:
     source = workspace_source(str(tmp_path))
     assert source["repo"] == "https://example.org/acme/tool.git" and source["license"] == "MIT"
     assert len(source["revision"]) == 40
+
+
+def test_document_paths_are_relative_to_the_root_or_just_the_name(tmp_path) -> None:
+    from nextedit.lsp.server import document_path
+
+    inside = (tmp_path / "pkg" / "m.py").as_uri()
+    assert document_path(inside, str(tmp_path)) == "pkg/m.py"
+    assert document_path("file:///home/someone/secret/x.py", str(tmp_path)) == "x.py"
+    assert document_path("file:///home/someone/x.py", None) == "x.py"
+    assert document_path("untitled:Untitled-1", None) == "Untitled-1"

@@ -65,18 +65,16 @@ class _Protocol(LanguageServerProtocol):
 
 
 def document_path(uri: str, root: str | None) -> str:
-    """The path sent to the server for a document: relative to the workspace root when inside it."""
+    """The path sent to the server for a document: relative to the workspace root when inside it,
+    else only the file name (an absolute path would tell the server the user's directory layout)."""
     parsed = urlparse(uri)
-    if parsed.scheme != "file":
-        name = PurePosixPath(unquote(parsed.path or uri)).name
-        return name or uri
-    fs = to_fs_path(uri) or unquote(parsed.path)
-    if root:
+    if parsed.scheme == "file" and root:
+        fs = to_fs_path(uri) or unquote(parsed.path)
         try:
             return Path(fs).resolve().relative_to(Path(root).resolve()).as_posix()
         except (ValueError, OSError):
             pass
-    return Path(fs).as_posix().lstrip("/") or fs
+    return PurePosixPath(unquote(parsed.path or uri)).name or uri
 
 
 class NexteditLanguageServer(LanguageServer):
@@ -142,12 +140,13 @@ class NexteditLanguageServer(LanguageServer):
                                   notify=self.notify)
         self.events = EventReporter(self.client, client_id=settings.client_id, user_id=settings.user_id,
                                     collectable=settings.collectable)
+        self.start_background()
         log.info("nextedit lsp: server %s, inline completions %s, encoding %s, consent %s",
                  settings.server, "on" if self.inline_supported else "off", self.encoding,
                  settings.collectable)
 
     def start_background(self) -> None:
-        """Start the settle poller (after `initialized`)."""
+        """Start the settle poller (once)."""
         if self._settle_task is None:
             self._settle_task = asyncio.ensure_future(self._settle_loop())
 
@@ -430,10 +429,6 @@ def build_server(settings: Settings) -> NexteditLanguageServer:
     @server.feature(types.INITIALIZE)
     def initialize(ls: NexteditLanguageServer, params: types.InitializeParams) -> None:
         _guard(ls, "initialize", ls.configure, params)
-
-    @server.feature(types.INITIALIZED)
-    def initialized(ls: NexteditLanguageServer, params: types.InitializedParams) -> None:
-        _guard(ls, "initialized", ls.start_background)
 
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: NexteditLanguageServer, params: None) -> None:
