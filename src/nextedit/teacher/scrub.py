@@ -35,6 +35,11 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "BEARER_TOKEN": re.compile(r"(?i)\bbearer\s+(?P<s>[A-Za-z0-9_\-.=+/]{20,})"),
 }
 
+#: A literal each pattern's matches contain (lower-cased text): the regex runs only when it is there.
+_GUARDS = {"PRIVATE_KEY": "private key", "PASSWORD": "://", "CONNECTION_PASSWORD": ("password", "pwd"),
+           "ANTHROPIC_KEY": "sk-ant-", "OPENAI_KEY": "sk-", "GOOGLE_KEY": "aiza", "HUGGINGFACE_TOKEN": "hf_",
+           "BEARER_TOKEN": "bearer"}
+
 #: detect-secrets type -> placeholder kind.
 _KINDS = {
     "AWS Access Key": "AWS_KEY", "Secret Keyword": "SECRET", "Private Key": "PRIVATE_KEY",
@@ -138,8 +143,15 @@ def _detect(line: str) -> list[tuple[str, str]]:
     return found
 
 
+#: A line detect-secrets could flag has a long token run (keys, tokens, high-entropy strings), a secret
+#: keyword, a URL or a PEM header; other lines (most code) skip the detectors.
+_MAYBE = re.compile(r"[A-Za-z0-9+/=_\-.]{12,}|(?i:key|pass|pwd|secret|token|auth|contrase|cred|BEGIN)|://")
+
+
 @functools.lru_cache(maxsize=65536)
 def _scan_line(line: str, entropy: bool) -> tuple[tuple[int, int, str], ...]:
+    if not _MAYBE.search(line):
+        return ()
     found = []
     for secret_type, value in _detect(line):
         if secret_type in _ENTROPY_TYPES and not entropy:
@@ -167,7 +179,11 @@ def find_secrets(text: str, *, entropy: bool = True) -> list[Finding]:
     """Every secret in `text`, without overlaps: nextedit's patterns win over detect-secrets' named
     detectors, then its keyword detector, then its high-entropy detectors; then longer spans win."""
     candidates: list[tuple[int, int, int, str]] = []  # (priority, start, end, kind)
+    lower = text.lower()
     for kind, rx in PATTERNS.items():
+        guard = _GUARDS.get(kind, ())
+        if guard and not any(g in lower for g in ((guard,) if isinstance(guard, str) else guard)):
+            continue
         for m in rx.finditer(text):
             s, e = m.span("s")
             if e > s:
