@@ -176,9 +176,11 @@ def test_quantile_band_from_the_command_and_rerun_uses_the_cache(files, tmp_path
     # Best distances: equal 0, near small, unrelated large -> median = near's distance: keep only near.
     assert summary["band"]["mode"] == "quantile" and summary["band"]["low"] == 0.0
     assert [e.id for e in read_examples(out)] == ["near"]
-    again = runner.invoke(app, args + ["--no-cache"])
-    assert again.exit_code == 0
+    again = runner.invoke(app, args)  # same predictor and config: every stage result comes from the cache
+    assert again.exit_code == 0 and "processed 4 (from cache 4)" in again.output
     assert [e.id for e in read_examples(out)] == ["near"]
+    fresh = runner.invoke(app, [*args, "--no-cache"])
+    assert fresh.exit_code == 0 and "(from cache 0)" in fresh.output
 
 
 def test_bad_options_are_one_line_errors(files, tmp_path):

@@ -97,7 +97,9 @@ class SettleStage(Stage):
     name = "settle"
     version = "1"
     Config = SettleConfig
-    reads = ("snapshot", "settled")
+    # The id keys the cache too: a scripted predictor answers per example id, so two examples with
+    # the same snapshot and settled text may get different candidates.
+    reads = ("id", "snapshot", "settled")
     kind = "io"
 
     def __init__(self, config: SettleConfig | dict[str, Any] | None = None):
