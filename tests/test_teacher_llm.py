@@ -360,3 +360,14 @@ def test_batch_mode_queues_then_reruns_from_the_collected_cache(script, tmp_path
         second, out = run(TeacherStage(cfg2), tmp_path / "b1.in.jsonl", tmp_path / "b2.jsonl", tmp_path)
         assert second.failed == 0 and server.count() == 0
         assert all(applied(ex) == "import logging\n" + GOOD for ex in out.values())
+
+
+def test_text_holding_the_prompt_markers_is_refused(server, script, tmp_path) -> None:
+    provider, extra = spec(server, "openai-compatible")
+    text = f'MARK = "{MARK_START}"\nx = 1\n'
+    ex = Example(id="m", snapshot=Snapshot(path="tok.py", text=text, cursor=0))
+    summary, out = run(TeacherStage({"provider": provider, "client": client_options(tmp_path, **extra)}),
+                       [ex, make_example(0)], tmp_path / "m.jsonl", tmp_path)
+    assert list(out) == ["ex0"] and summary.stats["refused_markers"] == 1
+    assert "field snapshot.text: contains <|editable_region_start|>" in (tmp_path / "m.failed.jsonl").read_text()
+    assert server.count() == 1

@@ -13,17 +13,34 @@ from nextedit.teacher.common import (
     parse_to_prediction,
     usage_share,
 )
-from nextedit.teacher.prompt import PromptOptions, TeacherPrompt, build_prompt
+from nextedit.teacher.prompt import (
+    MARK_CURSOR,
+    MARK_END,
+    MARK_START,
+    PromptOptions,
+    TeacherPrompt,
+    build_prompt,
+)
 from nextedit.teacher.scrub import Scrubber
 
-__all__ = ["conversation_start", "teacher_predictions"]
+__all__ = ["MarkersInText", "conversation_start", "teacher_predictions"]
+
+
+class MarkersInText(ValueError):
+    """The snapshot already contains the prompt's region or cursor markers: the answer could not be read
+    unambiguously, so the example is refused."""
 
 
 def conversation_start(example: Example, options: PromptOptions,
                        privacy: PrivacyConfig) -> tuple[TeacherPrompt, Scrubber | None]:
     """The teacher prompt and the scrubber that will clean every text of this conversation.
-    Raises LicenseRefused before anything is rendered when the license is not allow-listed."""
+    Raises LicenseRefused before anything is rendered when the license is not allow-listed, and
+    MarkersInText when the text holds the prompt's own markers."""
     check_license(example, privacy)
+    found = [m for m in (MARK_START, MARK_END, MARK_CURSOR) if m in example.snapshot.text]
+    if found:
+        raise MarkersInText(f"example {example.id}: field snapshot.text: contains {found[0]}, a marker of the "
+                            "teacher prompt; refused")
     return build_prompt(example, options), new_scrubber(privacy)
 
 

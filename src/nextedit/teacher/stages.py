@@ -21,7 +21,7 @@ from nextedit.teacher.common import (
     make_client,
 )
 from nextedit.teacher.distill import DistillOptions, distill_example
-from nextedit.teacher.generate import teacher_predictions
+from nextedit.teacher.generate import MarkersInText, teacher_predictions
 from nextedit.teacher.judge import JudgeOptions, judge_example
 from nextedit.teacher.prompt import PromptOptions, prompt_version
 from nextedit.teacher.repair import RepairOptions, repair_example
@@ -84,6 +84,9 @@ class TeacherStage(_LLMStage):
                                               options=cfg.prompt, privacy=cfg.privacy)
         except LicenseRefused as exc:
             self.stats["refused_license"] += 1
+            raise StageError(str(exc)) from None
+        except MarkersInText as exc:
+            self.stats["refused_markers"] += 1
             raise StageError(str(exc)) from None
         except LLMError as exc:
             raise self._fail("teacher", exc) from None
@@ -174,8 +177,8 @@ class RepairStage(_LLMStage):
         try:
             return await repair_example(example, self.client, cfg, options=cfg, checks=cfg.checks,
                                         prompt_options=cfg.prompt, privacy=cfg.privacy, stats=self.stats)
-        except LicenseRefused as exc:
-            self.stats["refused_license"] += 1
+        except (LicenseRefused, MarkersInText) as exc:
+            self.stats["refused"] += 1
             raise StageError(str(exc)) from None
         except LLMError as exc:
             raise self._fail("repair", exc) from None
