@@ -64,8 +64,10 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        self.proc = subprocess.Popen([str(ROOT / ".venv/bin/nextedit"), "serve", str(config), "--port",
-                                      str(self.port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.log = config.with_suffix(".log")
+        with open(self.log, "wb") as log:  # a file, not a pipe: a full pipe would stall the server
+            self.proc = subprocess.Popen([str(ROOT / ".venv/bin/nextedit"), "serve", str(config), "--port",
+                                          str(self.port)], env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while True:
             try:
@@ -74,7 +76,7 @@ class Server:
             except httpx.HTTPError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {self.proc.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
             time.sleep(0.1)
 
     def kill9(self) -> None:
@@ -85,6 +87,50 @@ class Server:
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=30)
+
+
+class RawClient:
+    """A minimal HTTP/1.1 keep-alive client on asyncio streams: far cheaper per request than httpx, so
+    on a small machine the clients do not starve the server they measure."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.host, self.port = host, int(port)
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: dict) -> tuple[int, dict]:
+        """POST JSON; (status, parsed JSON body). Raises ConnectionError when the server is gone."""
+        import orjson
+
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        data = orjson.dumps(body)
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {KEY}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n").encode()
+        try:
+            self.writer.write(head + data)
+            await self.writer.drain()
+            raw = await self.reader.readuntil(b"\r\n\r\n")
+            lines = raw.decode("latin-1").split("\r\n")
+            status = int(lines[0].split()[1])
+            length = next(int(x.split(":", 1)[1]) for x in lines[1:] if x.lower().startswith("content-length:"))
+            payload = await self.reader.readexactly(length)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            self.close()
+            raise ConnectionError(str(exc)) from None
+        return status, orjson.loads(payload) if payload else {}
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -111,39 +157,51 @@ def bench_overhead(tmp: Path, clients: int = 50, per_client: int = 40) -> list[t
     handler_overhead: list[float] = []
     reasons: dict[str, int] = {}
 
-    async def client(i: int, http: httpx.AsyncClient) -> None:
+    async def client(i: int) -> None:
+        http = RawClient(server.url)
         for k in range(per_client):
             t = time.perf_counter()
-            r = await http.post("/v1/predict", json={"snapshot": SNAP, "client_id": f"c{i}-{k}", "user_id": f"u{i}"})
+            _, body = await http.post("/v1/predict", {"snapshot": SNAP, "client_id": f"c{i}-{k}", "user_id": f"u{i}"})
             lat.append((time.perf_counter() - t) * 1000)
-            body = r.json()
             server_total.append(body["timing"]["total_ms"])
             handler_overhead.append(body["timing"]["total_ms"] - body["timing"]["backend_ms"])
             reasons[str(body["reason"])] = reasons.get(str(body["reason"]), 0) + 1
 
     async def main() -> None:
-        limits = httpx.Limits(max_connections=clients)
-        async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"},
-                                     timeout=30, limits=limits) as http:
-            await asyncio.gather(*(client(i, http) for i in range(clients)))
+        await asyncio.gather(*(client(i) for i in range(clients)))
+
+    async def single() -> list[float]:
+        http, out = RawClient(server.url), []
+        for k in range(400):
+            t = time.perf_counter()
+            await http.post("/v1/predict", {"snapshot": SNAP, "client_id": f"s{k}", "user_id": "s"})
+            out.append((time.perf_counter() - t) * 1000)
+        http.close()
+        return out
 
     try:
-        t0 = time.perf_counter()
+        one = asyncio.run(single())
+        cpu0, t0 = proc_cpu_s(server.proc.pid), time.perf_counter()
         asyncio.run(main())
         wall = time.perf_counter() - t0
+        server_cpu_ms = (proc_cpu_s(server.proc.pid) - cpu0) * 1000 / len(lat)
     finally:
         server.stop()
     rows = [
         ("raw propagate call p50 / p99 (baseline)", f"{pct(raw, 50):.2f} / {pct(raw, 99):.2f} ms"),
-        (f"server, {clients} concurrent clients, client-observed p50 / p99",
+        ("server, 1 client, client-observed p50 / p99", f"{pct(one, 50):.2f} / {pct(one, 99):.2f} ms"),
+        ("overhead over the raw call, 1 client, p50 / p99",
+         f"{pct(one, 50) - pct(raw, 50):.2f} / {pct(one, 99) - pct(raw, 99):.2f} ms"),
+        (f"server, {clients} concurrent clients (closed loop, no think time), client-observed p50 / p99",
          f"{pct(lat, 50):.2f} / {pct(lat, 99):.2f} ms"),
         ("server-reported total_ms p50 / p99 (inside the handler)",
          f"{pct(server_total, 50):.2f} / {pct(server_total, 99):.2f} ms"),
         ("in-handler overhead (total_ms - backend_ms) p50 / p99",
          f"{pct(handler_overhead, 50):.2f} / {pct(handler_overhead, 99):.2f} ms"),
-        ("overhead over the raw call p50 / p99 (client-observed minus raw)",
+        (f"overhead over the raw call, {clients} clients, p50 / p99 (mostly queueing at saturation)",
          f"{pct(lat, 50) - pct(raw, 50):.2f} / {pct(lat, 99) - pct(raw, 99):.2f} ms"),
         ("client-observed / raw, p50", f"{pct(lat, 50) / pct(raw, 50):.1f}x"),
+        ("server CPU per request (all of the server process)", f"{server_cpu_ms:.2f} ms"),
         ("throughput", f"{len(lat) / wall:.0f} requests/s ({len(lat)} requests; reasons {reasons})"),
     ]
     return rows
@@ -195,42 +253,40 @@ class Editors:
         self.requests = 0
         self.stop = False
 
-    async def editor(self, i: int, http: httpx.AsyncClient) -> None:
+    async def editor(self, i: int) -> None:
         rng = random.Random(i)
+        http = RawClient(self.url)
         while not self.stop:
             try:
-                r = await http.post("/v1/predict", json={"snapshot": SNAP, "client_id": f"ed{i}",
-                                                         "user_id": f"user{i}"})
+                status, body = await http.post("/v1/predict", {"snapshot": SNAP, "client_id": f"ed{i}",
+                                                               "user_id": f"user{i}"})
                 self.requests += 1
-                self.status[r.status_code] = self.status.get(r.status_code, 0) + 1
-                if r.status_code != 200:
+                self.status[status] = self.status.get(status, 0) + 1
+                if status != 200:
                     continue
-                rid = r.json()["request_id"]
-                kinds = ["shown", rng.choice(["accepted", "rejected"])]
-                for kind in kinds:
-                    body = {"type": kind, "request_id": rid, "reason": "typed-over" if kind == "rejected" else None}
-                    e = await http.post("/v1/events", json=body)
-                    self.status[e.status_code] = self.status.get(e.status_code, 0) + 1
-                    if e.status_code == 200:
-                        self.acked.append(e.json()["event_id"])
+                rid = body["request_id"]
+                for kind in ("shown", rng.choice(["accepted", "rejected"])):
+                    event = {"type": kind, "request_id": rid, "reason": "typed-over" if kind == "rejected" else None}
+                    status, ack = await http.post("/v1/events", event)
+                    self.status[status] = self.status.get(status, 0) + 1
+                    if status == 200:
+                        self.acked.append(ack["event_id"])
                 await asyncio.sleep(rng.uniform(0.05, 0.3))  # typing between predictions
-            except httpx.HTTPError:
+            except ConnectionError:
                 self.errors += 1
                 await asyncio.sleep(0.1)
+        http.close()
 
     async def run(self, seconds: float, on_time: float | None = None, action=None) -> None:  # noqa: ANN001
-        limits = httpx.Limits(max_connections=self.n)
-        async with httpx.AsyncClient(base_url=self.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30,
-                                     limits=limits) as http:
-            tasks = [asyncio.create_task(self.editor(i, http)) for i in range(self.n)]
-            if on_time is not None and action is not None:
-                await asyncio.sleep(on_time)
-                await asyncio.to_thread(action)
-                await asyncio.sleep(max(0.0, seconds - on_time))
-            else:
-                await asyncio.sleep(seconds)
-            self.stop = True
-            await asyncio.gather(*tasks)
+        tasks = [asyncio.create_task(self.editor(i)) for i in range(self.n)]
+        if on_time is not None and action is not None:
+            await asyncio.sleep(on_time)
+            action()
+            await asyncio.sleep(max(0.0, seconds - on_time))
+        else:
+            await asyncio.sleep(seconds)
+        self.stop = True
+        await asyncio.gather(*tasks)
 
 
 def bench_load(tmp: Path, editors: int, seconds: float) -> list[tuple[str, str]]:

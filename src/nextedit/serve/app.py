@@ -17,7 +17,6 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.background import BackgroundTask
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nextedit import patch as patchlib
@@ -140,8 +139,8 @@ async def _send_json(send: Send, status: int, data: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _json(data: Any, status: int = 200, background: BackgroundTask | None = None) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json", background=background)
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
 class RecentPredictions:
@@ -279,6 +278,11 @@ async def run_backend(state: ServerState, arm: ArmConfig, example: Example, canc
                       superseded: asyncio.Future[str] | None, deadline: float) -> tuple[BackendResult | None, str | None, str | None]:
     """Run one arm's backend under the deadline; (result, reason, detail) where reason is set on no result."""
     backend = state.backends.by_arm[arm.name]
+    if backend.inline:  # a sub-millisecond baseline: call it now, no task and no loop round trip
+        try:
+            return await backend.predict(example, cancel), None, None
+        except Exception as exc:  # noqa: BLE001 - a backend failure is an answer, not a 500
+            return None, "error", f"{type(exc).__name__}: {str(exc)[:200]}"
     task = asyncio.ensure_future(backend.predict(example, cancel))
     task.add_done_callback(lambda t: t.cancelled() or t.exception())
     waiters: set[asyncio.Future[Any]] = {task}
@@ -331,10 +335,12 @@ def _predicted_event(state: ServerState, req: PredictRequest, request_id: str, a
     return event
 
 
-def _request_trace(req: PredictRequest, event: dict[str, Any], prediction: dict[str, Any] | None) -> dict[str, Any]:
+def _request_trace(req: PredictRequest, at: str, request_id: str, arm: str, model_version: str, reason: str | None,
+                   prediction: dict[str, Any] | None) -> dict[str, Any]:
     """The collectable request in the trace format of docs/traces.md (read by `nextedit import traces`)."""
-    keys = ("at", "request_id", "client_id", "user_id", "arm", "model_version", "reason", "collectable", "trigger")
-    trace = {k: event.get(k) for k in keys}
+    trace: dict[str, Any] = {"at": at, "request_id": request_id, "client_id": req.client_id, "user_id": req.user_id,
+                             "arm": arm, "model_version": model_version, "reason": reason,
+                             "collectable": req.collectable, "trigger": req.trigger}
     trace.update(type="request", snapshot=req.snapshot.model_dump(mode="json"), open_source=req.open_source,
                  prediction=None if prediction is None else {"patch": prediction["patch"], "cursor": prediction["cursor"]},
                  document_offset=req.document_offset)
@@ -378,7 +384,7 @@ async def _run_shadow(state: ServerState, req: PredictRequest, request_id: str, 
     shadow_after = prediction["_after"] if prediction else None
     event["agrees_with_live"] = live_after == shadow_after
     state.metrics.shadow.labels(arm.name, reason or "ok").inc()
-    await asyncio.to_thread(state.store.submit, event, "telemetry")
+    state.store.submit(event, "telemetry")
 
 
 async def handle_predict(state: ServerState, request: Request) -> Response:
@@ -437,14 +443,19 @@ async def handle_predict(state: ServerState, request: Request) -> Response:
         "tokens": {"input": result.input_tokens if result else 0, "output": result.output_tokens if result else 0},
     }
 
-    def log_prediction() -> None:  # after the response is sent: the log is not on the latency path
+    at = utc_now()
+
+    def telemetry() -> dict[str, Any]:  # built on the store's writer thread, off the latency path
         event = _predicted_event(state, req, request_id, arm, backend.model_version, reason, detail,
                                  prediction, result, timing)
-        state.store.submit(event, "telemetry")
-        if req.collectable:
-            state.store.submit(_request_trace(req, event, prediction), "requests")
+        event["at"] = at
+        return event
 
-    return _json(body, background=BackgroundTask(log_prediction))
+    state.store.submit(telemetry, "telemetry")
+    if req.collectable:
+        state.store.submit(lambda: _request_trace(req, at, request_id, arm.name, backend.model_version, reason,
+                                                  prediction), "requests")
+    return _json(body)
 
 
 def _kept(info: dict[str, Any] | None, settled_text: str) -> dict[str, Any] | None:

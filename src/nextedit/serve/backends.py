@@ -16,6 +16,10 @@ from nextedit.record import Example
 from nextedit.serve.config import ArmConfig
 
 
+#: Predictors cheap enough to call on the event loop (no thread hop).
+INLINE_SCHEMES = frozenset({"noop", "propagate"})
+
+
 class BackendCancelled(Exception):
     """The request was superseded or ran out of time before (or while) the backend ran."""
 
@@ -82,6 +86,8 @@ class Backend:
 
             make_cancellable(self.predictor)  # loads the model now, not on the first request
         self._async = inspect.iscoroutinefunction(self.predictor.predict) and not self._local
+        #: Sub-millisecond baselines run on the event loop: a thread hop would cost more than the call.
+        self.inline = self.predictor.scheme in INLINE_SCHEMES and not self.delay_s
         self._takes_cancel = _accepts(self.predictor.predict, "cancel")
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"arm-{arm.name}")
 
@@ -118,7 +124,10 @@ class Backend:
             await asyncio.sleep(self.delay_s)
         if cancel.is_set():
             raise BackendCancelled("cancelled before the backend started")
-        if self._async:
+        if self.inline:
+            started = time.perf_counter()
+            predictions, queue_s = self.predictor.predict(example, samples=1), started - queued
+        elif self._async:
             kwargs: dict[str, Any] = {"samples": 1}
             if self._takes_cancel:
                 kwargs["cancel"] = cancel
@@ -209,6 +218,7 @@ class BackendPool:
             if old is not None and old.spec == spec:
                 old.model_version = arm.model_version or f"{arm.backend}@v{old.predictor.version}"
                 old.delay_s = arm.delay_ms / 1000.0
+                old.inline = old.predictor.scheme in INLINE_SCHEMES and not old.delay_s
                 fresh[arm.name] = old
             else:
                 fresh[arm.name] = Backend(arm, workers=workers)

@@ -19,7 +19,7 @@ import concurrent.futures
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -79,7 +79,7 @@ class EventStore:
     placeholder = "?"
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[str, dict[str, Any], concurrent.futures.Future[int]] | _Closed] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, Any, concurrent.futures.Future[int]] | _Closed] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
         self.url = ""
@@ -124,8 +124,8 @@ class EventStore:
                         closing = True
                         break
                     batch.append(nxt)
-                rows = [(table, _row(event)) for table, event, _ in batch]
                 try:
+                    rows = [(table, _row(event() if callable(event) else event)) for table, event, _ in batch]
                     ids = self._insert(conn, rows)
                 except Exception as exc:  # noqa: BLE001 - every waiter gets the error
                     for _, _, fut in batch:
@@ -139,14 +139,20 @@ class EventStore:
             conn.close()
             self._stopped.set()
 
-    def submit(self, event: dict[str, Any], table: str = "events") -> concurrent.futures.Future[int]:
-        """Queue an event for `table`; the future resolves to its row id once committed (durable)."""
+    def submit(self, event: dict[str, Any] | Callable[[], dict[str, Any]],
+               table: str = "events") -> concurrent.futures.Future[int]:
+        """Queue an event for `table`; the future resolves to its row id once committed (durable).
+
+        `event` may be a function returning the event: it is then built on the writer thread, off
+        the request path (prediction logs compute a few metrics).
+        """
         if table not in TABLES:
             raise StoreError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
         if self._thread is None:
             self.start()
         fut: concurrent.futures.Future[int] = concurrent.futures.Future()
-        event.setdefault("at", utc_now())
+        if isinstance(event, dict):
+            event.setdefault("at", utc_now())
         self._queue.put((table, event, fut))
         return fut
 
@@ -207,6 +213,7 @@ class EventStore:
 
 
 def _row(event: dict[str, Any]) -> tuple[Any, ...]:
+    event.setdefault("at", utc_now())
     values = [event.get(c) for c in COLUMNS]
     values = [None if v is None else str(v) for v in values]
     return (*values, orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS).decode())
