@@ -107,7 +107,7 @@ def test_settle_candidates_picks_the_closest_candidate(tmp_path):
         stage.process(example("near", None))
 
 
-@pytest.mark.parametrize("metric", ["levenshtein", "kept_rate", "delta_chrf"])
+@pytest.mark.parametrize("metric", ["levenshtein", "levenshtein_change", "kept_rate", "delta_chrf"])
 def test_every_metric_ranks_the_equal_candidate_first(tmp_path, metric):
     provider = "scripted:" + script(tmp_path, regions(["e"]))
     ex = example("e", CANDIDATES[2])
@@ -159,6 +159,8 @@ def test_settle_command_keeps_near_drops_equal_and_unrelated(files, tmp_path):
                                               "failed")} == {
         "examples": 4, "kept": 1, "too_trivial": 1, "too_noisy": 1, "no_candidate": 1, "failed": 1}
     assert summary["counts"]["invalid_candidates"] == 3 and sum(summary["histogram"]["counts"]) == 3
+    assert {k: sum(v) for k, v in summary["histogram"]["by_decision"].items()} == {
+        "kept": 1, "too_trivial": 1, "too_noisy": 1}
     assert summary["samples"]["too_noisy"][0]["id"] == "unrelated"
     assert summary["cost"]["teacher_usd"] > 0 and summary["cost"]["student_usd"] == 0
     html = (tmp_path / "out.report.html").read_text()

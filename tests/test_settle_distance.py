@@ -72,6 +72,18 @@ def test_levenshtein_distances_match_the_definition_and_all_kernels_agree():
     assert distances("", settled, []).size == 0
 
 
+def test_change_normalized_levenshtein_ignores_the_region_size():
+    filler = "# unchanged line\n" * 200
+    original = filler + "x = compute(a)\n"
+    settled = filler + "x = compute(a, b)\n"
+    half = filler + "x = compute(a,)\n"
+    d = distances(original, settled, [settled, half, original, filler + "y = 2\n"], "levenshtein_change")
+    assert d[0] == 0.0 and d[2] == 1.0 and d[3] == 1.0
+    assert d[1] == pytest.approx(2 / 3)  # 2 edits apart; the user's change is 3 edits
+    assert distances(original, settled, [half], "levenshtein")[0] < 0.001  # plain: tiny in a large region
+    assert distances(original, original, [original], "levenshtein_change")[0] == 0.0
+
+
 def test_kept_rate_and_chrf_distances_and_signatures():
     original = "total = price * qty\n"
     settled = "total = price * qty * (1 + tax)\n"

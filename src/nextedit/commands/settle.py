@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
                                               "local:PATH, openai-compatible:URL, teacher:SPEC, scripted:PATH, ...")] = "noop",
         samples: Annotated[int, typer.Option("--samples", "-n", min=1, help="Candidates per example.")] = 50,
         option: Annotated[list[str] | None, typer.Option("--option", help="Predictor option KEY=VALUE (repeatable).")] = None,
-        metric: Annotated[str, typer.Option("--metric", help="Distance: levenshtein, kept_rate or delta_chrf.")] = "levenshtein",
+        metric: Annotated[str, typer.Option("--metric", help="Distance: levenshtein, levenshtein_change, kept_rate or delta_chrf.")] = "levenshtein",
         low: Annotated[float, typer.Option("--low", help="Best distance <= LOW is too trivial.")] = 0.0,
         high: Annotated[float, typer.Option("--high", help="Best distance > HIGH is too noisy.")] = 0.3,
         low_quantile: Annotated[float | None, typer.Option("--low-quantile", help="Set LOW to this quantile "

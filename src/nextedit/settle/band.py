@@ -24,12 +24,24 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from nextedit.jsonl import JsonlWriter, read_dicts
 from nextedit.pipeline.stage import config_hash
 
-__all__ = ["DECISIONS", "Band", "BandSpec", "CostConfig", "apply_band", "classify", "distances_path",
-           "dropped_path", "resolve_band", "sidecar"]
+__all__ = [
+    "DECISIONS",
+    "Band",
+    "BandSpec",
+    "CostConfig",
+    "apply_band",
+    "classify",
+    "distances_path",
+    "dropped_path",
+    "histogram_top",
+    "resolve_band",
+    "sidecar",
+]
 
 DECISIONS = ("kept", "too_trivial", "too_noisy", "no_candidate")
 VERSION = "1"
 HISTOGRAM_BINS = 50
+NICE_TOPS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
 
 
 class BandSpec(BaseModel):
@@ -198,7 +210,13 @@ def apply_band(stage_output: str | os.PathLike[str], out: str | os.PathLike[str]
                 samples[decision].append(_sample(record))
             row = _target(record, band, decision, lineage)
             (kept if decision == "kept" else dropped).write(orjson.dumps(row))
-    hist, edges = np.histogram(np.clip(best, 0.0, 1.0), bins=HISTOGRAM_BINS, range=(0.0, 1.0))
+    top = histogram_top(best, band)
+    clipped = np.clip(best, 0.0, top)
+    hist, edges = np.histogram(clipped, bins=HISTOGRAM_BINS, range=(0.0, top))
+    masks = {"too_trivial": best <= band.low, "too_noisy": best > band.high}
+    masks["kept"] = ~(masks["too_trivial"] | masks["too_noisy"])
+    by_decision = {k: [int(c) for c in np.histogram(clipped[m], bins=HISTOGRAM_BINS, range=(0.0, top))[0]]
+                   for k, m in masks.items()}
     total = sum(counts.values())
     first = _first_settle_info(src)
     return {
@@ -211,12 +229,24 @@ def apply_band(stage_output: str | os.PathLike[str], out: str | os.PathLike[str]
         "failed_output": failed_output,
         "rates": {k: (counts[k] / total if total else None) for k in DECISIONS},
         "distances": _stats(best),
-        "histogram": {"edges": [round(float(e), 4) for e in edges], "counts": [int(c) for c in hist]},
+        "histogram": {"edges": [round(float(e), 6) for e in edges], "counts": [int(c) for c in hist],
+                      "by_decision": by_decision},
         "samples": samples,
         "cost": {**cost.model_dump(), "teacher_usd": teacher_usd, "student_usd": student_usd,
                  "saved_usd": teacher_usd - student_usd,
                  "saved_per_example_usd": (teacher_usd - student_usd) / total if total else None},
     }
+
+
+def histogram_top(best: np.ndarray, band: Band) -> float:
+    """Right end of the histogram: a round number just above the 99th percentile and the band
+    (distances pile up near 0 when regions are large, and a 0..1 axis would hide them)."""
+    need = max(float(np.quantile(best, 0.99)) if best.size else 0.0, band.high if band.high < 1.0 else 0.0,
+               band.low)
+    for top in NICE_TOPS:
+        if need * 1.05 <= top:
+            return top
+    return 1.0
 
 
 def _first_settle_info(src: Path) -> dict[str, Any]:

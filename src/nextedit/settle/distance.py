@@ -3,6 +3,10 @@
 Metrics (each with a signature stored next to every distance):
 - `levenshtein` (default): normalized Levenshtein distance, edits / max(len(a), len(b)), with
   rapidfuzz `cpdist` (the settled text paired with each of an example's candidates, one call).
+- `levenshtein_change`: Levenshtein(candidate, settled) / max(Levenshtein(original, settled),
+  Levenshtein(original, candidate)), at most 1: the distance relative to the size of the edits, so
+  a one-line edit in a large region is not "close" just because the region is large (a candidate
+  that edits nothing while the user did is at 1).
 - `kept_rate`: 1 - F1 of kept rate and recall rate (section 3.4: how much of the candidate's
   change survived in the settled text, and how much of the settled change the candidate made).
 - `delta_chrf`: 1 - deltaChrF(original -> settled, original -> candidate) / 100.
@@ -33,14 +37,17 @@ __all__ = [
     "signature",
 ]
 
-Metric = Literal["levenshtein", "kept_rate", "delta_chrf"]
-METRICS: tuple[str, ...] = ("levenshtein", "kept_rate", "delta_chrf")
+Metric = Literal["levenshtein", "levenshtein_change", "kept_rate", "delta_chrf"]
+METRICS: tuple[str, ...] = ("levenshtein", "levenshtein_change", "kept_rate", "delta_chrf")
 
 
 def signature(metric: str) -> str:
     """How a distance was computed, e.g. `settle_distance:v1|metric=levenshtein|norm=max_len`."""
     if metric == "levenshtein":
         return "settle_distance:v1|metric=levenshtein|unit=chars|norm=max_len"
+    if metric == "levenshtein_change":
+        return ("settle_distance:v1|metric=levenshtein_change|unit=chars"
+                "|norm=max(lev(original,settled),lev(original,candidate))|clip=1")
     if metric == "kept_rate":
         from nextedit.metrics.kept import KEPT_RATE_SIGNATURE
 
@@ -156,6 +163,12 @@ def distances(original: str, settled: str, candidates: Sequence[str], metric: st
         # pair first, which makes near-identical regions ~5x cheaper (bench/settle.py measures both).
         return cpdist([settled] * len(candidates), list(candidates), scorer=Levenshtein.normalized_distance,
                       dtype=np.float64, workers=workers)
+    if metric == "levenshtein_change":
+        cands = list(candidates)
+        apart = cpdist([settled] * len(cands), cands, scorer=Levenshtein.distance, dtype=np.float64, workers=workers)
+        moved = cpdist([original] * len(cands), cands, scorer=Levenshtein.distance, dtype=np.float64, workers=workers)
+        scale = np.maximum(moved, float(Levenshtein.distance(original, settled)))
+        return np.minimum(1.0, np.divide(apart, scale, out=np.zeros_like(apart), where=scale > 0))
     if metric == "kept_rate":
         return np.array([_kept_distance(original, settled, c) for c in candidates])
     if metric == "delta_chrf":
