@@ -298,3 +298,44 @@ def test_document_paths_are_relative_to_the_root_or_just_the_name(tmp_path) -> N
     assert document_path("file:///home/someone/secret/x.py", str(tmp_path)) == "x.py"
     assert document_path("file:///home/someone/x.py", None) == "x.py"
     assert document_path("untitled:Untitled-1", None) == "Untitled-1"
+
+
+@given(st.lists(st.sampled_from(["a\n", "b\n", "c", "\n", "d\r\n", "ab\n"]), max_size=16),
+       st.lists(st.sampled_from(["a\n", "b\n", "c", "\n", "x\n", "ab\n"]), max_size=16))
+@settings(max_examples=300, deadline=None)
+def test_render_diff_equals_a_whole_file_diff(a: list[str], b: list[str]) -> None:
+    before, after = "".join(a), "".join(b)
+    assert render_diff(before, after, "f") == patchlib.make(before, after, path="f")
+
+
+def test_render_diff_on_a_long_file_matches_the_whole_file_diff() -> None:
+    before = "".join(f"row {i} " + "x" * (i % 50) + "\n" for i in range(20000))
+    for old, new in [("row 17000 ", "row 17000 y"), ("row 3 x", "row 3\nnew\nx"), ("row 19999 ", "")]:
+        after = before.replace(old, new, 1)
+        assert render_diff(before, after, "f") == patchlib.make(before, after, path="f")
+
+
+@given(st.text(alphabet="ab\n", max_size=20), st.lists(
+    st.tuples(st.integers(0, 30), st.integers(0, 30), st.text(alphabet="xy\n", max_size=4)), max_size=8))
+@settings(max_examples=300, deadline=None)
+def test_line_starts_follow_changes(text: str, edits: list[tuple[int, int, str]]) -> None:
+    from nextedit.patch import line_offsets
+
+    doc = Document("file:///t", "t", text)
+    doc.line_starts()
+    for a, b, new in edits:
+        a, b = sorted((min(a, len(doc.text)), min(b, len(doc.text))))
+        doc.replace(a, b, new)
+        assert doc.line_starts() == line_offsets(doc.text)
+
+
+def test_snapshot_of_a_long_file_is_the_same_as_from_the_whole_file() -> None:
+    from nextedit.mine.excerpt import excerpt_around
+
+    text = "".join(f"def f{i}(a):\n    return a + {i}\n\n" for i in range(3000))
+    for cursor in (0, len(text) // 2, text.index("def f2999"), len(text)):
+        built = build_snapshot(text, cursor, "long.py", [])
+        whole = excerpt_around(text, cursor, "long.py")
+        assert (built.snapshot.text, built.snapshot.start_line, built.snapshot.cursor,
+                built.snapshot.editable) == (whole.text, whole.start_line, whole.cursor, whole.editable)
+        assert text[built.offset:built.offset + len(whole.text)] == whole.text

@@ -72,6 +72,20 @@ def chars_to_column(line: str, chars: int, encoding: Encoding = "utf-16") -> int
     return len(head.encode("utf-8", "surrogatepass"))
 
 
+def _shift_starts(starts: list[int], start: int, end: int, text: str) -> list[int]:
+    """Line starts after [start, end) became `text`: unchanged before, new ones inside, shifted after."""
+    lo = bisect.bisect_right(starts, start)
+    hi = bisect.bisect_right(starts, end)
+    delta = len(text) - (end - start)
+    inside = []
+    i = text.find("\n")
+    while i != -1:
+        inside.append(start + i + 1)
+        i = text.find("\n", i + 1)
+    tail = starts[hi:]
+    return starts[:lo] + inside + ([x + delta for x in tail] if delta else tail)
+
+
 @dataclass
 class Document:
     """The text of one open document as the client last described it.
@@ -132,7 +146,8 @@ class Document:
             raise PositionError(f"range [{start}, {end}) is outside the document (length {len(self.text)})")
         removed = self.text[start:end]
         self.text = self.text[:start] + text + self.text[end:]
-        self._starts = None
+        if self._starts is not None:
+            self._starts = _shift_starts(self._starts, start, end, text)
         return Change(start, end, text, removed)
 
     def replace_all(self, text: str) -> Change | None:

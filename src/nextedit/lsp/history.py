@@ -16,26 +16,72 @@ MAX_EVENTS = 10
 MAX_DIFF_CHARS = 2048 * 3
 
 
+_CHUNK = 4096
+
+
+def common_prefix(a: str, b: str) -> int:
+    """Length of the common prefix of two strings (compared a chunk at a time, at C speed)."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i:i + _CHUNK] == b[i:i + _CHUNK]:
+        i += _CHUNK
+    if i >= n:
+        return n
+    j = i
+    end = min(i + _CHUNK, n)
+    while j < end and a[j] == b[j]:
+        j += 1
+    return j
+
+
+def common_suffix(a: str, b: str, limit: int) -> int:
+    """Length of the common suffix of two strings, at most `limit`."""
+    la, lb = len(a), len(b)
+    k = 0
+    while k < limit:
+        step = min(_CHUNK, limit - k)
+        if a[la - k - step:la - k] != b[lb - k - step:lb - k]:
+            break
+        k += step
+    if k >= limit:
+        return limit
+    while k < limit and a[la - k - 1] == b[lb - k - 1]:
+        k += 1
+    return k
+
+
 def render_diff(before: str, after: str, path: str, *, context: int = 3) -> str:
     """Unified diff of a whole-file change with file line numbers, diffing only the changed lines.
 
-    The unchanged lines at both ends are cut off (keeping `context` lines), so a keystroke in a long
-    file costs a diff of a few lines; hunk numbers still count from the top of the file."""
+    The unchanged lines at both ends are cut off (keeping `context` lines) before diffing, so a
+    keystroke in a long file costs a diff of a few lines; hunk numbers still count from the top of
+    the file. The result is what `patch.make(before, after, path=path)` gives."""
     if before == after:
         return ""
-    a, b = patchlib.split_lines(before), patchlib.split_lines(after)
-    n = min(len(a), len(b))
-    p = 0
-    while p < n and a[p] == b[p]:
-        p += 1
-    s = 0
-    while s < n - p and a[len(a) - 1 - s] == b[len(b) - 1 - s]:
-        s += 1
-    lo = max(0, p - context)
-    keep_tail = max(0, s - context)
-    old = "".join(a[lo:len(a) - keep_tail])
-    new = "".join(b[lo:len(b) - keep_tail])
-    return patchlib.make(old, new, path=path, context=context, start_line=lo)
+    p = common_prefix(before, after)
+    s = common_suffix(before, after, min(len(before), len(after)) - p)
+    # Whole lines inside the common prefix, then back up `context` more lines.
+    start = before.rfind("\n", 0, p) + 1
+    for _ in range(context):
+        if start == 0:
+            break
+        start = before.rfind("\n", 0, start - 1) + 1
+    first_line = before.count("\n", 0, start)
+    # Whole lines inside the common suffix (line starts strictly inside it agree in both texts);
+    # keep `context` of them.
+    q = len(before) - s
+    cut = len(before)
+    i = q
+    for _ in range(context + 1):
+        j = before.find("\n", i, len(before) - 1)
+        if j == -1:
+            break
+        i = j + 1
+    else:
+        cut = i
+    old = before[start:cut]
+    new = after[start:cut - len(before) + len(after)]
+    return patchlib.make(old, new, path=path, context=context, start_line=first_line)
 
 
 @dataclass

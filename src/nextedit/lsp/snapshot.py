@@ -14,6 +14,7 @@ from nextedit.mine.excerpt import (
     EDITABLE_TOKENS,
     ExcerptError,
     excerpt_around,
+    line_cost,
 )
 from nextedit.patch import line_offsets
 from nextedit.record import HistoryEvent, Snapshot
@@ -54,13 +55,36 @@ def build_snapshot(text: str, cursor: int, path: str, history: list[HistoryEvent
 
     Raises ExcerptError when the cursor line alone is larger than the editable budget."""
     cursor = min(max(cursor, 0), len(text))
-    excerpt = excerpt_around(text, cursor, path, editable_tokens=editable_tokens,
+    lo, hi = window(text, cursor, editable_tokens + context_tokens)
+    part = text[lo:hi]
+    excerpt = excerpt_around(part, cursor - lo, path, editable_tokens=editable_tokens,
                              context_tokens=context_tokens)
-    starts = line_offsets(text)
-    offset = starts[excerpt.start_line] if excerpt.start_line < len(starts) else len(text)
-    snapshot = Snapshot(path=path, text=excerpt.text, start_line=excerpt.start_line,
+    starts = line_offsets(part)
+    offset = lo + (starts[excerpt.start_line] if excerpt.start_line < len(starts) else len(part))
+    snapshot = Snapshot(path=path, text=excerpt.text, start_line=text.count("\n", 0, lo) + excerpt.start_line,
                         cursor=excerpt.cursor, editable=excerpt.editable, history=list(history))
     return BuiltSnapshot(snapshot, offset)
+
+
+def window(text: str, cursor: int, tokens: int) -> tuple[int, int]:
+    """Whole lines around the cursor's line that can hold any excerpt of `tokens` tokens (each side
+    alone reaches past the budget, or the file's edge), so that parsing and cutting the excerpt
+    never has to look at the rest of a long file."""
+    start = text.rfind("\n", 0, cursor) + 1
+    end = text.find("\n", cursor)
+    end = len(text) if end == -1 else end + 1
+    used = 0
+    while start > 0 and used <= tokens:
+        prev = text.rfind("\n", 0, start - 1) + 1
+        used += line_cost(text[prev:start])
+        start = prev
+    used = 0
+    while end < len(text) and used <= tokens:
+        nxt = text.find("\n", end)
+        nxt = len(text) if nxt == -1 else nxt + 1
+        used += line_cost(text[end:nxt])
+        end = nxt
+    return start, end
 
 
 def _edits_from_field(raw: Any, n: int) -> list[Edit]:
