@@ -86,9 +86,10 @@ def main() -> None:
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
     rows = [run(n, args.keys) for n in args.lines]
-    table = ["| file lines (chars) | per keystroke | baseline: line table rebuilt | keystroke / baseline "
-             "| snapshot + history per request | history render | baseline: whole-file diff of the open group "
-             "| history / baseline |", "|---|---|---|---|---|---|---|---|"]
+    header = ("| file lines (chars) | per keystroke | baseline: line table rebuilt | keystroke / baseline "
+              "| snapshot + history per request | history render | baseline: whole-file diff of the open group "
+              "| history / baseline |")
+    table = [header, "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         table.append(f"| {r['lines']:,} ({r['chars']:,}) | {r['per_key_us']:.0f} µs | {r['lines_baseline_us']:.0f} µs "
                      f"| {r['per_key_us'] / r['lines_baseline_us']:.2f} | {r['request_ms']:.2f} ms "
