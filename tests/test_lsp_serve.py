@@ -121,3 +121,42 @@ def test_rename_completed_accepted_and_settled_in_the_serve_store(serve, tmp_pat
         assert event["kept"]["kept_rate"] == 1.0  # the settled region kept all of the prediction
 
     asyncio.run(scenario())
+
+
+def test_code_action_with_several_edits_applied_in_one_change_is_accepted(serve, tmp_path: Path) -> None:
+    url, db = serve
+    text = "def total(values):\n    count = 0\n    for v in values:\n        count += v\n    return count\n"
+
+    async def scenario() -> None:
+        client = await start_lsp(url, "--debounce-ms", "20", "--collect", root=tmp_path)
+        uri = (tmp_path / "total.py").as_uri()
+        client.text_document_did_open(types.DidOpenTextDocumentParams(
+            types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)))
+        client.text_document_did_change(change(uri, 2, (1, 4), (1, 9), "acc"))
+        current = text.replace("    count = 0", "    acc = 0")
+        actions = await client.text_document_code_action_async(types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(types.Position(1, 7), types.Position(1, 7)),
+            context=types.CodeActionContext(diagnostics=[])))
+        assert actions and actions[0].title == "Apply predicted edit"
+        edits = sorted(actions[0].edit.changes[uri], key=lambda e: (e.range.start.line, e.range.start.character),
+                       reverse=True)
+        assert len(edits) >= 2  # the server's edits are token-level: one per remaining occurrence
+        # Apply them as an editor does: one didChange, the last edit first (ranges stay valid).
+        changes = [types.TextDocumentContentChangePartial(range=e.range, text=e.new_text) for e in edits]
+        for e in edits:
+            current = apply_lsp_edit(current, e.range, e.new_text)
+        assert current == text.replace("count", "acc")
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=3), content_changes=changes))
+
+        def accepted() -> list[dict]:
+            return [e for e in _events(db) if e["type"] == "accepted"]
+
+        assert await wait_for(accepted, 30)
+        await client.shutdown_session()
+        assert accepted()[0]["reason"] == "document"
+        kinds = [e["type"] for e in _events(db) if e["request_id"] == accepted()[0]["request_id"]]
+        assert kinds == ["shown", "accepted"]
+
+    asyncio.run(scenario())
