@@ -339,3 +339,33 @@ def test_snapshot_of_a_long_file_is_the_same_as_from_the_whole_file() -> None:
         assert (built.snapshot.text, built.snapshot.start_line, built.snapshot.cursor,
                 built.snapshot.editable) == (whole.text, whole.start_line, whole.cursor, whole.editable)
         assert text[built.offset:built.offset + len(whole.text)] == whole.text
+
+
+# --------------------------------------------------------------------------- inline items
+
+@pytest.mark.parametrize("text, cursor, edit, expected", [
+    # after the cursor on its line: the item starts at the cursor
+    ("total = count + count\n", 5, (16, 21, "total"), ((0, 5), (0, 21), " = count + total")),
+    # the word being typed, completed: the typed prefix is kept at the start of the item
+    ("x = ite\n", 7, (4, 7, "item"), ((0, 4), (0, 7), "item")),
+    # before the cursor and not a continuation of what is typed: no inline item
+    ("x = abc\n", 7, (4, 7, "xyz"), None),
+    # on another line: no inline item
+    ("a = 1\nb = a\n", 1, (10, 11, "z"), None),
+    # an emoji before the edit: UTF-16 columns
+    ('s = "😀"; y = old\n', 9, (13, 16, "new"), ((0, 10), (0, 17), "y = new")),
+])
+def test_inline_item_rules(text: str, cursor: int, edit: tuple[int, int, str], expected) -> None:
+    from nextedit.lsp.server import NexteditLanguageServer
+
+    server = NexteditLanguageServer(Settings(server="http://127.0.0.1:1"))
+    doc = Document("file:///t.py", "t.py", text)
+    offer = _offer(text, edit[0], edit[1], edit[2])
+    item = server.inline_item(offer, doc, cursor)
+    if expected is None:
+        assert item is None
+        return
+    (sl, sc), (el, ec), insert = expected
+    assert (item.range.start.line, item.range.start.character, item.range.end.line, item.range.end.character) \
+        == (sl, sc, el, ec)
+    assert item.insert_text == insert and item.command.arguments == ["r"]

@@ -250,6 +250,16 @@ class NexteditLanguageServer(LanguageServer):
         return self._task
 
     async def _predict(self, uri: str, version: int, cursor: int, delay_s: float, trigger: str) -> Offer | None:
+        try:
+            return await self._request(uri, version, cursor, delay_s, trigger)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("prediction request failed")
+            self.notify(logging.ERROR, f"prediction request failed: {type(exc).__name__}: {exc}")
+            return None
+
+    async def _request(self, uri: str, version: int, cursor: int, delay_s: float, trigger: str) -> Offer | None:
         if delay_s > 0:
             await asyncio.sleep(delay_s)
         doc = self.docs.get(uri)
@@ -332,20 +342,27 @@ class NexteditLanguageServer(LanguageServer):
         return offer if offer is not None and offer.uri == uri and doc is not None else None
 
     def inline_item(self, offer: Offer, doc: Document, cursor: int) -> types.InlineCompletionItem | None:
-        """The offer as an inline completion at `cursor`: only when its edit starts at/after the cursor
-        and ends on the cursor's line (the LSP range must stay on one line)."""
+        """The offer as an inline completion at `cursor`, when the LSP allows it: the item's range stays
+        on the cursor's line and contains the cursor, and the text it covers before the cursor is a
+        prefix of what it inserts (what the user typed is kept). Otherwise None (code action only)."""
         edits = offer.current_edits(doc.text)
         if not edits:
             return None
         whole = span(edits, doc.text)
-        line_end = doc.text.find("\n", cursor)
-        line_end = len(doc.text) if line_end == -1 else line_end
-        if not cursor <= whole.start or whole.end > line_end:
+        text = doc.text
+        line_start = text.rfind("\n", 0, cursor) + 1
+        line_end = text.find("\n", cursor)
+        line_end = len(text) if line_end == -1 else line_end
+        start, end = min(whole.start, cursor), max(whole.end, cursor)
+        if start < line_start or end > line_end:
             return None
-        sl, sc = doc.position_of(cursor)
-        el, ec = doc.position_of(whole.end)
+        insert = text[start:whole.start] + whole.text + text[whole.end:end]
+        if not insert.startswith(text[start:cursor]):
+            return None
+        sl, sc = doc.position_of(start)
+        el, ec = doc.position_of(end)
         return types.InlineCompletionItem(
-            insert_text=doc.text[cursor:whole.start] + whole.text,
+            insert_text=insert,
             range=types.Range(types.Position(sl, sc), types.Position(el, ec)),
             command=types.Command(title="nextedit: prediction accepted", command=ACCEPT_COMMAND,
                                   arguments=[offer.request_id]))
