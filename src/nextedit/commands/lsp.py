@@ -14,12 +14,13 @@ def register(app: typer.Typer) -> None:
     @app.command("lsp")
     def lsp(
         server: str = typer.Option(..., "--server", envvar="NEXTEDIT_SERVER",
-                                   help="Base URL of `nextedit serve`, e.g. http://127.0.0.1:8000."),
+                                   help="Base URL of `nextedit serve`, e.g. http://127.0.0.1:8765."),
         token: str = typer.Option(None, "--token", envvar="NEXTEDIT_TOKEN",
                                   help="API key sent as a bearer token (prefer the environment variable)."),
         collect: bool = typer.Option(False, "--collect/--no-collect",
-                                     help="Consent to data collection: send the settled text of predicted-for "
-                                          "regions and mark requests collectable. Off by default."),
+                                     help="Consent to data collection: the server may keep the code of your "
+                                          "requests and the settled text of predicted-for regions (without it, it "
+                                          "keeps no code). Off by default."),
         settle_quiet_s: float = typer.Option(10.0, "--settle-quiet-s", min=0.01,
                                              help="Seconds a region must stay unedited to count as settled."),
         debounce_ms: int = typer.Option(100, "--debounce-ms", min=0,

@@ -26,11 +26,11 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
-    server: str = "http://127.0.0.1:8000"
+    server: str = "http://127.0.0.1:8765"
     token: str | None = None
     client_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
     user_id: str = Field(default_factory=pseudonymous_user)
-    #: Consent to data collection: the settled text is sent, and the server may keep the snapshot.
+    #: Consent to data collection: the server may keep the code of requests and settled regions.
     collectable: bool = False
     arm: str | None = None
     debounce_ms: int = Field(default=100, ge=0)
