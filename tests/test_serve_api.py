@@ -234,7 +234,7 @@ def test_deadline_answers_timeout_and_stops_the_backend(tmp_path):
         assert logged == [("timeout",)]
 
 
-def test_backend_error_is_an_answer_with_a_reason(tmp_path):
+def test_unparsable_history_makes_propagate_answer_empty(tmp_path):
     config = make_config(tmp_path, [{"name": "bad", "backend": "propagate", "share": 1.0}])
     with ServerThread(config) as server, httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as client:
         # A history diff that does not parse makes propagate answer empty, never a 5xx.
@@ -270,3 +270,21 @@ def test_import_traces_reads_the_store_back_into_examples(propagate_server, tmp_
         assert ex.settled.text == settled and ex.snapshot.text == TEXT
         assert patchlib.apply(ex.expected[0], TEXT) == settled
         assert ex.trace["accepted"] and ex.trace["arm"] == "prop"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("kind, reason, detail", [
+    ("error", "parse_failed", "no editable region markers"),
+    ("garbage", "parse_failed", "does not parse"),
+    ("outside", "filtered", "outside the editable region"),
+    ("raise", "error", "canned failure"),
+])
+def test_every_failure_is_an_answer_with_a_reason(tmp_path, kind, reason, detail):
+    config = make_config(tmp_path, [{"name": "canned", "backend": f"canned:{kind}", "share": 1.0}])
+    line0 = TEXT.index("\n") + 1
+    snap = {**SNAPSHOT, "editable": [line0, len(TEXT)], "cursor": line0}
+    with ServerThread(config) as server, httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as client:
+        resp = predict(client, snapshot=snap)
+        assert resp.status_code == 200
+        body = resp.json()
+        assert body["prediction"] is None and body["reason"] == reason and detail in body["detail"]
+        assert f'nextedit_requests_total{{arm="canned",outcome="{reason}"}} 1.0' in client.get("/metrics").text

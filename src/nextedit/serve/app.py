@@ -242,8 +242,11 @@ def _outcome(result: BackendResult, snap: Snapshot) -> tuple[str | None, str | N
     """(reason, detail, prediction) for a finished backend call."""
     if result.error:
         return "parse_failed", result.error[:300], None
-    if not result.patch or patchlib.is_empty(result.patch):
-        return "empty", None, None
+    try:
+        if not result.patch or patchlib.is_empty(result.patch):
+            return "empty", None, None
+    except patchlib.PatchError as exc:
+        return "parse_failed", f"the backend's patch does not parse: {exc}"[:300], None
     editable = snap.editable or (0, len(snap.text))
     try:
         before, after = patchlib.to_region(result.patch, snap.text, editable, start_line=snap.start_line)
@@ -405,20 +408,21 @@ async def handle_predict(state: ServerState, request: Request) -> Response:
         state.spawn(_run_shadow(state, req, request_id, shadow, live_done, arm.name))
     entry = state.inflight.start(req.client_id, snap.path, request_id)
     state.metrics.inflight.inc()
+    prediction = None
     try:
         t_parsed = time.perf_counter()
         example = Example(id=request_id, snapshot=snap)
         result, reason, detail = await run_backend(state, arm, example, entry.cancel, entry.superseded, deadline)
+        t_backend = time.perf_counter()
+        if result is not None:
+            reason, detail, prediction = _outcome(result, snap)
+            if prediction is not None and time.perf_counter() > deadline:
+                reason, detail, prediction = "timeout", f"answer ready after the {config.deadline_ms:g} ms deadline", None
     finally:
         state.inflight.finish(req.client_id, snap.path, entry)
         state.metrics.inflight.dec()
-    t_backend = time.perf_counter()
-    prediction = None
-    if result is not None:
-        reason, detail, prediction = _outcome(result, snap)
-        if prediction is not None and time.perf_counter() > deadline:
-            reason, detail, prediction = "timeout", f"answer ready after the {config.deadline_ms:g} ms deadline", None
-    live_done.set_result(prediction)
+        if not live_done.done():
+            live_done.set_result(prediction)  # shadows compare against it (None when this request failed)
     t_end = time.perf_counter()
     timing = {
         "total_ms": round((t_end - t0) * 1000, 3),

@@ -49,9 +49,40 @@ class SleepPredictor(Predictor):
         return self._inner.predict(example, samples=samples)
 
 
+class CannedPredictor(Predictor):
+    """`canned:KIND`: one fixed misbehaviour for every request, to exercise the server's reason codes.
+
+    KIND: `error` (a parse error reported by the model), `garbage` (a patch that does not parse),
+    `outside` (a patch that changes the first line, for snapshots whose editable region starts
+    later), `raise` (the predictor raises).
+    """
+
+    scheme = "canned"
+
+    def __init__(self, argument: str | None = None, **options: Any) -> None:
+        super().__init__(None, **options)
+        if argument not in ("error", "garbage", "outside", "raise"):
+            raise ValueError(f"canned:{argument}: use error, garbage, outside or raise")
+        self.argument = argument
+
+    def predict(self, example: Example, *, samples: int = 1) -> list[Prediction]:
+        """The canned answer."""
+        if self.argument == "raise":
+            raise RuntimeError("canned failure")
+        if self.argument == "error":
+            return [Prediction(provider=self.name, raw="<junk>", error="parse: no editable region markers")]
+        if self.argument == "garbage":
+            return [Prediction(provider=self.name, raw="x", patch="@@ garbage @@\n-x\n")]
+        text = example.snapshot.text
+        first = text.splitlines(keepends=True)[0]
+        patch = f"@@ -1,1 +1,1 @@\n-{first}+changed {first}"
+        return [Prediction(provider=self.name, raw=patch, patch=patch)]
+
+
 def register_test_predictors() -> None:
-    """Make `sleep:MS` available to get_predictor (in this process)."""
+    """Make `sleep:MS` and `canned:KIND` available to get_predictor (in this process)."""
     PREDICTORS.setdefault("sleep", "nextedit.serve.testing:SleepPredictor")
+    PREDICTORS.setdefault("canned", "nextedit.serve.testing:CannedPredictor")
 
 
 class ServerThread:
