@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tokenizers import Tokenizer, models, pre_tokenizers
 
 from nextedit.formats import FORMATS, FormatError, FormatOptions, get_format
 from nextedit.patch import PatchError, apply, make, split_lines, to_region
@@ -26,13 +27,14 @@ def _after(example: Example, patch: str) -> str:
     return apply(patch, snap.text, start_line=snap.start_line)
 
 
-def _assert_round_trip(name: str, example: Example, options: FormatOptions | None = None) -> None:
+def _assert_round_trip(name: str, example: Example, options: FormatOptions | None = None,
+                       tokenizer: object = None) -> None:
     fmt = get_format(name)
-    rendered = fmt.render(example, options)
+    rendered = fmt.render(example, options, tokenizer)
     assert rendered.target is not None and rendered.target.endswith(fmt.end_token)
     shown = rendered.messages[-1]["content"] if rendered.messages else rendered.prompt
     assert shown.count(fmt.cursor_token) == 1
-    parsed = fmt.parse(rendered.target, example, options)
+    parsed = fmt.parse(rendered.target, example, options, tokenizer)
     assert _after(example, parsed.patch) == _after(example, example.expected[0])
     cursor = example.expected_cursors[0] if example.expected_cursors else None
     ed0, ed1 = rendered.editable
@@ -44,7 +46,7 @@ def _assert_round_trip(name: str, example: Example, options: FormatOptions | Non
     else:
         assert parsed.cursor == cursor
     # A stop-stripping server leaves the end token out: the answer still parses the same way.
-    stripped = fmt.parse(rendered.target.removesuffix(fmt.end_token), example, options)
+    stripped = fmt.parse(rendered.target.removesuffix(fmt.end_token), example, options, tokenizer)
     assert stripped == parsed
 
 
@@ -77,12 +79,23 @@ def test_zed_expected_outside_the_excerpt_is_refused_with_the_reason() -> None:
             get_format(name).render(ex)
 
 
+def _word_tokenizer(words: list[str]) -> Tokenizer:
+    """A real (word-level) tokenizer: budgets then count words and punctuation instead of bytes / 3."""
+    vocab = {"[UNK]": 0}
+    for word in " ".join(words).split():
+        vocab.setdefault(word, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return tok
+
+
 LINES = ["def f(x):", "    return x", "", "}", "    if a:", "        b = 1", "x = [1, 2]", "    é = '中文'",
          "class A:", "    pass", "  // note", "end"]
+WORDS = _word_tokenizer(LINES)
 
 
 @st.composite
-def examples(draw: st.DrawFn) -> tuple[Example, FormatOptions]:
+def examples(draw: st.DrawFn) -> tuple[Example, FormatOptions, Tokenizer | None]:
     line = st.one_of(st.sampled_from(LINES), st.text(alphabet="ab (){}=+.é\t", max_size=25))
     lines = draw(st.lists(line, min_size=1, max_size=45))
     final_newline = draw(st.booleans())
@@ -127,7 +140,7 @@ def examples(draw: st.DrawFn) -> tuple[Example, FormatOptions]:
                             context_tokens=draw(st.sampled_from([0, 30, 1024])),
                             history_events=draw(st.integers(0, 2)),
                             diagnostics=draw(st.booleans()))
-    return parse_example(data), options
+    return parse_example(data), options, draw(st.sampled_from([None, WORDS]))
 
 
 def _changes_outside(example: Example, editable: tuple[int, int]) -> bool:
@@ -142,17 +155,17 @@ def _changes_outside(example: Example, editable: tuple[int, int]) -> bool:
 @pytest.mark.parametrize("name", NAMES)
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=examples())
-def test_round_trip_on_generated_examples(name: str, case: tuple[Example, FormatOptions]) -> None:
-    example, options = case
+def test_round_trip_on_generated_examples(name: str, case: tuple[Example, FormatOptions, Tokenizer | None]) -> None:
+    example, options, tokenizer = case
     fmt = get_format(name)
     try:
-        fmt.render(example, options)
+        fmt.render(example, options, tokenizer)
     except FormatError as exc:
         reason = str(exc)
         if "outside the editable window" in reason:
-            window = fmt.frame(example, options, None).window
+            window = fmt.frame(example, options, tokenizer).window
             assert _changes_outside(example, window.editable)
             return
         assert "cursor line does not fit" in reason, reason
         return
-    _assert_round_trip(name, example, options)
+    _assert_round_trip(name, example, options, tokenizer)
