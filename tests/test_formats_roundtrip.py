@@ -169,3 +169,20 @@ def test_round_trip_on_generated_examples(name: str, case: tuple[Example, Format
         assert "cursor line does not fit" in reason, reason
         return
     _assert_round_trip(name, example, options, tokenizer)
+
+
+def test_round_trip_on_examples_mined_from_git(tmp_path: Path) -> None:
+    """Examples mined from a small scripted repository (history, cursor, editable region chosen by the miner)."""
+    from _mine_fixtures import scripted_repo
+
+    from nextedit.jsonl import read_examples
+    from nextedit.mine.config import MineConfig
+    from nextedit.mine.miner import mine
+
+    repo, _ = scripted_repo(tmp_path / "shop")
+    mine(repo.path, tmp_path / "mined.jsonl", MineConfig(samples_per_commit=4, seed=3), progress=False)
+    mined = [ex for ex in read_examples(tmp_path / "mined.jsonl") if ex.expected]
+    assert len(mined) >= 10
+    for ex in mined:
+        for name in NAMES:
+            _assert_round_trip(name, ex)
