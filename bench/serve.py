@@ -218,6 +218,7 @@ def bench_lookup(tmp: Path, requests: int = 8) -> list[tuple[str, str]]:
     server = Server(cfg)
     times: dict[str, list[float]] = {"lookup": [], "plain": []}
     tokens: dict[str, list[int]] = {"lookup": [], "plain": []}
+    reasons: dict[str, int] = {}
     try:
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=300) as http:
             for arm in ("lookup", "plain"):  # warm both once
@@ -229,6 +230,7 @@ def bench_lookup(tmp: Path, requests: int = 8) -> list[tuple[str, str]]:
                                                           "arm": arm}).json()
                     times[arm].append((time.perf_counter() - t) * 1000)
                     tokens[arm].append(body["tokens"]["output"])
+                    reasons[str(body["reason"])] = reasons.get(str(body["reason"]), 0) + 1
     finally:
         server.stop()
     p50 = {a: pct(v, 50) for a, v in times.items()}
@@ -238,6 +240,7 @@ def bench_lookup(tmp: Path, requests: int = 8) -> list[tuple[str, str]]:
         ("SmolLM2-135M (CPU), prompt lookup on: e2e p50", f"{p50['lookup']:.0f} ms, "
          f"{np.mean(tokens['lookup']):.0f} output tokens"),
         ("lookup on / off (p50 latency ratio)", f"{p50['lookup'] / p50['plain']:.2f}"),
+        ("answers (untrained model, zeta1 prompt: parse failures expected)", str(reasons)),
     ]
 
 
@@ -277,7 +280,7 @@ class Editors:
                 await asyncio.sleep(0.1)
         http.close()
 
-    async def run(self, seconds: float, on_time: float | None = None, action=None) -> None:  # noqa: ANN001
+    async def run(self, seconds: float, on_time: float | None = None, action=None) -> None:
         tasks = [asyncio.create_task(self.editor(i)) for i in range(self.n)]
         if on_time is not None and action is not None:
             await asyncio.sleep(on_time)

@@ -69,7 +69,7 @@ def propagate_server(tmp_path):
 
 
 def test_predict_round_trip_returns_edit_patch_and_offsets(propagate_server):
-    server, client, _ = propagate_server
+    _, client, _ = propagate_server
     resp = predict(client)
     assert resp.status_code == 200
     body = resp.json()

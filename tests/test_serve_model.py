@@ -14,11 +14,11 @@ pytest.importorskip("transformers")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from llm_server import LLMServer  # noqa: E402
-from tiny_model import build_tiny_model  # noqa: E402
+from llm_server import LLMServer
+from tiny_model import build_tiny_model
 
-from nextedit.serve.config import parse_config  # noqa: E402
-from nextedit.serve.testing import ServerThread  # noqa: E402
+from nextedit.serve.config import parse_config
+from nextedit.serve.testing import ServerThread
 
 KEY = "k"
 AUTH = {"Authorization": f"Bearer {KEY}"}

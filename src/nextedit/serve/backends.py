@@ -15,7 +15,6 @@ from nextedit.predictors import Predictor, get_predictor
 from nextedit.record import Example
 from nextedit.serve.config import ArmConfig
 
-
 #: Predictors cheap enough to call on the event loop (no thread hop).
 INLINE_SCHEMES = frozenset({"noop", "propagate"})
 
@@ -82,9 +81,10 @@ class Backend:
         # In-process models (local:PATH) run on the arm's threads with cancellable generation.
         self._local = self.predictor.scheme == "local" and callable(getattr(self.predictor, "predict_sync", None))
         if self._local:
-            from nextedit.serve.local_model import make_cancellable
+            from nextedit.serve.local_model import make_cancellable, warm_up
 
             make_cancellable(self.predictor)  # loads the model now, not on the first request
+            warm_up(self.predictor)
         self._async = inspect.iscoroutinefunction(self.predictor.predict) and not self._local
         #: Sub-millisecond baselines run on the event loop: a thread hop would cost more than the call.
         self.inline = self.predictor.scheme in INLINE_SCHEMES and not self.delay_s

@@ -19,7 +19,7 @@ def _cancel_event() -> threading.Event | None:
     return getattr(_current, "cancel", None)
 
 
-class cancel_scope:  # noqa: N801 - used as a context manager
+class cancel_scope:
     """Within this block (on this thread), generation stops when `event` is set."""
 
     def __init__(self, event: threading.Event) -> None:
@@ -64,6 +64,20 @@ def make_cancellable(predictor: Any) -> None:
 
     generate._nextedit_cancellable = True  # type: ignore[attr-defined]
     model.generate = generate
+
+
+def warm_up(predictor: Any) -> None:
+    """One tiny prediction at start, so the first user request does not pay one-time setup
+    (kernel selection, stop-string tables, prompt-lookup buffers) and time out."""
+    from nextedit.record import Example, Snapshot
+
+    example = Example(id="warm-up", snapshot=Snapshot(path="warm_up.py", text="x = 1\n", cursor=0))
+    try:
+        predictor.predict_sync(example, samples=1)
+    except Exception as exc:  # noqa: BLE001 - a failed warm-up shows up again on the first request
+        import logging
+
+        logging.getLogger("nextedit.serve").warning("warm-up of %s failed: %s", predictor.name, exc)
 
 
 def local_complete(predictor: Any, prompt: str | list[dict[str, Any]], *, max_tokens: int, stop: list[str] | None,

@@ -109,7 +109,7 @@ class ServerThread:
         """http://127.0.0.1:PORT"""
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> ServerThread:
+    def __enter__(self) -> ServerThread:  # noqa: PYI034
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:
