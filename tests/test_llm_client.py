@@ -284,3 +284,24 @@ def test_token_bucket_refills_per_minute() -> None:
     assert bucket.wait_for(1, now=bucket.stamp) == pytest.approx(0.5)
     assert bucket.wait_for(1, now=bucket.stamp + 0.5) == 0
     assert bucket.wait_for(10_000, now=bucket.stamp + 60) == 0  # clamped to the capacity when full
+
+
+def test_progress_lines_show_dollars_spent_during_the_run(server: LLMServer, tmp_path: Path) -> None:
+    import io
+
+    from nextedit.pipeline.progress import PlainProgress
+
+    prices = tmp_path / "prices.toml"
+    prices.write_text('[models."pricey"]\ninput = 100000.0\noutput = 200000.0\n')
+    client = get_client(f"openai-compatible:{server.openai_url}#pricey", prices=str(prices),
+                        cache_path=str(tmp_path / "c.sqlite"))
+    stream = io.StringIO()
+    progress = PlainProgress(every=0.0, stream=stream)
+    progress.start("teacher", 2)
+    progress.update(0, cached=0, failed=0, dropped=0)
+    completion = _run(client.complete(_req()))
+    progress.update(1, cached=0, failed=0, dropped=0)
+    first, second = stream.getvalue().splitlines()
+    assert first.endswith("dropped 0")  # nothing spent yet in this run
+    assert completion.usage.cost_usd > 0.01
+    assert second.endswith(f"dropped 0, ${completion.usage.cost_usd:.2f}")

@@ -41,10 +41,16 @@ class NullProgress:
         """Nothing to show."""
 
 
-def _llm_cost() -> str:
-    """", $1.23" when nextedit.llm is in use in this process (dollars spent on new requests), else ""."""
+def _llm_spent() -> float:
+    """Dollars nextedit.llm clients of this process spent on new requests (0 when it is not loaded)."""
     llm = sys.modules.get("nextedit.llm.client")
-    return f", ${llm.total_spent_usd():.2f}" if llm is not None else ""
+    return llm.total_spent_usd() if llm is not None else 0.0
+
+
+def _llm_cost(since: float) -> str:
+    """", $1.23" when LLM requests cost money since `since` (an earlier `_llm_spent()`), else ""."""
+    spent = _llm_spent() - since
+    return f", ${spent:.2f}" if spent > 0 else ""
 
 
 def _eta(seconds: float) -> str:
@@ -63,11 +69,13 @@ class PlainProgress:
         self._label = ""
         self._total: int | None = None
         self._t0 = self._last = 0.0
+        self._usd0 = 0.0
 
     def start(self, label: str, total: int | None) -> None:
         """Remember the label and total; print nothing yet."""
         self._label, self._total = label, total
         self._t0 = self._last = time.monotonic()
+        self._usd0 = _llm_spent()
 
     def update(self, done: int, *, cached: int, failed: int, dropped: int) -> None:
         """Print a line when `every` seconds have passed since the last one."""
@@ -83,7 +91,7 @@ class PlainProgress:
         else:
             where, eta = f"{done}", ""
         print(f"{self._label}: {where}, {rate:,.0f} ex/s{eta}, cached {cached}, failed {failed}, "
-              f"dropped {dropped}{_llm_cost()}", file=self.stream, flush=True)
+              f"dropped {dropped}{_llm_cost(self._usd0)}", file=self.stream, flush=True)
 
     def stop(self) -> None:
         """Nothing to clean up."""
@@ -102,10 +110,12 @@ class RichProgress:
         )
         self._task = None
         self._t0 = 0.0
+        self._usd0 = 0.0
 
     def start(self, label: str, total: int | None) -> None:
         """Show the bar."""
         self._t0 = time.monotonic()
+        self._usd0 = _llm_spent()
         self._progress.start()
         self._task = self._progress.add_task(label, total=total, cached=0, failed=0, rate="")
 
@@ -113,7 +123,7 @@ class RichProgress:
         """Move the bar."""
         rate = done / max(time.monotonic() - self._t0, 1e-9)
         self._progress.update(self._task, completed=done, cached=cached, failed=failed,
-                              rate=f"{rate:,.0f} ex/s{_llm_cost()}")
+                              rate=f"{rate:,.0f} ex/s{_llm_cost(self._usd0)}")
 
     def stop(self) -> None:
         """Leave the final bar on screen."""
