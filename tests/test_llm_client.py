@@ -305,3 +305,26 @@ def test_progress_lines_show_dollars_spent_during_the_run(server: LLMServer, tmp
     assert first.endswith("dropped 0")  # nothing spent yet in this run
     assert completion.usage.cost_usd > 0.01
     assert second.endswith(f"dropped 0, ${completion.usage.cost_usd:.2f}")
+
+
+def test_timeouts_are_retried_a_bounded_number_of_times(server: LLMServer, tmp_path: Path) -> None:
+    client = _client(server, "anthropic", tmp_path, timeout_s=0.2, max_retries=1)
+    server.script(Fault.delay(1.0), Fault.delay(1.0))
+    with pytest.raises(LLMError, match="request timed out after 2 attempts") as info:
+        _run(client.complete(_req()))
+    assert info.value.retryable and info.value.status is None
+    assert server.count("/v1/messages") == 2 and client.stats.errors == {"other": 1}
+
+
+def test_retry_after_header_forms() -> None:
+    import email.utils
+    import time
+
+    from nextedit.llm.provider_base import parse_retry_after
+
+    assert parse_retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
+    assert parse_retry_after({"retry-after": "1.5"}) == 1.5
+    assert parse_retry_after({}) is None and parse_retry_after(None) is None
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 20 < parse_retry_after({"retry-after": later}) <= 31
+    assert parse_retry_after({"retry-after": "soon"}) is None

@@ -50,8 +50,12 @@ def parse_retry_after(headers: Any) -> float | None:
     try:
         return max(float(value), 0.0)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(parsed.timestamp() - time.time(), 0.0) if parsed else None
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None  # unreadable: fall back to the client's own backoff
+    return max(parsed.timestamp() - time.time(), 0.0)
 
 
 def status_error(status: int, message: str, headers: Any = None) -> LLMError:
