@@ -254,6 +254,7 @@ class Editors:
         self.acked: list[int] = []
         self.errors = 0
         self.requests = 0
+        self.latency: list[float] = []
         self.stop = False
 
     async def editor(self, i: int) -> None:
@@ -261,8 +262,10 @@ class Editors:
         http = RawClient(self.url)
         while not self.stop:
             try:
+                t = time.perf_counter()
                 status, body = await http.post("/v1/predict", {"snapshot": SNAP, "client_id": f"ed{i}",
                                                                "user_id": f"user{i}"})
+                self.latency.append((time.perf_counter() - t) * 1000)
                 self.requests += 1
                 self.status[status] = self.status.get(status, 0) + 1
                 if status != 200:
@@ -317,6 +320,8 @@ def bench_load(tmp: Path, editors: int, seconds: float) -> list[tuple[str, str]]
     lost = [i for i in crash.acked if i not in ids]
     return [
         (f"{editors} editors x {seconds:.0f} s: predict requests", f"{load.requests} ({load.requests / seconds:.0f}/s)"),
+        ("predict latency under load, client-observed p50 / p99",
+         f"{pct(load.latency, 50):.1f} / {pct(load.latency, 99):.1f} ms"),
         ("HTTP statuses", ", ".join(f"{k}: {v}" for k, v in sorted(load.status.items()))),
         ("5xx responses (target 0)", str(fives)),
         ("client errors (connection)", str(load.errors)),
@@ -350,13 +355,13 @@ def main() -> None:
             print(sections[-1])
     load = os.getloadavg()[0]
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    out = [f"\n## serve — {now}\n",
+    out = [f"## serve — {now}\n",
            f"Machine: {platform.machine()}, {os.cpu_count()} cores (load average {load:.1f} at the end, shared "
            f"with other work), Python {platform.python_version()}; command: `python bench/serve.py "
            f"--parts {args.parts} --editors {args.editors} --load-seconds {args.load_seconds:g}`. Server in a "
            "subprocess (`nextedit serve`, one uvicorn worker, SQLite WAL store), clients in this process.\n"]
     for title, rows in sections:
-        out += [f"\n{title}:\n", "\n| measure | value |", "|---|---|"]
+        out += [f"\n{title}:\n", "| measure | value |", "|---|---|"]
         out += [f"| {k} | {v} |" for k, v in rows]
     text = "\n".join(out) + "\n"
     print(text)

@@ -288,3 +288,6 @@ def test_every_failure_is_an_answer_with_a_reason(tmp_path, kind, reason, detail
         body = resp.json()
         assert body["prediction"] is None and body["reason"] == reason and detail in body["detail"]
         assert f'nextedit_requests_total{{arm="canned",outcome="{reason}"}} 1.0' in client.get("/metrics").text
+    (logged,) = wait_rows(tmp_path / "events.db", "SELECT payload FROM telemetry")
+    assert orjson.loads(logged[0])["outcome"] == reason
+    assert orjson.loads(logged[0])["detail"] is None  # may quote model output: not stored without consent

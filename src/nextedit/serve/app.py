@@ -316,7 +316,9 @@ def _predicted_event(state: ServerState, req: PredictRequest, request_id: str, a
     event: dict[str, Any] = {
         "type": kind, "at": utc_now(), "request_id": request_id, "client_id": req.client_id,
         "user_id": req.user_id, "arm": arm.name, "model_version": model_version,
-        "outcome": reason or "ok", "reason": reason, "detail": detail, "trigger": req.trigger,
+        # The detail can quote model output (a patch line that does not parse): code, so kept only with consent.
+        "outcome": reason or "ok", "reason": reason, "detail": detail if req.collectable else None,
+        "trigger": req.trigger,
         "collectable": req.collectable, "language": language_name(snap.path),
         "deadline_ms": state.config.deadline_ms, **timing,
         "input_tokens": result.input_tokens if result else 0,
