@@ -328,3 +328,21 @@ def test_retry_after_header_forms() -> None:
     later = email.utils.formatdate(time.time() + 30, usegmt=True)
     assert 20 < parse_retry_after({"retry-after": later}) <= 31
     assert parse_retry_after({"retry-after": "soon"}) is None
+
+
+def test_cancelled_owner_does_not_cancel_a_waiting_duplicate(tmp_path: Path) -> None:
+    with LLMServer(latency_s=0.3) as slow:
+        client = get_client(f"openai-compatible:{slow.openai_url}#m", cache_path=str(tmp_path / "c.sqlite"))
+
+        async def go():
+            owner = asyncio.create_task(client.complete(_req()))
+            await asyncio.sleep(0.05)
+            waiter = asyncio.create_task(client.complete(_req()))
+            await asyncio.sleep(0.05)
+            owner.cancel()
+            completion = await waiter
+            return owner.cancelled(), completion
+
+        cancelled, completion = _run(go())
+        assert cancelled and completion.texts == ["echo: example 0"]
+        assert slow.count("/v1/chat/completions") == 2  # the waiter asked again itself

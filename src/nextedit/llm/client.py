@@ -131,6 +131,12 @@ class _LoopState:
         self.inflight: dict[str, asyncio.Future[Completion]] = {}
 
 
+def _current_task_cancelling() -> bool:
+    """Whether the running task itself has been asked to cancel."""
+    task = asyncio.current_task()
+    return bool(task is not None and task.cancelling())
+
+
 def _run_blocking(coro: Any) -> Any:
     """Run a coroutine to completion from sync code, even when this thread already runs a loop."""
     try:
@@ -194,12 +200,20 @@ class LLMClient:
         state = self._state()
         pending = state.inflight.get(key)
         if pending is not None:
-            completion = await asyncio.shield(pending)
+            try:
+                completion = await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if pending.cancelled() and not _current_task_cancelling():
+                    return await self.complete(req)  # the caller that owned the request was cancelled
+                raise
             return completion.model_copy(update={"from_cache": True})
         future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
         state.inflight[key] = future
         try:
             completion = await self._complete_uncached(req, key)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
         except BaseException as err:
             self.stats.failed += 1
             if isinstance(err, LLMError):
