@@ -193,3 +193,17 @@ def _without_settled(src, tmp_path):
     lines.append('{"type": "shown", "request_id": "r-82", "at": "2026-11-22T10:00:20Z"}')
     out.write_text("".join(line + "\n" for line in lines))
     return out
+
+
+def test_events_without_times_need_them_only_for_replay(tmp_path):
+    req = request("r1")
+    del req["at"]
+    src = write(tmp_path / "t.jsonl", [
+        req, {"type": "settled", "request_id": "r1", "text": SETTLED},
+        {"type": "edit", "client_id": "c1", "path": "io.py", "start": 0, "end": 0, "text": "#"},  # no time
+    ])
+    errors: list[str] = []
+    [ex] = list(import_traces([src], on_error=lambda f, line, reason, raw: errors.append(reason)))
+    assert ex.settled.text == SETTLED and ex.trace["at"] is None
+    assert errors == [f"{src}:3: field at: needed to replay edits"]
+    assert list(import_traces([src], replay=False, on_error=lambda *a: errors.append("x"))) and errors[1:] == []

@@ -283,12 +283,52 @@ def _replay(tracks: list[tuple[float, int, str, Any]], quiet_s: float, ttl_s: fl
             _client, rid, path, start, text = item
             tracker.track(rid, path, start, start + len(text), text, at)
         else:
-            _client, path, start, end, text = item
-            tracker.edit(path, start, end, text, at)
+            _client, path, start, stop, text = item
+            tracker.edit(path, start, stop, text, at)
         last = max(last, at)
     for tracker in trackers.values():
         poll(tracker, last)
     return out
+
+
+@dataclass
+class _Index:
+    """What the first pass keeps: settled texts, outcomes, and (for replay) regions and edits in time order."""
+
+    settled: dict[str, tuple[str, float]] = field(default_factory=dict)
+    outcomes: dict[str, _Outcome] = field(default_factory=dict)
+    tracks: list[tuple[float, int, str, Any]] = field(default_factory=list)
+    edits: int = 0
+    end: float = float("-inf")  # the log's last time
+
+
+def _first_pass(paths: list[Path], stats: ImportStats, report: OnError, *, replay: bool, quiet_s: float) -> _Index:
+    index = _Index()
+    for order, (file, line, ev) in enumerate(_events(paths, stats, report)):
+        if ev.at is not None:
+            index.end = max(index.end, ev.at)
+        if isinstance(ev, SettledEvent):
+            index.settled.setdefault(ev.request_id, (ev.text, ev.quiet_s if ev.quiet_s is not None else quiet_s))
+        elif isinstance(ev, (ShownEvent, AcceptedEvent, RejectedEvent)):
+            o = index.outcomes.setdefault(ev.request_id, _Outcome())
+            o.shown |= isinstance(ev, (ShownEvent, AcceptedEvent))
+            o.accepted |= isinstance(ev, AcceptedEvent)
+            if isinstance(ev, RejectedEvent):
+                o.rejected, o.rejected_reason = True, ev.reason
+        elif replay and isinstance(ev, EditEvent):
+            if ev.at is None:
+                report(file, line, f"{file}:{line}: field at: needed to replay edits", None)
+            elif ev.end < ev.start:
+                report(file, line, f"{file}:{line}: field end: before start", None)
+            else:
+                index.edits += 1
+                index.tracks.append((ev.at, order, "edit", (ev.client_id, ev.path, ev.start, ev.end, ev.text)))
+        elif replay and isinstance(ev, RequestEvent) and ev.at is not None:
+            snap = ev.snapshot
+            lo, hi = snap.editable or (0, len(snap.text))
+            index.tracks.append((ev.at, order, "track", (ev.client_id, ev.request_id, snap.path,
+                                                         ev.document_offset + lo, snap.text[lo:hi])))
+    return index
 
 
 def import_traces(files: Iterable[str | Path], *, require_consent: bool = False, require_open_source: bool = False,
@@ -310,36 +350,9 @@ def import_traces(files: Iterable[str | Path], *, require_consent: bool = False,
         if on_error is not None:
             on_error(file, line, reason, raw)
 
-    outcomes: dict[str, _Outcome] = {}
-    settled: dict[str, tuple[str, float]] = {}
-    tracks: list[tuple[float, int, str, Any]] = []
-    end = float("-inf")
-    for order, (file, line, ev) in enumerate(_events(paths, stats, report)):
-        if ev.at is not None:
-            end = max(end, ev.at)
-        if isinstance(ev, SettledEvent):
-            settled.setdefault(ev.request_id, (ev.text, ev.quiet_s if ev.quiet_s is not None else quiet_s))
-        elif isinstance(ev, (ShownEvent, AcceptedEvent, RejectedEvent)):
-            o = outcomes.setdefault(ev.request_id, _Outcome())
-            o.shown |= isinstance(ev, (ShownEvent, AcceptedEvent))
-            o.accepted |= isinstance(ev, AcceptedEvent)
-            if isinstance(ev, RejectedEvent):
-                o.rejected, o.rejected_reason = True, ev.reason
-        elif replay and isinstance(ev, (EditEvent, RequestEvent)):
-            if ev.at is None:
-                report(file, line, f"{file}:{line}: field at: needed to replay edits", None)
-                continue
-            if isinstance(ev, EditEvent):
-                if ev.end < ev.start:
-                    report(file, line, f"{file}:{line}: field end: before start", None)
-                    continue
-                tracks.append((ev.at, order, "edit", (ev.client_id, ev.path, ev.start, ev.end, ev.text)))
-            else:
-                snap = ev.snapshot
-                start, end = snap.editable or (0, len(snap.text))
-                tracks.append((ev.at, order, "track", (ev.client_id, ev.request_id, snap.path,
-                                                       ev.document_offset + start, snap.text[start:end])))
-    replayed = _replay(tracks, quiet_s, ttl_s, end) if tracks else {}
+    index = _first_pass(paths, stats, report, replay=replay, quiet_s=quiet_s)
+    settled, outcomes = index.settled, index.outcomes
+    replayed = _replay(index.tracks, quiet_s, ttl_s, index.end) if index.edits else {}
     seen: set[str] = set()
     for file, line, ev in _events(paths, None, lambda *a: None):
         if not isinstance(ev, RequestEvent):
