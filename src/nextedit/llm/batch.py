@@ -8,9 +8,10 @@ import asyncio
 import os
 import time
 import uuid
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 from pydantic import BaseModel, Field, ValidationError
@@ -24,6 +25,7 @@ __all__ = ["BatchJob", "CollectResult", "collect_job", "job_files", "load_job", 
 
 JobStatus = Literal["pending", "submitted", "ended", "collected", "failed", "expired", "canceled"]
 MAX_BATCH = 10_000
+T = TypeVar("T")
 
 
 def _now() -> str:
@@ -87,7 +89,7 @@ def client_for(job: BatchJob, client: LLMClient | None = None) -> LLMClient:
     """The given client, or one rebuilt from the job (API keys come from the environment)."""
     if client is not None:
         return client
-    options: dict = {"cache_path": job.cache_path}
+    options: dict[str, Any] = {"cache_path": job.cache_path}
     if job.base_url and not job.spec.startswith("openai-compatible:"):
         options["base_url"] = job.base_url
     made = get_client(job.spec, **options)
@@ -213,10 +215,10 @@ async def collect_job(path: Path, client: LLMClient | None = None) -> CollectRes
     return CollectResult(path=str(path), status=job.status, stored=stored, errored=len(job.errors))
 
 
-def run(coro):  # type: ignore[no-untyped-def]
+def run(coro: Coroutine[Any, Any, T]) -> T:
     """asyncio.run for the CLI: also closes the HTTP connections the loop opened."""
 
-    async def main():  # type: ignore[no-untyped-def]
+    async def main() -> T:
         try:
             return await coro
         finally:

@@ -63,6 +63,10 @@ class OpenAIProvider(Provider):
     token_field = "max_completion_tokens"
     env_key = "OPENAI_API_KEY"
 
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._batch_files: dict[str, tuple[str | None, str | None]] = {}  # batch id -> (output, error) file
+
     def _make_sdk(self) -> openai.AsyncOpenAI:
         if not self.api_key:
             raise LLMError(f"{self.name}: no API key (set {self.env_key} or pass api_key)")
@@ -115,14 +119,13 @@ class OpenAIProvider(Provider):
         status = {"completed": "ended", "failed": "failed", "expired": "expired",
                   "cancelled": "canceled"}.get(batch.status, "in_progress")
         counts = batch.request_counts.model_dump() if batch.request_counts else {}
-        self._files = getattr(self, "_files", {})
-        self._files[batch_id] = (batch.output_file_id, batch.error_file_id)
+        self._batch_files[batch_id] = (batch.output_file_id, batch.error_file_id)
         return BatchState(status, counts)
 
     async def batch_results(self, batch_id: str) -> list[tuple[str, ProviderResult | LLMError]]:
         """Rows of the output file (and the error file) as results or errors."""
         await self.batch_state(batch_id)
-        output_id, error_id = self._files[batch_id]
+        output_id, error_id = self._batch_files[batch_id]
         out: list[tuple[str, ProviderResult | LLMError]] = []
         for file_id in (output_id, error_id):
             if not file_id:
