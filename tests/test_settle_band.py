@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -183,6 +184,14 @@ def test_quantile_band_from_the_command_and_rerun_uses_the_cache(files, tmp_path
     assert [e.id for e in read_examples(out)] == ["near"]
     fresh = runner.invoke(app, [*args, "--no-cache"])
     assert fresh.exit_code == 0 and "(from cache 0)" in fresh.output
+    # Another band on the same distances, without the predictor (its file is gone).
+    Path(table).unlink()
+    wide = runner.invoke(app, ["settle", str(src), "-p", f"scripted:{table}", "-o", str(out), "--band-only",
+                               "--low", "0", "--high", "1"])
+    assert wide.exit_code == 0, wide.output
+    assert sorted(e.id for e in read_examples(out)) == ["near", "unrelated"]
+    missing = runner.invoke(app, ["settle", str(src), "-o", str(tmp_path / "other.jsonl"), "--band-only"])
+    assert missing.exit_code == 2 and "run without --band-only first" in missing.output
 
 
 def test_bad_options_are_one_line_errors(files, tmp_path):

@@ -47,6 +47,9 @@ def register(app: typer.Typer) -> None:
                                                         "(in-process predictors) or examples in flight.")] = None,
         no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the result cache.")] = False,
         restart: Annotated[bool, typer.Option("--restart", help="Ignore a checkpoint of an interrupted run.")] = False,
+        band_only: Annotated[bool, typer.Option("--band-only", help="Skip drawing candidates: apply the band to "
+                                                "the OUT.distances.jsonl of an earlier run (try other "
+                                                "thresholds without loading the predictor).")] = False,
     ) -> None:
         """Draw N candidates per example, measure each one's distance to the settled text, and keep the
         examples whose closest candidate is neither trivially close nor far (noise).
@@ -63,14 +66,20 @@ def register(app: typer.Typer) -> None:
             distances_path,
         )
         from nextedit.settle.report import write_report
-        from nextedit.settle.stage import SettleCpuStage, stage_for
+        from nextedit.settle.stage import SettleConfig, SettleCpuStage, stage_for
 
+        stage_out = distances_path(output)
+        if band_only and not stage_out.is_file():
+            typer.echo(f"error: {stage_out}: no such file (run without --band-only first)", err=True)
+            raise typer.Exit(2)
         try:
             band = BandSpec(low=low, high=high, low_quantile=low_quantile, high_quantile=high_quantile)
             cost = CostConfig(teacher_samples=teacher_samples, teacher_input_price=teacher_input_price,
                               teacher_output_price=teacher_output_price, student_price_per_sample=student_price)
-            stage = stage_for({"provider": provider, "samples": samples, "metric": metric,
-                               "options": parse_options(option or []), "keep_candidates": keep_candidates})
+            config = SettleConfig.model_validate({"provider": provider, "samples": samples, "metric": metric,
+                                                  "options": parse_options(option or []),
+                                                  "keep_candidates": keep_candidates})
+            stage = None if band_only else stage_for(config)
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             field = ".".join(str(p) for p in first["loc"]) or "(options)"
@@ -79,13 +88,14 @@ def register(app: typer.Typer) -> None:
         except PredictorError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
-        if concurrency is None and isinstance(stage, SettleCpuStage):
-            concurrency = os.cpu_count() or 1
-        stage_out = distances_path(output)
-        ran = run(stage, input, stage_out, concurrency=concurrency, cache=not no_cache, restart=restart)
+        failed, failed_output = 0, None
+        if stage is not None:
+            if concurrency is None and isinstance(stage, SettleCpuStage):
+                concurrency = os.cpu_count() or 1
+            ran = run(stage, input, stage_out, concurrency=concurrency, cache=not no_cache, restart=restart)
+            failed, failed_output = ran.failed, ran.failed_output
         try:
-            summary = apply_band(stage_out, output, band, cost=cost, failed=ran.failed,
-                                 failed_output=ran.failed_output)
+            summary = apply_band(stage_out, output, band, cost=cost, failed=failed, failed_output=failed_output)
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
