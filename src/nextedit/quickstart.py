@@ -1,7 +1,13 @@
-"""The quickstart: the whole offline loop on this repository's own history, with a report at the end."""
+"""The quickstart: the whole offline loop on this repository's own history, with a report at the end.
+
+mine -> context -> diagnostics -> validate -> split by time -> format + LoRA fine-tune of SmolLM2-135M ->
+predict the held-out examples (student, base model, noop, propagate) -> deterministic checks -> score ->
+report. No network, API key or GPU; every step caches, so a re-run resumes.
+"""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -11,17 +17,48 @@ from typing import Any
 from rich.console import Console
 
 from nextedit.dataset.split import parse_specs, split_file
-from nextedit.evaluate.running import evaluate
 from nextedit.mine.config import MineConfig
 from nextedit.mine.miner import mine
 from nextedit.pipeline.engine import run_stage
 from nextedit.pipeline.registry import get_stage
 
 BASELINES = ("noop", "propagate")
+STEPS = 8
 
 
 class QuickstartError(RuntimeError):
     """The quickstart cannot run (no git repository, nothing mined, ...)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes of one quickstart run (`full` or `fast`)."""
+
+    max_commits: int
+    samples_per_commit: int
+    format_options: dict[str, Any]
+    max_length: int
+    train_steps: int
+    batch_size: int
+    gradient_accumulation: int
+    learning_rate: float
+    eval_loss_examples: int
+    predict_examples: int
+    max_new_tokens: int | None
+    resamples: int
+
+
+FULL = Plan(max_commits=400, samples_per_commit=3,
+            format_options={"editable_tokens": 96, "context_tokens": 160, "related_tokens": 192,
+                            "history_tokens": 192, "history_events": 3},
+            max_length=768, train_steps=20, batch_size=2, gradient_accumulation=1, learning_rate=3e-4,
+            eval_loss_examples=8, predict_examples=16, max_new_tokens=None, resamples=1000)
+FAST = Plan(max_commits=12, samples_per_commit=2,
+            format_options={"editable_tokens": 96, "context_tokens": 48, "related_tokens": 0,
+                            "history_tokens": 96, "history_events": 2, "diagnostics": False},
+            max_length=768, train_steps=3, batch_size=1, gradient_accumulation=1, learning_rate=3e-4,
+            eval_loss_examples=2, predict_examples=2, max_new_tokens=48, resamples=200)
+STUDENT_FORMAT = "zeta1"
 
 
 @dataclass
@@ -33,6 +70,10 @@ class QuickstartResult:
     summary: dict[str, Any]
     counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    table: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def git_root(path: Path) -> Path:
@@ -53,21 +94,126 @@ def _count(path: Path) -> int:
         return sum(1 for line in fh if line.strip())
 
 
+def _head(src: Path, dst: Path, n: int) -> int:
+    """Copy the first `n` examples of `src` into `dst` (rewritten only when it changes); returns how many."""
+    lines: list[bytes] = []
+    with open(src, "rb") as fh:
+        for line in fh:
+            if line.strip():
+                lines.append(line if line.endswith(b"\n") else line + b"\n")
+                if len(lines) >= n:
+                    break
+    data = b"".join(lines)
+    if not dst.exists() or dst.read_bytes() != data:
+        tmp = dst.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(dst)
+    return len(lines)
+
+
+def _train_student(out_dir: Path, train: Path, held_out: Path, plan: Plan, seed: int, console: Console) -> dict:
+    """LoRA fine-tune of the embedded SmolLM2 on the training split (reused when the same config already ran)."""
+    from nextedit.train.base_models import DEFAULT_BASE
+    from nextedit.train.config import TrainConfig
+    from nextedit.train.sft import train as run_train
+
+    config = TrainConfig.model_validate({
+        "base_model": DEFAULT_BASE, "output_dir": str(out_dir / "student"), "format": STUDENT_FORMAT,
+        "format_options": plan.format_options, "method": "lora",
+        "data": {"train": str(train), "eval": str(held_out), "max_length": plan.max_length,
+                 "max_eval_examples": plan.eval_loss_examples},
+        "lora": {"r": 16, "alpha": 32},
+        "train": {"max_steps": plan.train_steps, "batch_size": plan.batch_size,
+                  "gradient_accumulation": plan.gradient_accumulation, "learning_rate": plan.learning_rate,
+                  "packing": True, "eval_steps": plan.train_steps, "save_steps": plan.train_steps,
+                  "logging_steps": max(plan.train_steps // 6, 1), "seed": seed, "warmup_ratio": 0.1},
+        "export": {"merged": True, "adapter": True},
+    })
+    record = out_dir / "student" / "train.json"
+    merged = out_dir / "student" / "merged" / "nextedit.json"
+    if record.is_file() and merged.is_file():
+        saved = json.loads(record.read_text())
+        if saved.get("config") == config.model_dump(mode="json"):
+            console.print("the student was already trained with this config: reusing it")
+            return saved
+    from nextedit.train.sft import TrainError
+
+    try:
+        result = run_train(config, console=console)
+    except TrainError as exc:
+        raise QuickstartError(f"fine-tuning failed: {exc}") from None
+    for line in result.lines():
+        console.print(line)
+    return json.loads(record.read_text())
+
+
+def _checks_stage() -> Any | None:
+    """The deterministic checks stage over every provider's predictions, or None when it is not installed."""
+    try:
+        cls = get_stage("checks")
+    except Exception:  # noqa: BLE001 - optional part of the loop
+        return None
+    return cls(cls.Config(providers=[]))
+
+
+def _check_rates(path: Path) -> dict[str, tuple[int, int]]:
+    """provider -> (predictions that passed every deterministic check, predictions checked)."""
+    from nextedit.jsonl import read_examples
+
+    rates: dict[str, list[int]] = {}
+    for ex in read_examples(path):
+        for i, pred in enumerate(ex.predictions):
+            mine = [c for c in ex.checks if c.prediction == i]
+            if not mine:
+                continue
+            passed, total = rates.setdefault(pred.provider, [0, 0])
+            rates[pred.provider] = [passed + all(c.passed for c in mine), total + 1]
+    return {k: (v[0], v[1]) for k, v in rates.items()}
+
+
+def _table(summary: dict[str, Any], checks: dict[str, tuple[int, int]]) -> list[dict[str, Any]]:
+    rows = []
+    for name, stats in summary.get("providers", {}).items():
+        means = stats.get("means", {})
+        passed, total = checks.get(name, (0, 0))
+        rows.append({
+            "provider": name,
+            "predictions": stats["counts"]["predictions"],
+            "errors": stats["counts"].get("errors", 0),
+            "delta_chrf": means.get("delta_chrf"),
+            "exact_lines_f1": (stats.get("micro", {}).get("exact_lines") or {}).get("f1"),
+            "no_edit_rate": stats.get("rates", {}).get("no_edit_predicted"),
+            "checks_passed": passed / total if total else None,
+            "latency_ms_p50": (stats.get("latency_ms") or {}).get("p50"),
+        })
+    return rows
+
+
 def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = False, seed: int = 0,
-                   console: Console | None = None) -> QuickstartResult:
-    """Mine -> context -> diagnostics -> validate -> split by time -> predict baselines -> evaluate."""
+                   console: Console | None = None, train: bool = True) -> QuickstartResult:
+    """Mine, check, split, fine-tune, predict (student, base, baselines), score and report; see the module doc."""
     console = console or Console(stderr=True)
+    plan = FAST if fast else FULL
     t0 = time.monotonic()
     root = git_root(repo or Path.cwd())
     out_dir.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    clock = [time.monotonic(), ""]
 
-    def step(title: str) -> None:
-        console.rule(f"[bold]{title}")
+    def lap() -> None:
+        if clock[1]:
+            timings[str(clock[1])] = round(time.monotonic() - float(clock[0]), 1)
 
-    step(f"1/6 mine the git history of {root}")
+    def step(n: int, title: str) -> None:
+        lap()
+        clock[0], clock[1] = time.monotonic(), {6: "train", 7: "predict"}.get(n, title.split(":")[0])
+        console.rule(f"[bold]{n}/{STEPS} {title}")
+
+    step(1, f"mine: the git history of {root}")
     mined = out_dir / "mined.jsonl"
-    cfg = MineConfig(max_commits=12 if fast else 400, samples_per_commit=2 if fast else 3, seed=seed,
+    cfg = MineConfig(max_commits=plan.max_commits, samples_per_commit=plan.samples_per_commit, seed=seed,
                      workers=1 if fast else 0)
     mine(root, mined, cfg)
     counts["mined"] = _count(mined)
@@ -78,7 +224,7 @@ def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = Fals
     current = mined
     stages = [("context", {"repo": str(root)}), ("diagnostics", {"repo": str(root)}), ("validate", {})]
     for i, (name, config) in enumerate(stages, start=2):
-        step(f"{i}/6 {name}")
+        step(i, name)
         cls = get_stage(name)
         out = out_dir / f"{name}.jsonl"
         summary = run_stage(cls(cls.Config(**config)), current, out, concurrency=1)
@@ -87,16 +233,76 @@ def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = Fals
         counts[name] = _count(out)
         current = out
 
-    step("5/6 split by time: the newest 25% of examples are held out")
-    train, test = out_dir / "train.jsonl", out_dir / "test.jsonl"
+    step(5, "split: by time, the newest 25% of examples are held out")
+    train_file, test = out_dir / "train.jsonl", out_dir / "test.jsonl"
     split_file(current, parse_specs(["train=75%", "test=rest"], out_dir), by="time", seed=seed)
-    counts["train"], counts["test"] = _count(train), _count(test)
+    counts["train"], counts["test"] = _count(train_file), _count(test)
     if counts["test"] == 0:
         raise QuickstartError("the time split left no held-out examples")
+    eval_file = out_dir / "eval.jsonl"
+    counts["evaluated"] = _head(test, eval_file, plan.predict_examples)
 
-    step("6/6 predict with the baselines and evaluate")
+    providers: list[tuple[str, dict[str, Any]]] = [(p, {}) for p in BASELINES]
+    train_record: dict[str, Any] = {}
+    if train:
+        step(6, f"format ({STUDENT_FORMAT}) and fine-tune SmolLM2-135M-Instruct with LoRA")
+        train_record = _train_student(out_dir, train_file, test, plan, seed, console)
+        model_opts = {"max_new_tokens": plan.max_new_tokens} if plan.max_new_tokens else {}
+        providers = [
+            (f"local:{out_dir / 'student' / 'merged'}", {"label": "student (LoRA)", **model_opts}),
+            ("local:smollm2-135m-instruct", {"label": "base (SmolLM2-135M)", "format": STUDENT_FORMAT,
+                                             "format_options": plan.format_options, **model_opts}),
+            *providers,
+        ]
+    else:
+        notes.append("training skipped (--no-train): only the baselines are evaluated")
+
+    step(7, f"predict {counts['evaluated']} held-out examples: " + ", ".join(o.get("label", p) for p, o in providers))
+    from nextedit.evaluate.stages import PredictStage, ScoreStage
+    from nextedit.evaluate.summary import SummaryBuilder, summarize
+    from nextedit.jsonl import read_examples
+
     report_dir = out_dir / "report"
-    summary = evaluate([test], report_dir, providers=list(BASELINES), concurrency=1,
-                       resamples=200 if fast else 1000, seed=seed, title="nextedit quickstart")
-    return QuickstartResult(out_dir=out_dir, report=report_dir / "report.html", summary=summary,
-                            counts=counts, seconds=time.monotonic() - t0)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    current = eval_file
+    failed = 0
+    for k, (provider, options) in enumerate(providers):
+        stage = PredictStage({"provider": provider, "options": options})
+        out = report_dir / f"predictions.{k}.jsonl"
+        summary = run_stage(stage, current, out, concurrency=1)
+        console.print(f"{stage.predictor.name}: " + "; ".join(summary.lines()))
+        failed += summary.failed
+        current = out
+    checks = _checks_stage()
+    if checks is not None:
+        out = report_dir / "checked.jsonl"
+        summary = run_stage(checks, current, out, concurrency=1)
+        failed += summary.failed
+        current = out
+    else:
+        notes.append("deterministic checks skipped: the `checks` stage is not installed")
+
+    step(8, "score and report")
+    scored = report_dir / "scored.jsonl"
+    failed += run_stage(ScoreStage(), current, scored, concurrency=1).failed
+    builder = SummaryBuilder()
+    for example in read_examples(scored):
+        builder.add(example)
+    summary = summarize(builder, input_name=str(eval_file), resamples=plan.resamples, seed=seed, failed=failed)
+    check_rates = _check_rates(current) if checks is not None else {}
+    table = _table(summary, check_rates)
+    summary["quickstart"] = {"counts": counts, "train": {k: v for k, v in train_record.items()
+                                                          if k not in ("log_history", "config")},
+                             "table": table, "notes": notes, "fast": fast}
+    import orjson
+
+    from nextedit.evaluate.report import write_report
+
+    tmp = report_dir / "summary.json.tmp"
+    tmp.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    tmp.replace(report_dir / "summary.json")
+    write_report(summary, report_dir, title="nextedit quickstart")
+    lap()
+    return QuickstartResult(out_dir=out_dir, report=report_dir / "report.html", summary=summary, counts=counts,
+                            seconds=time.monotonic() - t0, timings=timings, train=train_record, table=table,
+                            notes=notes)

@@ -1,11 +1,31 @@
-"""`nextedit quickstart`: the main job, offline: mine this repository, check, predict, evaluate, report."""
+"""`nextedit quickstart`: the main job, offline: mine this repository, fine-tune a small student, evaluate, report."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+
+def _fmt(value: Any, digits: int = 3, pct: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:.0f}%" if pct else f"{value:.{digits}f}"
+
+
+def summary_table(rows: list[dict[str, Any]]) -> Any:
+    """The quickstart's compact table: one row per provider."""
+    from rich.table import Table
+
+    table = Table(title="quickstart summary (held-out examples)")
+    for col in ("provider", "preds", "errors", "deltaChrF", "exact-lines F1", "no-edit", "checks passed", "p50 ms"):
+        table.add_column(col, justify="left" if col == "provider" else "right")
+    for r in rows:
+        table.add_row(r["provider"], str(r["predictions"]), str(r["errors"]), _fmt(r["delta_chrf"], 2),
+                      _fmt(r["exact_lines_f1"], 3), _fmt(r["no_edit_rate"], pct=True),
+                      _fmt(r["checks_passed"], pct=True), _fmt(r["latency_ms_p50"], 0))
+    return table
 
 
 def register(app: typer.Typer) -> None:
@@ -17,15 +37,19 @@ def register(app: typer.Typer) -> None:
             "out/quickstart"),
         repo: Annotated[Path | None, typer.Option("--repo", help="Git repository to mine (default: the one here).")
                         ] = None,
-        fast: Annotated[bool, typer.Option("--fast", help="A short version (few commits), as the tests run it.")
-                        ] = False,
-        seed: Annotated[int, typer.Option("--seed", help="Seed of mining, split and bootstrap.")] = 0,
+        fast: Annotated[bool, typer.Option("--fast", help="A short version (few commits, a few training steps), "
+                                                          "as the tests run it.")] = False,
+        no_train: Annotated[bool, typer.Option("--no-train", help="Skip fine-tuning: evaluate the baselines only.")
+                            ] = False,
+        seed: Annotated[int, typer.Option("--seed", help="Seed of mining, split, training and bootstrap.")] = 0,
     ) -> None:
         """Run the offline loop end to end on this repository's own git history.
 
         No network, API key or GPU. Mines examples, retrieves related code and diagnostics, validates,
-        splits by time, predicts the held-out examples with the noop and propagate baselines and writes
-        an evaluation report. Re-running resumes and reuses cached results.
+        splits by time, fine-tunes SmolLM2-135M-Instruct with LoRA on the older examples, predicts the
+        held-out ones with the student, its base model and the noop / propagate baselines, runs the
+        deterministic checks, scores and writes an evaluation report. Re-running resumes and reuses
+        cached results.
         """
         from rich.console import Console
 
@@ -34,12 +58,21 @@ def register(app: typer.Typer) -> None:
 
         console = Console()
         try:
-            result = run_quickstart(out, repo=repo, fast=fast, seed=seed)
+            result = run_quickstart(out, repo=repo, fast=fast, seed=seed, train=not no_train)
         except QuickstartError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
         print_console(result.summary, console)
+        console.print(summary_table(result.table))
         counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
         console.print(f"examples: {counts}")
+        if result.train:
+            t = result.train
+            console.print(f"student: {t.get('steps')} LoRA steps on {t.get('train_rows')} rows, held-out loss "
+                          f"{_fmt(t.get('eval_loss_before'))} -> {_fmt(t.get('eval_loss_after'))}; "
+                          f"model: {(t.get('exported') or {}).get('merged')}")
+        for note in result.notes:
+            console.print(f"note: {note}")
+        steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items())
         console.print(f"report: {result.report}  (summary: {result.report.parent / 'summary.json'})")
-        console.print(f"done in {result.seconds:.0f} s")
+        console.print(f"done in {result.seconds:.0f} s ({steps})")

@@ -34,7 +34,7 @@ class LocalPredictor(Predictor):
     Options: format (default: the model folder's nextedit.json), format_options (dict), max_new_tokens
     (default: sized from the editable region), temperature (0 = greedy), top_p, prompt_lookup (bool),
     prompt_lookup_num_tokens, dtype ("auto" | "bfloat16" | "float32"), seed, label (the provider name
-    recorded in predictions instead of "local:PATH").
+    recorded in predictions instead of "local:PATH"), threads (CPU threads, "auto" = cores not busy elsewhere).
     """
 
     scheme = "local"
@@ -44,7 +44,7 @@ class LocalPredictor(Predictor):
                  format_options: dict[str, Any] | None = None, max_new_tokens: int | None = None,
                  temperature: float = 0.0, top_p: float = 1.0, prompt_lookup: bool = True,
                  prompt_lookup_num_tokens: int = 10, dtype: str = "auto", seed: int = 0,
-                 label: str | None = None) -> None:
+                 label: str | None = None, threads: int | str = "auto") -> None:
         if not argument:
             raise PredictorError("provider local needs a model: local:PATH (HF folder, .gguf file or "
                                  "an embedded name such as smollm2-135m-instruct)")
@@ -83,6 +83,7 @@ class LocalPredictor(Predictor):
         self.dtype = dtype
         self.seed = int(seed)
         self.label = label
+        self.threads = threads
         self.version = f"{type(self).version}.{_fingerprint(self.model_dir)}"
         self._model: Any = None
         self._tokenizer: Any = None
@@ -100,7 +101,10 @@ class LocalPredictor(Predictor):
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            from nextedit.train.sft import bf16_supported
+            from nextedit.train.sft import bf16_supported, cpu_threads
+
+            if not torch.cuda.is_available():
+                cpu_threads(self.threads)
 
             if self.dtype == "auto":
                 dtype = torch.bfloat16 if bf16_supported() else torch.float32

@@ -53,6 +53,7 @@ class ScheduleConfig(_Section):
     packing: bool = Field(True, description="pack several rows into one sequence (best-fit decreasing)")
     bf16: bool | Literal["auto"] = Field("auto", description="bf16 mixed precision; auto = where supported")
     gradient_checkpointing: bool = False
+    threads: int | Literal["auto"] = Field("auto", description="CPU threads; auto = cores not busy elsewhere")
     eval_steps: int = Field(50, ge=1, description="evaluate the held-out loss every N steps")
     save_steps: int = Field(50, ge=1, description="write a checkpoint every N steps")
     save_total_limit: int = Field(2, ge=1, description="checkpoints kept")
