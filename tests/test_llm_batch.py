@@ -129,7 +129,7 @@ def test_cli_submit_status_collect(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         out = runner.invoke(app, ["batch", "collect", str(jobs), "--wait", "--poll-s", "0"])
         assert out.exit_code == 0, out.output
         assert "collected, 3 stored, 0 errored" in out.output
-        out = runner.invoke(app, ["batch", "status", str(jobs), "--no-refresh"])
+        out = runner.invoke(app, ["batch", "status", str(jobs), "--no-refresh"], env={"COLUMNS": "200"})
         assert out.exit_code == 0 and "collected" in out.output and "msgbatch_" in out.output
         # everything cached now: a second submit makes no job and no request
         server.reset()

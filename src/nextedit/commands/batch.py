@@ -86,8 +86,10 @@ def status(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("job file", "provider batch", "status", "requests", "stored", "errored", "submitted",
-                  "collected")
+    table = Table()
+    for name in ("job file", "provider batch", "status", "requests", "stored", "errored", "submitted",
+                 "collected"):
+        table.add_column(name, overflow="fold")  # wrap long ids on narrow terminals, never cut them
     for path, job in jobs:
         table.add_row(path.name, job.provider_batch_id or "-", job.status, str(len(job.requests)),
                       str(job.stored), str(len(job.errors)), job.submitted_at or "-", job.collected_at or "-")
