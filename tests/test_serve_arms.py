@@ -143,3 +143,50 @@ def test_shadow_arm_is_logged_but_never_returned(tmp_path):
 def test_bad_configs_name_the_field(arms, message):
     with pytest.raises(ServeConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_config({"arms": arms}, source="serve.toml")
+
+
+def test_serve_command_starts_answers_and_refuses_bad_configs(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from nextedit.cli import app
+    from nextedit.serve.testing import free_port
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[arms]]\nname = "a"\nbackend = "noop"\nshare = 0.5\n[[arms]]\nname = "b"\nbackend = "noop"\n'
+                   'share = 0.2\n')
+    result = CliRunner().invoke(app, ["serve", str(bad)])
+    assert result.exit_code == 2 and "bad.toml: field arms: live arm shares must sum to 1" in result.output
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text('[[arms]]\nname = "a"\nbackend = "nope"\n')
+    result = CliRunner().invoke(app, ["serve", str(unknown)])
+    assert result.exit_code == 2 and "unknown provider 'nope'" in result.output
+
+    good = tmp_path / "serve.toml"
+    write_config(good, [{"name": "prop", "backend": "propagate", "share": 1.0}], tmp_path / "ev.db")
+    port = free_port()
+    nextedit = os.path.join(os.path.dirname(sys.executable), "nextedit")
+    proc = subprocess.Popen([nextedit, "serve", str(good), "--port", str(port)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                resp = httpx.post(f"http://127.0.0.1:{port}/v1/predict", headers=AUTH, timeout=5,
+                                  json={"snapshot": SNAP, "client_id": "c", "user_id": "u"})
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+                time.sleep(0.1)
+        assert resp.status_code == 200 and resp.json()["prediction"]["edits"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    # uvicorn shuts down gracefully, then re-raises SIGTERM; the prediction log was flushed on the way out.
+    assert proc.returncode in (0, -signal.SIGTERM)
+    conn = sqlite3.connect(tmp_path / "ev.db")
+    assert conn.execute("SELECT COUNT(*) FROM telemetry WHERE type = 'predicted'").fetchone() == (1,)
+    conn.close()

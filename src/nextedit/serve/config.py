@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class ServeConfigError(ValueError):
@@ -77,13 +77,14 @@ class ServeConfig(_Strict):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     arms: list[ArmConfig] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _check_arms(self) -> ServeConfig:
-        names = [a.name for a in self.arms]
+    @field_validator("arms")
+    @classmethod
+    def _check_arms(cls, arms: list[ArmConfig]) -> list[ArmConfig]:
+        names = [a.name for a in arms]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"arm names must be unique (repeated: {', '.join(dupes)})")
-        live = [a for a in self.arms if not a.shadow]
+        live = [a for a in arms if not a.shadow]
         if not live:
             raise ValueError("at least one arm must be live (shadow = false)")
         total = sum(a.share for a in live)
@@ -91,14 +92,14 @@ class ServeConfig(_Strict):
             live[0].share = 1.0
         elif abs(total - 1.0) > 1e-6:
             raise ValueError(f"live arm shares must sum to 1 (they sum to {total:g})")
-        controls = [a.name for a in self.arms if a.control]
-        if any(a.control and a.shadow for a in self.arms):
+        controls = [a.name for a in arms if a.control]
+        if any(a.control and a.shadow for a in arms):
             raise ValueError("a shadow arm cannot be the control arm")
         if len(controls) > 1:
             raise ValueError(f"only one arm can be the control (got {', '.join(controls)})")
         if not controls:
             live[0].control = True
-        return self
+        return arms
 
     @property
     def control(self) -> ArmConfig:
