@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nextedit import patch as P
 from nextedit.record import Diagnostic, Example, HistoryEvent, RelatedExcerpt, Snapshot
@@ -191,3 +193,40 @@ def test_adding_a_blank_line_at_the_end_of_the_region_survives() -> None:
     new = "def total(items, tax_rate):\n    net = sum(items)\n    return net * rate\n\n\n"
     patch, _ = region_patch(snap(), parse_output(answer(new)))
     assert P.apply(patch, TEXT, start_line=10) == TEXT.replace("rate\n\n", "rate\n\n\n")
+
+
+# ------------------------------------------------------------------------------------------ round trip
+
+_line = st.text(alphabet=st.sampled_from(list("ab (){}=_ \t\r")), max_size=12)
+
+
+@st.composite
+def _case(draw):
+    lines = draw(st.lists(_line, min_size=1, max_size=8))
+    text = "\n".join(lines) + draw(st.sampled_from(["", "\n"]))
+    start = draw(st.integers(0, len(text)))
+    end = draw(st.integers(start, len(text)))
+    cursor = draw(st.integers(start, end))
+    new = "\n".join(draw(st.lists(_line, min_size=1, max_size=5)))
+    old = text[start:end]
+    # The markers own the newline next to them, so a region keeps the original's final-newline state.
+    new = new + "\n" if old.endswith("\n") else new.rstrip("\n")
+    if old.startswith("\n"):
+        new = "\n" + new
+    return Snapshot(path="p.py", text=text, cursor=cursor, editable=(start, end), start_line=3), new
+
+
+@settings(max_examples=300, deadline=None)
+@given(_case())
+def test_copying_the_rendered_region_round_trips(case) -> None:
+    snap_, new = case
+    shown = render_current_file(snap_)
+    echoed = shown[shown.index(S):shown.index(E) + len(E)]
+    patch, cursor = region_patch(snap_, parse_output(f"`````\n{echoed}\n`````"))
+    assert patch == "" and cursor == snap_.cursor
+    # a model that writes a new region the same way the prompt shows one
+    body = new if new.endswith("\n") else new + "\n"
+    patch, _ = region_patch(snap_, parse_output(f"ok\n`````\n{S}\n{body}{E}\n`````"))
+    start, end = snap_.editable
+    expected = snap_.text[:start] + new + snap_.text[end:]
+    assert P.apply(patch, snap_.text, start_line=3) == expected if patch else expected == snap_.text

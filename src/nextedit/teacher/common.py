@@ -14,7 +14,7 @@ from nextedit.teacher.scrub import Scrubber
 
 __all__ = [
     "LLMConfig", "LicenseRefused", "PrivacyConfig", "check_license", "drop_predictions", "make_client",
-    "make_request", "new_scrubber", "parse_to_prediction", "unscrub_parsed",
+    "make_request", "new_scrubber", "parse_to_prediction", "unscrub_parsed", "usage_share",
 ]
 
 DEFAULT_PROVIDER = "anthropic:claude-sonnet-4-6"
@@ -94,9 +94,9 @@ def unscrub_parsed(parsed: ParsedOutput, scrubber: Scrubber | None) -> ParsedOut
         return parsed
     region, cursor = parsed.region, parsed.cursor
     if cursor is None:
-        return ParsedOutput(parsed.kind, scrubber.unscrub(region), None, parsed.notes)
+        return ParsedOutput(parsed.kind, scrubber.unscrub(region), None, parsed.notes, parsed.newline_taken)
     head, tail = scrubber.unscrub(region[:cursor]), scrubber.unscrub(region[cursor:])
-    return ParsedOutput(parsed.kind, head + tail, len(head), parsed.notes)
+    return ParsedOutput(parsed.kind, head + tail, len(head), parsed.notes, parsed.newline_taken)
 
 
 def parse_to_prediction(raw: str, *, provider: str, sample: int, snapshot: Snapshot,

@@ -45,6 +45,8 @@ class ParsedOutput:
     region: str | None = None
     cursor: int | None = None
     notes: tuple[str, ...] = field(default=())
+    #: Whether a newline right before the end marker was taken off the region (it was the marker's).
+    newline_taken: bool = False
 
 
 def fenced_blocks(text: str) -> list[Fence]:
@@ -114,6 +116,7 @@ def parse_output(raw: str, *, allow_keep_previous: bool = False) -> ParsedOutput
         if text.startswith("\n", begin):
             begin += 1
     e = text.rfind(MARK_END)
+    taken = False
     if e < begin:
         notes.append("missing_end_marker")
         end = len(text)
@@ -121,6 +124,7 @@ def parse_output(raw: str, *, allow_keep_previous: bool = False) -> ParsedOutput
         end = e
         if end > begin and text[end - 1] == "\n":
             end -= 1
+            taken = True
     region = text[begin:end]
 
     cursor: int | None = None
@@ -129,7 +133,7 @@ def parse_output(raw: str, *, allow_keep_previous: bool = False) -> ParsedOutput
         if region.count(MARK_CURSOR) > 1:
             notes.append("several_cursors")
         region = region.replace(MARK_CURSOR, "")
-    return ParsedOutput("edit", region, cursor, tuple(notes))
+    return ParsedOutput("edit", region, cursor, tuple(notes), taken)
 
 
 def region_patch(snapshot: Snapshot, parsed: ParsedOutput) -> tuple[str, int | None]:
@@ -145,9 +149,10 @@ def region_patch(snapshot: Snapshot, parsed: ParsedOutput) -> tuple[str, int | N
     old = text[start:end]
     new = parsed.region
     cursor = parsed.cursor
-    # A region ending in a newline is rendered with the end marker at a line start: the newline the
-    # parser took off before the marker is the region's own last newline, so it comes back.
-    if old.endswith("\n"):
+    # A region ending in a newline is rendered with the end marker at a line start: a newline the
+    # parser took off before the marker is the region's own last newline, so it comes back; a model
+    # that wrote the marker right after its last line dropped that newline.
+    if old.endswith("\n") and (parsed.newline_taken or not new.endswith("\n")):
         new += "\n"
     if old.startswith("\n") and not new.startswith("\n"):
         new = "\n" + new

@@ -139,16 +139,18 @@ def render_current_file(snapshot: Snapshot) -> str:
     start, end = snapshot.editable or (0, len(text))
     cursor = snapshot.cursor
     before, region, after = text[:start], text[start:end], text[end:]
-    region = region[: cursor - start] + MARK_CURSOR + region[cursor - start:]
+    ends_line = region.endswith("\n")
+    shown = region[: cursor - start] + MARK_CURSOR + region[cursor - start:]
     out = before
     if before and not before.endswith("\n"):
         out += "\n"
-    out += MARK_START + "\n" + region
-    if not region.endswith("\n"):
+    out += MARK_START + "\n" + shown
+    if not ends_line:
         out += "\n"
     out += MARK_END
     if after:
-        out += "\n" + after.removeprefix("\n") if not region.endswith("\n") else "\n" + after
+        # The end marker owns its line: what follows the region starts on the next line.
+        out += "\n" + (after if ends_line else after.removeprefix("\n"))
     return out.rstrip("\n")
 
 
