@@ -206,6 +206,22 @@ def test_bad_options_are_one_line_errors(files, tmp_path):
     assert result.exit_code == 2 and "above high" in result.output
 
 
+def test_a_rejected_output_equal_to_the_new_target_is_cleared(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEXTEDIT_CACHE", str(tmp_path / "cache.sqlite"))
+    table = script(tmp_path, regions(["near", "other"]))
+    same = get_predictor(f"scripted:{table}").predict(example("near", NEAR), samples=2)[1].patch
+    a, b = example("near", NEAR), example("other", NEAR)
+    a.rejected = same  # the model had answered exactly the closest candidate
+    src = tmp_path / "in.jsonl"
+    write_examples(src, [a, b])
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["settle", str(src), "-p", f"scripted:{table}", "-n", "3", "-o", str(out), "-j", "1"])
+    assert result.exit_code == 0, result.output
+    kept = {e.id: e for e in read_examples(out)}
+    assert kept["near"].rejected is None and kept["near"].settle["rejected_cleared"]
+    assert kept["other"].rejected == "model output" and "rejected_cleared" not in kept["other"].settle
+
+
 def test_band_pass_refuses_input_without_the_stage_output(tmp_path):
     src = tmp_path / "plain.jsonl"
     write_examples(src, [example("a", NEAR)])

@@ -3,7 +3,8 @@
 Reads the `settle` stage's output twice (streaming): once for the distribution of best distances
 (the band may be set by quantiles of it), once to write kept examples to OUT and the others to
 OUT.dropped.jsonl with the reason. A kept example's training target becomes its closest candidate
-(`expected = [that patch]`), not the settled text; `settled` and `rejected` stay as they were.
+(`expected = [that patch]`), not the settled text; `settled` stays, and so does `rejected` (the
+model's own output) unless it leads to the same region as the new target.
 
 Decisions: `too_trivial` (best distance <= low), `too_noisy` (best distance > high), `kept`
 (low < best <= high), `no_candidate` (no candidate applied).
@@ -160,6 +161,20 @@ def _sample(record: dict[str, Any]) -> dict[str, Any]:
             "samples": info.get("samples")}
 
 
+def _same_region(snapshot: dict[str, Any], a: str, b: str) -> bool:
+    """Whether two patches lead to the same editable region (False when either does not apply)."""
+    from nextedit.patch import PatchError
+    from nextedit.settle.distance import RegionApplier
+
+    text = snapshot["text"]
+    editable = tuple(snapshot.get("editable") or (0, len(text)))
+    applier = RegionApplier(text, (editable[0], editable[1]), start_line=snapshot.get("start_line", 0))
+    try:
+        return applier.region(a) == applier.region(b)
+    except PatchError:
+        return False
+
+
 def _target(record: dict[str, Any], band: Band, decision: str, lineage: dict[str, Any]) -> dict[str, Any]:
     info = record["settle"]
     info["decision"] = decision
@@ -169,6 +184,10 @@ def _target(record: dict[str, Any], band: Band, decision: str, lineage: dict[str
         record["expected"] = [best["patch"]]
         record["expected_cursors"] = [best["cursor"]] if best.get("cursor") is not None else []
         record["scores"] = []  # they scored predictions against the old expected
+        if record.get("rejected") and _same_region(record["snapshot"], record["rejected"], best["patch"]):
+            # The model's own output is the new target: it is no longer a rejected answer.
+            record["rejected"] = None
+            info["rejected_cleared"] = True
     record.setdefault("lineage", []).append(lineage)
     return record
 

@@ -32,8 +32,8 @@ __all__ = ["CPU_SCHEMES", "SettleConfig", "SettleCpuStage", "SettleStage", "sett
 
 #: Predictors that run in this process and spend CPU, not waiting: run them in worker processes.
 CPU_SCHEMES = frozenset({"scripted", "noop", "propagate"})
-#: Digits kept for stored distances.
-DIGITS = 5
+#: Digits kept for stored distances (one character in a 100,000-character region is 1e-5).
+DIGITS = 7
 
 
 class SettleConfig(BaseModel):
@@ -95,7 +95,7 @@ class SettleStage(Stage):
     """Draw `samples` candidates from a predictor and record their distances to the settled region."""
 
     name = "settle"
-    version = "1"
+    version = "2"
     Config = SettleConfig
     # The id keys the cache too: a scripted predictor answers per example id, so two examples with
     # the same snapshot and settled text may get different candidates.
