@@ -371,3 +371,12 @@ def test_text_holding_the_prompt_markers_is_refused(server, script, tmp_path) ->
     assert list(out) == ["ex0"] and summary.stats["refused_markers"] == 1
     assert "field snapshot.text: contains <|editable_region_start|>" in (tmp_path / "m.failed.jsonl").read_text()
     assert server.count() == 1
+
+
+def test_teacher_predictor_errors_name_the_option() -> None:
+    from nextedit.predictors.base import PredictorError
+
+    with pytest.raises(PredictorError, match="needs a model spec"):
+        get_predictor("teacher")
+    with pytest.raises(PredictorError, match="option samples: Input should be a valid integer"):
+        get_predictor("teacher:anthropic:m", samples="many")

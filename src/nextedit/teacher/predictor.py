@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from nextedit.llm import LLMClient
 from nextedit.predictors.base import Predictor, PredictorError
 from nextedit.record import Example, Prediction
@@ -25,8 +27,10 @@ class TeacherPredictor(Predictor):
                                  "teacher:openai:MODEL or teacher:openai-compatible:URL#MODEL")
         try:
             self.config = TeacherConfig(provider=argument, **options)
-        except Exception as exc:  # noqa: BLE001 - a bad option is a PredictorError with one line
-            raise PredictorError(f"provider teacher:{argument}: {exc}".splitlines()[0]) from None
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            field = ".".join(str(p) for p in first["loc"])
+            raise PredictorError(f"provider teacher:{argument}: option {field}: {first['msg']}") from None
         self.argument = argument
         self._client: LLMClient | None = None
 
