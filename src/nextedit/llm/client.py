@@ -82,7 +82,16 @@ def parse_spec(spec: str) -> tuple[str, str, str | None]:
     raise ValueError(f"model spec {spec!r}: unknown provider {kind!r} (anthropic, openai, openai-compatible)")
 
 
+def _need(sdk: str) -> None:
+    """A one-line error naming the pip install when a provider SDK is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(sdk) is None:
+        raise ValueError(f"the {sdk} provider needs the `{sdk}` package: pip install {sdk}")
+
+
 def _make_provider(kind: str, base_url: str | None, opts: ClientOptions) -> Provider:
+    _need("anthropic" if kind == "anthropic" else "openai")
     if kind == "anthropic":
         from nextedit.llm.anthropic_provider import AnthropicProvider
 
