@@ -25,6 +25,11 @@ def test_rename_inline_completion_accept_and_settle(tmp_path: Path) -> None:
         with StandInServer(tmp_path / "events.sqlite") as server:
             client = await start_lsp(server.url, "--settle-quiet-s", "0.6", "--debounce-ms", "20", "--collect",
                                      root=tmp_path)
+            caps = client.server_capabilities
+            assert caps.inline_completion_provider and caps.code_action_provider
+            assert "nextedit.accept" in caps.execute_command_provider.commands
+            assert caps.position_encoding == "utf-16"
+            assert caps.text_document_sync.change == types.TextDocumentSyncKind.Incremental
             uri = (tmp_path / "scale.py").as_uri()
             client.text_document_did_open(types.DidOpenTextDocumentParams(
                 types.TextDocumentItem(uri=uri, language_id="python", version=1, text=TEXT)))

@@ -466,7 +466,8 @@ def build_server(settings: Settings) -> NexteditLanguageServer:
     def did_close(ls: NexteditLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
         _guard(ls, "didClose", ls.close, params.text_document.uri)
 
-    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION)
+    # pygls advertises inlineCompletionProvider only when given options.
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(ls: NexteditLanguageServer,
                                 params: types.InlineCompletionParams) -> types.InlineCompletionList:
         empty = types.InlineCompletionList(items=[])
