@@ -380,3 +380,23 @@ def test_teacher_predictor_errors_name_the_option() -> None:
         get_predictor("teacher")
     with pytest.raises(PredictorError, match="option samples: Input should be a valid integer"):
         get_predictor("teacher:anthropic:m", samples="many")
+
+
+def test_repair_rejudges_a_round_that_passes_the_checks(server, script, tmp_path) -> None:
+    provider, extra = spec(server, "openai")
+    script.set("pkg/mod0.py", "teacher", "revert")
+    script.set("pkg/mod0.py", "repair", "good", "no_edits")
+    script.set("pkg/mod0.py", "judge", "bad_verdict")
+    llm = {"provider": provider, "client": client_options(tmp_path, **extra)}
+    run(TeacherStage(llm), [make_example(0)], tmp_path / "t.jsonl", tmp_path)
+    summary, out = run(RepairStage({**llm, "rejudge": True, "max_rounds": 3}), tmp_path / "t.jsonl",
+                       tmp_path / "j.jsonl", tmp_path)
+    ex = out["ex0"]
+    rounds = [p for p in ex.predictions if p.provider.startswith("repair:")]
+    assert [p.round for p in rounds] == [1, 2]
+    assert rounds[0].judge["reverts_edits"] is True and not hasattr(rounds[1], "judge")
+    assert {c.code for c in ex.checks if c.prediction == 1 and not c.passed} == {"judge_reverts",
+                                                                                 "judge_low_confidence"}
+    second = [b for p, k, b in script.seen if k == "repair"][-1]["messages"][-1]["content"]
+    assert "`judge_reverts`" in second and "Reviewer's reasoning: puts amount back" in second
+    assert summary.stats["repaired"] == 1 and summary.stats["judged"] == 1

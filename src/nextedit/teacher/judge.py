@@ -20,7 +20,7 @@ from nextedit.teacher.parse import fenced_blocks
 from nextedit.teacher.prompt import render_current_file, render_template
 from nextedit.teacher.worddiff import word_diff
 
-__all__ = ["JudgeOptions", "Verdict", "judge_example", "judge_prompt", "parse_verdict"]
+__all__ = ["JudgeOptions", "Verdict", "judge_example", "judge_prediction", "judge_prompt", "parse_verdict"]
 
 JUDGE_CODES = ("judge_reverts", "judge_low_confidence")
 
@@ -81,6 +81,36 @@ def _targets(example: Example, options: JudgeOptions) -> list[int]:
     return idx[:1] if options.targets == "first" else idx
 
 
+async def judge_prediction(example: Example, index: int, client: LLMClient, llm: LLMConfig, *,
+                           options: JudgeOptions, privacy: PrivacyConfig, stats: Any | None = None) -> list[Check]:
+    """Judge prediction `index`: set its `judge` field (verdict, or error and response) and append and
+    return the checks judge_reverts / judge_low_confidence (none when the verdict is unreadable)."""
+    system, user = judge_prompt(example, index)
+    req = make_request(llm, system, [{"role": "user", "content": user}], scrubber=new_scrubber(privacy),
+                       max_tokens=options.max_tokens)
+    completion = await client.complete(req)
+    raw = completion.texts[0]
+    pred = example.predictions[index]
+    try:
+        verdict = parse_verdict(raw)
+    except ValueError as exc:
+        pred.judge = {"model": llm.provider, "error": str(exc), "response": raw}  # type: ignore[attr-defined]
+        if stats is not None:
+            stats["judge_errors"] += 1
+        return []
+    pred.judge = {"model": llm.provider, **verdict.model_dump()}  # type: ignore[attr-defined]
+    low = verdict.confidence <= options.confidence_threshold
+    new = [Check(prediction=index, code="judge_reverts", passed=not verdict.reverts_edits,
+                 message=verdict.reasoning),
+           Check(prediction=index, code="judge_low_confidence", passed=not low,
+                 message=f"confidence {verdict.confidence}/5 (fails at or below {options.confidence_threshold})")]
+    example.checks.extend(new)
+    if stats is not None:
+        stats["judged"] += 1
+        stats["judge_reverts"] += int(verdict.reverts_edits)
+    return new
+
+
 async def judge_example(example: Example, client: LLMClient, llm: LLMConfig, *, options: JudgeOptions,
                         privacy: PrivacyConfig, stats: Any | None = None) -> Example:
     """Judge the example's teacher predictions: set `prediction.judge` (verdict or error) and add checks
@@ -89,27 +119,5 @@ async def judge_example(example: Example, client: LLMClient, llm: LLMConfig, *, 
     targets = _targets(example, options)
     example.checks = [c for c in example.checks if not (c.prediction in targets and c.code in JUDGE_CODES)]
     for index in targets:
-        system, user = judge_prompt(example, index)
-        req = make_request(llm, system, [{"role": "user", "content": user}], scrubber=new_scrubber(privacy),
-                           max_tokens=options.max_tokens)
-        completion = await client.complete(req)
-        raw = completion.texts[0]
-        pred = example.predictions[index]
-        try:
-            verdict = parse_verdict(raw)
-        except ValueError as exc:
-            pred.judge = {"model": llm.provider, "error": str(exc), "response": raw}  # type: ignore[attr-defined]
-            if stats is not None:
-                stats["judge_errors"] += 1
-            continue
-        pred.judge = {"model": llm.provider, **verdict.model_dump()}  # type: ignore[attr-defined]
-        low = verdict.confidence <= options.confidence_threshold
-        example.checks.append(Check(prediction=index, code="judge_reverts", passed=not verdict.reverts_edits,
-                                    message=verdict.reasoning))
-        example.checks.append(Check(prediction=index, code="judge_low_confidence", passed=not low,
-                                    message=f"confidence {verdict.confidence}/5 (fails at or below "
-                                            f"{options.confidence_threshold})"))
-        if stats is not None:
-            stats["judged"] += 1
-            stats["judge_reverts"] += int(verdict.reverts_edits)
+        await judge_prediction(example, index, client, llm, options=options, privacy=privacy, stats=stats)
     return example

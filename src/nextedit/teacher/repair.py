@@ -24,6 +24,7 @@ from nextedit.teacher.common import (
     usage_share,
 )
 from nextedit.teacher.generate import conversation_start
+from nextedit.teacher.judge import JudgeOptions, judge_prediction
 from nextedit.teacher.prompt import PromptOptions, render_template
 from nextedit.teacher.worddiff import word_diff
 
@@ -41,6 +42,9 @@ class RepairOptions(BaseModel):
     skip_if_any_passes: bool = Field(True, description="no repair when another teacher sample already passes")
     max_tokens: int = Field(8192, ge=1)
     large_tokens: int = Field(100, ge=1, description="ask for a tighter edit above this many changed tokens")
+    rejudge: bool = Field(False, description="judge a round that passes the checks (same model); a failing "
+                                             "verdict sends it to the next round")
+    confidence_threshold: int = Field(2, ge=1, le=5, description="re-judge: confidence at or below this fails")
 
 
 def repair_message(example: Example, prediction: Prediction, failures: list[Check], *,
@@ -118,6 +122,10 @@ async def repair_example(example: Example, client: LLMClient, llm: LLMConfig, *,
             if stats is not None:
                 stats["repair_rounds"] += 1
             previous_failures = [c for c in new_checks if not c.passed]
+            if not previous_failures and options.rejudge and pred.patch:
+                verdict = await judge_prediction(example, new_index, client, llm, privacy=privacy, stats=stats,
+                                                 options=JudgeOptions(confidence_threshold=options.confidence_threshold))
+                previous_failures = [c for c in verdict if not c.passed]
             if not previous_failures:
                 if stats is not None:
                     stats["repaired"] += 1
