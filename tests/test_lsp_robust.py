@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lsprotocol import types
 
-from tests.lsp_support import StandInServer, change, start_lsp
+from tests.lsp_support import StandInServer, apply_lsp_edit, change, start_lsp
 
 TEXT = "def area(height):\n    return width * height * width\n\n# notes: \n"
 
@@ -219,5 +219,39 @@ def test_utf8_positions_when_the_client_prefers_them_and_cursor_moved_rejection(
             assert await _until(rejected)
             await client.shutdown_session()
             assert rejected()[0]["request_id"] == request_id and rejected()[0]["reason"] == "cursor_moved"
+
+    asyncio.run(scenario())
+
+
+def test_a_different_newer_prediction_replaces_the_shown_one(tmp_path: Path) -> None:
+    text = "a = width + width\nb = height + height\n"
+
+    async def scenario() -> None:
+        with StandInServer(tmp_path / "events.sqlite") as server:
+            client = await start_lsp(server.url, "--debounce-ms", "10", root=tmp_path)
+            uri = (tmp_path / "r.py").as_uri()
+            _open(client, uri, text)
+            client.text_document_did_change(change(uri, 2, (0, 4), (0, 9), "w"))
+            first = await client.text_document_inline_completion_async(_inline_params(uri, 0, 5))
+            assert len(first.items) == 1 and first.items[0].insert_text == " + w"
+            first_id = first.items[0].command.arguments[0]
+            # Another rename below: the shown prediction is still valid, but the new one also renames height.
+            client.text_document_did_change(change(uri, 3, (1, 4), (1, 10), "h"))
+            actions = await client.text_document_code_action_async(types.CodeActionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                range=types.Range(types.Position(1, 5), types.Position(1, 5)),
+                context=types.CodeActionContext(diagnostics=[])))
+            current = "a = w + width\nb = h + height\n"
+            for e in sorted(actions[0].edit.changes[uri], key=lambda e: (e.range.start.line, e.range.start.character),
+                            reverse=True):
+                current = apply_lsp_edit(current, e.range, e.new_text)
+            assert current == "a = w + w\nb = h + h\n"  # both renames finished, on two lines
+
+            def rejected():
+                return [e for e in server.state.events() if e["type"] == "rejected"]
+
+            assert await _until(rejected)
+            await client.shutdown_session()
+            assert [(e["request_id"], e["reason"]) for e in rejected()] == [(first_id, "replaced")]
 
     asyncio.run(scenario())
