@@ -33,6 +33,7 @@ class _LLMStage(Stage):
     """Base of the stages that call a model: one lazily built client, closed at the end."""
 
     kind = "io"
+    requires = (("detect_secrets", "detect-secrets"),)  # secret scrubbing of everything sent
     _client: LLMClient | None = None
     #: Dollars spent on new requests by clients already closed (the runner closes the stage at the end).
     spent_usd: float = 0.0
