@@ -49,10 +49,10 @@ class Plan:
 
 
 FULL = Plan(max_commits=400, samples_per_commit=3,
-            format_options={"editable_tokens": 96, "context_tokens": 160, "related_tokens": 192,
-                            "history_tokens": 192, "history_events": 3},
+            format_options={"editable_tokens": 96, "context_tokens": 160, "related_tokens": 128,
+                            "history_tokens": 128, "history_events": 3},
             max_length=768, train_steps=20, batch_size=2, gradient_accumulation=1, learning_rate=3e-4,
-            eval_loss_examples=8, predict_examples=16, max_new_tokens=None, resamples=1000)
+            eval_loss_examples=16, predict_examples=16, max_new_tokens=None, resamples=1000)
 FAST = Plan(max_commits=12, samples_per_commit=2,
             format_options={"editable_tokens": 96, "context_tokens": 48, "related_tokens": 0,
                             "history_tokens": 96, "history_events": 2, "diagnostics": False},
@@ -147,13 +147,27 @@ def _train_student(out_dir: Path, train: Path, held_out: Path, plan: Plan, seed:
     return json.loads(record.read_text())
 
 
-def _checks_stage() -> Any | None:
-    """The deterministic checks stage over every provider's predictions, or None when it is not installed."""
+def run_checks(src: Path, dst: Path) -> bool:
+    """Add the deterministic checks (nextedit.teacher.checks) of every prediction's patch; False if not installed.
+
+    The checks read a teacher answer's raw text with the teacher's parser; student and baseline outputs
+    use other syntaxes, so each prediction is checked on its parsed patch (raw left out) and a
+    prediction that could not be parsed fails `parse_error`.
+    """
     try:
-        cls = get_stage("checks")
-    except Exception:  # noqa: BLE001 - optional part of the loop
-        return None
-    return cls(cls.Config(providers=[]))
+        get_stage("checks")
+        from nextedit.teacher.checks import ChecksConfig, check_prediction
+    except Exception:  # noqa: BLE001 - an optional part of the loop
+        return False
+    from nextedit.jsonl import JsonlWriter, read_examples
+
+    cfg = ChecksConfig(providers=[])
+    with JsonlWriter(dst) as writer:
+        for ex in read_examples(src):
+            bare = ex.model_copy(update={"predictions": [p.model_copy(update={"raw": None}) for p in ex.predictions]})
+            ex.checks = [c for i in range(len(ex.predictions)) for c in check_prediction(bare, i, cfg)]
+            writer.write(ex)
+    return True
 
 
 def _check_rates(path: Path) -> dict[str, tuple[int, int]]:
@@ -273,14 +287,12 @@ def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = Fals
         console.print(f"{stage.predictor.name}: " + "; ".join(summary.lines()))
         failed += summary.failed
         current = out
-    checks = _checks_stage()
-    if checks is not None:
-        out = report_dir / "checked.jsonl"
-        summary = run_stage(checks, current, out, concurrency=1)
-        failed += summary.failed
-        current = out
+    checked = report_dir / "checked.jsonl"
+    has_checks = run_checks(current, checked)
+    if has_checks:
+        current = checked
     else:
-        notes.append("deterministic checks skipped: the `checks` stage is not installed")
+        notes.append("deterministic checks skipped: the `checks` stage (nextedit.teacher) is not installed")
 
     step(8, "score and report")
     scored = report_dir / "scored.jsonl"
@@ -289,7 +301,7 @@ def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = Fals
     for example in read_examples(scored):
         builder.add(example)
     summary = summarize(builder, input_name=str(eval_file), resamples=plan.resamples, seed=seed, failed=failed)
-    check_rates = _check_rates(current) if checks is not None else {}
+    check_rates = _check_rates(current) if has_checks else {}
     table = _table(summary, check_rates)
     summary["quickstart"] = {"counts": counts, "train": {k: v for k, v in train_record.items()
                                                           if k not in ("log_history", "config")},

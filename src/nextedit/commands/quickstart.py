@@ -51,12 +51,14 @@ def register(app: typer.Typer) -> None:
         deterministic checks, scores and writes an evaluation report. Re-running resumes and reuses
         cached results.
         """
+        import sys
+
         from rich.console import Console
 
         from nextedit.evaluate.report import print_console
         from nextedit.quickstart import QuickstartError, run_quickstart
 
-        console = Console()
+        console = Console() if sys.stdout.isatty() else Console(width=120)  # files and CI logs: room for the table
         try:
             result = run_quickstart(out, repo=repo, fast=fast, seed=seed, train=not no_train)
         except QuickstartError as exc:
