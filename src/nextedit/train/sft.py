@@ -97,7 +97,9 @@ def cpu_threads(setting: int | str = "auto") -> int:
             load = os.getloadavg()[0]
         except OSError:
             load = 0.0
-        n = max(1, min(cores, round(cores - load)))
+        # The 1-minute load includes this process when it is already busy (mining, a previous step): count
+        # one unit of it as ours.
+        n = max(1, min(cores, round(cores - max(0.0, load - 1.0))))
     else:
         n = max(1, int(setting))
     torch.set_num_threads(n)
