@@ -92,7 +92,8 @@ def main() -> None:
     load = os.getloadavg()[0]
     section = [f"\n## predict (local model, prompt lookup) — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n",
                (f"Machine: {platform.machine()}, {os.cpu_count()} cores ({threads} torch threads, load {load:.1f} "
-                f"at the end), Python {platform.python_version()}; command: `python bench/predict.py --n {args.n}` "
+                f"at the end), Python {platform.python_version()}; command: `python bench/predict.py --n {args.n}"
+                f"{'' if args.dtype == 'auto' else ' --dtype ' + args.dtype}` "
                 f"(model {args.model}, {len(prompts)} rename rewrites of this repository's functions, greedy, "
                 f"batch 1, {str(dtype).removeprefix('torch.')}, up to {args.max_new_tokens} new tokens; "
                 f"{sum(base_n)} / {sum(pl_n)} tokens generated without / with lookup).\n"),
