@@ -3,22 +3,19 @@ cases and on generated examples (hypothesis); refusals happen only for the docum
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer, models, pre_tokenizers
+from zed_samples import EVALS, SAMPLES, needs_samples
 
 from nextedit.formats import FORMATS, FormatError, FormatOptions, get_format
 from nextedit.patch import PatchError, apply, make, split_lines, to_region
 from nextedit.record import Example, parse_example
 from nextedit.sources.zed import read_zed_file
 
-EVALS = Path(os.environ.get("NEXTEDIT_ZED_EVALS",
-                           Path(__file__).resolve().parents[2] / "shared" / "data" / "zed-evals"))
-SAMPLES = sorted(p for p in EVALS.glob("*.md") if p.name != "README.md")
 NAMES = list(FORMATS)
 
 
@@ -59,7 +56,7 @@ def _zed_cases() -> list[tuple[str, int]]:
     return cases
 
 
-@pytest.mark.skipif(not SAMPLES, reason=f"no Zed samples in {EVALS}")
+@needs_samples
 @pytest.mark.parametrize("name", NAMES)
 def test_round_trip_on_every_zed_eval_alternative(name: str) -> None:
     cases = _zed_cases()
@@ -71,7 +68,7 @@ def test_round_trip_on_every_zed_eval_alternative(name: str) -> None:
         _assert_round_trip(name, one)
 
 
-@pytest.mark.skipif(not SAMPLES, reason=f"no Zed samples in {EVALS}")
+@needs_samples
 def test_zed_expected_outside_the_excerpt_is_refused_with_the_reason() -> None:
     ex = next(read_zed_file(EVALS / "vscode--add-async-and-await.md"))
     for name in NAMES:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from zed_samples import SAMPLES, needs_samples
 
 from nextedit import patch as P
 from nextedit.patch import PatchError
@@ -21,9 +22,6 @@ FEW = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
-ZED_EVALS = Path("/work/shared/data/zed-evals")
-if not ZED_EVALS.is_dir():  # the shared data folder relative to a checkout next to it
-    ZED_EVALS = Path(__file__).resolve().parents[2] / "shared" / "data" / "zed-evals"
 
 # --------------------------------------------------------------------------- strategies
 
@@ -562,7 +560,7 @@ def _blocks(section: str) -> list[str]:
 
 
 def _zed_cases() -> list[Path]:
-    return sorted(ZED_EVALS.glob("*--*.md")) if ZED_EVALS.is_dir() else []
+    return SAMPLES
 
 
 def _drop_cursor_annotations(diff: str) -> str:
@@ -576,7 +574,7 @@ def _excerpt(cursor_block: str) -> str:
     return "".join(lines).replace("<|user_cursor|>", "")
 
 
-@pytest.mark.skipif(not _zed_cases(), reason="zed-evals data not present")
+@needs_samples
 def test_zed_eval_diffs_parse_and_expected_patches_apply_to_the_excerpt() -> None:
     applied: list[str] = []
     fitted_ok: list[str] = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import orjson
@@ -10,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
+from zed_samples import EVALS, SAMPLES, needs_samples
 
 from nextedit.cli import app
 from nextedit.patch import PatchError, apply
@@ -26,13 +26,14 @@ from nextedit.sources.zed_cursor import (
 from nextedit.sources.zed_markdown import parse_markdown
 from nextedit.sources.zed_spec import example_to_spec, spec_to_example
 
-EVALS = Path(os.environ.get("NEXTEDIT_ZED_EVALS",
-                           Path(__file__).resolve().parents[2] / "shared" / "data" / "zed-evals"))
-SAMPLES = sorted(p for p in EVALS.glob("*.md") if p.name != "README.md")
 # These two have an extra blank line between blocks, which the writer does not keep.
 NOT_BYTE_EXACT = {"flask--add-test-function", "tree-sitter--if-let-to-match"}
 
-pytestmark = pytest.mark.skipif(not SAMPLES, reason=f"no Zed samples in {EVALS}")
+pytestmark = needs_samples
+
+
+def test_all_twenty_zed_samples_are_found():
+    assert len(SAMPLES) == 20, f"expected Zed's 20 eval cases in {EVALS}"
 
 
 def _one(path: Path):
