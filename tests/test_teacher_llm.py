@@ -339,6 +339,28 @@ def test_nextedit_teacher_command_runs_the_chain(server, script, tmp_path, monke
     assert bad.exit_code == 2
 
 
+def test_teacher_command_batch_flag_queues_a_job_on_disk(script, tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from nextedit.cli import app
+
+    monkeypatch.setenv("NEXTEDIT_CACHE", str(tmp_path / "stage.sqlite"))
+    monkeypatch.setenv("NEXTEDIT_LLM_CACHE", str(tmp_path / "llm.sqlite"))
+    with LLMServer(responder=script, batch_polls_until_done=1) as server:
+        inp = tmp_path / "in.jsonl"
+        write_examples(inp, [make_example(i) for i in range(2)])
+        conf = tmp_path / "teacher.toml"
+        conf.write_text(f'[teacher.client]\nbase_url = "{server.url}"\napi_key = "test-key"\n')
+        jobs = tmp_path / "jobs"
+        result = CliRunner().invoke(app, ["teacher", str(inp), "-o", str(tmp_path / "out.jsonl"), "--provider",
+                                          "anthropic:claude-sonnet-4-6", "--max-rounds", "0", "--config",
+                                          str(conf), "--batch", str(jobs), "--no-progress"])
+        assert result.exit_code == 0, result.output
+        (job,) = jobs.glob("*.batch.json")
+        assert orjson.loads(job.read_bytes())["status"] in ("submitted", "pending")
+        assert "nextedit batch collect" in (tmp_path / "out.teacher.failed.jsonl").read_text()
+
+
 def test_batch_mode_queues_then_reruns_from_the_collected_cache(script, tmp_path, monkeypatch) -> None:
     import asyncio
 

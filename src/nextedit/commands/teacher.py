@@ -52,6 +52,9 @@ def register(app: typer.Typer) -> None:
                                                         help="In-flight examples for the LLM stages.")] = None,
         no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the stage cache.")] = False,
         progress: Annotated[bool | None, typer.Option("--progress/--no-progress")] = None,
+        batch: Annotated[Path | None, typer.Option("--batch", help="Queue the requests as provider batch jobs "
+                                                   "(half price) with their state in this folder; then "
+                                                   "`nextedit batch collect DIR` and run again to finish.")] = None,
         estimate: Annotated[bool, typer.Option("--estimate", help="Print the estimated cost per 1,000 examples "
                                                "(from up to 500 input prompts) and stop: no request is made.")] = False,
     ) -> None:
@@ -84,6 +87,8 @@ def register(app: typer.Typer) -> None:
                 data["privacy"] = {**data.get("privacy", {}), **privacy}
             if name in ("repair", "distill"):
                 data.setdefault("checks", checks_cfg)
+            if batch is not None and name in ("teacher", "judge", "repair"):
+                data["client"] = {**data.get("client", {}), "batch_dir": str(batch)}
             return data
 
         plan: list[tuple[type, dict[str, Any]]] = [

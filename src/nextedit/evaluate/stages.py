@@ -54,7 +54,7 @@ class PredictStage(Stage):
     name = "predict"
     version = "1"
     Config = PredictConfig
-    reads = ("snapshot", "predictions", "scores", "checks")
+    reads = ("id", "snapshot", "predictions", "scores", "checks")
     kind = "io"
 
     def __init__(self, config: PredictConfig | dict[str, Any] | None = None):
