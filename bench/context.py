@@ -11,17 +11,16 @@ Appends a section to BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import importlib.util
 import os
-import platform
 import random
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _report import append_section, markdown_table, print_rows
 
 from nextedit.context.diagnostics import add_diagnostics
 from nextedit.context.index import IndexSettings, RepoIndex
@@ -111,24 +110,9 @@ def main() -> None:
         ("diagnostics per example (git read + splice + ruff)", f"{1e3 * diag_s:.1f} ms"),
         ("diagnostics / one ruff call on the excerpt alone", f"{diag_s / ruff_s:.2f}"),
     ]
-    width = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print(f"{k:<{width}}  {v}")
-    if args.no_append:
-        return
-    cpu = platform.processor() or platform.machine()
-    section = [
-        f"\n## context — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n",
-        (f"Machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-        f"command: `{' '.join([Path(sys.executable).name, *sys.argv])}` (wall time, one process).\n"),
-        "| measure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), "",
-    ]
-    path = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
-    if not path.exists():
-        path.write_text("# Benchmarks\n\nEach section is appended by a script in bench/.\n")
-    with path.open("a") as fh:
-        fh.write("\n".join(section))
-    print(f"appended to {path}")
+    print_rows(rows)
+    if not args.no_append:
+        append_section("context", markdown_table(rows), note=" (wall time, one process)")
 
 
 if __name__ == "__main__":

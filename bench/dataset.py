@@ -11,15 +11,15 @@ to BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
 import random
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _report import append_text, markdown_table, section
 
 from nextedit.jsonl import JsonlWriter
 from nextedit.record import Example
@@ -112,19 +112,16 @@ def main() -> None:
         for name, cmd in runs.items():
             rows.append((name, *timed(cmd)))
 
-    table = ["| command | wall s | examples/s | x baseline | peak RSS MB | result |", "|---|---|---|---|---|---|"]
-    for name, seconds, rss, last in rows:
-        table.append(f"| {name} | {seconds:.2f} | {args.n / seconds:,.0f} | {seconds / base[0]:.2f} | "
-                     f"{rss:.0f} | {last.replace('|', '/')[:90]} |")
-    header = (f"## dataset commands — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n\n"
-              f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-              f"command: `python bench/dataset.py --n {args.n}` ({args.n} examples, {size_mb:.1f} MB; "
-              "each command is its own process, startup included).\n\n")
-    section = header + "\n".join(table) + "\n"
-    print(section)
+    table = markdown_table(
+        [(name, f"{seconds:.2f}", f"{args.n / seconds:,.0f}", f"{seconds / base[0]:.2f}", f"{rss:.0f}",
+          last.replace("|", "/")[:90]) for name, seconds, rss, last in rows],
+        headers=("command", "wall s", "examples/s", "x baseline", "peak RSS MB", "result"))
+    text = section("dataset commands", table, command=f"python bench/dataset.py --n {args.n}",
+                   note=(f" ({args.n} examples, {size_mb:.1f} MB; "
+                         "each command is its own process, startup included)"))
+    print(text)
     if not args.no_append:
-        with open(ROOT / "BENCHMARKS.md", "a") as fh:
-            fh.write("\n" + section)
+        append_text(text)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,11 @@ the history would cost without diffing only the changed lines. Appends a section
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
 import random
 import sys
 import time
-from pathlib import Path
+
+from _report import append_text, markdown_table, section
 
 from nextedit import patch as patchlib
 from nextedit.lsp.documents import Document
@@ -86,23 +84,20 @@ def main() -> None:
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
     rows = [run(n, args.keys) for n in args.lines]
-    header = ("| file lines (chars) | per keystroke | baseline: line table rebuilt | keystroke / baseline "
-              "| snapshot + history per request | history render | baseline: whole-file diff of the open group "
-              "| history / baseline |")
-    table = [header, "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        table.append(f"| {r['lines']:,} ({r['chars']:,}) | {r['per_key_us']:.0f} µs | {r['lines_baseline_us']:.0f} µs "
-                     f"| {r['per_key_us'] / r['lines_baseline_us']:.2f} | {r['request_ms']:.2f} ms "
-                     f"| {r['history_ms']:.2f} ms | {r['baseline_ms']:.2f} ms | {r['history_ms'] / r['baseline_ms']:.2f} |")
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    section = (f"\n## lsp — {now}\n\nMachine: {platform.machine()}, {os.cpu_count()} cores, Python "
-               f"{platform.python_version()}; command: `python bench/lsp.py --lines {' '.join(map(str, args.lines))} "
-               f"--keys {args.keys}` (in process; {args.keys} keystrokes, a new history group every 50; a keystroke = UTF-16 position conversion, document update, history grouping).\n\n"
-               + "\n".join(table) + "\n")
-    print(section)
+    headers = ("file lines (chars)", "per keystroke", "baseline: line table rebuilt", "keystroke / baseline",
+               "snapshot + history per request", "history render", "baseline: whole-file diff of the open group",
+               "history / baseline")
+    table = markdown_table([(f"{r['lines']:,} ({r['chars']:,})", f"{r['per_key_us']:.0f} µs",
+                             f"{r['lines_baseline_us']:.0f} µs", f"{r['per_key_us'] / r['lines_baseline_us']:.2f}",
+                             f"{r['request_ms']:.2f} ms", f"{r['history_ms']:.2f} ms", f"{r['baseline_ms']:.2f} ms",
+                             f"{r['history_ms'] / r['baseline_ms']:.2f}") for r in rows], headers=headers)
+    text = section("lsp", table,
+                   command=f"python bench/lsp.py --lines {' '.join(map(str, args.lines))} --keys {args.keys}",
+                   note=(f" (in process; {args.keys} keystrokes, a new history group every 50; a keystroke = "
+                         "UTF-16 position conversion, document update, history grouping)"))
+    print(text)
     if not args.no_append:
-        with Path(__file__).resolve().parent.parent.joinpath("BENCHMARKS.md").open("a", encoding="utf-8") as fh:
-            fh.write(section)
+        append_text(text)
     sys.stdout.flush()
 
 

@@ -9,13 +9,10 @@ against sacrebleu's sentence chrF on the same strings. Appends a section to BENC
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
 import random
-import sys
 import time
-from pathlib import Path
+
+from _report import append_section, markdown_table, print_rows
 
 from nextedit import patch as P
 from nextedit.metrics import delta_chrf, score_prediction
@@ -151,29 +148,16 @@ def main() -> None:
         ("delta_chrf time / sacrebleu chrF time", f"{ours_s / sb_s:.3f}"),
         (f"delta_chrf windowed / full-text time ({len(sub)} pairs)", f"{sub_windowed_s / sub_full_s:.3f}"),
     ]
-    width = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print(f"{k:<{width}}  {v}")
+    print_rows(rows)
     if args.no_append:
         return
-    cpu = platform.processor() or platform.machine()
-    section = [
-        f"\n## metrics — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n",
-        (f"Machine: {cpu}, {os.cpu_count()} cores (1-min load average {os.getloadavg()[0]:.1f} at the end), "
-         f"Python {platform.python_version()}; "
-        f"command: `{' '.join([Path(sys.executable).name, *sys.argv])}` (CPU time of one process).\n"),
-        "| measure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), "",
+    append_section("metrics", [
+        *markdown_table(rows), "",
         ("Target: full set >= 1,000 predictions/s on one core. Predictions: 35 % exact, 25 % expected "
          "plus another edit, 20 % a different edit, 10 % undo the user's last edit, 10 % no edit. "
          "delta-chrF counts only n-grams touching the change; sacrebleu's chrF and the full-text "
-         "delta-chrF count every n-gram of the ~2 KB texts.\n"),
-    ]
-    path = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
-    if not path.exists():
-        path.write_text("# Benchmarks\n\nEach section is appended by a script in bench/.\n")
-    with path.open("a") as fh:
-        fh.write("\n".join(section))
-    print(f"appended to {path}")
+         "delta-chrF count every n-gram of the ~2 KB texts."),
+    ], note=" (CPU time of one process)")
 
 
 if __name__ == "__main__":

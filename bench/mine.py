@@ -12,16 +12,16 @@ reading the history costs). Appends a section to BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _report import append_section, markdown_table, print_rows
 
 WORDS = ("order", "price", "total", "item", "user", "cart", "tax", "rate", "count", "value", "name", "index",
          "offset", "limit", "page", "score", "weight", "delta", "buffer", "cache", "token", "event", "state")
@@ -219,25 +219,10 @@ def main() -> None:
         ]
     rows.append((f"speed-up {cpus} workers / 1 worker", f"{one['wall'] / many['wall']:.2f}x"))
     rows.append(("same output with 1 and N workers", "yes" if same else "NO"))
-    width = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print(f"{k:<{width}}  {v}")
-    if args.no_append:
-        return
-    cpu = platform.processor() or platform.machine()
-    section = [
-        f"\n## mine — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n",
-        (f"Machine: {cpu}, {cpus} cores, Python {platform.python_version()}; "
-         f"command: `{' '.join([Path(sys.executable).name, *sys.argv])}` (wall time; each mining run in "
-         f"its own process, {args.samples} samples per commit).\n"),
-        "| measure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), "",
-    ]
-    path = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
-    if not path.exists():
-        path.write_text("# Benchmarks\n\nEach section is appended by a script in bench/.\n")
-    with path.open("a") as fh:
-        fh.write("\n".join(section))
-    print(f"appended to {path}")
+    print_rows(rows)
+    if not args.no_append:
+        append_section("mine", markdown_table(rows),
+                       note=f" (wall time; each mining run in its own process, {args.samples} samples per commit)")
 
 
 if __name__ == "__main__":

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import ast
-import datetime as dt
 import os
-import platform
-import sys
 import time
 from pathlib import Path
+
+from _report import append_text, markdown_table, section
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,26 +88,21 @@ def main() -> None:
                         (f"prompt lookup ({args.lookup_tokens} tokens)", pl_ms, pl_n)):
         rows.append((name, sum(ms) / len(ms), sum(n) / (sum(ms) / 1000)))
     base_tps = rows[0][2]
-    load = os.getloadavg()[0]
-    section = [f"\n## predict (local model, prompt lookup) — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n",
-               (f"Machine: {platform.machine()}, {os.cpu_count()} cores ({threads} torch threads, load {load:.1f} "
-                f"at the end), Python {platform.python_version()}; command: `python bench/predict.py --n {args.n}"
-                f"{'' if args.dtype == 'auto' else ' --dtype ' + args.dtype}` "
-                f"(model {args.model}, {len(prompts)} rename rewrites of this repository's functions, greedy, "
-                f"batch 1, {str(dtype).removeprefix('torch.')}, up to {args.max_new_tokens} new tokens; "
-                f"{sum(base_n)} / {sum(pl_n)} tokens generated without / with lookup).\n"),
-               "| decoding | ms per prediction | tokens/s | x baseline (tokens/s) |", "|---|---|---|---|"]
-    for name, ms, tps in rows:
-        section.append(f"| {name} | {ms:,.0f} | {tps:.1f} | {tps / base_tps:.2f} |")
-    section.append(f"\nIdentical outputs: {same}/{len(prompts)} (greedy; in bf16 the verification pass scores several "
-                   "tokens at once and rounding can flip near-ties, so texts may differ). Speed-up from prompt "
-                   f"lookup: **{rows[1][2] / base_tps:.2f}x** tokens/s.\n")
-    print("\n".join(section))
+    table = markdown_table([(name, f"{ms:,.0f}", f"{tps:.1f}", f"{tps / base_tps:.2f}") for name, ms, tps in rows],
+                           headers=("decoding", "ms per prediction", "tokens/s", "x baseline (tokens/s)"))
+    text = section(
+        "predict (local model, prompt lookup)",
+        [*table, "", (f"Identical outputs: {same}/{len(prompts)} (greedy; in bf16 the verification pass scores "
+                      "several tokens at once and rounding can flip near-ties, so texts may differ). Speed-up "
+                      f"from prompt lookup: **{rows[1][2] / base_tps:.2f}x** tokens/s.")],
+        extra=f"{threads} torch threads",
+        command=f"python bench/predict.py --n {args.n}{'' if args.dtype == 'auto' else ' --dtype ' + args.dtype}",
+        note=(f" (model {args.model}, {len(prompts)} rename rewrites of this repository's functions, greedy, "
+              f"batch 1, {str(dtype).removeprefix('torch.')}, up to {args.max_new_tokens} new tokens; "
+              f"{sum(base_n)} / {sum(pl_n)} tokens generated without / with lookup)"))
+    print(text)
     if not args.no_append:
-        path = ROOT / "BENCHMARKS.md"
-        with path.open("a") as fh:
-            fh.write("\n".join(section))
-        print(f"appended to {path}", file=sys.stderr)
+        append_text(text)
 
 
 if __name__ == "__main__":

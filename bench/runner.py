@@ -16,10 +16,7 @@ larger size (streaming). Appends a section to BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -27,6 +24,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _report import append_section, markdown_table
 
 from nextedit.pipeline.stage import Stage
 from nextedit.record import Example
@@ -149,23 +148,15 @@ def main() -> None:
     finally:
         if args.workdir is None:
             shutil.rmtree(base, ignore_errors=True)
-    table = ["| examples | mode | examples/s | vs baseline | peak RSS main (MB) | peak RSS worker (MB) |",
-             "|---:|---|---:|---:|---:|---:|"]
-    for n, mode, rate, ratio, rss, wrss in rows:
-        table.append(f"| {n:,} | {mode} | {rate:,.0f} | {'' if ratio is None else f'{ratio:.2f}'} | "
-                     f"{rss:.0f} | {wrss:.0f} |" if wrss else
-                     f"| {n:,} | {mode} | {rate:,.0f} | {'' if ratio is None else f'{ratio:.2f}'} | "
-                     f"{rss:.0f} | - |")
+    table = markdown_table(
+        [(f"{n:,}", mode, f"{rate:,.0f}", "" if ratio is None else f"{ratio:.2f}", f"{rss:.0f}",
+          f"{wrss:.0f}" if wrss else "-") for n, mode, rate, ratio, rss, wrss in rows],
+        headers=("examples", "mode", "examples/s", "vs baseline", "peak RSS main (MB)", "peak RSS worker (MB)"),
+        align="rlrrrr")
     print("\n".join(table))
     if not args.no_append:
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-        cmd = "python bench/runner.py " + " ".join(sys.argv[1:])
-        section = (f"\n## runner — {now}\n\nMachine: {machine}; command: `{cmd.strip()}` "
-                   "(each mode in a fresh process; the machine's 2 cores are shared, so rates are noisy: "
-                   "compare the ratios).\n\n" + "\n".join(table) + "\n")
-        with open(ROOT / "BENCHMARKS.md", "a") as fh:
-            fh.write(section)
+        append_section("runner", table, note=(" (each mode in a fresh process; the machine's 2 cores are shared, "
+                                              "so rates are noisy: compare the ratios)"))
 
 
 if __name__ == "__main__":

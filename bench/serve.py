@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import random
 import signal
 import sqlite3
@@ -24,11 +23,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import numpy as np
+from _report import append_text, markdown_table, section
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "bench-key"
@@ -235,10 +234,10 @@ def bench_lookup(tmp: Path, requests: int = 8) -> list[tuple[str, str]]:
         server.stop()
     p50 = {a: pct(v, 50) for a, v in times.items()}
     return [
-        ("SmolLM2-135M (CPU), prompt lookup off: e2e p50 (baseline)", f"{p50['plain']:.0f} ms, "
-         f"{np.mean(tokens['plain']):.0f} output tokens"),
-        ("SmolLM2-135M (CPU), prompt lookup on: e2e p50", f"{p50['lookup']:.0f} ms, "
-         f"{np.mean(tokens['lookup']):.0f} output tokens"),
+        ("SmolLM2-135M (CPU), prompt lookup off: e2e p50 (baseline)", (f"{p50['plain']:.0f} ms, "
+         f"{np.mean(tokens['plain']):.0f} output tokens")),
+        ("SmolLM2-135M (CPU), prompt lookup on: e2e p50", (f"{p50['lookup']:.0f} ms, "
+         f"{np.mean(tokens['lookup']):.0f} output tokens")),
         ("lookup on / off (p50 latency ratio)", f"{p50['lookup'] / p50['plain']:.2f}"),
         ("answers (untrained model, zeta1 prompt: parse failures expected)", str(reasons)),
     ]
@@ -353,21 +352,17 @@ def main() -> None:
             sections.append((f"load ({args.editors} simulated editors) and kill -9",
                              bench_load(tmp, args.editors, args.load_seconds)))
             print(sections[-1])
-    load = os.getloadavg()[0]
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    out = [f"## serve — {now}\n",
-           f"Machine: {platform.machine()}, {os.cpu_count()} cores (load average {load:.1f} at the end, shared "
-           f"with other work), Python {platform.python_version()}; command: `python bench/serve.py "
-           f"--parts {args.parts} --editors {args.editors} --load-seconds {args.load_seconds:g}`. Server in a "
-           "subprocess (`nextedit serve`, one uvicorn worker, SQLite WAL store), clients in this process.\n"]
+    lines: list[str] = []
     for title, rows in sections:
-        out += [f"\n{title}:\n", "| measure | value |", "|---|---|"]
-        out += [f"| {k} | {v} |" for k, v in rows]
-    text = "\n".join(out) + "\n"
+        lines += [f"{title}:", "", *markdown_table(rows), ""]
+    text = section("serve", lines[:-1], extra="shared with other work",
+                   command=(f"python bench/serve.py --parts {args.parts} --editors {args.editors} "
+                            f"--load-seconds {args.load_seconds:g}"),
+                   note=(". Server in a subprocess (`nextedit serve`, one uvicorn worker, SQLite WAL store), "
+                         "clients in this process"))
     print(text)
     if not args.no_write:
-        with open(ROOT / "BENCHMARKS.md", "a", encoding="utf-8") as f:
-            f.write(text)
+        append_text(text)
 
 
 if __name__ == "__main__":

@@ -16,17 +16,14 @@ section to BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
 import random
 import resource
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import orjson
+from _report import append_section, markdown_table, print_rows
 
 from nextedit.jsonl import iter_lines
 from nextedit.pipeline.engine import run_stage
@@ -212,32 +209,19 @@ def main() -> None:
         ("projection 100,000 x 50 from wall time", f"{project / 60:.1f} min (target < 10 min)"),
         (f"projection 100,000 x 50 from CPU time on {args.workers} free cores", f"{project_cpu / 60:.1f} min"),
     ]
-    width = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print(f"{k:<{width}}  {v}")
+    print_rows(rows)
     if args.no_append:
         return
-    cpu = platform.processor() or platform.machine()
-    section = [
-        f"\n## settle — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n",
-        (f"Machine: {cpu}, {os.cpu_count()} cores (1-min load average {os.getloadavg()[0]:.1f} at the end; "
-         f"the cores are shared with other work), Python {platform.python_version()}; "
-         f"command: `{' '.join([Path(sys.executable).name, *sys.argv])}`.\n"),
-        "| measure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), "",
+    append_section("settle", [
+        *markdown_table(rows), "",
         ("Candidates come from the `scripted` predictor (a JSONL file read by offset), so the stage time is "
          "the filter's own cost: read the candidate row, build the predictions, apply each patch to get its "
          "region, one rapidfuzz `cpdist` call per example, write the record and its cache row. A real student "
          "adds its sampling time on top. `cpdist` strips the common prefix and suffix of each pair, "
          "which `cdist` (a matrix) does not: on near-identical regions that is the difference between "
          "the two kernel rows. The 2 cores are shared with other engineers' jobs, so wall times are "
-         "noisy; the CPU-time projection is what 2 free cores would take.\n"),
-    ]
-    path = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
-    if not path.exists():
-        path.write_text("# Benchmarks\n\nEach section is appended by a script in bench/.\n")
-    with path.open("a") as fh:
-        fh.write("\n".join(section))
-    print(f"appended to {path}")
+         "noisy; the CPU-time projection is what 2 free cores would take."),
+    ], extra="the cores are shared with other work")
 
 
 if __name__ == "__main__":

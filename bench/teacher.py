@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from _report import append_text, markdown_table, section
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,31 +111,27 @@ def main() -> None:
         server.wait()
     base = rows[0]["rate"]
     warm = rows[2]
-    lines = [
-        f"## teacher LLM client — {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M')} UTC", "",
-        (f"Machine: {platform.machine()}, {os.cpu_count()} cores (1-min load average "
-        f"{os.getloadavg()[0]:.1f} at the end), Python {platform.python_version()}; command: "
-        f"`python bench/teacher.py --requests {n} --concurrency {conc} --latency-s {lat}` (server: "
-        f"tests/llm_server.py in its own process, {lat * 1000:.0f} ms injected latency per completion; "
-        f"ideal = concurrency / latency = {ideal:.0f} req/s)."), "",
-        "| mode | seconds | requests/s | share of ideal | vs sdk-baseline | overhead / request | HTTP requests | cache hits |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        over = f"{r['overhead_ms']:.1f} ms" if r["mode"] != "client-warm" else "-"
-        share = f"{100 * r['share']:.1f} %" if r["mode"] != "client-warm" else "-"
-        lines.append(f"| {r['mode']} | {r['seconds']:.2f} | {r['rate']:,.0f} | {share} | "
-                     f"{r['rate'] / base:.2f} | {over} | {r['http']:,} | {r['hits']:,} |")
-    lines += ["", (f"Rerun: {warm['hits']:,} of {n:,} served from the cache ({100 * warm['hits'] / n:.0f} %), "
-              f"{warm['http']} HTTP requests, {warm['rate']:,.0f} requests/s. Overhead per request = wall time x "
-              "concurrency / requests - latency: the time a request slot spends outside the server's sleep "
-              "(client, SDK, HTTP, SQLite, and the stdlib test server's own per-request work on the same 2 cores)."),
-              ""]
-    text = "\n".join(lines)
+    table = markdown_table(
+        [(r["mode"], f"{r['seconds']:.2f}", f"{r['rate']:,.0f}",
+          f"{100 * r['share']:.1f} %" if r["mode"] != "client-warm" else "-", f"{r['rate'] / base:.2f}",
+          f"{r['overhead_ms']:.1f} ms" if r["mode"] != "client-warm" else "-", f"{r['http']:,}", f"{r['hits']:,}")
+         for r in rows],
+        headers=("mode", "seconds", "requests/s", "share of ideal", "vs sdk-baseline", "overhead / request",
+                 "HTTP requests", "cache hits"),
+        align="lrrrrrrr")
+    text = section(
+        "teacher LLM client",
+        [*table, "", (f"Rerun: {warm['hits']:,} of {n:,} served from the cache ({100 * warm['hits'] / n:.0f} %), "
+                      f"{warm['http']} HTTP requests, {warm['rate']:,.0f} requests/s. Overhead per request = wall "
+                      "time x concurrency / requests - latency: the time a request slot spends outside the "
+                      "server's sleep (client, SDK, HTTP, SQLite, and the stdlib test server's own per-request "
+                      "work on the same 2 cores).")],
+        command=f"python bench/teacher.py --requests {n} --concurrency {conc} --latency-s {lat}",
+        note=(f" (server: tests/llm_server.py in its own process, {lat * 1000:.0f} ms injected latency per "
+              f"completion; ideal = concurrency / latency = {ideal:.0f} req/s)"))
     print(text)
     if not args.no_append:
-        with open(ROOT / "BENCHMARKS.md", "a") as f:
-            f.write("\n" + text)
+        append_text(text)
 
 
 if __name__ == "__main__":

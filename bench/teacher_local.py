@@ -11,12 +11,11 @@ it. Appends a section to BENCHMARKS.md with each figure as a ratio to the baseli
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
 import sys
 import time
 from pathlib import Path
+
+from _report import append_text, markdown_table, section
 
 from nextedit.record import Example, HistoryEvent, Prediction, Snapshot
 from nextedit.teacher.checks import check_prediction
@@ -99,18 +98,16 @@ def main() -> None:
         ("parse answer + patch", parse_ms),
         ("all checks (tree-sitter, reversal, tokens)", checks_ms),
     ]
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    out = [f"## teacher stages, local work per example — {now}", "",
-           (f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-           f"command: `python bench/teacher_local.py --n {args.n}` ({len(exs)} examples from the package "
-           f"source, prompt ~{tokens:.0f} tokens besides the system prompt; one core)."), "",
-           "| step | ms / example | x baseline |", "|---|---|---|"]
-    out += [f"| {name} | {ms:.2f} | {ms / base:.1f} |" for name, ms in rows]
-    text = "\n".join(out) + "\n"
+    text = section(
+        "teacher stages, local work per example",
+        markdown_table([(name, f"{ms:.2f}", f"{ms / base:.1f}") for name, ms in rows],
+                       headers=("step", "ms / example", "x baseline")),
+        command=f"python bench/teacher_local.py --n {args.n}",
+        note=(f" ({len(exs)} examples from the package source, prompt ~{tokens:.0f} tokens besides the system "
+              "prompt; one core)"))
     print(text)
     if not args.no_append:
-        with open(ROOT / "BENCHMARKS.md", "a", encoding="utf-8") as fh:
-            fh.write("\n" + text)
+        append_text(text)
     sys.exit(0)
 
 

@@ -10,12 +10,11 @@ dozen examples from this repository first. Appends a section to BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
-import sys
 import tempfile
 from pathlib import Path
+
+from _report import append_text, markdown_table, section
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,25 +60,20 @@ def main() -> None:
         base = _run(examples, Path(tmp) / "nopack", packing=False, steps=args.steps, threads=threads)
         packed = _run(examples, Path(tmp) / "pack", packing=True, steps=args.steps, threads=threads)
     ratio = packed["tok_s"] / base["tok_s"] if base["tok_s"] and packed["tok_s"] else None
-    load = os.getloadavg()[0]
     rows = [("no packing (baseline)", base), ("packing (bfd)", packed)]
-    section = [f"\n## train (SmolLM2-135M LoRA) — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n",
-               (f"Machine: {platform.machine()}, {os.cpu_count()} cores (load {load:.1f} at the end), Python "
-                f"{platform.python_version()}; command: `python bench/train.py --steps {args.steps}` "
-                f"(batch 4 x max 768 tokens, r=16, bf16 where supported, {base['rows']} rows).\n"),
-               "| run | steps | non-padding tokens | tokens/s | x baseline | train loss first -> last |",
-               "|---|---|---|---|---|---|"]
-    for name, r in rows:
-        x = (r["tok_s"] / base["tok_s"]) if base["tok_s"] and r["tok_s"] else float("nan")
-        section.append(f"| {name} | {r['steps']} | {r['tokens']:,} | {r['tok_s']:.0f} | {x:.2f} | "
-                       f"{r['loss'][0]:.3f} -> {r['loss'][1]:.3f} |")
-    section.append(f"\nPacking / no packing throughput ratio: **{ratio:.2f}x** (same rows, same steps, same run).\n")
-    print("\n".join(section))
+    table = markdown_table(
+        [(name, r["steps"], f"{r['tokens']:,}", f"{r['tok_s']:.0f}",
+          f"{(r['tok_s'] / base['tok_s']) if base['tok_s'] and r['tok_s'] else float('nan'):.2f}",
+          f"{r['loss'][0]:.3f} -> {r['loss'][1]:.3f}") for name, r in rows],
+        headers=("run", "steps", "non-padding tokens", "tokens/s", "x baseline", "train loss first -> last"))
+    text = section(
+        "train (SmolLM2-135M LoRA)",
+        [*table, "", f"Packing / no packing throughput ratio: **{ratio:.2f}x** (same rows, same steps, same run)."],
+        command=f"python bench/train.py --steps {args.steps}",
+        note=f" (batch 4 x max 768 tokens, r=16, bf16 where supported, {base['rows']} rows)")
+    print(text)
     if not args.no_append:
-        path = ROOT / "BENCHMARKS.md"
-        with path.open("a") as fh:
-            fh.write("\n".join(section))
-        print(f"appended to {path}", file=sys.stderr)
+        append_text(text)
 
 
 if __name__ == "__main__":
