@@ -12,6 +12,7 @@ from nextedit.context.bm25 import BM25Index, chunk_ranges, tokenize, weighted_te
 from nextedit.context.definitions import definition_text, extract_definitions
 from nextedit.context.index import IndexSettings, build_index, load_index
 from nextedit.context.repo_files import (
+    EMPTY_TREE,
     LRUCache,
     RepoError,
     list_tree,
@@ -148,10 +149,11 @@ def test_git_mined_examples_read_the_parent_commit(repo):
     assert "version one" in hit.text
     at_rev = add_context(mined, ContextConfig(at="revision"))
     assert any("version two" in r.text for r in at_rev.snapshot.related)
+    # A root commit's parent state is the empty repository: nothing to retrieve, nothing failed.
     root_commit = _file_example(root, v1, "pkg/main.py", "run")
     root_commit.source.kind = "git"
-    with pytest.raises(StageError, match="has no parent commit"):
-        ContextStage().process(root_commit)
+    assert resolve(root, f"{v1}^")[1] == EMPTY_TREE and list_tree(root, EMPTY_TREE) == []
+    assert ContextStage().process(root_commit).snapshot.related == []
 
 
 def test_definitions_rank_first_nearest_identifier_first(repo):

@@ -34,6 +34,10 @@ def _git() -> str:
     return git
 
 
+# git's well-known id of the empty tree: what a root commit's parent state reads as.
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
 def _run(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
     proc = subprocess.run([_git(), "-C", str(repo), *args], input=stdin, capture_output=True,
                           check=False)
@@ -52,16 +56,23 @@ def resolve(repo: str | Path, revision: str) -> tuple[Path, str]:
         top = _run(path, "rev-parse", "--absolute-git-dir").decode().strip()
     except RepoError:
         raise RepoError(f"{repo} is not a git repository") from None
+    git_dir = Path(top)
+    root = git_dir.parent if git_dir.name == ".git" else git_dir
     try:
         sha = _run(path, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
     except RepoError:
-        if revision.endswith("^"):
-            raise RepoError(f"revision {revision[:-1]} not found in repository {repo} "
-                            f"or it has no parent commit") from None
-        raise RepoError(f"revision {revision} not found in repository {repo}") from None
-    git_dir = Path(top)
-    root = git_dir.parent if git_dir.name == ".git" else git_dir
+        if revision.endswith("^") and _exists(path, revision[:-1]):
+            return root, EMPTY_TREE  # the parent of a root commit: the repository before anything
+        raise RepoError(f"revision {revision.removesuffix('^')} not found in repository {repo}") from None
     return root, sha.decode().strip()
+
+
+def _exists(repo: Path, revision: str) -> bool:
+    try:
+        _run(repo, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
+    except RepoError:
+        return False
+    return True
 
 
 def list_tree(repo: Path, commit: str) -> list[TreeEntry]:
