@@ -3,10 +3,7 @@ real local HTTP server speaking the OpenAI completions API (scripted replies, re
 
 from __future__ import annotations
 
-import json
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -14,6 +11,7 @@ import pytest
 pytest.importorskip("transformers")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from completions_server import completion_reply, completions_server
 from eval_fixtures import dataset, rename_example
 from tiny_model import build_tiny_model
 
@@ -74,40 +72,16 @@ def test_local_needs_a_model_and_a_format(tmp_path):
     assert p.name == "base" and p.format.name == "sweep"
 
 
-class _Completions(BaseHTTPRequestHandler):
-    """OpenAI /v1/completions with replies from the server's script (status, body) queue."""
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.received.append((self.path, body, self.headers.get("Authorization")))
-        status, reply = self.server.script.pop(0)
-        payload = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        if status == 429:
-            self.send_header("Retry-After", "0.01")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-
 @pytest.fixture
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Completions)
-    httpd.script, httpd.received = [], []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    script: list = []
+    with completions_server(lambda body: script.pop(0)) as httpd:
+        httpd.script = script
+        yield httpd
 
 
 def _reply(*texts: str) -> dict:
-    return {"choices": [{"index": i, "text": t, "finish_reason": "stop"} for i, t in enumerate(texts)],
-            "usage": {"prompt_tokens": 321, "completion_tokens": 40}}
+    return completion_reply(*texts, prompt_tokens=321, completion_tokens=40)
 
 
 def test_openai_compatible_samples_parse_into_patches(server):

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
+from completions_server import completion_reply, completions_server
 from eval_fixtures import RENAME_TEXT, rename_example
 from typer.testing import CliRunner
 
@@ -20,34 +17,12 @@ from nextedit.settle.stage import SettleStage, stage_for
 runner = CliRunner()
 
 
-class _Completions(BaseHTTPRequestHandler):
-    """OpenAI /v1/completions answering every request with the server's scripted texts (n of them)."""
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.received.append(body)
-        texts = self.server.texts[: body.get("n", 1)]
-        payload = json.dumps({"choices": [{"index": i, "text": t, "finish_reason": "stop"} for i, t in enumerate(texts)],
-                              "usage": {"prompt_tokens": 100, "completion_tokens": 20}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-
 @pytest.fixture
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Completions)
-    httpd.texts, httpd.received = [], []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    texts: list[str] = []
+    with completions_server(lambda body: (200, completion_reply(*texts[: body.get("n", 1)]))) as httpd:
+        httpd.texts = texts
+        yield httpd
 
 
 def _output_for(new_text: str) -> str:
@@ -62,7 +37,7 @@ def test_settle_with_an_openai_compatible_endpoint(server, tmp_path, monkeypatch
     monkeypatch.setenv("NEXTEDIT_CACHE", str(tmp_path / "cache.sqlite"))
     renamed = RENAME_TEXT.replace("amount", "qty")
     settled = renamed.replace("qty", "quantity", 1)  # the user went a little further than the rename
-    server.texts = [_output_for(renamed), "no markers here", _output_for(RENAME_TEXT.replace("def ", "async def "))]
+    server.texts[:] = [_output_for(renamed), "no markers here", _output_for(RENAME_TEXT.replace("def ", "async def "))]
     ex = rename_example(0)
     ex.settled = Settled(text=settled)
     src = tmp_path / "in.jsonl"
@@ -74,7 +49,7 @@ def test_settle_with_an_openai_compatible_endpoint(server, tmp_path, monkeypatch
     result = runner.invoke(app, ["settle", str(src), "-p", f"openai-compatible:{url}", "--option", "format=zeta1",
                                  "--option", "temperature=0.8", "-n", "3", "-o", str(out), "--high", "0.5"])
     assert result.exit_code == 0, result.output
-    assert len(server.received) == 1 and server.received[0]["n"] == 3 and server.received[0]["temperature"] == 0.8
+    assert len(server.received) == 1 and server.received[0][1]["n"] == 3 and server.received[0][1]["temperature"] == 0.8
     [kept] = list(read_examples(out))
     info = kept.settle
     assert (info["samples"], info["valid"], info["best"]["index"]) == (3, 2, 0)
