@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import threading
@@ -34,8 +35,8 @@ def _git() -> str:
     return git
 
 
-# git's well-known id of the empty tree: what a root commit's parent state reads as.
-EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+# git's id of the empty tree (sha1 of the empty tree object): what a root commit's parent reads as.
+EMPTY_TREE = hashlib.sha1(b"tree 0\x00").hexdigest()
 
 
 def _run(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
