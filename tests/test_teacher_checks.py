@@ -208,3 +208,12 @@ def test_checks_stage_replaces_its_own_checks_and_keeps_judge_checks() -> None:
     assert ("judge_reverts", False) in codes and ("too_large", False) not in codes
     assert not any(c.prediction == 1 for c in out.checks)  # other providers are not checked
     assert stage.stats["passed"] == 1
+
+
+def test_other_models_are_checked_on_their_patch_not_their_raw_text() -> None:
+    student = "<|file_sep|>updated/geometry.py\ndef area(w, h):\n    return w * h * 2\n"  # a sweep-style answer
+    ex = example(GOOD_TEXT, GOOD_TEXT.replace("return w * h\n", "return w * h * 2\n"), raw=student)
+    ex.predictions[0].provider = "local:student"
+    assert "parse_error" not in failures(ex) and "outside_region" in results(ex)
+    ex.predictions[0].provider = "teacher:test:m"  # the same text read as a teacher answer does not parse
+    assert "parse_error" in failures(ex)

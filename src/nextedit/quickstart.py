@@ -148,25 +148,12 @@ def _train_student(out_dir: Path, train: Path, held_out: Path, plan: Plan, seed:
 
 
 def run_checks(src: Path, dst: Path) -> bool:
-    """Add the deterministic checks (nextedit.teacher.checks) of every prediction's patch; False if not installed.
-
-    The checks read a teacher answer's raw text with the teacher's parser; student and baseline outputs
-    use other syntaxes, so each prediction is checked on its parsed patch (raw left out) and a
-    prediction that could not be parsed fails `parse_error`.
-    """
+    """Run the `checks` stage (nextedit.teacher.checks) on every prediction; False if it is not installed."""
     try:
-        get_stage("checks")
-        from nextedit.teacher.checks import ChecksConfig, check_prediction
+        cls = get_stage("checks")
     except Exception:  # noqa: BLE001 - an optional part of the loop
         return False
-    from nextedit.jsonl import JsonlWriter, read_examples
-
-    cfg = ChecksConfig(providers=[])
-    with JsonlWriter(dst) as writer:
-        for ex in read_examples(src):
-            bare = ex.model_copy(update={"predictions": [p.model_copy(update={"raw": None}) for p in ex.predictions]})
-            ex.checks = [c for i in range(len(ex.predictions)) for c in check_prediction(bare, i, cfg)]
-            writer.write(ex)
+    run_stage(cls(cls.Config(providers=[])), src, dst, concurrency=1, progress=False)
     return True
 
 

@@ -97,6 +97,10 @@ def _changed_solid_tokens(old: str, new: str) -> int:
     return n
 
 
+# Providers whose `raw` is a teacher answer (read with the teacher's parser); others are checked on `patch`.
+TEACHER_OUTPUT = ("teacher:", "repair:")
+
+
 def check_prediction(example: Example, index: int, config: ChecksConfig | None = None) -> list[Check]:
     """Run every deterministic check on prediction `index`; one Check per check that applies."""
     cfg = config or ChecksConfig()
@@ -111,7 +115,7 @@ def check_prediction(example: Example, index: int, config: ChecksConfig | None =
         add("parse_error", False, pred.error or "prediction has no patch")
         return out
     kind = None
-    if pred.raw is not None:
+    if pred.raw is not None and pred.provider.startswith(TEACHER_OUTPUT):  # other models' raw is theirs
         try:
             parsed = parse_output(pred.raw, allow_keep_previous=True)
             kind = parsed.kind
