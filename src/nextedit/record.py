@@ -115,6 +115,13 @@ class Prediction(Model):
     error: str | None = None
     latency_ms: float | None = None
     usage: Usage | None = None
+    #: How much more likely the model finds this answer than leaving the region unchanged (log-likelihood
+    #: ratio in nats; local predictors with `confidence` or `abstain_below` set). Higher = surer.
+    confidence: float | None = None
+    #: Why the predictor withheld its edit (low confidence, reverts the user's last edit); `patch` is then
+    #: empty and `withheld` holds the edit it would have offered.
+    abstained: str | None = None
+    withheld: str | None = None
 
 
 class Check(Model):

@@ -117,3 +117,41 @@ class ScoreStage(Stage):
         self.stats["scored"] += len(scores)
         example.scores = scores
         return example
+
+
+class AbstainConfig(BaseModel):
+    """Which predictions to re-decide, and the rules (nextedit.predictors.abstain)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str = Field(description="apply to this provider's predictions only")
+    abstain_below: float | None = Field(None, description="withhold edits whose confidence is below this")
+    max_reversal: float | None = Field(None, ge=0, le=1, description="withhold edits that undo more than this "
+                                                                      "share of the user's last edit")
+
+
+class AbstainStage(Stage):
+    """Re-apply abstention to recorded predictions (a calibrated threshold on predictions made earlier with
+    `confidence` on); earlier abstentions are undone first, so the result depends only on this config.
+    Re-score afterwards."""
+
+    name = "abstain"
+    version = "1"
+    Config = AbstainConfig
+    reads = ("snapshot", "predictions")
+    kind = "cpu"
+
+    def process(self, example: Example) -> Example:
+        """Withhold (or restore) the provider's edits by the configured rules."""
+        from nextedit.predictors.abstain import guard, restore
+
+        cfg = self.config
+        out = []
+        for pred in example.predictions:
+            if pred.provider == cfg.provider:
+                pred = guard(example, restore(pred), abstain_below=cfg.abstain_below, max_reversal=cfg.max_reversal)
+                self.stats["withheld" if pred.abstained else "offered"] += 1
+            out.append(pred)
+        example.predictions = out
+        example.scores = []
+        return example

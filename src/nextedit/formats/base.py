@@ -188,6 +188,9 @@ class StudentFormat:
     #: What every target ends with.
     end_token: ClassVar[str] = ""
     cursor_token: ClassVar[str] = ""
+    #: What every answer starts with, whatever the edit: a predictor may feed it to the model as the start
+    #: of the answer (constrained decoding) instead of hoping the model writes it.
+    answer_prefix: ClassVar[str] = ""
 
     # ------------------------------------------------------------------ public API
 
@@ -219,6 +222,10 @@ class StudentFormat:
         return {"format": self.name, "format_version": self.version, "stop": list(self.stop),
                 "end_token": self.end_token, "special_tokens": list(self.special_tokens),
                 "options": (options or FormatOptions()).model_dump()}
+
+    def no_edit_target(self, frame: Frame) -> str:
+        """The answer that leaves the editable region unchanged (what abstention is measured against)."""
+        return self.encode_target(frame, frame.region, None)
 
     # ------------------------------------------------------------------ shared steps
 

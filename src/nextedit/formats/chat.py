@@ -48,6 +48,7 @@ class Chat(StudentFormat):
     stop: ClassVar[list[str]] = [EDITABLE_END]
     end_token: ClassVar[str] = EDITABLE_END
     cursor_token: ClassVar[str] = CURSOR
+    answer_prefix: ClassVar[str] = EDITABLE_START
 
     def build_prompt(self, frame: Frame) -> tuple[str, list[dict[str, str]]]:
         sections = gather(frame, render_event=render_event_fenced, related_header=related_header)

@@ -20,6 +20,7 @@ STAGES: dict[str, str] = {
     "diagnostics": "nextedit.context.diagnostics:DiagnosticsStage",
     "predict": "nextedit.evaluate.stages:PredictStage",
     "score": "nextedit.evaluate.stages:ScoreStage",
+    "abstain": "nextedit.evaluate.stages:AbstainStage",
     "teacher": "nextedit.teacher.stages:TeacherStage",
     "checks": "nextedit.teacher.stages:ChecksStage",
     "judge": "nextedit.teacher.stages:JudgeStage",

@@ -3,6 +3,11 @@
 Greedy by default; `prompt_lookup` (on by default) turns on prompt-lookup decoding in HF generate:
 next-edit outputs mostly copy the prompt, so n-gram candidates from the prompt are verified in one
 forward pass instead of decoding token by token. Latency and token counts are recorded per prediction.
+
+Constrained decoding: the format's fixed answer start (e.g. the region marker) is fed to the model rather than
+generated (`prefill`). Abstention (nextedit.predictors.abstain): `confidence` scores each answer against the
+unchanged region (a log-likelihood ratio); `abstain_below` withholds answers under a threshold chosen on
+validation data (`nextedit calibrate`), `max_reversal` withholds answers that undo the user's last edit.
 """
 
 from __future__ import annotations
@@ -14,8 +19,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nextedit.predictors.abstain import guard
 from nextedit.predictors.base import Predictor, PredictorError
 from nextedit.record import Example, Prediction, Usage
+
+
+def _optional_float(value: Any) -> float | None:
+    """None for None / "" / "none" / "off", else the value as a float."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "off")):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise PredictorError(f"expected a number or none, got {value!r}") from None
 
 
 def _fingerprint(model_dir: Path) -> str:
@@ -34,7 +50,11 @@ class LocalPredictor(Predictor):
     Options: format (default: the model folder's nextedit.json), format_options (dict), max_new_tokens
     (default: sized from the editable region), temperature (0 = greedy), top_p, prompt_lookup (bool),
     prompt_lookup_num_tokens, dtype ("auto" | "bfloat16" | "float32"), seed, label (the provider name
-    recorded in predictions instead of "local:PATH"), threads (CPU threads, "auto" = cores not busy elsewhere).
+    recorded in predictions instead of "local:PATH"), threads (CPU threads, "auto" = cores not busy elsewhere),
+    prefill (feed the format's answer prefix, default on), confidence (record `Prediction.confidence`),
+    abstain_below (withhold edits whose confidence is below this; default: the model folder's calibrated
+    value, if any), max_reversal (withhold edits that undo more than this share of the user's last edit;
+    default: the model folder's value, if any).
     """
 
     scheme = "local"
@@ -44,7 +64,9 @@ class LocalPredictor(Predictor):
                  format_options: dict[str, Any] | None = None, max_new_tokens: int | None = None,
                  temperature: float = 0.0, top_p: float = 1.0, prompt_lookup: bool = True,
                  prompt_lookup_num_tokens: int = 10, dtype: str = "auto", seed: int = 0,
-                 label: str | None = None, threads: int | str = "auto") -> None:
+                 label: str | None = None, threads: int | str = "auto", prefill: bool = True,
+                 confidence: bool = False, abstain_below: float | str | None = "auto",
+                 max_reversal: float | str | None = "auto") -> None:
         if not argument:
             raise PredictorError("provider local needs a model: local:PATH (HF folder, .gguf file or "
                                  "an embedded name such as smollm2-135m-instruct)")
@@ -84,6 +106,10 @@ class LocalPredictor(Predictor):
         self.seed = int(seed)
         self.label = label
         self.threads = threads
+        self.prefill = bool(prefill) and bool(self.format.answer_prefix)
+        self.abstain_below = _optional_float(meta.get("abstain_below") if abstain_below == "auto" else abstain_below)
+        self.max_reversal = _optional_float(meta.get("max_reversal") if max_reversal == "auto" else max_reversal)
+        self.confidence = bool(confidence) or self.abstain_below is not None
         self.version = f"{type(self).version}.{_fingerprint(self.model_dir)}"
         self._model: Any = None
         self._tokenizer: Any = None
@@ -164,13 +190,16 @@ class LocalPredictor(Predictor):
             from nextedit.train.data import encode_prompt
 
             ids = encode_prompt(rendered, tokenizer)
+            prefix = self.format.answer_prefix if self.prefill else ""
+            prefix_ids = tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else []
             budget = self._budget(tokenizer, example, rendered.editable)
             out: list[Prediction] = []
             for i in range(samples):
                 if i > 0 and self.temperature <= 0:
                     out.append(out[0].model_copy(update={"sample": i}))
                     continue
-                raw, n_out, ms = self._generate(ids, budget, i)
+                raw, n_out, ms = self._generate(ids + prefix_ids, budget, i)
+                raw = prefix + raw
                 usage = Usage(input_tokens=len(ids), output_tokens=n_out)
                 try:
                     parsed = self.format.parse(raw, example, self.options, tokenizer)
@@ -178,9 +207,41 @@ class LocalPredictor(Predictor):
                     out.append(Prediction(provider=self.name, sample=i, raw=raw, error=f"parse: {exc}",
                                           latency_ms=round(ms, 1), usage=usage))
                     continue
-                out.append(Prediction(provider=self.name, sample=i, raw=raw, patch=parsed.patch, cursor=parsed.cursor,
-                                      latency_ms=round(ms, 1), usage=usage))
+                pred = Prediction(provider=self.name, sample=i, raw=raw, patch=parsed.patch, cursor=parsed.cursor,
+                                  latency_ms=round(ms, 1), usage=usage)
+                if self.confidence and parsed.patch:
+                    t0 = time.perf_counter()
+                    pred.confidence = round(self._margin(example, raw, ids, tokenizer), 4)
+                    pred.latency_ms = round(ms + (time.perf_counter() - t0) * 1000, 1)
+                elif self.confidence:
+                    pred.confidence = 0.0
+                out.append(guard(example, pred, abstain_below=self.abstain_below, max_reversal=self.max_reversal))
             return out
+
+    def _margin(self, example: Example, raw: str, prompt_ids: list[int], tokenizer: Any) -> float:
+        """log P(answer) - log P(unchanged region) under the model, both answers in their canonical form."""
+        frame = self.format.frame(example, self.options, tokenizer)
+        new_region, cursor = self.format.decode_output(raw, frame)
+        answers = [self.format.encode_target(frame, new_region, cursor), self.format.no_edit_target(frame)]
+        edit, keep = self._logprobs(prompt_ids, [tokenizer(a, add_special_tokens=False)["input_ids"] for a in answers])
+        return edit - keep
+
+    def _logprobs(self, prompt_ids: list[int], completions: list[list[int]]) -> list[float]:
+        """Sum of the token log-probabilities of each completion after the prompt (one batched forward pass)."""
+        import torch
+
+        model, tokenizer = self.load()
+        seqs = [prompt_ids + c for c in completions]
+        width = max(len(s) for s in seqs)
+        pad = tokenizer.pad_token_id or 0
+        input_ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], dtype=torch.long, device=model.device)
+        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], dtype=torch.long,
+                            device=model.device)
+        with torch.inference_mode():
+            logits = model(input_ids=input_ids, attention_mask=mask).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, input_ids[:, 1:, None])[..., 0]
+        start = len(prompt_ids) - 1
+        return [float(logp[k, start:start + len(c)].sum()) for k, c in enumerate(completions)]
 
     async def predict(self, example: Example, *, samples: int = 1) -> list[Prediction]:
         """`predict_sync` in a worker thread (one generation at a time), so the event loop stays responsive."""

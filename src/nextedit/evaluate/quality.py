@@ -1,0 +1,146 @@
+"""The quality table: a student against its base and the baselines on one eval set, with 95% intervals, no-edit
+precision/recall, parse errors and the paired difference to the best baseline (bench/quality.py, recipes)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nextedit.evaluate import bootstrap
+from nextedit.evaluate.compare import paired_difference
+from nextedit.record import Example
+
+
+@dataclass
+class ProviderQuality:
+    """One provider's figures on one eval set."""
+
+    provider: str
+    examples: int = 0
+    predictions: int = 0
+    parse_errors: int = 0
+    delta_chrf: float = 0.0
+    delta_chrf_ci: tuple[float, float] | None = None
+    exact_lines_f1: float = 0.0
+    reversal_ratio: float = 0.0
+    no_edit_rate: float = 0.0
+    no_edit_precision: float | None = None
+    no_edit_recall: float | None = None
+    withheld: int = 0
+    per_example: dict[str, float] = field(default_factory=dict)
+    vs_best_baseline: dict[str, Any] | None = None
+
+    def row(self) -> dict[str, Any]:
+        """The JSON-friendly figures (without the per-example values)."""
+        out = {k: v for k, v in self.__dict__.items() if k != "per_example"}
+        out["parse_error_rate"] = self.parse_errors / self.predictions if self.predictions else None
+        return out
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else 0.0
+
+
+def quality(examples: Iterable[Example], *, resamples: int = 1000, seed: int = 0) -> dict[str, ProviderQuality]:
+    """Per-provider figures from scored examples (every metric is the mean over each example's samples)."""
+    per: dict[str, dict[str, dict[str, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    counts: dict[str, ProviderQuality] = {}
+    for ex in examples:
+        scores = {s.prediction: s.values for s in ex.scores}
+        for i, pred in enumerate(ex.predictions):
+            q = counts.setdefault(pred.provider, ProviderQuality(pred.provider))
+            q.predictions += 1
+            q.withheld += bool(pred.abstained)
+            values = scores.get(i, {})
+            cell = per[pred.provider][ex.id]
+            if pred.error:
+                q.parse_errors += 1
+                cell["delta_chrf"].append(0.0)  # an unusable output helps the user as much as no edit
+                continue
+            for key in ("delta_chrf", "exact_lines_f1", "reversal_ratio"):
+                if values.get(key) is not None:
+                    cell[key].append(float(values[key]))
+            predicted, expected = values.get("no_edit_predicted"), values.get("no_edit_expected")
+            if predicted is not None:
+                cell["no_edit_predicted"].append(float(predicted))
+                cell["no_edit_right"].append(float(bool(predicted) and bool(expected)))
+            if expected is not None:
+                cell["no_edit_expected"].append(float(bool(expected)))
+    for provider, by_example in per.items():
+        q = counts[provider]
+        q.examples = len(by_example)
+        means = {key: {eid: _mean(cell[key]) for eid, cell in by_example.items() if cell[key]}
+                 for key in ("delta_chrf", "exact_lines_f1", "reversal_ratio")}
+        q.per_example = means["delta_chrf"]
+        values = np.array(list(q.per_example.values()), dtype=float)
+        q.delta_chrf = float(values.mean()) if len(values) else 0.0
+        if len(values) > 1:
+            q.delta_chrf_ci = bootstrap.ratio_ci(values, np.ones_like(values), resamples=resamples, seed=seed)
+        q.exact_lines_f1 = _mean(list(means["exact_lines_f1"].values()))
+        q.reversal_ratio = _mean(list(means["reversal_ratio"].values()))
+        said = sum(sum(c["no_edit_predicted"]) for c in by_example.values())
+        right = sum(sum(c["no_edit_right"]) for c in by_example.values())
+        wanted = sum(sum(c["no_edit_expected"]) for c in by_example.values())
+        total = sum(len(c["no_edit_predicted"]) for c in by_example.values())
+        q.no_edit_rate = said / total if total else 0.0
+        q.no_edit_precision = right / said if said else None
+        q.no_edit_recall = right / wanted if wanted else None
+    return counts
+
+
+def compare_to_baselines(table: dict[str, ProviderQuality], student: str, baselines: list[str], *,
+                         resamples: int = 1000, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Paired differences student - baseline (deltaChrF per example, 95% bootstrap CI) for every baseline;
+    the best baseline's difference is also stored on the student's row."""
+    if student not in table:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for name in baselines:
+        if name in table and name != student:
+            diff = paired_difference(table[name].per_example, table[student].per_example,
+                                     resamples=resamples, seed=seed)
+            if diff is not None:
+                out[name] = diff
+    present = [b for b in baselines if b in out]
+    if present:
+        best = max(present, key=lambda b: table[b].delta_chrf)
+        table[student].vs_best_baseline = {"baseline": best, **out[best]}
+    return out
+
+
+def verdict(student: str, diffs: dict[str, dict[str, Any]]) -> str:
+    """One line: whether the student beat each baseline, by how much, and whether the 95% interval clears 0."""
+    parts = []
+    for name, d in diffs.items():
+        lo, hi = d["ci"]
+        word = "beats" if lo > 0 else ("loses to" if hi < 0 else "ties with")
+        parts.append(f"{word} {name} by {d['difference']:+.2f} deltaChrF [{lo:+.2f}, {hi:+.2f}]")
+    return f"{student}: " + "; ".join(parts) if parts else f"{student}: no baseline to compare with"
+
+
+def markdown(table: dict[str, ProviderQuality], order: list[str]) -> str:
+    """The table as Markdown rows (BENCHMARKS.md)."""
+    head = ("| provider | examples | deltaChrF [95% CI] | exact-lines F1 | reversal | no-edit rate | "
+            "no-edit P / R | parse errors | Δ vs best baseline [95% CI] |")
+    lines = [head, "|" + "---|" * 9]
+
+    def f(x: float | None, d: int = 2) -> str:
+        return "-" if x is None else f"{x:.{d}f}"
+
+    for name in order:
+        q = table.get(name)
+        if q is None:
+            continue
+        ci = f" [{f(q.delta_chrf_ci[0])}, {f(q.delta_chrf_ci[1])}]" if q.delta_chrf_ci else ""
+        vs = "-"
+        if q.vs_best_baseline:
+            v = q.vs_best_baseline
+            vs = f"{v['difference']:+.2f} [{v['ci'][0]:+.2f}, {v['ci'][1]:+.2f}] vs {v['baseline']}"
+        lines.append(f"| {name} | {q.examples} | {f(q.delta_chrf)}{ci} | {f(q.exact_lines_f1, 3)} | "
+                     f"{f(q.reversal_ratio, 3)} | {f(q.no_edit_rate)} | {f(q.no_edit_precision)} / "
+                     f"{f(q.no_edit_recall)} | {q.parse_errors}/{q.predictions} | {vs} |")
+    return "\n".join(lines)

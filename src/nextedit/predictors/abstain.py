@@ -1,0 +1,146 @@
+"""Abstention: withhold an edit the model is unsure of, or one that undoes the user's last edit, and choose
+the confidence threshold on validation data (a wrong edit costs the user more than no edit)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from nextedit import patch as P
+from nextedit.metrics.reversal import reversal_ratio
+from nextedit.record import Example, Prediction
+
+
+def withhold(pred: Prediction, reason: str) -> Prediction:
+    """The prediction turned into "no edit": empty patch, the reason, and the edit it would have offered."""
+    if pred.abstained or not pred.patch:
+        return pred
+    return pred.model_copy(update={"patch": "", "cursor": None, "abstained": reason, "withheld": pred.patch})
+
+
+def restore(pred: Prediction) -> Prediction:
+    """The prediction as the model made it, before any abstention (`withhold` undone)."""
+    if not pred.abstained:
+        return pred
+    return pred.model_copy(update={"patch": pred.withheld or "", "abstained": None, "withheld": None})
+
+
+def prediction_reversal(example: Example, patch: str) -> float:
+    """How much of `patch` undoes the user's most recent edit to the file (reversal ratio, 0..1); needs no
+    reference, so a predictor can check it before offering the edit."""
+    if not patch:
+        return 0.0
+    snap = example.snapshot
+    try:
+        after = P.apply(patch, snap.text, start_line=snap.start_line)
+    except P.PatchError:
+        return 0.0
+    return reversal_ratio(snap.text, after, snap.history, path=snap.path, start_line=snap.start_line)
+
+
+def guard(example: Example, pred: Prediction, *, abstain_below: float | None = None,
+          max_reversal: float | None = None) -> Prediction:
+    """Apply the abstention rules to one prediction (see `LocalPredictor` options of the same names)."""
+    if pred.error or not pred.patch:
+        return pred
+    if max_reversal is not None:
+        ratio = prediction_reversal(example, pred.patch)
+        if ratio > max_reversal:
+            return withhold(pred, f"reverts the user's last edit (reversal {ratio:.2f} > {max_reversal:g})")
+    if abstain_below is not None and pred.confidence is not None and pred.confidence < abstain_below:
+        return withhold(pred, f"low confidence ({pred.confidence:.2f} < {abstain_below:g})")
+    return pred
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One validation prediction: its confidence, its score if offered, its score as "no edit", and whether
+    no edit was the right answer."""
+
+    confidence: float
+    kept: float
+    abstained: float
+    no_edit_expected: bool
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What a threshold does on the validation set."""
+
+    threshold: float
+    mean: float
+    offered: int
+    withheld: int
+    no_edit_precision: float | None
+    no_edit_recall: float | None
+
+
+def evaluate_threshold(outcomes: list[Outcome], threshold: float) -> Candidate:
+    """Mean score and no-edit precision/recall when predictions with confidence < threshold are withheld.
+
+    A prediction that is already "no edit" (confidence 0, kept == abstained) counts as a no-edit answer."""
+    total = 0.0
+    offered = withheld = 0
+    said_no = said_no_right = expected_no = 0
+    for o in outcomes:
+        abstain = o.confidence < threshold or o.kept == o.abstained and o.confidence == 0
+        total += o.abstained if abstain else o.kept
+        withheld += abstain and o.confidence < threshold
+        offered += not abstain
+        said_no += abstain
+        said_no_right += abstain and o.no_edit_expected
+        expected_no += o.no_edit_expected
+    n = len(outcomes) or 1
+    return Candidate(threshold, total / n, offered, withheld,
+                     said_no_right / said_no if said_no else None,
+                     said_no_right / expected_no if expected_no else None)
+
+
+def choose_threshold(outcomes: Iterable[Outcome], *, min_gain: float = 0.0) -> tuple[Candidate, list[Candidate]]:
+    """The threshold with the best mean validation score, and every candidate tried (one per distinct
+    confidence, plus "never abstain"). Ties go to the lower threshold (fewer withheld edits); a threshold is
+    only preferred over "never abstain" when it gains more than `min_gain` points."""
+    items = list(outcomes)
+    never = evaluate_threshold(items, float("-inf"))
+    tried = [never]
+    for t in sorted({o.confidence for o in items}):
+        tried.append(evaluate_threshold(items, t))
+        tried.append(evaluate_threshold(items, t + 1e-9))
+    best = never
+    for c in tried[1:]:
+        if c.mean > best.mean + (min_gain if best is never else 0.0):
+            best = c
+    return best, tried
+
+
+class CalibrationError(ValueError):
+    """Validation predictions that cannot calibrate a threshold (none scored, no confidence recorded)."""
+
+
+def outcomes_of(examples: Iterable[Example], provider: str) -> list[Outcome]:
+    """One Outcome per scored prediction of `provider` (predictions made with `confidence` on).
+
+    Raises CalibrationError when a prediction with an edit has no confidence, or was already withheld
+    (calibrate on predictions made without a threshold)."""
+    out: list[Outcome] = []
+    for ex in examples:
+        by_index = {s.prediction: s for s in ex.scores}
+        for i, pred in enumerate(ex.predictions):
+            if pred.provider != provider or pred.error or i not in by_index:
+                continue
+            if pred.abstained:
+                raise CalibrationError(f"example {ex.id}: field predictions[{i}].abstained: this prediction was "
+                                       "already withheld; calibrate on predictions made without abstain_below")
+            values = by_index[i].values
+            kept = float(values.get("delta_chrf") or 0.0)
+            no_edit_expected = bool(values.get("no_edit_expected"))
+            if not pred.patch:
+                out.append(Outcome(0.0, kept, kept, no_edit_expected))
+                continue
+            if pred.confidence is None:
+                raise CalibrationError(f"example {ex.id}: field predictions[{i}].confidence: missing; predict "
+                                       "with --option confidence=true")
+            out.append(Outcome(pred.confidence, kept, 100.0 if no_edit_expected else 0.0, no_edit_expected))
+    if not out:
+        raise CalibrationError(f"no scored predictions of provider {provider!r}")
+    return out

@@ -1,0 +1,207 @@
+"""Abstention: the reversal guard, confidence thresholds in the local predictor, calibration on validation data,
+the `abstain` stage and the quality table's no-edit precision/recall."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from eval_fixtures import dataset, no_edit_example, predict_and_score, rename_example
+
+from nextedit import patch as patchlib
+from nextedit.evaluate.quality import compare_to_baselines, quality, verdict
+from nextedit.evaluate.stages import AbstainStage, ScoreStage
+from nextedit.predictors.abstain import (
+    CalibrationError,
+    Outcome,
+    choose_threshold,
+    evaluate_threshold,
+    guard,
+    outcomes_of,
+    prediction_reversal,
+    restore,
+    withhold,
+)
+from nextedit.record import Example, HistoryEvent, Prediction, Snapshot
+
+
+def _undo_example() -> tuple[Example, str]:
+    """The user just added a line; a prediction that deletes it again reverts the user."""
+    before = "a = 1\nb = 2\n"
+    text = "a = 1\nadded = 3\nb = 2\n"
+    ex = Example(id="undo", snapshot=Snapshot(path="m.py", text=text, cursor=len("a = 1\nadded = 3")),
+                 expected=[patchlib.make(text, text + "c = 4\n", path="m.py")])
+    ex.snapshot.history = [HistoryEvent(path="m.py", diff=patchlib.make(before, text, path="m.py"))]
+    return ex, patchlib.make(text, before, path="m.py")
+
+
+def test_a_prediction_that_undoes_the_last_edit_is_withheld_by_max_reversal():
+    ex, revert = _undo_example()
+    assert prediction_reversal(ex, revert) == pytest.approx(1.0)
+    pred = Prediction(provider="m", patch=revert, confidence=5.0)
+    kept = guard(ex, pred, max_reversal=None)
+    assert kept.patch == revert and kept.abstained is None
+    withheld = guard(ex, pred, max_reversal=0.5)
+    assert withheld.patch == "" and withheld.withheld == revert
+    assert withheld.abstained.startswith("reverts the user's last edit")
+    forward = patchlib.make(ex.snapshot.text, ex.snapshot.text + "c = 4\n", path="m.py")
+    assert guard(ex, Prediction(provider="m", patch=forward), max_reversal=0.5).patch == forward
+
+
+def test_threshold_withholds_only_less_confident_edits_and_restore_undoes_it():
+    ex = rename_example(0)
+    patch = ex.expected[0]
+    sure = Prediction(provider="m", patch=patch, confidence=3.0)
+    unsure = Prediction(provider="m", patch=patch, confidence=-1.0)
+    assert guard(ex, sure, abstain_below=0.0).patch == patch
+    low = guard(ex, unsure, abstain_below=0.0)
+    assert low.patch == "" and "low confidence" in low.abstained
+    assert restore(low).patch == patch and restore(low).abstained is None
+    assert withhold(low, "again") is low  # already withheld: unchanged
+
+
+def test_choose_threshold_prefers_no_edit_where_unsure_edits_are_wrong():
+    # Confident edits are good (80), unsure ones are wrong (0) on examples where no edit was right (100).
+    outcomes = ([Outcome(5.0, 80.0, 0.0, False)] * 4 + [Outcome(-2.0, 0.0, 100.0, True)] * 3
+                + [Outcome(0.0, 100.0, 100.0, True)])
+    best, tried = choose_threshold(outcomes)
+    assert -2.0 < best.threshold <= 5.0
+    assert best.mean == pytest.approx((4 * 80 + 3 * 100 + 100) / 8)
+    never = evaluate_threshold(outcomes, float("-inf"))
+    assert never.mean == pytest.approx((4 * 80 + 100) / 8) and never.withheld == 0
+    assert best.no_edit_precision == 1.0 and best.no_edit_recall == 1.0
+    assert any(c.threshold == float("-inf") for c in tried)
+
+
+def test_choose_threshold_never_abstains_when_every_edit_helps():
+    outcomes = [Outcome(c, 50.0, 0.0, False) for c in (-3.0, 0.5, 2.0)]
+    best, _ = choose_threshold(outcomes)
+    assert best.threshold == float("-inf") and best.withheld == 0
+
+
+def _scored_with_confidence() -> list[Example]:
+    out = []
+    for ex in predict_and_score(dataset(3, 0, 3), providers=("propagate",)):
+        ex.predictions = [p.model_copy(update={"confidence": 1.0 if p.patch else 0.0}) for p in ex.predictions]
+        out.append(ex)
+    return out
+
+
+def test_outcomes_of_needs_confidence_and_unwithheld_predictions():
+    examples = _scored_with_confidence()
+    outs = outcomes_of(examples, "propagate")
+    assert len(outs) == 6
+    assert sum(o.no_edit_expected for o in outs) == 3
+    bad = [ex.model_copy(deep=True) for ex in examples]
+    for ex in bad:
+        ex.predictions = [p.model_copy(update={"confidence": None}) for p in ex.predictions]
+    if any(p.patch for ex in bad for p in ex.predictions):
+        with pytest.raises(CalibrationError, match="confidence"):
+            outcomes_of(bad, "propagate")
+    with pytest.raises(CalibrationError, match="no scored predictions"):
+        outcomes_of(examples, "nobody")
+
+
+def test_abstain_stage_applies_and_undoes_a_threshold():
+    examples = _scored_with_confidence()
+    edited = [ex for ex in examples if any(p.patch for p in ex.predictions)]
+    assert edited, "propagate should edit the rename examples"
+    withholding = AbstainStage(AbstainStage.Config(provider="propagate", abstain_below=2.0))
+    offering = AbstainStage(AbstainStage.Config(provider="propagate", abstain_below=None))
+    for ex in edited:
+        held = withholding.process(ex.model_copy(deep=True))
+        assert all(p.patch == "" and p.abstained for p in held.predictions)
+        assert held.scores == []
+        rescored = ScoreStage().process(held.model_copy(deep=True))
+        assert all(s.values["no_edit_predicted"] for s in rescored.scores)
+        again = offering.process(held)
+        assert [p.patch for p in again.predictions] == [p.patch for p in ex.predictions]
+
+
+def test_quality_table_counts_no_edit_precision_recall_and_paired_difference():
+    examples = predict_and_score(dataset(4, 2, 2), providers=("noop", "propagate"))
+    table = quality(examples, resamples=50)
+    noop, prop = table["noop"], table["propagate"]
+    assert noop.examples == prop.examples == 8
+    assert noop.no_edit_rate == 1.0 and noop.no_edit_recall == 1.0 and noop.no_edit_precision == 2 / 8
+    assert prop.delta_chrf > noop.delta_chrf
+    diffs = compare_to_baselines(table, "propagate", ["noop"], resamples=50)
+    assert diffs["noop"]["difference"] == pytest.approx(prop.delta_chrf - noop.delta_chrf)
+    assert table["propagate"].vs_best_baseline["baseline"] == "noop"
+    assert verdict("propagate", diffs).startswith("propagate: ")
+
+
+def test_quality_counts_parse_errors_as_zero_score():
+    ex = no_edit_example(0)
+    ex.predictions = [Prediction(provider="bad", raw="garbage", error="parse: nope")]
+    table = quality([ex], resamples=10)
+    assert table["bad"].parse_errors == 1 and table["bad"].delta_chrf == 0.0
+
+
+def test_calibrate_command_writes_the_threshold_into_the_model_folder(tmp_path):
+    from nextedit.jsonl import write_examples
+
+    scored = tmp_path / "scored.jsonl"
+    write_examples(scored, _scored_with_confidence())
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "nextedit.json").write_text(json.dumps({"format": "zeta1"}))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    run = subprocess.run([sys.executable, "-m", "nextedit", "calibrate", str(scored), "-p", "propagate",
+                          "--write", str(model)], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["predictions"] == 6
+    meta = json.loads((model / "nextedit.json").read_text())
+    assert "abstain_below" in meta and meta["abstain_below"] == result["abstain_below"]
+    missing = subprocess.run([sys.executable, "-m", "nextedit", "calibrate", str(scored), "-p", "nobody"],
+                             capture_output=True, text=True, env=env)
+    assert missing.returncode == 2 and "no scored predictions" in missing.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    pytest.importorskip("transformers")
+    from tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("abstain") / "tiny")
+
+
+def test_local_predictor_prefills_records_confidence_and_abstains_by_threshold(tiny):
+    from nextedit.predictors import get_predictor
+
+    ex = rename_example(0)
+    base = dict(format="zeta1", max_new_tokens=24)
+    plain = get_predictor(f"local:{tiny}", **base).predict_sync(ex)[0]
+    assert plain.raw.startswith("<|editable_region_start|>") and plain.confidence is None
+    scored = get_predictor(f"local:{tiny}", confidence=True, **base).predict_sync(ex)[0]
+    assert scored.raw == plain.raw and scored.patch == plain.patch
+    assert scored.confidence is not None or not scored.patch
+    never = get_predictor(f"local:{tiny}", abstain_below=float("-inf"), **base).predict_sync(ex)[0]
+    assert never.patch == plain.patch and never.abstained is None
+    if plain.patch:  # an untrained model may or may not edit; when it does, a high threshold withholds it
+        always = get_predictor(f"local:{tiny}", abstain_below=1e9, **base).predict_sync(ex)[0]
+        assert always.patch == "" and always.withheld == plain.patch and "low confidence" in always.abstained
+    no_prefill = get_predictor(f"local:{tiny}", prefill=False, **base).predict_sync(ex)[0]
+    assert no_prefill.usage.output_tokens > 0
+
+
+def test_local_predictor_reads_calibrated_threshold_from_the_model_folder(tiny, tmp_path):
+    import shutil
+
+    from nextedit.predictors import get_predictor
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny, model)
+    (model / "nextedit.json").write_text(json.dumps({"format": "zeta1", "abstain_below": 1e9, "max_reversal": 0.5}))
+    p = get_predictor(f"local:{model}", max_new_tokens=8)
+    assert p.abstain_below == 1e9 and p.max_reversal == 0.5 and p.confidence
+    off = get_predictor(f"local:{model}", max_new_tokens=8, abstain_below="none", max_reversal="off")
+    assert off.abstain_below is None and off.max_reversal is None and not off.confidence
