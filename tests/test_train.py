@@ -137,3 +137,10 @@ def tomllib_loads(text: str) -> dict:
     import tomllib
 
     return tomllib.loads(text)
+
+
+def test_a_time_budget_stops_training_at_the_first_step_past_it(workdir):
+    result = train(config(workdir, "budget", train={"max_steps": 50, "max_seconds": 1e-6, "eval_steps": 50,
+                                                    "save_steps": 50}))
+    assert result.steps == 1
+    assert (workdir / "budget" / "merged" / "nextedit.json").is_file()

@@ -58,6 +58,8 @@ class ScheduleConfig(_Section):
     save_steps: int = Field(50, ge=1, description="write a checkpoint every N steps")
     save_total_limit: int = Field(2, ge=1, description="checkpoints kept")
     logging_steps: int = Field(5, ge=1)
+    max_seconds: float | None = Field(None, gt=0, description="stop training after this many seconds (a time "
+                                      "budget: the run ends at the first step past it, then evaluates and exports)")
     seed: int = 0
 
 

@@ -130,6 +130,22 @@ def _console_callback(console: Any, total_steps_hint: int | None):
     return ConsoleLog()
 
 
+def _time_budget_callback(seconds: float):
+    from transformers import TrainerCallback
+
+    class TimeBudget(TrainerCallback):
+        """Stop training at the first step end past the budget (the schedule's remaining steps are skipped)."""
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.start = time.monotonic()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if time.monotonic() - self.start > seconds:
+                control.should_training_stop = True
+
+    return TimeBudget()
+
+
 def load_tokenizer(base_dir: Path) -> Any:
     """The base model's tokenizer, with a pad token (the EOS token when it has none)."""
     from transformers import AutoTokenizer
@@ -241,7 +257,8 @@ def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
                          eval_dataset=Dataset.from_list(eval_rows) if has_eval else None,
                          processing_class=tokenizer, peft_config=peft_config,
-                         callbacks=[_console_callback(console, None)])
+                         callbacks=[_console_callback(console, None),
+                                    *([_time_budget_callback(sched.max_seconds)] if sched.max_seconds else [])])
     trainer.remove_callback(PrinterCallback)  # our ConsoleLog prints the short lines instead
     checkpoint = get_last_checkpoint(str(out / CHECKPOINTS)) if (config.resume and (out / CHECKPOINTS).is_dir()) \
         else None
