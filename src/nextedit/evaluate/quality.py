@@ -144,3 +144,89 @@ def markdown(table: dict[str, ProviderQuality], order: list[str]) -> str:
                      f"{f(q.reversal_ratio, 3)} | {f(q.no_edit_rate)} | {f(q.no_edit_precision)} / "
                      f"{f(q.no_edit_recall)} | {q.parse_errors}/{q.predictions} | {vs} |")
     return "\n".join(lines)
+
+
+@dataclass
+class Contender:
+    """A provider in a quality run: the provider string, options, the label its predictions carry."""
+
+    provider: str
+    label: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def student_contenders(student: str, *, base: str | None = None, base_options: dict[str, Any] | None = None,
+                       max_reversal: float | None = 0.5) -> list[Contender]:
+    """The student (confidence on, no threshold yet: it is calibrated afterwards), optionally its base model,
+    then noop and propagate."""
+    out = [Contender(f"local:{student}", "student",
+                     {"label": "student", "confidence": True, "abstain_below": "none", "max_reversal": max_reversal})]
+    if base:
+        out.append(Contender(f"local:{base}", "base", {"label": "base", "abstain_below": "none",
+                                                       "max_reversal": "none", **(base_options or {})}))
+    out += [Contender("noop", "noop"), Contender("propagate", "propagate")]
+    return out
+
+
+def predict_all(src: Any, out_dir: Any, contenders: list[Contender], *, limit: int | None = None,
+                progress: bool | None = None) -> Any:
+    """Predict `src` with every contender in turn (cached, resumable); returns the file with all predictions."""
+    from pathlib import Path
+
+    from nextedit.evaluate.stages import PredictStage
+    from nextedit.pipeline.engine import run_stage
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    current = Path(src)
+    if limit is not None:
+        current = _head(current, out_dir / "examples.jsonl", limit)
+    for k, c in enumerate(contenders):
+        out = out_dir / f"predictions.{k}.{c.label}.jsonl"
+        run_stage(PredictStage({"provider": c.provider, "options": c.options}), current, out, concurrency=1,
+                  progress=progress)
+        current = out
+    return current
+
+
+def _head(src: Any, dst: Any, n: int) -> Any:
+    """The first `n` records of `src` copied into `dst` (rewritten only when they change)."""
+    lines: list[bytes] = []
+    with open(src, "rb") as fh:
+        for line in fh:
+            if line.strip():
+                lines.append(line if line.endswith(b"\n") else line + b"\n")
+                if len(lines) >= n:
+                    break
+    data = b"".join(lines)
+    if not dst.exists() or dst.read_bytes() != data:
+        tmp = dst.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(dst)
+    return dst
+
+
+def score_file(src: Any, dst: Any, *, student: str = "student", abstain_below: float | None = None,
+               max_reversal: float | None = None, progress: bool | None = None) -> list[Example]:
+    """Apply the student's abstention rules to recorded predictions, score everything, return the examples."""
+    from pathlib import Path
+
+    from nextedit.evaluate.stages import AbstainStage, ScoreStage
+    from nextedit.jsonl import read_examples
+    from nextedit.pipeline.engine import run_stage
+
+    dst = Path(dst)
+    decided = dst.with_name(dst.stem + ".decided.jsonl")
+    run_stage(AbstainStage(AbstainStage.Config(provider=student, abstain_below=abstain_below,
+                                               max_reversal=max_reversal)),
+              src, decided, concurrency=1, progress=progress)
+    run_stage(ScoreStage(), decided, dst, concurrency=1, progress=progress)
+    return list(read_examples(dst))
+
+
+def calibrate(examples: list[Example], *, student: str = "student", min_gain: float = 0.0) -> float | None:
+    """The abstention threshold chosen on scored validation examples (None: never abstain)."""
+    from nextedit.predictors.abstain import choose_threshold, outcomes_of
+
+    best, _ = choose_threshold(outcomes_of(examples, student), min_gain=min_gain)
+    return None if best.threshold == float("-inf") else best.threshold

@@ -11,6 +11,10 @@ from nextedit.metrics.reversal import reversal_ratio
 from nextedit.record import Example, Prediction
 
 
+#: The reason prefix of an edit withheld by the confidence threshold (calibration needs those undone).
+LOW_CONFIDENCE = "low confidence"
+
+
 def withhold(pred: Prediction, reason: str) -> Prediction:
     """The prediction turned into "no edit": empty patch, the reason, and the edit it would have offered."""
     if pred.abstained or not pred.patch:
@@ -48,7 +52,7 @@ def guard(example: Example, pred: Prediction, *, abstain_below: float | None = N
         if ratio > max_reversal:
             return withhold(pred, f"reverts the user's last edit (reversal {ratio:.2f} > {max_reversal:g})")
     if abstain_below is not None and pred.confidence is not None and pred.confidence < abstain_below:
-        return withhold(pred, f"low confidence ({pred.confidence:.2f} < {abstain_below:g})")
+        return withhold(pred, f"{LOW_CONFIDENCE} ({pred.confidence:.2f} < {abstain_below:g})")
     return pred
 
 
@@ -120,15 +124,16 @@ class CalibrationError(ValueError):
 def outcomes_of(examples: Iterable[Example], provider: str) -> list[Outcome]:
     """One Outcome per scored prediction of `provider` (predictions made with `confidence` on).
 
-    Raises CalibrationError when a prediction with an edit has no confidence, or was already withheld
-    (calibrate on predictions made without a threshold)."""
+    Edits withheld by another rule (the reversal guard) count as "no edit" answers. Raises CalibrationError
+    when a prediction with an edit has no confidence, or was withheld by a confidence threshold (calibrate on
+    predictions made without one)."""
     out: list[Outcome] = []
     for ex in examples:
         by_index = {s.prediction: s for s in ex.scores}
         for i, pred in enumerate(ex.predictions):
             if pred.provider != provider or pred.error or i not in by_index:
                 continue
-            if pred.abstained:
+            if pred.abstained and pred.abstained.startswith(LOW_CONFIDENCE):
                 raise CalibrationError(f"example {ex.id}: field predictions[{i}].abstained: this prediction was "
                                        "already withheld; calibrate on predictions made without abstain_below")
             values = by_index[i].values
