@@ -216,6 +216,7 @@ def run_shard(ref: str, config: dict[str, Any], input_name: str, cache_url: str 
     set_governor(_RemoteGovernor(governor) if governor is not None else None)
     handler = _handler(ref, config, input_name, cache_url)
     stage = handler.stage
+    stage.collect_stats()  # drop what a crashed earlier task of this worker left uncounted
     t0 = time.perf_counter()
     io_mode = not isinstance(stage, SourceStage) and (handler.is_async or stage.kind == "io")
     if io_mode:
