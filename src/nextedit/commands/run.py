@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
         from nextedit.pipeline.registry import ConfigError
 
         def on_stage(i: int, spec, status: str) -> None:
-            print(f"[{i + 1}] {spec.name} -> {spec.output}: {status}", file=sys.stderr)
+            print(f"[{i + 1}] {spec.name} -> {spec.output_label or spec.output}: {status}", file=sys.stderr)
 
         try:
             summaries = run_pipeline(file, force=force, cache=not no_cache, cache_path=cache,

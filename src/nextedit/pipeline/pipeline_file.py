@@ -103,7 +103,8 @@ def load_steps(path: str | os.PathLike[str]) -> LoadedPipeline:
         out = resolve(s.output)
         if out.resolve() == src.resolve():
             raise ConfigError(f"{pipeline_path}: field stage[{i}].output: same file as the stage's input")
-        steps.append(Step(cls(config), out, input=src, concurrency=s.concurrency))
+        steps.append(Step(cls(config), out, input=src, concurrency=s.concurrency, label=s.name,
+                          output_label=s.output))
         current = out
     return LoadedPipeline(steps, resolve(spec.cache) if spec.cache else None, spec.concurrency, spec.engine,
                           spec.ray_address)

@@ -31,11 +31,13 @@ class Step:
     input: Path | None = None
     concurrency: int | None = None
     ordered: bool = True
+    label: str | None = None  # how a pipeline file named the stage and its output, for messages
+    output_label: str | None = None
 
     @property
     def name(self) -> str:
-        """The stage's name."""
-        return self.stage.name
+        """The stage's name (as the pipeline file wrote it, when it came from one)."""
+        return self.label or self.stage.name
 
 
 def up_to_date(stage: Stage, input_path: Path | None, output_path: Path) -> tuple[bool, str]:
