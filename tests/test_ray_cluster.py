@@ -60,10 +60,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _wait_nodes(address: str, env: dict[str, str], n: int) -> None:
-    code = ("import ray; ray.init(address=%r, log_to_driver=False); "
-            "print(sum(1 for x in ray.nodes() if x['Alive']))" % address)
+    code = (f"import ray; ray.init(address={address!r}, log_to_driver=False); "
+            "print(sum(1 for x in ray.nodes() if x['Alive']))")
     for _ in range(60):
-        run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        run = subprocess.run([sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True,
+                             timeout=120)
         if run.returncode == 0 and run.stdout.strip().splitlines()[-1:] == [str(n)]:
             return
         time.sleep(1)
@@ -71,7 +72,7 @@ def _wait_nodes(address: str, env: dict[str, str], n: int) -> None:
 
 
 def _shard_workers() -> list[int]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    out = subprocess.run(["ps", "-eo", "pid,args"], check=True, capture_output=True, text=True).stdout
     return [int(line.split()[0]) for line in out.splitlines() if "ray::run_shard" in line]
 
 
@@ -116,7 +117,8 @@ def test_killed_worker_loses_nothing_and_a_rerun_pays_nothing(cluster, tmp_path:
         summaries = _json_line(stdout)
         assert [s["engine"] for s in summaries] == ["ray", "ray"] and summaries[0]["written"] == n
 
-        rerun = subprocess.run([*cmd, "--force"], env=run_env, capture_output=True, cwd=tmp_path, timeout=300)
+        rerun = subprocess.run([*cmd, "--force"], check=False, env=run_env, capture_output=True, cwd=tmp_path,
+                               timeout=300)
         assert rerun.returncode == 0, rerun.stderr.decode()[-3000:]
         assert server.count("/v1/chat/completions") == first  # every answer came from the cluster's cache
         again = _json_line(rerun.stdout)

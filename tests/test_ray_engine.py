@@ -112,7 +112,7 @@ def test_the_budget_holds_for_the_whole_cluster(tmp_path: Path, monkeypatch: pyt
                             cache=False, engine="ray", progress=False)
         sent = server.count("/v1/chat/completions") - 1
     assert summary.spent_usd <= limit
-    assert sent <= 6 < 40 and summary.failed == 40 - sent
+    assert sent <= 6 and summary.failed == 40 - sent
     reasons = {r["reason"] for r in map(orjson.loads, (tmp_path / "out.failed.jsonl").read_bytes().splitlines())}
     assert all("--max-cost-usd" in r for r in reasons)
     assert any("whole cluster" in r for r in reasons)  # refused by the one budget every worker consults

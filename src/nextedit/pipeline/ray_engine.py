@@ -14,6 +14,7 @@ actor that every worker's LLM client consults. Ray is imported only here (`pip i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import sys
@@ -392,10 +393,8 @@ def run_stage_ray(stage: Stage, input_path: str | os.PathLike[str] | None, outpu
     finally:
         reporter.stop()
         if governor is not None:
-            try:
+            with contextlib.suppress(Exception):  # best effort: the actor dies with the job anyway
                 ray.kill(governor)
-            except Exception:  # noqa: BLE001 - best effort: the actor dies with the job anyway
-                pass
     sizes = _join(parts, shards, paths)
     ck = {**sizes, "complete": True}
     _finalize(paths, ck)

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
 from nextedit.pipeline.engine import (
     RunError,
     RunSummary,
