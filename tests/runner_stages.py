@@ -13,6 +13,10 @@ from nextedit.pipeline.stage import Stage, StageError
 from nextedit.record import Example
 
 
+class SimulatedCrash(BaseException):
+    """Escapes the engine's per-record error handling, like a crash of the worker."""
+
+
 class TagConfig(BaseModel):
     tag: str = "seen"
     delay: float = 0.0
@@ -42,6 +46,9 @@ class Tag(Stage):
             time.sleep(cfg.delay)
         if str(n) == os.environ.get("RUNNER_TEST_INTERRUPT_AT"):  # a simulated crash, not in the config
             raise KeyboardInterrupt
+        flag = os.environ.get("RUNNER_TEST_CRASH_FILE")  # a file holding N: example N crashes its worker task
+        if flag and os.path.exists(flag) and open(flag).read().strip() == str(n):  # noqa: SIM115
+            raise SimulatedCrash(n)
         gate = os.environ.get("RUNNER_TEST_GATE_AT")  # "N": examples from N on wait (test kills the run)
         if gate is not None and n >= int(gate):
             time.sleep(3600)

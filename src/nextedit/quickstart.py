@@ -18,9 +18,10 @@ from rich.console import Console
 
 from nextedit.dataset.split import parse_specs, split_file
 from nextedit.mine.config import MineConfig
-from nextedit.mine.miner import mine
-from nextedit.pipeline.engine import run_stage
+from nextedit.mine.miner import MineStage
+from nextedit.pipeline.engine import RunSummary
 from nextedit.pipeline.registry import get_stage
+from nextedit.pipeline.runner import Step, run_pipeline
 
 BASELINES = ("noop", "propagate")
 STEPS = 8
@@ -147,14 +148,14 @@ def _train_student(out_dir: Path, train: Path, held_out: Path, plan: Plan, seed:
     return json.loads(record.read_text())
 
 
-def run_checks(src: Path, dst: Path) -> bool:
-    """Run the `checks` stage (nextedit.teacher.checks) on every prediction; False if it is not installed."""
+def checks_step(dst: Path) -> Step | None:
+    """A step running the `checks` stage (nextedit.teacher.checks) on every prediction; None if it is not
+    installed."""
     try:
         cls = get_stage("checks")
     except Exception:  # noqa: BLE001 - an optional part of the loop
-        return False
-    run_stage(cls(cls.Config(providers=[])), src, dst, concurrency=1, progress=False)
-    return True
+        return None
+    return Step(cls(cls.Config(providers=[])), dst, concurrency=1)
 
 
 def _check_rates(path: Path) -> dict[str, tuple[int, int]]:
@@ -212,27 +213,32 @@ def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = Fals
         clock[0], clock[1] = time.monotonic(), {6: "train", 7: "predict"}.get(n, title.split(":")[0])
         console.rule(f"[bold]{n}/{STEPS} {title}")
 
-    step(1, f"mine: the git history of {root}")
     mined = out_dir / "mined.jsonl"
-    cfg = MineConfig(max_commits=plan.max_commits, samples_per_commit=plan.samples_per_commit, seed=seed,
-                     workers=1 if fast else 0)
-    mine(root, mined, cfg)
-    counts["mined"] = _count(mined)
-    if counts["mined"] < 2:
-        raise QuickstartError(f"only {counts['mined']} example(s) mined from {root}: need a history with "
-                              "a few commits touching code files")
-
-    current = mined
-    stages = [("context", {"repo": str(root)}), ("diagnostics", {"repo": str(root)}), ("validate", {})]
-    for i, (name, config) in enumerate(stages, start=2):
-        step(i, name)
+    cfg = MineConfig(max_commits=plan.max_commits, samples_per_commit=plan.samples_per_commit, seed=seed)
+    # mine -> context -> diagnostics -> validate: one in-memory pipeline (each output reused when up to date)
+    prep = [Step(MineStage({**cfg.model_dump(exclude={"workers"}), "repo": str(root)}), mined,
+                 concurrency=1 if fast else None)]
+    for name, config in (("context", {"repo": str(root)}), ("diagnostics", {"repo": str(root)}), ("validate", {})):
         cls = get_stage(name)
-        out = out_dir / f"{name}.jsonl"
-        summary = run_stage(cls(cls.Config(**config)), current, out, concurrency=1)
+        prep.append(Step(cls(cls.Config(**config)), out_dir / f"{name}.jsonl", concurrency=1))
+    titles = [f"mine: the git history of {root}", "context", "diagnostics", "validate"]
+
+    def prep_started(i: int, s: Step, status: str) -> None:
+        step(i + 1, titles[i])
+
+    def prep_done(i: int, summary: RunSummary) -> None:
+        if i == 0:
+            counts["mined"] = _count(mined)
+            if counts["mined"] < 2:
+                raise QuickstartError(f"only {counts['mined']} example(s) mined from {root}: need a history "
+                                      "with a few commits touching code files")
+            return
         for line in summary.lines():
             console.print(line)
-        counts[name] = _count(out)
-        current = out
+        counts[prep[i].name] = _count(prep[i].output)
+
+    run_pipeline(prep, on_stage=prep_started, on_done=prep_done)
+    current = prep[-1].output
 
     step(5, "split: by time, the newest 25% of examples are held out")
     train_file, test = out_dir / "train.jsonl", out_dir / "test.jsonl"
@@ -265,25 +271,30 @@ def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = Fals
 
     report_dir = out_dir / "report"
     report_dir.mkdir(parents=True, exist_ok=True)
-    current = eval_file
-    failed = 0
-    for k, (provider, options) in enumerate(providers):
-        stage = PredictStage({"provider": provider, "options": options})
-        out = report_dir / f"predictions.{k}.jsonl"
-        summary = run_stage(stage, current, out, concurrency=1)
-        console.print(f"{stage.predictor.name}: " + "; ".join(summary.lines()))
-        failed += summary.failed
-        current = out
-    checked = report_dir / "checked.jsonl"
-    has_checks = run_checks(current, checked)
-    if has_checks:
-        current = checked
+    # predict (each provider) -> checks -> score: one in-memory pipeline
+    steps = [Step(PredictStage({"provider": provider, "options": options}), report_dir / f"predictions.{k}.jsonl",
+                  concurrency=1) for k, (provider, options) in enumerate(providers)]
+    checks = checks_step(report_dir / "checked.jsonl")
+    has_checks = checks is not None
+    if checks is not None:
+        steps.append(checks)
     else:
         notes.append("deterministic checks skipped: the `checks` stage (nextedit.teacher) is not installed")
-
-    step(8, "score and report")
     scored = report_dir / "scored.jsonl"
-    failed += run_stage(ScoreStage(), current, scored, concurrency=1).failed
+    steps.append(Step(ScoreStage(), scored, concurrency=1))
+    current = steps[-2].output
+
+    def predict_started(i: int, s: Step, status: str) -> None:
+        if i == len(steps) - 1:
+            step(8, "score and report")
+
+    def predict_done(i: int, summary: RunSummary) -> None:
+        stage = steps[i].stage
+        if isinstance(stage, PredictStage):
+            console.print(f"{stage.predictor.name}: " + "; ".join(summary.lines()))
+
+    summaries = run_pipeline(steps, input=eval_file, force=True, on_stage=predict_started, on_done=predict_done)
+    failed = sum(s.failed for s in summaries if s.stage != "checks")
     builder = SummaryBuilder()
     for example in read_examples(scored):
         builder.add(example)

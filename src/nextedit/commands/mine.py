@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from nextedit.commands.run import EngineOption, RayAddressOption
+
 
 def register(app: typer.Typer) -> None:
     """Add the `mine` command."""
@@ -15,7 +17,7 @@ def register(app: typer.Typer) -> None:
     def mine_command(
         repo: Annotated[Path, typer.Argument(help="A git repository (working tree or bare).")],
         output: Annotated[Path, typer.Option("-o", "--output",
-                                             help="Examples JSONL (appended commit by commit; re-run to resume).")],
+                                             help="Examples JSONL (written in commit order; re-run to resume).")],
         rev_range: Annotated[str | None, typer.Option("--rev-range", help="Revision range, e.g. v1.0..main.")] = None,
         since: Annotated[str | None, typer.Option("--since", help="Only commits after DATE (git syntax).")] = None,
         paths: Annotated[list[str] | None, typer.Option("--paths",
@@ -35,6 +37,8 @@ def register(app: typer.Typer) -> None:
         context_tokens: Annotated[int, typer.Option("--context-tokens", min=0,
                                                     help="Token budget of the excerpt beyond it.")] = 1024,
         workers: Annotated[int, typer.Option("--workers", min=0, help="Processes (0: one per CPU).")] = 0,
+        engine: EngineOption = None,
+        ray_address: RayAddressOption = None,
     ) -> None:
         """Mine next-edit examples from git history (non-merge commits, code files only).
 
@@ -46,14 +50,15 @@ def register(app: typer.Typer) -> None:
         from nextedit.mine.config import MineConfig
         from nextedit.mine.gitlog import GitError
         from nextedit.mine.miner import mine
+        from nextedit.pipeline.engine import RunError
 
         try:
             cfg = MineConfig(rev_range=rev_range, since=since, paths=paths or [], max_commits=max_commits,
                              samples_per_commit=samples, seed=seed, min_changed_lines=min_lines,
                              max_changed_lines=max_lines, half_typing=half_typing,
                              editable_tokens=editable_tokens, context_tokens=context_tokens, workers=workers)
-            s = mine(repo, output, cfg)
-        except (GitError, ValueError, OSError) as exc:
+            s = mine(repo, output, cfg, engine=engine or "local", ray_address=ray_address)
+        except (GitError, ValueError, OSError, RunError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
         rate = (s.mined + s.skipped) / s.seconds if s.seconds else 0.0

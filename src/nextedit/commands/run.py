@@ -1,4 +1,4 @@
-"""`nextedit run`, `nextedit pipeline` and `nextedit stages`: run stages over JSONL files with the local engine."""
+"""`nextedit run`, `nextedit pipeline` and `nextedit stages`: run stages over JSONL files (local or Ray engine)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,13 @@ def _fail(message: str) -> typer.Exit:
 def _print_summary(lines: list[str]) -> None:
     for line in lines:
         print(line, file=sys.stderr)
+
+
+#: The engine options every command that runs steps takes (`--engine`, `--ray-address`).
+EngineOption = Annotated[str | None, typer.Option("--engine", help="local (this machine, default) or ray "
+                                                   "(a Ray cluster; pip install 'nextedit[ray]').")]
+RayAddressOption = Annotated[str | None, typer.Option("--ray-address", help="Ray cluster: auto, ray://HOST:PORT "
+                                                      "or HOST:PORT (default: $RAY_ADDRESS, else a local one).")]
 
 
 def register(app: typer.Typer) -> None:
@@ -45,6 +52,8 @@ def register(app: typer.Typer) -> None:
                                                 "it is ready instead of in input order.")] = False,
         checkpoint_every: Annotated[float, typer.Option("--checkpoint-every", min=0.0,
                                                         help="Seconds between durable progress records.")] = 2.0,
+        engine: EngineOption = None,
+        ray_address: RayAddressOption = None,
     ) -> None:
         """Run one stage over a JSONL file: streaming, cached, resumable after a crash."""
         from nextedit.pipeline.engine import RunError, run_stage
@@ -60,7 +69,8 @@ def register(app: typer.Typer) -> None:
             stage_obj = cls(load_config(cls, config))
             summary = run_stage(stage_obj, input, output, concurrency=concurrency, cache=not no_cache,
                                 cache_path=cache, progress=progress, restart=restart, fail_fast=fail_fast,
-                                checkpoint_every=checkpoint_every, ordered=not unordered)
+                                checkpoint_every=checkpoint_every, ordered=not unordered,
+                                engine=engine or "local", ray_address=ray_address)
         except (StageNotFound, ConfigError, RunError, RecordError) as exc:
             raise _fail(str(exc)) from None
         _print_summary(summary.lines())
@@ -76,6 +86,8 @@ def register(app: typer.Typer) -> None:
         progress: Annotated[bool | None, typer.Option("--progress/--no-progress",
                                              help="Progress bar (default: on a terminal only).")] = None,
         json_summary: Annotated[bool, typer.Option("--json", help="Print the summaries as JSON on stdout.")] = False,
+        engine: EngineOption = None,
+        ray_address: RayAddressOption = None,
     ) -> None:
         """Run the stages of a pipeline file in order, reusing outputs that are up to date."""
         from nextedit.pipeline.engine import RunError
@@ -83,11 +95,12 @@ def register(app: typer.Typer) -> None:
         from nextedit.pipeline.registry import ConfigError
 
         def on_stage(i: int, spec, status: str) -> None:
-            print(f"[{i + 1}] {spec.name} -> {spec.output}: {status}", file=sys.stderr)
+            print(f"[{i + 1}] {spec.name} -> {spec.output_label or spec.output}: {status}", file=sys.stderr)
 
         try:
             summaries = run_pipeline(file, force=force, cache=not no_cache, cache_path=cache,
-                                     progress=progress, on_stage=on_stage,
+                                     progress=progress, on_stage=on_stage, engine=engine,
+                                     ray_address=ray_address,
                                      on_done=lambda i, summary: _print_summary(summary.lines()))
         except (ConfigError, RunError, RecordError) as exc:
             raise _fail(str(exc)) from None

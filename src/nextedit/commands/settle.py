@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from nextedit.commands.run import EngineOption, RayAddressOption
 from nextedit.predictors.base import PredictorError
 
 
@@ -50,6 +51,8 @@ def register(app: typer.Typer) -> None:
         band_only: Annotated[bool, typer.Option("--band-only", help="Skip drawing candidates: apply the band to "
                                                 "the OUT.distances.jsonl of an earlier run (try other "
                                                 "thresholds without loading the predictor).")] = False,
+        engine: EngineOption = None,
+        ray_address: RayAddressOption = None,
     ) -> None:
         """Draw N candidates per example, measure each one's distance to the settled text, and keep the
         examples whose closest candidate is neither trivially close nor far (noise).
@@ -66,7 +69,7 @@ def register(app: typer.Typer) -> None:
             distances_path,
         )
         from nextedit.settle.report import write_report
-        from nextedit.settle.stage import SettleConfig, SettleCpuStage, stage_for
+        from nextedit.settle.stage import SettleConfig, SettleStage
 
         stage_out = distances_path(output)
         if band_only and not stage_out.is_file():
@@ -79,7 +82,7 @@ def register(app: typer.Typer) -> None:
             config = SettleConfig.model_validate({"provider": provider, "samples": samples, "metric": metric,
                                                   "options": parse_options(option or []),
                                                   "keep_candidates": keep_candidates})
-            stage = None if band_only else stage_for(config)
+            stage = None if band_only else SettleStage(config)
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             field = ".".join(str(p) for p in first["loc"]) or "(options)"
@@ -90,9 +93,10 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
         failed, failed_output = 0, None
         if stage is not None:
-            if concurrency is None and isinstance(stage, SettleCpuStage):
-                concurrency = os.cpu_count() or 1
-            ran = run(stage, input, stage_out, concurrency=concurrency, cache=not no_cache, restart=restart)
+            if concurrency is None and stage.kind == "cpu":
+                concurrency = os.cpu_count() or 1  # 50 candidates per example: worth processes even for few
+            ran = run(stage, input, stage_out, concurrency=concurrency, cache=not no_cache, restart=restart,
+                      engine=engine, ray_address=ray_address)
             failed, failed_output = ran.failed, ran.failed_output
         try:
             summary = apply_band(stage_out, output, band, cost=cost, failed=failed, failed_output=failed_output)

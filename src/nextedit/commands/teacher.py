@@ -1,4 +1,4 @@
-"""`nextedit teacher IN -o OUT`: teacher -> checks -> [judge] -> repair -> distill in one command."""
+"""`nextedit teacher IN -o OUT`: teacher -> checks -> [judge] -> repair -> distill, one in-memory pipeline."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from nextedit.commands.run import EngineOption, RayAddressOption
 
 
 def _fail(message: str) -> typer.Exit:
@@ -57,10 +59,13 @@ def register(app: typer.Typer) -> None:
                                                    "`nextedit batch collect DIR` and run again to finish.")] = None,
         estimate: Annotated[bool, typer.Option("--estimate", help="Print the estimated cost per 1,000 examples "
                                                "(from up to 500 input prompts) and stop: no request is made.")] = False,
+        engine: EngineOption = None,
+        ray_address: RayAddressOption = None,
     ) -> None:
         """Distil teacher targets: every intermediate file is kept beside OUT (OUT.teacher.jsonl, ...)."""
-        from nextedit.pipeline.engine import RunError, run_stage
+        from nextedit.pipeline.engine import RunError
         from nextedit.pipeline.registry import ConfigError, validate_config
+        from nextedit.pipeline.runner import Step, run_pipeline, total_spent
         from nextedit.record import RecordError
         from nextedit.teacher.stages import (
             ChecksStage,
@@ -102,26 +107,26 @@ def register(app: typer.Typer) -> None:
                                                                       if max_rounds else {})})))
         plan.append((DistillStage, cfg("distill", {})))
 
-        spent = 0.0
-        current = input
-        for i, (cls, data) in enumerate(plan):
-            last = i == len(plan) - 1
-            out = output if last else output.with_name(f"{output.stem}.{cls.name}{output.suffix or '.jsonl'}")
-            if max_cost_usd is not None and cls.kind == "io":
-                data = {**data, "max_cost_usd": max(max_cost_usd - spent, 0.0)}
-            try:
+        steps: list[Step] = []
+        try:
+            for i, (cls, data) in enumerate(plan):
+                last = i == len(plan) - 1
+                out = output if last else output.with_name(f"{output.stem}.{cls.name}{output.suffix or '.jsonl'}")
                 stage = cls(validate_config(cls, data, where=f"{config or 'flags'} [{cls.name}]"))
-                summary = run_stage(stage, current, out, concurrency=concurrency if cls.kind == "io" else None,
-                                    cache=not no_cache, progress=progress)
-            except (ConfigError, RunError, RecordError, ValueError) as exc:
-                raise _fail(str(exc)) from None
-            stage.close()  # the runner closed it already; closing again is harmless
-            spent += getattr(stage, "spent_usd", 0.0)
-            for line in summary.lines():
-                print(line, file=sys.stderr)
-            current = out
+                steps.append(Step(stage, out, concurrency=concurrency if cls.kind == "io" else None))
+            summaries = run_pipeline(steps, input=input, force=True, cache=not no_cache, progress=progress,
+                                     max_cost_usd=max_cost_usd, engine=engine, ray_address=ray_address,
+                                     on_done=_print_summary)
+        except (ConfigError, RunError, RecordError, ValueError) as exc:
+            raise _fail(str(exc)) from None
+        spent = total_spent(summaries)
         if spent:
             print(f"teacher chain: spent ${spent:.4f} on new requests", file=sys.stderr)
+
+
+def _print_summary(_index: int, summary: Any) -> None:
+    for line in summary.lines():
+        print(line, file=sys.stderr)
 
 
 def _estimate(path: Path, provider: str | None, samples: int, judge: bool, repair_rate: float) -> None:

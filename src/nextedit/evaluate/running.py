@@ -1,4 +1,4 @@
-"""Running the predict and score stages from commands: engine call, summary lines, one-line errors."""
+"""Running steps from commands (one stage, or predict -> score as one in-memory pipeline): summary lines, one-line errors."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from nextedit.pipeline.engine import RunError, RunSummary, run_stage
+from nextedit.pipeline.runner import Step, run_pipeline
 from nextedit.pipeline.stage import Stage
 
 
@@ -28,17 +29,33 @@ def parse_options(items: list[str]) -> dict[str, Any]:
 
 
 def run(stage: Stage, src: Path, out: Path, *, concurrency: int | None, cache: bool, restart: bool = False,
-        progress: bool | None = None) -> RunSummary:
+        progress: bool | None = None, engine: str | None = None, ray_address: str | None = None) -> RunSummary:
     """Run a stage over a file, print the engine's summary lines to stderr; exit 1 on a run error."""
     try:
         summary = run_stage(stage, src, out, concurrency=concurrency, cache=cache, restart=restart,
-                            progress=progress)
+                            progress=progress, engine=engine or "local", ray_address=ray_address)
     except RunError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     for line in summary.lines():
         typer.echo(line, err=True)
     return summary
+
+
+def run_steps(steps: list[Step], src: Path, *, cache: bool, progress: bool | None = None,
+              engine: str | None = None, ray_address: str | None = None) -> list[RunSummary]:
+    """Run an in-memory pipeline over a file (every step runs), printing each step's summary lines to
+    stderr; exit 1 on a run error."""
+    def done(_i: int, summary: RunSummary) -> None:
+        for line in summary.lines():
+            typer.echo(line, err=True)
+
+    try:
+        return run_pipeline(steps, input=src, force=True, cache=cache, progress=progress, engine=engine,
+                            ray_address=ray_address, on_done=done)
+    except RunError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _slug(provider: str) -> str:
@@ -89,7 +106,8 @@ def import_markdown(files: list[Path], out: Path) -> int:
 
 def evaluate(inputs: list[Path], report_dir: Path, *, providers: list[str], samples: int = 1,
              options: dict[str, Any] | None = None, concurrency: int | None = None, cache: bool = True,
-             resamples: int = 1000, seed: int = 0, title: str = "nextedit evaluation") -> dict[str, Any]:
+             resamples: int = 1000, seed: int = 0, title: str = "nextedit evaluation",
+             engine: str | None = None, ray_address: str | None = None) -> dict[str, Any]:
     """predict (per provider) -> score -> summary.json + report.html in `report_dir`; returns the summary."""
     import orjson
 
@@ -114,14 +132,11 @@ def evaluate(inputs: list[Path], report_dir: Path, *, providers: list[str], samp
     except PredictorError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    current = src
-    failed = 0
-    for stage in stages:
-        out = report_dir / f"predictions.{_slug(stage.predictor.name)}.jsonl"
-        failed += run(stage, current, out, concurrency=concurrency, cache=cache).failed
-        current = out
+    steps = [Step(stage, report_dir / f"predictions.{_slug(stage.predictor.name)}.jsonl", concurrency=concurrency)
+             for stage in stages]
     scored = report_dir / "scored.jsonl"
-    failed += run(ScoreStage(), current, scored, concurrency=concurrency, cache=cache).failed
+    steps.append(Step(ScoreStage(), scored, concurrency=concurrency))
+    failed = sum(s.failed for s in run_steps(steps, src, cache=cache, engine=engine, ray_address=ray_address))
     builder = SummaryBuilder()
     for example in read_examples(scored):
         builder.add(example)

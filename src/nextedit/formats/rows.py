@@ -1,5 +1,5 @@
-"""Turning an example file into prompt/completion training rows of one student format (streaming, with a
-failed file for the examples the format refuses)."""
+"""Prompt/completion training rows of one student format: the format step (run by the executor, which
+quarantines the examples the format refuses) and the row builder it uses."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nextedit.formats.base import FormatError, FormatOptions, StudentFormat
-from nextedit.jsonl import FailedWriter, JsonlWriter, iter_lines
-from nextedit.patch import PatchError, apply
-from nextedit.record import Example, RecordError, parse_example
+from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["FormatSummary", "check_round_trip", "format_file", "load_tokenizer", "to_row"]
+from nextedit.formats.base import FormatError, FormatOptions, StudentFormat
+from nextedit.patch import PatchError, apply
+from nextedit.pipeline.stage import Stage, StageError
+from nextedit.record import Example
+
+__all__ = ["FormatConfig", "FormatStage", "FormatSummary", "check_round_trip", "format_file", "load_tokenizer",
+           "to_row"]
 
 
 @dataclass(frozen=True)
@@ -62,27 +65,68 @@ def to_row(fmt: StudentFormat, example: Example, options: FormatOptions, tokeniz
     return row
 
 
+class FormatConfig(BaseModel):
+    """Options of the format step."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: str = Field("zeta1", description="student format name (see `nextedit formats`)")
+    options: FormatOptions = Field(default_factory=FormatOptions)
+    tokenizer: str | None = Field(None, description="tokenizer.json or model folder; default bytes/3")
+    empty_as_no_edit: bool = False
+    check: bool = True
+
+
+class FormatStage(Stage):
+    """Render each example as a training row of one student format; refused examples are quarantined."""
+
+    name = "format"
+    version = "1"
+    Config = FormatConfig
+    emits = "row"
+    cacheable = False
+
+    def __init__(self, config: Any = None, *, tokenizer: Any = None):
+        super().__init__(config)
+        from nextedit.formats.base import get_format
+
+        self.fmt = get_format(self.config.format)
+        self.name = f"format:{self.fmt.name}"  # type: ignore[misc]  # quarantine rows name the format
+        self._tokenizer = tokenizer
+
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer (loaded once per process from the config, unless one was given)."""
+        if self._tokenizer is None and self.config.tokenizer:
+            self._tokenizer = load_tokenizer(self.config.tokenizer)
+        return self._tokenizer
+
+    def process(self, example: Example) -> dict[str, Any]:
+        cfg: FormatConfig = self.config
+        try:
+            return to_row(self.fmt, example, cfg.options, self.tokenizer, empty_as_no_edit=cfg.empty_as_no_edit,
+                          check=cfg.check)
+        except FormatError as exc:
+            raise StageError(str(exc)) from None
+
+
 def format_file(input_path: str | os.PathLike[str], output_path: str | os.PathLike[str], fmt: StudentFormat,
                 options: FormatOptions | None = None, tokenizer: Any = None, *, empty_as_no_edit: bool = False,
-                check: bool = True) -> FormatSummary:
-    """Write one row per example of `input_path` to `output_path` (atomically); malformed lines and refused
-    examples go to the failed file `<output>.failed.jsonl` with the reason."""
-    options = options or FormatOptions()
-    name = str(input_path)
-    stage = f"format:{fmt.name}"
-    with JsonlWriter(output_path) as out, FailedWriter(output_path, stage=stage) as failed:
-        for line, raw in iter_lines(input_path):
-            try:
-                example = parse_example(raw, file=name, line=line)
-            except RecordError as exc:
-                failed.write(file=name, line=line, reason=str(exc), raw=raw)
-                continue
-            try:
-                out.write(to_row(fmt, example, options, tokenizer, empty_as_no_edit=empty_as_no_edit,
-                                 check=check))
-            except FormatError as exc:
-                failed.write(file=name, line=line, reason=str(exc), raw=raw)
-    return FormatSummary(out.count, failed.count, Path(output_path), failed.path if failed.count else None)
+                check: bool = True, progress: bool | None = False) -> FormatSummary:
+    """Write one row per example of `input_path` to `output_path` with the executor; malformed lines and
+    refused examples go to the failed file `<output>.failed.jsonl` with the reason."""
+    from nextedit.pipeline.engine import RunError, run_stage
+
+    stage = FormatStage({"format": fmt.name, "options": options or FormatOptions(),
+                         "empty_as_no_edit": empty_as_no_edit, "check": check}, tokenizer=tokenizer)
+    stage.fmt = fmt
+    try:
+        run = run_stage(stage, input_path, output_path, concurrency=1, cache=False, progress=progress,
+                        restart=True)
+    except RunError as exc:
+        raise FormatError(str(exc)) from None
+    failed = Path(run.failed_output) if run.failed_output else None
+    return FormatSummary(run.written, run.failed, Path(output_path), failed)
 
 
 def load_tokenizer(spec: str) -> Any:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from nextedit.llm import governor as _governor
 from nextedit.llm.cache import RequestCache, cache_key, default_cache_path
 from nextedit.llm.prices import PriceTable, load_prices
 from nextedit.llm.provider_base import Provider, ProviderResult
@@ -299,6 +300,9 @@ class LLMClient:
             self.spent_usd += usd
         with _TOTAL_LOCK:
             _TOTAL_SPENT[0] += usd
+        gov = _governor.current()
+        if gov is not None and usd:
+            gov.spend(usd)
 
     def upper_bound_usd(self, req: ChatRequest, model: str, *, batch: bool = False) -> float:
         """The most one sample of req can cost (estimated input, max_tokens output)."""
@@ -313,10 +317,20 @@ class LLMClient:
                 raise BudgetExceeded(f"--max-cost-usd {limit:g} reached (spent ${self.spent_usd:.4f}, "
                                      f"${self._reserved:.4f} in flight, next request up to ${usd:.4f})")
             self._reserved += usd
+        gov = _governor.current()
+        if gov is not None:
+            refused = gov.reserve(usd)
+            if refused is not None:
+                with self._lock:
+                    self._reserved -= usd
+                raise BudgetExceeded(refused)
 
     def _release(self, usd: float) -> None:
         with self._lock:
             self._reserved -= usd
+        gov = _governor.current()
+        if gov is not None:
+            gov.release(usd)
 
     # ---- calls ----------------------------------------------------------------------------
     def _state(self) -> _LoopState:
@@ -373,6 +387,9 @@ class LLMClient:
             try:
                 async with state.semaphore:
                     await self.limiter.acquire(est_tokens)
+                    gov = _governor.current()
+                    if gov is not None:
+                        await _governor.wait_turn(gov, est_tokens)
                     self.stats.http_calls += 1
                     try:
                         result = await self.provider.call(req, model)
@@ -396,6 +413,9 @@ class LLMClient:
                 wait = error.retry_after
                 if error.status == 429:
                     self.limiter.pause(wait)
+                    gov = _governor.current()
+                    if gov is not None:
+                        gov.pause(wait)
             else:
                 wait = self._backoff(attempt)
             attempt += 1

@@ -45,21 +45,25 @@ class RateLimiter:
         """Nobody starts a request for `seconds` from now (a provider's Retry-After)."""
         self.paused_until = max(self.paused_until, time.monotonic() + seconds)
 
+    def try_acquire(self, tokens: float = 0.0) -> float:
+        """Account for one request of about `tokens` tokens and return 0 when it may start now; else the
+        seconds to wait before asking again (nothing is taken)."""
+        now = time.monotonic()
+        wait = max(self.paused_until - now, 0.0)
+        if self.requests is not None:
+            wait = max(wait, self.requests.wait_for(1, now))
+        if self.tokens is not None and tokens:
+            wait = max(wait, self.tokens.wait_for(tokens, now))
+        if wait <= 0:
+            if self.requests is not None:
+                self.requests.take(1)
+            if self.tokens is not None and tokens:
+                self.tokens.take(tokens)
+        return wait
+
     async def acquire(self, tokens: float = 0.0) -> None:
         """Wait until one request of about `tokens` tokens may start, then account for it."""
-        while True:
-            now = time.monotonic()
-            wait = max(self.paused_until - now, 0.0)
-            if self.requests is not None:
-                wait = max(wait, self.requests.wait_for(1, now))
-            if self.tokens is not None and tokens:
-                wait = max(wait, self.tokens.wait_for(tokens, now))
-            if wait <= 0:
-                if self.requests is not None:
-                    self.requests.take(1)
-                if self.tokens is not None and tokens:
-                    self.tokens.take(tokens)
-                return
+        while (wait := self.try_acquire(tokens)) > 0:
             await asyncio.sleep(min(wait, 5.0))
 
     def settle(self, estimated: float, actual: float) -> None:

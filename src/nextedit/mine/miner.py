@@ -1,24 +1,20 @@
-"""`nextedit mine` orchestration: stream commits, turn each into verified examples (in worker processes),
-write them in commit order, and resume an interrupted run without losing or duplicating anything."""
+"""`nextedit mine`: git history as a source step (commits -> verified examples) run by the executor, which
+writes them in commit order, in worker processes, and resumes an interrupted run without loss or duplicates."""
 
 from __future__ import annotations
 
 import os
 import random
 import re
-import sys
-import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, BinaryIO, Self
+from typing import Any
 
-import orjson
+from pydantic import Field
 
-from nextedit.jsonl import failed_path, failed_row
+from nextedit.jsonl import failed_row
 from nextedit.mine.build import Sample, SampleError, build_sample
 from nextedit.mine.config import MINER_VERSION, MineConfig
 from nextedit.mine.edits import Edit, apply_edits, file_edits
@@ -31,6 +27,7 @@ from nextedit.mine.gitlog import (
     iter_commits,
     parse_diff_tree,
     remote_url,
+    resolve,
     toplevel_files,
 )
 from nextedit.mine.license import (
@@ -43,6 +40,8 @@ from nextedit.mine.ordering import typing_order
 from nextedit.mine.split import split_points
 from nextedit.mine.verify import verify_example
 from nextedit.patch import split_lines
+from nextedit.pipeline.engine import RunSummary, sidecar_paths
+from nextedit.pipeline.stage import Emitted, SourceStage
 from nextedit.record import RecordError, parse_example
 
 
@@ -253,262 +252,110 @@ def _failed(repo: RepoInfo, sha: str, example_id: str, reason: str, record: dict
     return row
 
 
-# ------------------------------------------------------------------ worker processes
-
-_WORKER: tuple[RepoInfo, MineConfig, GitObjects] | None = None
+# ------------------------------------------------------------------ the source step
 
 
-def _init_worker(repo: RepoInfo, cfg: MineConfig) -> None:
-    global _WORKER
-    _WORKER = (repo, cfg, GitObjects(repo.path))
+class MineStageConfig(MineConfig):
+    """The mine step's options: the repository and what to mine from it (workers belong to the run)."""
+
+    repo: str = Field(min_length=1, description="path of the git repository")
 
 
-def _work(commits: list[Commit]) -> list[CommitResult]:
-    assert _WORKER is not None
-    repo, cfg, objects = _WORKER
-    results = [mine_commit_safely(repo, commit, cfg, objects) for commit in commits]
-    for result in results:  # serialised here: JSON bytes travel back cheaper than nested dicts
-        result.examples = [orjson.dumps(e) for e in result.examples]
-    return results
+class MineStage(SourceStage):
+    """Git history as a source step: each commit (newest first) becomes verified examples; a per-commit
+    log goes to `OUT.commits.jsonl`. The executor runs commits inline or in worker processes, writes them
+    in commit order and resumes an interrupted run after the last commit done."""
 
+    name = "mine"
+    version = MINER_VERSION
+    Config = MineStageConfig
+    side_output = "commits"
 
-# Commits per task sent to a worker process (fewer round-trips; results still come back in order).
-CHUNK = 8
+    def __init__(self, config: Any = None):
+        super().__init__(config)
+        self._info: RepoInfo | None = None
+        self._objects: GitObjects | None = None
 
+    @property
+    def info(self) -> RepoInfo:
+        """The repository (path, URL, slug, license), read once per process."""
+        if self._info is None:
+            self._info = repo_info(self.config.repo, self.config.rev_range)
+        return self._info
 
-def _in_order(commits: Iterator[Commit], repo: RepoInfo, cfg: MineConfig, workers: int) -> Iterator[CommitResult]:
-    """Mine commits, in worker processes when workers > 1, yielding results in commit order."""
-    if workers <= 1:
-        with GitObjects(repo.path) as objects:
-            for commit in commits:
-                yield mine_commit_safely(repo, commit, cfg, objects)
-        return
-    window = workers * 4
-    with ProcessPoolExecutor(workers, mp_context=get_context("forkserver"), initializer=_init_worker,
-                             initargs=(repo, cfg)) as pool:
-        pending: deque[Future[list[CommitResult]]] = deque()
-        chunk: list[Commit] = []
-        for commit in commits:
-            chunk.append(commit)
-            if len(chunk) >= CHUNK:
-                pending.append(pool.submit(_work, chunk))
-                chunk = []
-            if len(pending) >= window:
-                yield from pending.popleft().result()
-        if chunk:
-            pending.append(pool.submit(_work, chunk))
-        while pending:
-            yield from pending.popleft().result()
+    def units(self) -> Iterator[Commit]:
+        cfg = self.config
+        return iter_commits(self.info.path, rev_range=cfg.rev_range, since=cfg.since, paths=cfg.paths,
+                            max_commits=cfg.max_commits)
 
+    def fingerprint(self) -> dict[str, Any]:
+        """The repository and the commits its range names now (new commits start a new run)."""
+        rev = self.config.rev_range or "HEAD"
+        ends = [part for part in re.split(r"\.\.\.?", rev) if part] or ["HEAD"]
+        return {"repo": self.info.path, "revisions": [resolve(self.info.path, e) for e in ends]}
 
-# ------------------------------------------------------------------ output files and resume
+    def describe(self) -> str:
+        return self.info.path
+
+    def emit(self, commit: Commit) -> Emitted:
+        if self._objects is None:
+            self._objects = GitObjects(self.info.path)
+        result = mine_commit_safely(self.info, commit, self.config, self._objects)
+        self.stats[result.status] += 1
+        if result.status == "skipped":
+            self.stats["skip:" + re.sub(r" \(.*\)$", "", result.reason or "")] += 1
+        for reason in result.skipped_files.values():
+            self.stats["file_skip:" + reason] += 1
+        return Emitted(records=result.examples, failed=result.failed, log={
+            "revision": result.sha, "status": result.status, "reason": result.reason, "units": result.units,
+            "examples": len(result.examples), "failed": len(result.failed),
+            "skipped_files": result.skipped_files})
+
+    def close(self) -> None:
+        if self._objects is not None:
+            self._objects.close()
+            self._objects = None
 
 
 def state_path(out: str | Path) -> Path:
-    """The per-commit log next to the output: `out.jsonl` -> `out.commits.jsonl` (what resume reads)."""
-    failed = failed_path(out)
-    return failed.with_name(failed.name.removesuffix(".failed.jsonl") + ".commits.jsonl")
+    """The per-commit log next to the output: `out.jsonl` -> `out.commits.jsonl`."""
+    return sidecar_paths(out, MineStage.side_output)["log"]
 
 
-def _revision(line: bytes) -> str | None:
-    try:
-        data = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    if "revision" in data and isinstance(data["revision"], str):
-        return data["revision"]
-    source = data.get("source")
-    return source.get("revision") if isinstance(source, dict) else None
-
-
-def _truncate_unfinished(path: Path, done: set[str] | None) -> list[str]:
-    """Cut a torn last line, and every line from the first one whose commit is not in `done` (when
-    `done` is None, the lines of the file's last commit). Return the commits kept, in file order."""
-    if not path.exists():
-        return []
-    kept: list[str] = []
-    cut = 0
-    last_start: int | None = None
-    last_rev: str | None = None
-    with open(path, "rb") as fh:
-        offset = 0
-        for line in fh:
-            if not line.endswith(b"\n"):
-                break
-            rev = _revision(line)
-            if done is not None and rev not in done:
-                break
-            if rev != last_rev:
-                last_start, last_rev = offset, rev
-                if rev is not None:
-                    kept.append(rev)
-            offset += len(line)
-            cut = offset
-    if done is None and last_start is not None:
-        cut = last_start
-        if kept:
-            kept.pop()
-    if cut != path.stat().st_size:
-        with open(path, "r+b") as fh:
-            fh.truncate(cut)
-    return kept
-
-
-def _cut_torn_line(path: Path) -> None:
-    """Remove a last line left without its newline by a crash."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    with open(path, "r+b") as fh:
-        data = fh.read()
-        if not data.endswith(b"\n"):
-            fh.truncate(data.rfind(b"\n") + 1)
-
-
-def _load_done(out: Path) -> set[str]:
-    """Commits finished by earlier runs; trailing output of an unfinished commit is removed. Without a
-    commit log, the commits present in the output count as done except the last one, which is redone."""
-    state = state_path(out)
-    if state.exists():
-        _cut_torn_line(state)
-        done: set[str] = set()
-        with open(state, "rb") as fh:
-            for line in fh:
-                rev = _revision(line)
-                if rev:
-                    done.add(rev)
-    else:
-        done = set(_truncate_unfinished(out, None))
-    _truncate_unfinished(out, done)
-    _truncate_unfinished(failed_path(out), done)
-    return done
-
-
-def mine(repo: str | Path, out: str | Path, cfg: MineConfig, *, progress: bool | None = None) -> MineSummary:
-    """Mine `repo` into `out` (JSONL, appended commit by commit), failures into `out.failed.jsonl`, and a
-    per-commit log into `out.commits.jsonl`. Re-running the same command resumes: finished commits are
-    skipped, the partial output of an interrupted commit is cut and redone."""
-    started = time.perf_counter()
-    out = Path(out)
-    if str(out).endswith(".gz"):
-        raise ValueError(f"{out}: mine writes plain JSONL (it appends and resumes); compress afterwards")
-    check_range(repo, cfg.rev_range)
-    info = repo_info(repo, cfg.rev_range)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    done = _load_done(out)
-    summary = MineSummary()
-    workers = cfg.workers or os.cpu_count() or 1
-
-    def todo() -> Iterator[Commit]:
-        for commit in iter_commits(info.path, rev_range=cfg.rev_range, since=cfg.since, paths=cfg.paths,
-                                   max_commits=cfg.max_commits):
-            summary.commits += 1
-            if commit.sha in done:
-                summary.resumed += 1
-                continue
-            yield commit
-
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = _Progress(show)
-    with (_Output(out) as output, bar):
-        for result in _in_order(todo(), info, cfg, workers):
-            output.write(result)
-            summary.examples += len(result.examples)
-            summary.failed += len(result.failed)
-            summary.file_skips.update(result.skipped_files.values())
-            if result.status == "skipped":
-                summary.skipped += 1
-                summary.skip_reasons[re.sub(r" \(.*\)$", "", result.reason or "")] += 1
-            else:
-                summary.mined += 1
-            bar.update(summary)
-    summary.seconds = time.perf_counter() - started
+def _mine_summary(run: RunSummary, *, reused: bool = False) -> MineSummary:
+    """The counts of a mining run, from the executor's summary and the step's counters."""
+    stats = run.stats
+    commits = int(stats.get("mined", 0) + stats.get("skipped", 0))
+    summary = MineSummary(commits=commits, mined=0 if reused else int(stats.get("mined", 0)),
+                          skipped=0 if reused else int(stats.get("skipped", 0)),
+                          resumed=commits if reused else run.resumed,
+                          examples=0 if reused else run.written, failed=0 if reused else run.failed,
+                          seconds=run.seconds)
+    if not reused:
+        for key, n in stats.items():
+            kind, _, reason = key.partition(":")
+            if kind == "skip":
+                summary.skip_reasons[reason] += int(n)
+            elif kind == "file_skip":
+                summary.file_skips[reason] += int(n)
     return summary
 
 
-def _dumps(record: dict[str, Any] | bytes) -> bytes:
-    return record if isinstance(record, bytes) else orjson.dumps(record)
+def mine(repo: str | Path, out: str | Path, cfg: MineConfig, *, progress: bool | None = None,
+         engine: str = "local", ray_address: str | None = None) -> MineSummary:
+    """Mine `repo` into `out` (JSONL), failures into `out.failed.jsonl`, and a per-commit log into
+    `out.commits.jsonl`, with the executor. Re-running the same command resumes an interrupted run
+    (commits done are not redone) and reuses a finished one whose repository has not moved."""
+    from nextedit.pipeline.engine import run_stage
+    from nextedit.pipeline.runner import reused_summary, up_to_date
 
-
-class _Output:
-    """The three files of a run, appended to. A commit counts as done once its row is in the commit log,
-    and log rows reach the disk only after the examples and failures written before them (checkpoints
-    every CHECKPOINT_S seconds), so a crash anywhere is redone from the log on resume."""
-
-    CHECKPOINT_S = 0.5
-
-    def __init__(self, out: Path):
-        self.out, self.failed, self.state = out, failed_path(out), state_path(out)
-        self._rows: list[bytes] = []
-        self._last = time.monotonic()
-
-    def __enter__(self) -> Self:
-        self._out_fh: BinaryIO = open(self.out, "ab")
-        self._failed_fh: BinaryIO = open(self.failed, "ab")
-        self._state_fh: BinaryIO = open(self.state, "ab")
-        return self
-
-    def write(self, result: CommitResult) -> None:
-        """Append one commit's examples and failures; its log row follows at the next checkpoint."""
-        if result.examples:
-            self._out_fh.write(b"".join(_dumps(e) + b"\n" for e in result.examples))
-        if result.failed:
-            self._failed_fh.write(b"".join(orjson.dumps(f) + b"\n" for f in result.failed))
-        self._rows.append(orjson.dumps({
-            "revision": result.sha, "status": result.status, "reason": result.reason, "units": result.units,
-            "examples": len(result.examples), "failed": len(result.failed),
-            "skipped_files": result.skipped_files}) + b"\n")
-        if time.monotonic() - self._last >= self.CHECKPOINT_S:
-            self.checkpoint()
-
-    def checkpoint(self) -> None:
-        """Flush examples and failures, then the log rows of the commits they belong to."""
-        self._out_fh.flush()
-        self._failed_fh.flush()
-        if self._rows:
-            self._state_fh.write(b"".join(self._rows))
-            self._state_fh.flush()
-            self._rows = []
-        self._last = time.monotonic()
-
-    def __exit__(self, *exc: object) -> None:
-        # Also on errors: what is finished is kept (and logged) for the next run to resume from.
-        self.checkpoint()
-        for fh in (self._out_fh, self._failed_fh, self._state_fh):
-            fh.close()
-        if self.failed.stat().st_size == 0:
-            self.failed.unlink()
-
-
-class _Progress:
-    """A rich progress line (commits, examples, failures, rate) when attached to a terminal."""
-
-    def __init__(self, show: bool):
-        self.show = show
-        self._progress: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> Self:
-        if self.show:
-            from rich.progress import (
-                Progress,
-                SpinnerColumn,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                                      transient=True)
-            self._progress.start()
-            self._task = self._progress.add_task("mining", total=None)
-        return self
-
-    def update(self, s: MineSummary) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, description=(
-                f"commits {s.mined + s.skipped} (skipped {s.skipped})  examples {s.examples}  failed {s.failed}"))
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+    out = Path(out)
+    if str(out).endswith(".gz"):
+        raise ValueError(f"{out}: mine writes plain JSONL (it resumes commit by commit); compress afterwards")
+    check_range(repo, cfg.rev_range)
+    stage = MineStage({**cfg.model_dump(exclude={"workers"}), "repo": str(Path(repo).resolve())})
+    if up_to_date(stage, None, out)[0]:
+        return _mine_summary(reused_summary(out), reused=True)
+    run = run_stage(stage, None, out, concurrency=cfg.workers or os.cpu_count() or 1, cache=False,
+                    progress=progress, engine=engine, ray_address=ray_address)
+    return _mine_summary(run)

@@ -1,6 +1,7 @@
-"""Pipeline stages and the local runner: Stage protocol, registry, resumable cached engine, pipeline files."""
+"""The backbone: steps (Stage, SourceStage), the executor (local and Ray engines: resume, cache, quarantine,
+progress, concurrency), in-memory pipelines and pipeline files."""
 
-from nextedit.pipeline.engine import RunError, RunSummary, run_stage
+from nextedit.pipeline.engine import Result, RunError, RunSummary, run_stage
 from nextedit.pipeline.registry import (
     STAGES,
     ConfigError,
@@ -8,19 +9,32 @@ from nextedit.pipeline.registry import (
     get_stage,
     load_config,
 )
-from nextedit.pipeline.stage import NoConfig, Stage, StageError, config_hash
+from nextedit.pipeline.runner import Step, run_pipeline
+from nextedit.pipeline.stage import (
+    Emitted,
+    NoConfig,
+    SourceStage,
+    Stage,
+    StageError,
+    config_hash,
+)
 
 __all__ = [
     "STAGES",
     "ConfigError",
+    "Emitted",
     "NoConfig",
+    "Result",
     "RunError",
     "RunSummary",
+    "SourceStage",
     "Stage",
     "StageError",
     "StageNotFound",
+    "Step",
     "config_hash",
     "get_stage",
     "load_config",
+    "run_pipeline",
     "run_stage",
 ]

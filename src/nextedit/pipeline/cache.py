@@ -1,4 +1,5 @@
-"""Content-addressed stage result cache in SQLite (WAL): key = sha256(stage, version, config, fields read)."""
+"""Content-addressed stage result cache, key = sha256(stage, version, config, fields read): SQLite (WAL) on one
+node, or a folder / object-store URL of one file per result that every node of a cluster can reach."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["DROPPED", "OUTPUT", "ResultCache", "cache_key", "default_cache_path"]
+__all__ = ["DROPPED", "OUTPUT", "DirectoryCache", "ResultCache", "cache_key", "default_cache_path", "open_cache"]
 
 OUTPUT = 0  # value: the changed top-level fields of the example
 DROPPED = 1  # the stage returned None for this input
@@ -107,3 +108,64 @@ class ResultCache:
             self._db.commit()
         finally:
             self._db.close()
+
+
+class DirectoryCache:
+    """The result cache as content-addressed files under one folder or object-store URL (fsspec), so every
+    node of a cluster reads and writes the same results: `ROOT/<key[:2]>/<key>` holds one byte of kind
+    and the value. Files are written whole and renamed into place, so a reader sees a result or none."""
+
+    def __init__(self, url: str | os.PathLike[str]):
+        import fsspec
+
+        self.url = str(url)
+        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        self.fs.makedirs(self.root, exist_ok=True)
+        self.path = self.url
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{key[:2]}/{key}"
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, tuple[int, bytes | None]]:
+        """Cached (kind, value) per key found; missing keys are absent."""
+        found: dict[str, tuple[int, bytes | None]] = {}
+        for key in keys:
+            try:
+                with self.fs.open(self._path(key), "rb") as fh:
+                    data = fh.read()
+            except FileNotFoundError:
+                continue
+            if data:
+                found[key] = (data[0], data[1:] if data[0] == OUTPUT else None)
+        return found
+
+    def get(self, key: str) -> tuple[int, bytes | None] | None:
+        """Cached (kind, value) for one key, or None."""
+        return self.get_many([key]).get(key)
+
+    def put_many(self, rows: Iterable[tuple[str, str, str, int, bytes | None]], *, commit: bool = True) -> None:
+        """Store (key, stage, version, kind, value) rows (atomically per row; `commit` is accepted for
+        interface parity with ResultCache)."""
+        for key, _stage, _version, kind, value in rows:
+            path = self._path(key)
+            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            tmp = f"{path}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+            with self.fs.open(tmp, "wb") as fh:
+                fh.write(bytes([kind]) + (value or b""))
+            self.fs.mv(tmp, path)
+
+    def count(self, stage: str | None = None) -> int:
+        """How many results are stored (all stages: the files carry no stage name)."""
+        return sum(1 for p in self.fs.find(self.root) if not p.endswith(".tmp"))
+
+    def close(self) -> None:
+        """Nothing to close (files are written whole)."""
+
+
+def open_cache(location: str | os.PathLike[str]) -> ResultCache | DirectoryCache:
+    """The result cache at `location`: a SQLite file (the local default), or a folder / object-store URL
+    (`s3://`, `gs://`, `file://`) holding a DirectoryCache that every node of a cluster can reach."""
+    text = str(location)
+    if "://" in text or text.endswith(("/", os.sep)) or Path(text).is_dir():
+        return DirectoryCache(text)
+    return ResultCache(text)

@@ -1,4 +1,5 @@
-"""The local engine: runs one Stage over a JSONL file, streaming, resumable after kill -9, cached, concurrent.
+"""The executor: runs one step (a Stage over a JSONL file, or a SourceStage over its own units), streaming,
+resumable after kill -9, cached, concurrent. It is the only place that creates worker processes.
 
 Crash safety: results are appended to `OUT.partial` (failures to `<failed>.partial`); every couple of
 seconds both are flushed and fsynced and `OUT.checkpoint.json` records (last input line done, bytes of
@@ -27,7 +28,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import BaseModel
@@ -41,13 +42,58 @@ from nextedit.pipeline.cache import (
     default_cache_path,
 )
 from nextedit.pipeline.progress import ProgressReporter, make_progress
-from nextedit.pipeline.stage import Stage, StageError, config_hash, stage_ref
+from nextedit.pipeline.stage import (
+    SourceStage,
+    Stage,
+    StageError,
+    config_hash,
+    stage_ref,
+)
 from nextedit.record import Example, RecordError, parse_example
 
-__all__ = ["RunError", "RunSummary", "run_stage", "sidecar_paths"]
+__all__ = ["CacheRow", "Chunk", "Result", "RunError", "RunSummary", "run_stage", "sidecar_paths"]
 
-OK, DROP, FAIL = 0, 1, 2
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
+
+
+class CacheRow(NamedTuple):
+    """One row to store in the result cache."""
+
+    key: str
+    stage: str
+    version: str
+    kind: int  # cache.OUTPUT or cache.DROPPED
+    value: bytes | None
+
+
+@dataclass(slots=True)
+class Result:
+    """What the executor got for one input unit (a JSONL line, or a source unit such as a commit)."""
+
+    line: int  # the unit's number in input order (1-based)
+    records: bytes = b""  # JSONL lines for OUT
+    written: int = 0
+    failures: bytes = b""  # quarantine rows
+    failed: int = 0
+    log: bytes = b""  # rows for the side log
+    dropped: bool = False
+    cached: bool = False
+    cache_row: CacheRow | None = None
+    reason: str | None = None  # the first failure's reason (for --fail-fast)
+
+    @property
+    def ok(self) -> bool:
+        """Handled without failing as a whole (dropped and partly failed units count as handled)."""
+        return self.failed == 0 or self.written > 0
+
+
+@dataclass(slots=True)
+class Chunk:
+    """The results of a chunk of units, the stage's counters since the last chunk, and seconds taken."""
+
+    results: list[Result]
+    stats: dict[str, float]
+    seconds: float
 
 
 class RunError(RuntimeError):
@@ -71,6 +117,8 @@ class RunSummary:
     seconds: float = 0.0
     stats: dict[str, int] = field(default_factory=dict)
     reused: bool = False  # pipeline: the output was complete and up to date, nothing ran
+    spent_usd: float = 0.0  # dollars the stage spent on new paid requests (cumulative over resumes)
+    engine: str = "local"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (for manifests and JSON output)."""
@@ -86,6 +134,8 @@ class RunSummary:
                + (" [reused, up to date]" if self.reused else f" in {self.seconds:.1f}s ({rate:,.0f} ex/s)")]
         if self.stats:
             out.append("  stats: " + ", ".join(f"{k}={v}" for k, v in sorted(self.stats.items())))
+        if self.spent_usd:
+            out.append(f"  spent: ${self.spent_usd:.4f} on new requests")
         out.append(f"  output: {self.output}")
         if self.failed_output:
             out.append(f"  failed: {self.failed_output}")
@@ -100,24 +150,25 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class _Handler:
-    """Turns input lines into result tuples: parse, validate, look up the cache, call the stage."""
+class _RecordHandler:
+    """Turns input lines into Results: parse, validate, look up the cache, call the stage."""
 
-    def __init__(self, stage: Stage, input_name: str, cache: ResultCache | None):
+    def __init__(self, stage: Stage, input_name: str, cache: Any):
         self.stage = stage
         self.input_name = input_name
-        self.cache = cache if stage.cacheable else None
+        self.rows = stage.emits == "row"
+        self.cache = cache if (stage.cacheable and not self.rows) else None
         self.cfg_hash = config_hash(stage.config)
         self.reads = tuple(stage.reads)
         self.is_async = inspect.iscoroutinefunction(stage.process)
 
     # -- helpers
-    def _fail(self, line: int, raw: bytes, reason: str) -> tuple:
+    def _fail(self, line: int, raw: bytes, reason: str) -> Result:
         row = failed_row(file=self.input_name, line=line, reason=reason, stage=self.stage.name, raw=raw)
-        return (FAIL, line, orjson.dumps(row) + b"\n")
+        return Result(line, failures=orjson.dumps(row) + b"\n", failed=1, reason=reason)
 
-    def prepare(self, line: int, raw: bytes) -> tuple:
-        """(FAIL, ...) or (None, line, raw, example, dict, key)."""
+    def prepare(self, line: int, raw: bytes) -> Result | tuple[Example, dict[str, Any], str | None]:
+        """A failed Result, or (example, the input as a dict, cache key)."""
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -133,7 +184,7 @@ class _Handler:
             fields = ({f: data.get(f) for f in self.reads} if self.reads
                       else {k: v for k, v in data.items() if k != "lineage"})
             key = cache_key(self.stage.name, self.stage.version, self.cfg_hash, fields)
-        return (None, line, raw, example, data, key)
+        return (example, data, key)
 
     def _lineage(self, d: dict[str, Any], at: str, cached: bool) -> None:
         entry: dict[str, Any] = {"stage": self.stage.name, "version": self.stage.version,
@@ -142,24 +193,30 @@ class _Handler:
             entry["cached"] = True
         d.setdefault("lineage", []).append(entry)
 
-    def from_cache(self, line: int, d: dict[str, Any], hit: tuple[int, bytes | None], at: str) -> tuple:
+    def from_cache(self, line: int, d: dict[str, Any], hit: tuple[int, bytes | None], at: str) -> Result:
         """Rebuild the stage's result from a cached delta."""
         kind, value = hit
         if kind == DROPPED:
-            return (DROP, line, True, None)
+            return Result(line, dropped=True, cached=True)
         delta = orjson.loads(value or b"{}")
         d.update(delta.get("set", {}))
         for k in delta.get("del", ()):
             d.pop(k, None)
         self._lineage(d, at, cached=True)
-        return (OK, line, orjson.dumps(d) + b"\n", True, None)
+        return Result(line, records=orjson.dumps(d) + b"\n", written=1, cached=True)
 
-    def finish(self, line: int, raw: bytes, d: dict[str, Any], key: str | None, out: Any, at: str) -> tuple:
-        """Turn the stage's return value into a result (and the cache row to store)."""
+    def finish(self, line: int, raw: bytes, d: dict[str, Any], key: str | None, out: Any, at: str) -> Result:
+        """Turn the stage's return value into a Result (with the cache row to store)."""
         name, version = self.stage.name, self.stage.version
         if out is None:
-            row = (key, name, version, DROPPED, None) if key else None
-            return (DROP, line, False, row)
+            return Result(line, dropped=True,
+                          cache_row=CacheRow(key, name, version, DROPPED, None) if key else None)
+        if self.rows:
+            if isinstance(out, BaseModel):
+                out = out.model_dump(mode="json")
+            if not isinstance(out, dict):
+                return self._fail(line, raw, f"stage {name} returned {type(out).__name__}, expected a dict")
+            return Result(line, records=orjson.dumps(out) + b"\n", written=1)
         if isinstance(out, dict):
             try:
                 out = parse_example(out, file=self.input_name, line=line)
@@ -175,29 +232,29 @@ class _Handler:
             d = orjson.loads(raw)
             changed = {k: v for k, v in od.items() if k != "lineage" and (k not in d or d[k] != v)}
             removed = [k for k in d if k not in od and k != "lineage"]
-            row = (key, name, version, OUTPUT, orjson.dumps({"set": changed, "del": removed}))
+            row = CacheRow(key, name, version, OUTPUT, orjson.dumps({"set": changed, "del": removed}))
         self._lineage(od, at, cached=False)
-        return (OK, line, orjson.dumps(od) + b"\n", False, row)
+        return Result(line, records=orjson.dumps(od) + b"\n", written=1, cache_row=row)
 
     def _error_reason(self, exc: Exception) -> str:
         if isinstance(exc, StageError):
             return str(exc) or "StageError"
         return f"{type(exc).__name__}: {exc}"
 
-    # -- sync chunks (inline or in a worker process)
-    def run_chunk(self, items: list[tuple[int, bytes]]) -> tuple[list[tuple], dict[str, int], float]:
-        """Results for a chunk of lines, the stage's stats since the last chunk, and seconds taken."""
+    # -- sync chunks (inline, in a worker process or in a Ray task)
+    def run_chunk(self, items: list[tuple[int, bytes]]) -> Chunk:
+        """Results for a chunk of lines."""
         t0 = time.perf_counter()
         at = _now()
-        prepared = [self.prepare(line, raw) for line, raw in items]
-        keys = [p[5] for p in prepared if p[0] is None and p[5]]
+        prepared = [(line, raw, self.prepare(line, raw)) for line, raw in items]
+        keys = [p[2] for _, _, p in prepared if isinstance(p, tuple) and p[2]]
         hits = self.cache.get_many(keys) if (self.cache is not None and keys) else {}
         results = []
-        for p in prepared:
-            if p[0] is not None:
+        for line, raw, p in prepared:
+            if isinstance(p, Result):
                 results.append(p)
                 continue
-            _, line, raw, example, d, key = p
+            example, d, key = p
             hit = hits.get(key) if key else None
             if hit is not None:
                 results.append(self.from_cache(line, d, hit, at))
@@ -208,18 +265,16 @@ class _Handler:
                 results.append(self._fail(line, raw, self._error_reason(exc)))
                 continue
             results.append(self.finish(line, raw, d, key, out, at))
-        stats = dict(self.stage.stats)
-        self.stage.stats.clear()
-        return results, stats, time.perf_counter() - t0
+        return Chunk(results, self.stage.collect_stats(), time.perf_counter() - t0)
 
     # -- one example under asyncio (io stages)
     async def run_one(self, line: int, raw: bytes, sem: asyncio.Semaphore,
-                      executor: ThreadPoolExecutor | None) -> tuple:
+                      executor: ThreadPoolExecutor | None) -> Result:
         """The result for one line; the stage call runs under the semaphore."""
         p = self.prepare(line, raw)
-        if p[0] is not None:
+        if isinstance(p, Result):
             return p
-        _, line, raw, example, d, key = p
+        example, d, key = p
         at = _now()
         hit = self.cache.get(key) if (self.cache is not None and key) else None
         if hit is not None:
@@ -236,7 +291,44 @@ class _Handler:
         return self.finish(line, raw, d, key, out, _now())
 
 
-_WORKER: _Handler | None = None
+class _UnitHandler:
+    """Turns the units of a SourceStage (commits, files) into Results."""
+
+    def __init__(self, stage: SourceStage):
+        self.stage = stage
+        self.input_name = stage.describe()
+
+    def one(self, line: int, unit: Any) -> Result:
+        """The Result of one unit; an exception quarantines the unit."""
+        try:
+            emitted = self.stage.emit(unit)
+        except Exception as exc:  # noqa: BLE001 - one bad unit must not stop a long run
+            reason = str(exc) if isinstance(exc, StageError) else f"{type(exc).__name__}: {exc}"
+            row = failed_row(file=self.input_name, line=line, reason=reason, stage=self.stage.name,
+                             raw=unit if isinstance(unit, (bytes, dict)) else None)
+            return Result(line, failures=orjson.dumps(row) + b"\n", failed=1, reason=reason)
+        records = b"".join((r if isinstance(r, bytes) else orjson.dumps(r)) + b"\n" for r in emitted.records)
+        failures = b"".join(orjson.dumps(f) + b"\n" for f in emitted.failed)
+        return Result(line, records=records, written=len(emitted.records), failures=failures,
+                      failed=len(emitted.failed),
+                      log=orjson.dumps(emitted.log) + b"\n" if emitted.log is not None else b"",
+                      reason=emitted.failed[0].get("reason") if emitted.failed else None)
+
+    def run_chunk(self, items: list[tuple[int, Any]]) -> Chunk:
+        """Results for a chunk of units."""
+        t0 = time.perf_counter()
+        results = [self.one(line, unit) for line, unit in items]
+        return Chunk(results, self.stage.collect_stats(), time.perf_counter() - t0)
+
+
+def make_handler(stage: Stage, input_name: str, cache: Any) -> _RecordHandler | _UnitHandler:
+    """The handler that runs `stage` on chunks of units (used by every engine)."""
+    if isinstance(stage, SourceStage):
+        return _UnitHandler(stage)
+    return _RecordHandler(stage, input_name, cache)
+
+
+_WORKER: _RecordHandler | _UnitHandler | None = None
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -256,11 +348,11 @@ def _init_worker(ref: str, config: dict[str, Any], input_name: str, cache_path: 
     cls = get_stage(ref)
     cache = ResultCache(cache_path, readonly=True) if cache_path else None
     stage = cls(cls.Config.model_validate(config))
-    _WORKER = _Handler(stage, input_name, cache)
+    _WORKER = make_handler(stage, input_name, cache)
     multiprocessing.util.Finalize(None, stage.close, exitpriority=10)  # Stage.close() at worker exit
 
 
-def _work_chunk(items: list[tuple[int, bytes]]) -> tuple[list[tuple], dict[str, int], float]:
+def _work_chunk(items: list[tuple[int, Any]]) -> Chunk:
     assert _WORKER is not None
     return _WORKER.run_chunk(items)
 
@@ -269,11 +361,12 @@ def _work_chunk(items: list[tuple[int, bytes]]) -> tuple[list[tuple], dict[str, 
 # Output side: partial files, checkpoints, finish
 
 
-def sidecar_paths(output: str | os.PathLike[str]) -> dict[str, Path]:
-    """The files a run keeps beside OUT: partial output, partial failures, checkpoint, manifest."""
+def sidecar_paths(output: str | os.PathLike[str], side: str | None = None) -> dict[str, Path]:
+    """The files a run keeps beside OUT: partial output, partial failures, checkpoint, manifest (and,
+    for a step with a side log, `OUT.<side>.jsonl` and its partial)."""
     out = Path(output)
     failed = failed_path(out)
-    return {
+    paths = {
         "output": out,
         "failed": failed,
         "partial": out.with_name(out.name + ".partial"),
@@ -281,6 +374,11 @@ def sidecar_paths(output: str | os.PathLike[str]) -> dict[str, Path]:
         "checkpoint": out.with_name(out.name + ".checkpoint.json"),
         "manifest": out.with_name(out.name + ".manifest.json"),
     }
+    if side:
+        log = failed.with_name(failed.name.removesuffix(".failed.jsonl") + f".{side}.jsonl")
+        paths["log"] = log
+        paths["log_partial"] = log.with_name(log.name + ".partial")
+    return paths
 
 
 def _fingerprint(path: Path) -> dict[str, Any]:
@@ -317,9 +415,9 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 class _Sink:
     """Writes results in input order to the partial files and keeps the checkpoint current."""
 
-    COUNTS = ("processed", "from_cache", "failed", "dropped", "written")
+    COUNTS = ("processed", "from_cache", "failed", "dropped", "written", "units")
 
-    def __init__(self, paths: dict[str, Path], identity: dict[str, Any], cache: ResultCache | None,
+    def __init__(self, paths: dict[str, Path], identity: dict[str, Any], cache: Any,
                  *, checkpoint_every: float, commit_each: bool, fail_fast: bool):
         self.paths = paths
         self.identity = identity
@@ -329,7 +427,7 @@ class _Sink:
         self.fail_fast = fail_fast
         self.counts: Counter[str] = Counter()
         self.stats: Counter[str] = Counter()
-        self.line = 0  # every input line up to this one is done
+        self.line = 0  # every input unit up to this one is done
         # Unordered runs (io stages only): lines still in flight in input order, and lines done
         # beyond `line`; `skip` holds the latter as recorded by an interrupted run.
         self.unordered = False
@@ -340,7 +438,7 @@ class _Sink:
         self._last_ck = time.monotonic()
         self._dirty = False
         self.ready = False  # set once resume() has put the partial files in a known state
-        self._rows: list[tuple] | None = None  # cache rows of the chunk being emitted
+        self._rows: list[CacheRow] | None = None  # cache rows of the chunk being emitted
         # Lock the partial output (released by the kernel even on kill -9) before touching anything.
         paths["partial"].parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(paths["partial"], os.O_RDWR | os.O_CREAT, 0o644)
@@ -351,61 +449,68 @@ class _Sink:
             raise RunError(f"{paths['output']}: another run is writing this output right now") from None
         self._out = os.fdopen(fd, "r+b", buffering=1 << 20)
         self._failed = open(paths["failed_partial"], "a+b", buffering=1 << 16)  # noqa: SIM115
+        self._log = open(paths["log_partial"], "a+b", buffering=1 << 16) if "log" in paths else None  # noqa: SIM115
+
+    def _files(self) -> list[tuple[str, Any]]:
+        files = [("out_bytes", self._out), ("failed_bytes", self._failed)]
+        if self._log is not None:
+            files.append(("log_bytes", self._log))
+        return files
 
     def resume(self, restart: bool) -> dict[str, Any] | None:
         """Pick up a compatible checkpoint (truncating torn tails) or start from scratch."""
         self.ready = True
         ck = None if restart else _read_json(self.paths["checkpoint"])
         if ck is not None and all(ck.get(k) == v for k, v in self.identity.items()) and not ck.get("complete"):
-            out_bytes, failed_bytes = int(ck["out_bytes"]), int(ck["failed_bytes"])
-            if (os.fstat(self._out.fileno()).st_size >= out_bytes
-                    and os.fstat(self._failed.fileno()).st_size >= failed_bytes):
-                self._truncate(out_bytes, failed_bytes)
+            sizes = {name: int(ck.get(name, 0)) for name, _ in self._files()}
+            if all(os.fstat(fh.fileno()).st_size >= sizes[name] for name, fh in self._files()):
+                self._truncate(sizes)
                 self.line = int(ck["line"])
                 self.skip = {int(x) for x in ck.get("done_after", ())}
-                self.counts.update({k: int(ck["counts"].get(k, 0)) for k in self.COUNTS})
+                counts = ck["counts"]
+                self.counts.update({k: int(counts.get(k, 0)) for k in self.COUNTS})
+                if "units" not in counts:  # a checkpoint of format 1
+                    self.counts["units"] = self.counts["processed"] + self.counts["failed"]
                 self.stats.update(ck.get("stats", {}))
-                self.resumed = self.counts["processed"] + self.counts["failed"]
+                self.resumed = self.counts["units"]
                 return ck
-        self._truncate(0, 0)
+        self._truncate({})
         self.paths["checkpoint"].unlink(missing_ok=True)
         return None
 
-    def _truncate(self, out_bytes: int, failed_bytes: int) -> None:
-        for fh, size in ((self._out, out_bytes), (self._failed, failed_bytes)):
+    def _truncate(self, sizes: dict[str, int]) -> None:
+        for name, fh in self._files():
+            size = sizes.get(name, 0)
             fh.flush()
             fh.truncate(size)
             fh.seek(size)
 
-    def emit(self, result: tuple) -> None:
+    def emit(self, result: Result) -> None:
         """Write one result (results arrive in input order)."""
-        kind, line = result[0], result[1]
-        if kind == OK:
-            self._out.write(result[2])
-            self.counts["processed"] += 1
-            self.counts["written"] += 1
-            self.counts["from_cache"] += result[3]
-            row = result[4]
-        elif kind == DROP:
-            self.counts["processed"] += 1
-            self.counts["dropped"] += 1
-            self.counts["from_cache"] += result[2]
-            row = result[3]
-        else:
-            self._failed.write(result[2])
-            self.counts["failed"] += 1
-            row = None
-            if self.fail_fast:
-                self._mark(line)
-                self.checkpoint()
-                reason = orjson.loads(result[2])["reason"]
-                raise RunError(f"stopped at the first failure (--fail-fast): {reason}")
+        c = self.counts
+        if result.records:
+            self._out.write(result.records)
+        if result.failures:
+            self._failed.write(result.failures)
+        if result.log and self._log is not None:
+            self._log.write(result.log)
+        c["units"] += 1
+        c["processed"] += result.ok
+        c["written"] += result.written
+        c["failed"] += result.failed
+        c["dropped"] += result.dropped
+        c["from_cache"] += result.cached
+        if result.failed and self.fail_fast:
+            self._mark(result.line)
+            self.checkpoint()
+            raise RunError(f"stopped at the first failure (--fail-fast): {result.reason}")
+        row = result.cache_row
         if row is not None and self.cache is not None:
             if self._rows is None:
                 self.cache.put_many([row], commit=self.commit_each)
             else:
                 self._rows.append(row)
-        self._mark(line)
+        self._mark(result.line)
         self._dirty = True
 
     def submitted(self, line: int) -> None:
@@ -421,17 +526,17 @@ class _Sink:
             self.line = self._order.popleft()
             self._done.discard(self.line)
 
-    def emit_many(self, results: list[tuple], stats: dict[str, int]) -> None:
+    def emit_many(self, chunk: Chunk) -> None:
         """Write a chunk of results, then commit the cache rows once."""
         self._rows = []
         try:
-            for r in results:
+            for r in chunk.results:
                 self.emit(r)
         finally:
             rows, self._rows = self._rows, None
             if self.cache is not None and rows:
                 self.cache.put_many(rows, commit=True)
-        self.stats.update(stats)
+        self.stats.update(chunk.stats)
 
     def maybe_checkpoint(self) -> None:
         """Checkpoint when `checkpoint_every` seconds have passed since the last one."""
@@ -442,13 +547,13 @@ class _Sink:
         """Make everything written so far durable, then record how far we got (atomically)."""
         if self.cache is not None:
             self.cache.put_many([], commit=True)
-        for fh in (self._out, self._failed):
+        for _, fh in self._files():
             fh.flush()
             os.fsync(fh.fileno())
         _write_json_atomic(self.paths["checkpoint"], {
             **self.identity, "format": CHECKPOINT_FORMAT, "line": self.line,
             "done_after": sorted(self._done | {x for x in self.skip if x > self.line}),
-            "out_bytes": self._out.tell(), "failed_bytes": self._failed.tell(),
+            **{name: fh.tell() for name, fh in self._files()},
             "counts": dict(self.counts), "stats": dict(self.stats), "complete": complete,
         })
         self._last_ck = time.monotonic()
@@ -457,8 +562,8 @@ class _Sink:
     def close(self) -> None:
         """Close the partial files (releases the lock)."""
         self.ready = False
-        self._failed.close()
-        self._out.close()
+        for _, fh in reversed(self._files()):
+            fh.close()
 
 
 def _finalize(paths: dict[str, Path], ck: dict[str, Any]) -> None:
@@ -468,6 +573,8 @@ def _finalize(paths: dict[str, Path], ck: dict[str, Any]) -> None:
         paths["failed"].unlink(missing_ok=True)  # a stale quarantine file from an older run
     elif paths["failed_partial"].exists():
         os.replace(paths["failed_partial"], paths["failed"])
+    if "log" in paths and paths["log_partial"].exists():
+        os.replace(paths["log_partial"], paths["log"])
     out, partial = paths["output"], paths["partial"]
     if partial.exists():
         if out.name.endswith(".gz"):
@@ -505,6 +612,12 @@ def _source(path: Path, after_line: int, skip: set[int]) -> Iterator[tuple[int, 
             yield line, raw
 
 
+def _units(stage: SourceStage, after: int, skip: set[int]) -> Iterator[tuple[int, Any]]:
+    for i, unit in enumerate(stage.units(), start=1):
+        if i > after and i not in skip:
+            yield i, unit
+
+
 def _rebuildable(cls: type[Stage]) -> bool:
     """Can a worker process import this stage class by its module:Class path?"""
     if cls.__module__ in ("__main__", "__mp_main__") or "<locals>" in cls.__qualname__:
@@ -517,51 +630,95 @@ def _rebuildable(cls: type[Stage]) -> bool:
         return False
 
 
-def run_stage(stage: Stage, input_path: str | os.PathLike[str], output_path: str | os.PathLike[str], *,
+@dataclass
+class _Plan:
+    """What a run needs to know before it starts (shared by the engines)."""
+
+    stage: Stage
+    src: Path | None  # None for a source stage
+    paths: dict[str, Path]
+    identity: dict[str, Any]
+    input_name: str
+    total: int | None
+
+
+def plan_run(stage: Stage, input_path: str | os.PathLike[str] | None,
+             output_path: str | os.PathLike[str]) -> _Plan:
+    """Check the step can run (input exists, requirements installed) and work out its files and identity."""
+    missing = stage.missing_requirements()
+    out = Path(output_path)
+    if isinstance(stage, SourceStage):
+        if missing:
+            raise RunError("; ".join(missing))
+        paths = sidecar_paths(out, stage.side_output)
+        fp = stage.fingerprint()
+        return _Plan(stage, None, paths, {"stage": stage.name, "version": stage.version,
+                                          "config": config_hash(stage.config), "input": fp},
+                     stage.describe(), stage.count())
+    if input_path is None:
+        raise RunError(f"stage {stage.name} reads a JSONL input: give one")
+    src = Path(input_path)
+    if not src.is_file():
+        raise RunError(f"{src}: no such input file")
+    if missing:
+        raise RunError("; ".join(missing))
+    return _Plan(stage, src, sidecar_paths(out), {"stage": stage.name, "version": stage.version,
+                                                  "config": config_hash(stage.config),
+                                                  "input": _fingerprint(src)},
+                 str(src), _count_lines(src))
+
+
+def run_stage(stage: Stage, input_path: str | os.PathLike[str] | None, output_path: str | os.PathLike[str], *,
               concurrency: int | None = None, cache: bool = True,
               cache_path: str | os.PathLike[str] | None = None, progress: bool | None = None,
               restart: bool = False, fail_fast: bool = False, checkpoint_every: float = 2.0,
-              ordered: bool = True, reporter: ProgressReporter | None = None) -> RunSummary:
-    """Run `stage` over every record of `input_path` into `output_path` (resuming an interrupted run).
+              ordered: bool = True, reporter: ProgressReporter | None = None,
+              engine: str = "local", ray_address: str | None = None) -> RunSummary:
+    """Run `stage` over every record of `input_path` (or, for a SourceStage, over its own units; pass
+    None) into `output_path`, resuming an interrupted run.
 
     concurrency: worker processes for kind="cpu" stages (default: CPU count; 1 runs inline), or
     in-flight examples for kind="io" stages (default 16). cache: look up and store results in the
-    SQLite cache at `cache_path` (default `$NEXTEDIT_CACHE` or `.nextedit/cache.sqlite`).
-    restart: ignore a checkpoint left by an interrupted run. ordered=False lets an io stage
-    write each result as soon as it is ready (no waiting behind a slow example); resume still
-    loses and repeats nothing.
+    cache at `cache_path` (default `$NEXTEDIT_CACHE` or `.nextedit/cache.sqlite`; a directory or URL
+    for the ray engine). restart: ignore a checkpoint left by an interrupted run. ordered=False lets an
+    io stage write each result as soon as it is ready (no waiting behind a slow example); resume
+    still loses and repeats nothing. engine: "local" (this machine) or "ray" (a Ray cluster at
+    `ray_address`; needs `pip install 'nextedit[ray]'`).
     """
+    if engine == "ray":
+        from nextedit.pipeline.ray_engine import run_stage_ray
+
+        return run_stage_ray(stage, input_path, output_path, concurrency=concurrency, cache=cache,
+                             cache_path=cache_path, progress=progress, restart=restart, fail_fast=fail_fast,
+                             checkpoint_every=checkpoint_every, reporter=reporter, address=ray_address)
+    if engine != "local":
+        raise RunError(f"unknown engine {engine!r} (local or ray)")
     t0 = time.monotonic()
-    src, out = Path(input_path), Path(output_path)
-    if not src.is_file():
-        raise RunError(f"{src}: no such input file")
-    missing = stage.missing_requirements()
-    if missing:
-        raise RunError("; ".join(missing))
-    paths = sidecar_paths(out)
-    cfg_hash = config_hash(stage.config)
-    identity = {"stage": stage.name, "version": stage.version, "config": cfg_hash,
-                "input": _fingerprint(src)}
-    use_cache = cache and stage.cacheable
+    plan = plan_run(stage, input_path, output_path)
+    paths, identity = plan.paths, plan.identity
+    use_cache = cache and stage.cacheable and stage.emits == "record"
     store = ResultCache(cache_path or default_cache_path()) if use_cache else None
     cls = type(stage)
+    is_source = isinstance(stage, SourceStage)
     is_async = inspect.iscoroutinefunction(stage.process)
-    io_mode = is_async or stage.kind == "io"
+    io_mode = not is_source and (is_async or stage.kind == "io")
 
     # A run that was killed while finishing only needs its last steps redone.
     ck = None if restart else _read_json(paths["checkpoint"])
     if ck is not None and ck.get("complete") and all(ck.get(k) == v for k, v in identity.items()):
         if store is not None:
             store.close()
+        stage.close()
         _finalize(paths, ck)
-        done = int(ck["counts"].get("processed", 0)) + int(ck["counts"].get("failed", 0))
+        done = int(ck["counts"].get("units", int(ck["counts"].get("processed", 0))
+                                    + int(ck["counts"].get("failed", 0))))
         summary = _summary(stage, paths, ck["counts"], ck.get("stats", {}), resumed=done, t0=t0)
-        _write_manifest(paths, stage, src, summary)
+        _write_manifest(paths, stage, plan, summary)
         paths["checkpoint"].unlink(missing_ok=True)
         return summary
     if ck is not None and not all(ck.get(k) == v for k, v in identity.items()):
         changed = [k for k, v in identity.items() if ck.get(k) != v]
-        print(f"note: {out}: an interrupted run was found but its {', '.join(changed)} differ; "
+        print(f"note: {paths['output']}: an interrupted run was found but its {', '.join(changed)} differ; "
               "starting over", file=sys.stderr)
 
     try:
@@ -572,42 +729,52 @@ def run_stage(stage: Stage, input_path: str | os.PathLike[str], output_path: str
             store.close()
         raise
     reporter = reporter or make_progress(progress)
+    closed = False
     try:
         sink.resume(restart)
-        total = _count_lines(src)
+        total = plan.total
         reporter.start(stage.name, None if total is None else max(total - sink.line, 0))
-        source = _source(src, sink.line, sink.skip)
+        if is_source:
+            source: Iterator[tuple[int, Any]] = _units(stage, sink.line, sink.skip)  # type: ignore[arg-type]
+        else:
+            assert plan.src is not None
+            source = _source(plan.src, sink.line, sink.skip)
         sink.unordered = io_mode and not ordered
         base = sink.counts.copy()
 
         def report() -> None:
             c = sink.counts
-            reporter.update(c["processed"] + c["failed"] - base["processed"] - base["failed"],
-                            cached=c["from_cache"], failed=c["failed"], dropped=c["dropped"])
+            reporter.update(c["units"] - base["units"], cached=c["from_cache"], failed=c["failed"],
+                            dropped=c["dropped"])
 
         if io_mode:
-            asyncio.run(_run_io(stage, src, store, source, sink, report, concurrency or 16,
+            asyncio.run(_run_io(stage, plan.input_name, store, source, sink, report, concurrency or 16,
                                 ordered=not sink.unordered))
         else:
             workers = concurrency if concurrency is not None else (os.cpu_count() or 1)
-            small = (total - sink.line < 20000) if total is not None else src.stat().st_size < (2 << 20)
-            if concurrency is None and small:
-                workers = 1  # starting processes costs more than it saves
+            if plan.src is not None:
+                small = (total - sink.line < 20000) if total is not None else plan.src.stat().st_size < (2 << 20)
+                if concurrency is None and small:
+                    workers = 1  # starting processes costs more than it saves
             if workers > 1 and not _rebuildable(cls):
                 print(f"note: stage {stage.name} ({stage_ref(cls)}) cannot be imported by worker "
                       "processes; running it in this process", file=sys.stderr)
                 workers = 1
             if workers > 1:
-                _run_pool(stage, src, use_cache, store, source, sink, report, workers)
+                _run_pool(stage, plan.input_name, use_cache, store, source, sink, report, workers)
             else:
-                _run_inline(_Handler(stage, str(src), store), source, sink, report)
-        sink.stats.update(stage.stats)
-        stage.stats.clear()
+                _run_inline(make_handler(stage, plan.input_name, store), source, sink, report)
+        closed = True
+        stage.close()  # before the last counters: closing may settle what the stage spent
+        sink.stats.update(stage.collect_stats())
         report()
         sink.checkpoint(complete=True)
     except BaseException:
         # Ctrl-C, --fail-fast or a bug: keep what is done so that a rerun resumes from here.
         try:
+            if not closed:
+                stage.close()
+                sink.stats.update(stage.collect_stats())
             if sink.ready:
                 sink.checkpoint()
         finally:
@@ -615,60 +782,68 @@ def run_stage(stage: Stage, input_path: str | os.PathLike[str], output_path: str
             reporter.stop()
             if store is not None:
                 store.close()
-            stage.close()
         raise
     sink.close()
     reporter.stop()
     if store is not None:
         store.close()
-    stage.close()
     ck = _read_json(paths["checkpoint"])
     assert ck is not None
     _finalize(paths, ck)
     summary = _summary(stage, paths, sink.counts, sink.stats, resumed=sink.resumed, t0=t0)
-    _write_manifest(paths, stage, src, summary)
+    _write_manifest(paths, stage, plan, summary)
     paths["checkpoint"].unlink(missing_ok=True)
     return summary
 
 
-def _summary(stage: Stage, paths: dict[str, Path], counts: dict[str, int], stats: dict[str, int], *,
-             resumed: int, t0: float) -> RunSummary:
+def _summary(stage: Stage, paths: dict[str, Path], counts: dict[str, int], stats: dict[str, float], *,
+             resumed: int, t0: float, engine: str = "local") -> RunSummary:
+    stats = dict(stats)
+    spent = float(stats.pop("spent_usd", 0.0))
     return RunSummary(
         stage=stage.name, output=str(paths["output"]),
         failed_output=str(paths["failed"]) if counts.get("failed") else None,
         processed=counts.get("processed", 0), from_cache=counts.get("from_cache", 0),
         failed=counts.get("failed", 0), dropped=counts.get("dropped", 0),
         written=counts.get("written", 0), resumed=resumed, seconds=time.monotonic() - t0,
-        stats=dict(stats))
+        stats={k: int(v) if float(v).is_integer() else v for k, v in stats.items()},  # type: ignore[misc]
+        spent_usd=round(spent, 8), engine=engine)
 
 
-def _write_manifest(paths: dict[str, Path], stage: Stage, src: Path, summary: RunSummary) -> None:
+def input_fingerprint(plan: _Plan) -> dict[str, Any]:
+    """The manifest's record of the input: path, size, mtime and content hash (or a source's fingerprint)."""
+    if plan.src is None:
+        return dict(plan.identity["input"])
+    return {**_fingerprint(plan.src), "sha256": file_sha256(plan.src)}
+
+
+def _write_manifest(paths: dict[str, Path], stage: Stage, plan: _Plan, summary: RunSummary) -> None:
     """Record what produced OUT (stage, version, config, input content hash) so pipelines can reuse it."""
     config = stage.config.model_dump(mode="json") if isinstance(stage.config, BaseModel) else {}
     _write_json_atomic(paths["manifest"], {
         "stage": stage.name, "version": stage.version, "config_hash": config_hash(stage.config),
         "config": config,
-        "input": {**_fingerprint(src), "sha256": file_sha256(src)},
+        "input": input_fingerprint(plan),
         "output": _fingerprint(paths["output"]),
         "summary": summary.to_dict(), "finished_at": _now(),
     })
 
 
-def _run_inline(handler: _Handler, source: Iterator[tuple[int, bytes]], sink: _Sink, report) -> None:
-    chunk: list[tuple[int, bytes]] = []
+def _run_inline(handler: _RecordHandler | _UnitHandler, source: Iterator[tuple[int, Any]], sink: _Sink,
+                report) -> None:
+    chunk: list[tuple[int, Any]] = []
     size = 8
     for item in source:
         chunk.append(item)
         if len(chunk) >= size:
-            results, stats, secs = handler.run_chunk(chunk)
-            sink.emit_many(results, stats)
-            size = _next_chunk_size(secs, len(chunk))
+            done = handler.run_chunk(chunk)
+            sink.emit_many(done)
+            size = _next_chunk_size(done.seconds, len(chunk))
             chunk = []
             report()
             sink.maybe_checkpoint()
     if chunk:
-        results, stats, _ = handler.run_chunk(chunk)
-        sink.emit_many(results, stats)
+        sink.emit_many(handler.run_chunk(chunk))
 
 
 def _next_chunk_size(seconds: float, n: int, target: float = 0.1) -> int:
@@ -685,8 +860,9 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _run_pool(stage: Stage, src: Path, use_cache: bool, store: ResultCache | None,
-              source: Iterator[tuple[int, bytes]], sink: _Sink, report, workers: int) -> None:
+def _run_pool(stage: Stage, input_name: str, use_cache: bool, store: ResultCache | None,
+              source: Iterator[tuple[int, Any]], sink: _Sink, report, workers: int) -> None:
+    """Chunks of units in worker processes; results written in input order (a bounded window)."""
     config = stage.config.model_dump(mode="python")
     cache_path = str(store.path) if (use_cache and store is not None) else None
     ctx = _mp_context()
@@ -697,16 +873,16 @@ def _run_pool(stage: Stage, src: Path, use_cache: bool, store: ResultCache | Non
     def drain_one() -> None:
         nonlocal size
         fut, n = pending.popleft()
-        results, stats, secs = fut.result()
-        sink.emit_many(results, stats)
-        size = _next_chunk_size(secs, n, target=0.2)
+        done: Chunk = fut.result()
+        sink.emit_many(done)
+        size = _next_chunk_size(done.seconds, n, target=0.2)
         report()
         sink.maybe_checkpoint()
 
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(stage_ref(type(stage)), config, str(src), cache_path,
+                             initargs=(stage_ref(type(stage)), config, input_name, cache_path,
                                        os.getpid())) as pool:
-        chunk: list[tuple[int, bytes]] = []
+        chunk: list[tuple[int, Any]] = []
         for item in source:
             chunk.append(item)
             if len(chunk) >= size:
@@ -720,19 +896,18 @@ def _run_pool(stage: Stage, src: Path, use_cache: bool, store: ResultCache | Non
             drain_one()
 
 
-async def _run_io(stage: Stage, src: Path, store: ResultCache | None, source: Iterator[tuple[int, bytes]],
+async def _run_io(stage: Stage, input_name: str, store: ResultCache | None, source: Iterator[tuple[int, bytes]],
                   sink: _Sink, report, concurrency: int, *, ordered: bool = True) -> None:
-    handler = _Handler(stage, str(src), store)
+    handler = _RecordHandler(stage, input_name, store)
     sem = asyncio.Semaphore(concurrency)
     executor = None if handler.is_async else ThreadPoolExecutor(max_workers=concurrency)
     window = concurrency * 4
     pending: deque[asyncio.Task] = deque()
 
-    def emit(result: tuple) -> None:
+    def emit(result: Result) -> None:
         sink.emit(result)
         if stage.stats:
-            sink.stats.update(stage.stats)
-            stage.stats.clear()
+            sink.stats.update(stage.collect_stats())
         report()
         sink.maybe_checkpoint()
 
@@ -741,7 +916,7 @@ async def _run_io(stage: Stage, src: Path, store: ResultCache | None, source: It
     async def emit_some() -> None:
         nonlocal in_flight
         done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-        for result in sorted((t.result() for t in done), key=lambda r: r[1]):
+        for result in sorted((t.result() for t in done), key=lambda r: r.line):
             emit(result)
 
     try:

@@ -1,26 +1,23 @@
-"""Pipeline files: several stages in order from one TOML file, each output kept and reused when up to date."""
+"""Pipeline files: a thin TOML loader into in-memory Steps (`nextedit.pipeline.runner`), which run them."""
 
 from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from nextedit.pipeline.engine import (
-    RunSummary,
-    _read_json,
-    file_sha256,
-    run_stage,
-    sidecar_paths,
-)
+from nextedit.pipeline.engine import RunSummary
 from nextedit.pipeline.registry import ConfigError, get_stage, validate_config
-from nextedit.pipeline.stage import Stage, config_hash
+from nextedit.pipeline.runner import Step, up_to_date
+from nextedit.pipeline.runner import run_pipeline as _run_steps
 
-__all__ = ["PipelineFile", "StageSpec", "load_pipeline", "run_pipeline", "up_to_date"]
+__all__ = ["LoadedPipeline", "PipelineFile", "StageSpec", "load_pipeline", "load_steps", "run_pipeline",
+           "up_to_date"]
 
 
 class StageSpec(BaseModel):
@@ -43,6 +40,8 @@ class PipelineFile(BaseModel):
     input: str = Field(min_length=1)
     cache: str | None = None
     concurrency: int | None = Field(None, ge=1)
+    engine: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
     stage: list[StageSpec] = Field(min_length=1)
 
 
@@ -69,39 +68,20 @@ def load_pipeline(path: str | os.PathLike[str]) -> PipelineFile:
         raise ConfigError(f"{path}: field {_loc(tuple(first['loc']))}: {first['msg']}") from None
 
 
-def up_to_date(stage: Stage, input_path: Path, output_path: Path) -> tuple[bool, str]:
-    """Is `output_path` a complete result of this stage (same version and config) over this input
-    content? Returns (answer, reason)."""
-    paths = sidecar_paths(output_path)
-    manifest = _read_json(paths["manifest"])
-    if manifest is None or not output_path.exists():
-        return False, "no finished output"
-    if paths["checkpoint"].exists():
-        return False, "an interrupted run left a checkpoint"
-    if (manifest.get("stage"), manifest.get("version")) != (stage.name, stage.version):
-        return False, "stage version changed"
-    if manifest.get("config_hash") != config_hash(stage.config):
-        return False, "config changed"
-    st = output_path.stat()
-    out = manifest.get("output", {})
-    if (out.get("size"), out.get("mtime_ns")) != (st.st_size, st.st_mtime_ns):
-        return False, "output was modified"
-    recorded = manifest.get("input", {})
-    st = input_path.stat()
-    same_file = (recorded.get("path"), recorded.get("size"), recorded.get("mtime_ns")) == (
-        str(input_path.resolve()), st.st_size, st.st_mtime_ns)
-    if not same_file and recorded.get("sha256") != file_sha256(input_path):
-        return False, "input changed"
-    return True, "up to date"
+@dataclass
+class LoadedPipeline:
+    """A pipeline file turned into Steps, with its run options."""
+
+    steps: list[Step]
+    cache: Path | None
+    concurrency: int | None
+    engine: str
+    ray_address: str | None
 
 
-def run_pipeline(path: str | os.PathLike[str], *, force: bool = False, cache: bool = True,
-                 cache_path: str | os.PathLike[str] | None = None, progress: bool | None = None,
-                 on_stage: Callable[[int, StageSpec, str], None] | None = None,
-                 on_done: Callable[[int, RunSummary], None] | None = None) -> list[RunSummary]:
-    """Run every stage of a pipeline file in order; a stage whose output is up to date is reused
-    (not run) unless `force`. `on_stage(index, spec, status)` is told what happens to each stage
-    ("reused" or "running"), `on_done(index, summary)` when it is done."""
+def load_steps(path: str | os.PathLike[str]) -> LoadedPipeline:
+    """Read a pipeline file and build its Steps: every stage and config is validated (one-line errors naming
+    the file and field) before anything runs."""
     pipeline_path = Path(path)
     spec = load_pipeline(pipeline_path)
     base = pipeline_path.parent
@@ -110,8 +90,7 @@ def run_pipeline(path: str | os.PathLike[str], *, force: bool = False, cache: bo
         q = Path(p).expanduser()
         return q if q.is_absolute() else base / q
 
-    # Validate every stage and config before running anything.
-    planned: list[tuple[StageSpec, Stage, Path, Path]] = []
+    steps: list[Step] = []
     current = resolve(spec.input)
     for i, s in enumerate(spec.stage):
         where = f"{pipeline_path}: stage[{i}] ({s.name})"
@@ -124,28 +103,13 @@ def run_pipeline(path: str | os.PathLike[str], *, force: bool = False, cache: bo
         out = resolve(s.output)
         if out.resolve() == src.resolve():
             raise ConfigError(f"{pipeline_path}: field stage[{i}].output: same file as the stage's input")
-        planned.append((s, cls(config), src, out))
+        steps.append(Step(cls(config), out, input=src, concurrency=s.concurrency, label=s.name,
+                          output_label=s.output))
         current = out
+    return LoadedPipeline(steps, resolve(spec.cache) if spec.cache else None, spec.concurrency, spec.engine,
+                          spec.ray_address)
 
-    cache_file = cache_path or (resolve(spec.cache) if spec.cache else None)
-    summaries: list[RunSummary] = []
-    for i, (s, stage, src, out) in enumerate(planned):
-        if not force and src.exists():
-            fresh, _why = up_to_date(stage, src, out)
-            if fresh:
-                manifest = _read_json(sidecar_paths(out)["manifest"]) or {}
-                recorded = manifest.get("summary", {})
-                summary = RunSummary(**{**recorded, "reused": True, "seconds": 0.0})
-                if on_stage:
-                    on_stage(i, s, "reused")
-                summaries.append(summary)
-                if on_done:
-                    on_done(i, summary)
-                continue
-        if on_stage:
-            on_stage(i, s, "running")
-        summaries.append(run_stage(stage, src, out, concurrency=s.concurrency or spec.concurrency,
-                                   cache=cache, cache_path=cache_file, progress=progress))
-        if on_done:
-            on_done(i, summaries[-1])
-    return summaries
+
+def run_pipeline(path: str | os.PathLike[str] | Sequence[Step], **options: Any) -> list[RunSummary]:
+    """Run a pipeline file (or a list of Steps); see `nextedit.pipeline.runner.run_pipeline`."""
+    return _run_steps(path, **options)

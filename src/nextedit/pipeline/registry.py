@@ -27,6 +27,8 @@ STAGES: dict[str, str] = {
     "repair": "nextedit.teacher.stages:RepairStage",
     "distill": "nextedit.teacher.stages:DistillStage",
     "settle": "nextedit.settle.stage:SettleStage",
+    "mine": "nextedit.mine.miner:MineStage",
+    "format": "nextedit.formats.rows:FormatStage",
 }
 
 

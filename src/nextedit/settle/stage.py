@@ -6,9 +6,8 @@ the cost estimate. It decides nothing: keeping or dropping needs the whole run's
 (quantiles), which `nextedit.settle.band` does in a second pass. Candidates are not stored (50 per
 example would dwarf the data) unless `keep_candidates` is set.
 
-Two classes share the work: `SettleStage` (async, kind "io": any predictor, many examples in
-flight) and `SettleCpuStage` (sync, kind "cpu": in-process predictors such as `scripted`, `noop`,
-`propagate`, run in worker processes). `stage_for(config)` picks one by the provider's scheme.
+One class does the work for every predictor; it tells the executor whether its work is CPU in this
+process (`scripted`, `noop`, `propagate`: worker processes) or waiting on a remote predictor (asyncio).
 """
 
 from __future__ import annotations
@@ -92,7 +91,12 @@ def settle_candidates(example: Example, predictions: list[Prediction], config: S
 
 
 class SettleStage(Stage):
-    """Draw `samples` candidates from a predictor and record their distances to the settled region."""
+    """Draw `samples` candidates from a predictor and record their distances to the settled region.
+
+    One class for every predictor: it declares a synchronous `process` for in-process predictors
+    (kind "cpu": the executor may run it in worker processes) and an asynchronous one for remote
+    predictors (kind "io": many examples in flight); the executor picks how to run it.
+    """
 
     name = "settle"
     version = "2"
@@ -107,6 +111,10 @@ class SettleStage(Stage):
         # An unknown provider raises PredictorError here, before any example is read.
         self.predictor: Predictor = get_predictor(self.config.provider, **self.config.options)
         self.version = f"{type(self).version}+{self.predictor.scheme}.{self.predictor.version}"
+        scheme, _ = parse_provider(self.config.provider)
+        in_process = scheme in CPU_SCHEMES
+        self.kind = "cpu" if in_process else "io"  # type: ignore[misc]
+        self.process = self.process_sync if in_process else self.process_async  # type: ignore[method-assign]
 
     def _record(self, example: Example, predictions: list[Prediction]) -> Example:
         out = settle_candidates(example, predictions, self.config)
@@ -121,7 +129,10 @@ class SettleStage(Stage):
         if example.settled is None:
             raise StageError("example has no settled text (import traces with settled events first)")
 
-    async def process(self, example: Example) -> Example:  # type: ignore[override]
+    def _error(self, exc: Exception) -> StageError:
+        return StageError(f"settle {self.predictor.name}: {type(exc).__name__}: {exc}")
+
+    async def process_async(self, example: Example) -> Example:
         """Draw the candidates (awaiting remote predictors) and measure them."""
         self._check(example)
         try:
@@ -129,31 +140,27 @@ class SettleStage(Stage):
         except StageError:
             raise
         except Exception as exc:  # a predictor failure quarantines the example, the run goes on
-            raise StageError(f"settle {self.predictor.name}: {type(exc).__name__}: {exc}") from exc
+            raise self._error(exc) from exc
         return self._record(example, predictions)
 
-
-class SettleCpuStage(SettleStage):
-    """The settle stage for in-process predictors: synchronous, run in worker processes."""
-
-    kind = "cpu"
-
-    def process(self, example: Example) -> Example:  # type: ignore[override]
-        """Draw the candidates and measure them."""
+    def process_sync(self, example: Example) -> Example:
+        """Draw the candidates of an in-process predictor and measure them."""
         self._check(example)
         try:
             result = self.predictor.predict(example, samples=self.config.samples)
         except StageError:
             raise
         except Exception as exc:
-            raise StageError(f"settle {self.predictor.name}: {type(exc).__name__}: {exc}") from exc
+            raise self._error(exc) from exc
         if not isinstance(result, list):
-            raise StageError(f"settle {self.predictor.name}: predictor is asynchronous; use SettleStage")
+            raise StageError(f"settle {self.predictor.name}: predictor is asynchronous")
         return self._record(example, result)
 
 
+#: The former name of the settle stage for in-process predictors (one class does both now).
+SettleCpuStage = SettleStage
+
+
 def stage_for(config: SettleConfig | dict[str, Any]) -> SettleStage:
-    """The settle stage suited to the provider: worker processes for in-process predictors, async otherwise."""
-    cfg = config if isinstance(config, SettleConfig) else SettleConfig.model_validate(config)
-    scheme, _ = parse_provider(cfg.provider)
-    return SettleCpuStage(cfg) if scheme in CPU_SCHEMES else SettleStage(cfg)
+    """The settle stage for a config (kept for callers of the two-class era)."""
+    return SettleStage(config)

@@ -35,18 +35,27 @@ class _LLMStage(Stage):
     kind = "io"
     requires = (("detect_secrets", "detect-secrets"),)  # secret scrubbing of everything sent
     _client: LLMClient | None = None
-    #: Dollars spent on new requests by clients already closed (the runner closes the stage at the end).
-    spent_usd: float = 0.0
+    _reported_usd: float = 0.0  # of the current client's spending, what collect_stats already reported
 
     @property
     def client(self) -> LLMClient:
         if self._client is None:
             self._client = make_client(self.config)
+            self._reported_usd = 0.0
         return self._client
+
+    def collect_stats(self) -> dict[str, float]:
+        """The counters, plus `spent_usd`: dollars spent on new requests since the last call."""
+        if self._client is not None and self._client.spent_usd > self._reported_usd:
+            self.stats["spent_usd"] += self._client.spent_usd - self._reported_usd
+            self._reported_usd = self._client.spent_usd
+        return super().collect_stats()
 
     def close(self) -> None:
         if self._client is not None:
-            self.spent_usd += self._client.spent_usd
+            self.stats["spent_usd"] += self._client.spent_usd - self._reported_usd
+            if not self.stats["spent_usd"]:
+                del self.stats["spent_usd"]
             self._client.close()
             self._client = None
 
