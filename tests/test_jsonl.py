@@ -111,3 +111,19 @@ def test_writer_target_absent_until_close(tmp_path: Path) -> None:
     assert not path.exists()
     writer.close()
     assert [d["id"] for _, d in read_dicts(path)] == ["ex-0"]
+
+
+def test_copy_head_reads_gzip_and_rewrites_only_on_change(tmp_path):
+    import gzip
+
+    from nextedit.jsonl import copy_head
+
+    src = tmp_path / "in.jsonl.gz"
+    with gzip.open(src, "wb") as fh:
+        fh.write(b'{"a": 1}\n\n{"a": 2}\n{"a": 3}')
+    dst = tmp_path / "head.jsonl"
+    assert copy_head(src, dst, 2) == 2
+    assert dst.read_bytes() == b'{"a": 1}\n{"a": 2}\n'
+    mtime = dst.stat().st_mtime_ns
+    assert copy_head(src, dst, 2) == 2 and dst.stat().st_mtime_ns == mtime
+    assert copy_head(src, dst, 10) == 3 and dst.read_bytes().endswith(b'{"a": 3}\n')

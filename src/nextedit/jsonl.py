@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator
@@ -46,6 +47,19 @@ def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes]]:
             line = raw.rstrip(b"\r\n")
             if line.strip():
                 yield number, line
+
+
+def copy_head(src: str | os.PathLike[str], dst: str | os.PathLike[str], n: int) -> int:
+    """Copy the first `n` non-blank lines of `src` (`.gz` ok) into plain `dst`, rewriting `dst` only when it
+    changes (so caches keyed on its content stay valid); returns how many lines were copied."""
+    lines = [line + b"\n" for _, line in itertools.islice(iter_lines(src), n)]
+    data = b"".join(lines)
+    dst = Path(dst)
+    if not dst.exists() or dst.read_bytes() != data:
+        tmp = dst.with_name(dst.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(dst)
+    return len(lines)
 
 
 def _loads_object(raw: bytes, file: str, line: int) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console
 
 from nextedit.dataset.split import parse_specs, split_file
+from nextedit.jsonl import copy_head
 from nextedit.mine.config import MineConfig
 from nextedit.mine.miner import MineStage
 from nextedit.pipeline.engine import RunSummary
@@ -93,23 +94,6 @@ def _count(path: Path) -> int:
         return 0
     with open(path, "rb") as fh:
         return sum(1 for line in fh if line.strip())
-
-
-def _head(src: Path, dst: Path, n: int) -> int:
-    """Copy the first `n` examples of `src` into `dst` (rewritten only when it changes); returns how many."""
-    lines: list[bytes] = []
-    with open(src, "rb") as fh:
-        for line in fh:
-            if line.strip():
-                lines.append(line if line.endswith(b"\n") else line + b"\n")
-                if len(lines) >= n:
-                    break
-    data = b"".join(lines)
-    if not dst.exists() or dst.read_bytes() != data:
-        tmp = dst.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(dst)
-    return len(lines)
 
 
 def _train_student(out_dir: Path, train: Path, held_out: Path, plan: Plan, seed: int, console: Console) -> dict:
@@ -247,7 +231,7 @@ def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = Fals
     if counts["test"] == 0:
         raise QuickstartError("the time split left no held-out examples")
     eval_file = out_dir / "eval.jsonl"
-    counts["evaluated"] = _head(test, eval_file, plan.predict_examples)
+    counts["evaluated"] = copy_head(test, eval_file, plan.predict_examples)
 
     providers: list[tuple[str, dict[str, Any]]] = [(p, {}) for p in BASELINES]
     train_record: dict[str, Any] = {}

@@ -180,30 +180,16 @@ def predict_all(src: Any, out_dir: Any, contenders: list[Contender], *, limit: i
     out_dir.mkdir(parents=True, exist_ok=True)
     current = Path(src)
     if limit is not None:
-        current = _head(current, out_dir / "examples.jsonl", limit)
+        from nextedit.jsonl import copy_head
+
+        copy_head(current, out_dir / "examples.jsonl", limit)
+        current = out_dir / "examples.jsonl"
     for k, c in enumerate(contenders):
         out = out_dir / f"predictions.{k}.{c.label}.jsonl"
         run_stage(PredictStage({"provider": c.provider, "options": c.options}), current, out, concurrency=1,
                   progress=progress)
         current = out
     return current
-
-
-def _head(src: Any, dst: Any, n: int) -> Any:
-    """The first `n` records of `src` copied into `dst` (rewritten only when they change)."""
-    lines: list[bytes] = []
-    with open(src, "rb") as fh:
-        for line in fh:
-            if line.strip():
-                lines.append(line if line.endswith(b"\n") else line + b"\n")
-                if len(lines) >= n:
-                    break
-    data = b"".join(lines)
-    if not dst.exists() or dst.read_bytes() != data:
-        tmp = dst.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(dst)
-    return dst
 
 
 def score_file(src: Any, dst: Any, *, student: str = "student", abstain_below: float | None = None,
