@@ -37,6 +37,9 @@ def register(app: typer.Typer) -> None:
         context_tokens: Annotated[int, typer.Option("--context-tokens", min=0,
                                                     help="Token budget of the excerpt beyond it.")] = 1024,
         workers: Annotated[int, typer.Option("--workers", min=0, help="Processes (0: one per CPU).")] = 0,
+        finished: Annotated[bool, typer.Option("--finished-examples/--no-finished-examples",
+                                               help="Also emit a no-edit example after each sample that "
+                                                    "completes its commit.")] = False,
         engine: EngineOption = None,
         ray_address: RayAddressOption = None,
     ) -> None:
@@ -56,7 +59,8 @@ def register(app: typer.Typer) -> None:
             cfg = MineConfig(rev_range=rev_range, since=since, paths=paths or [], max_commits=max_commits,
                              samples_per_commit=samples, seed=seed, min_changed_lines=min_lines,
                              max_changed_lines=max_lines, half_typing=half_typing,
-                             editable_tokens=editable_tokens, context_tokens=context_tokens, workers=workers)
+                             editable_tokens=editable_tokens, context_tokens=context_tokens, workers=workers,
+                             finished_examples=finished)
             s = mine(repo, output, cfg, engine=engine or "local", ray_address=ray_address)
         except (GitError, ValueError, OSError, RunError) as exc:
             typer.echo(f"error: {exc}", err=True)

@@ -37,6 +37,7 @@ from nextedit.mine.license import (
     manifest_license,
 )
 from nextedit.mine.ordering import typing_order
+from nextedit.mine.finished import completes_commit, finished_example
 from nextedit.mine.split import split_points
 from nextedit.mine.verify import verify_example
 from nextedit.patch import split_lines
@@ -221,6 +222,10 @@ def mine_commit(repo: RepoInfo, commit: Commit, cfg: MineConfig, objects: GitObj
             problem = f"internal error: {type(exc).__name__}: {exc}"
         if problem is None:
             result.examples.append(example.to_dict())
+            if cfg.finished_examples and completes_commit(example):
+                done = finished_example(example)
+                if done is not None:
+                    result.examples.append(done.to_dict())
         else:
             result.failed.append(_failed(repo, sha, example_id, problem, record))
     return result
