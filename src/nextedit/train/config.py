@@ -58,6 +58,8 @@ class ScheduleConfig(_Section):
     save_steps: int = Field(50, ge=1, description="write a checkpoint every N steps")
     save_total_limit: int = Field(2, ge=1, description="checkpoints kept")
     logging_steps: int = Field(5, ge=1)
+    token_metrics: bool = Field(False, description="log entropy and token accuracy every step (projects every "
+                                "position through the LM head over the full vocabulary: slow on CPU)")
     seed: int = 0
 
 
