@@ -101,7 +101,7 @@ def _bare_loop(examples: Path, *, steps: int, threads: int | str) -> dict:
         opt.step()
         opt.zero_grad(set_to_none=True)
         tokens += int(mask.sum())
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     seconds = time.monotonic() - t0
     return {"rows": len(rows), "steps": steps, "tokens": tokens, "tok_s": tokens / seconds, "seconds": seconds,
             "loss": (losses[0], losses[-1]), "bf16": bf16}
