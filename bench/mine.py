@@ -135,8 +135,9 @@ import json, resource, sys, time
 from nextedit.mine.config import MineConfig
 from nextedit.mine.miner import mine
 repo, out, workers, samples = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+limit = int(sys.argv[5]) or None
 t0 = time.perf_counter()
-s = mine(repo, out, MineConfig(workers=workers, samples_per_commit=samples), progress=False)
+s = mine(repo, out, MineConfig(workers=workers, samples_per_commit=samples, max_commits=limit), progress=False)
 wall = time.perf_counter() - t0
 print(json.dumps({"wall": wall, "commits": s.mined + s.skipped, "mined": s.mined, "examples": s.examples,
                   "failed": s.failed, "rss_main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -169,9 +170,10 @@ def _tree_rss_mb(root: int) -> float:
     return total_kb / 1024
 
 
-def run_mine(repo: Path, out: Path, workers: int, samples: int) -> dict:
+def run_mine(repo: Path, out: Path, workers: int, samples: int, max_commits: int = 0) -> dict:
     """Mine in a child process; sample the RSS of its whole process tree (workers, git) every 50 ms."""
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(repo), str(out), str(workers), str(samples)],
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(repo), str(out), str(workers), str(samples),
+                             str(max_commits)],
                             stdout=subprocess.PIPE, text=True)
     peak = 0.0
     while proc.poll() is None:
@@ -190,28 +192,42 @@ def main() -> None:
     ap.add_argument("--commits", type=int, default=1200)
     ap.add_argument("--files", type=int, default=30)
     ap.add_argument("--samples", type=int, default=3)
+    ap.add_argument("--repo", type=Path, help="a real repository instead of the generated one: a git bundle "
+                    "(cloned into a temporary folder) or a repository folder; --commits limits the commits mined")
     ap.add_argument("--no-append", action="store_true", help="print only, do not append to BENCHMARKS.md")
     args = ap.parse_args()
     cpus = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
-        import_s = build_repo(repo, args.commits, args.files)
+        if args.repo is None:
+            import_s = build_repo(repo, args.commits, args.files)
+            what = f"{args.commits} commits over {args.files} Python files (fast-import {import_s:.1f} s)"
+            limit = 0
+        else:
+            if args.repo.is_file():
+                subprocess.run(["git", "clone", "-q", str(args.repo), str(repo)], check=True)
+            else:
+                repo = args.repo
+            what = f"{args.repo.name}, first {args.commits} commits of `git log`"
+            limit = args.commits
         t0 = time.perf_counter()
-        subprocess.run(["git", "-C", str(repo), "log", "-p", "--no-merges", "--histogram", "HEAD"],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["git", "-C", str(repo), "log", "-p", "--no-merges", "--histogram",
+                        f"--max-count={args.commits}", "HEAD"], check=True, stdout=subprocess.DEVNULL)
         git_log_s = time.perf_counter() - t0
-        one = run_mine(repo, Path(tmp) / "one.jsonl", 1, args.samples)
-        many = run_mine(repo, Path(tmp) / "many.jsonl", cpus, args.samples)
+        one = run_mine(repo, Path(tmp) / "one.jsonl", 1, args.samples, limit)
+        many = run_mine(repo, Path(tmp) / "many.jsonl", cpus, args.samples, limit)
         same = (Path(tmp) / "one.jsonl").read_bytes() == (Path(tmp) / "many.jsonl").read_bytes()
 
+    git_rate = args.commits / git_log_s
     rows = [
-        ("repository", f"{args.commits} commits over {args.files} Python files (fast-import {import_s:.1f} s)"),
-        ("baseline: `git log -p` over all commits", f"{git_log_s:.2f} s ({args.commits / git_log_s:.0f} commits/s)"),
+        ("repository", what),
+        ("baseline: `git log -p` over the same commits", f"{git_log_s:.2f} s ({git_rate:.0f} commits/s)"),
     ]
     for label, r in (("mine, 1 worker", one), (f"mine, {cpus} workers", many)):
         rows += [
             (f"{label}: wall", f"{r['wall']:.2f} s ({r['wall'] / git_log_s:.1f}x git log -p)"),
-            (f"{label}: commits/s", f"{r['commits'] / r['wall']:.1f}"),
+            (f"{label}: commits/s", (f"{r['commits'] / r['wall']:.1f} "
+                                    f"({100 * r['commits'] / r['wall'] / git_rate:.1f} % of git log -p; goal 20 %)")),
             (f"{label}: examples/s", (f"{r['examples'] / r['wall']:.1f} ({r['examples']} examples, "
                                      f"{r['failed']} failed, {r['mined']} commits mined)")),
             (f"{label}: peak RSS main process / whole process tree", (f"{r['rss_main_mb']:.0f} MB / "

@@ -166,3 +166,51 @@ def test_texts_shorter_than_the_orders_count_missing_orders_as_perfect() -> None
     # As in Zed: an order in which neither side has any n-gram scores P = R = 1, so on a
     # 1-character text an empty prediction scores 5/6 (orders 2..6) rather than 0.
     assert delta_chrf("", "a", "", variant="v1").score == pytest.approx(100 * 5 / 6)
+
+
+# Multi-line texts with edits scattered over many lines exercise the vectorized path (line diff,
+# per-hunk windows, int64 n-gram keys); chars include tabs, CR and a high code point (> 10 bits,
+# so the alphabet is remapped).
+_line = st.text(alphabet="ab(x) \t\r\u00e9\u4e2d", max_size=8)
+_lines = st.lists(_line, min_size=0, max_size=12)
+
+
+@st.composite
+def _edited(draw: st.DrawFn, base: list[str]) -> str:
+    out = list(base)
+    for _ in range(draw(st.integers(0, 4))):
+        at = draw(st.integers(0, len(out)))
+        kind = draw(st.sampled_from(["replace", "insert", "delete"]))
+        if kind == "insert" or not out or at == len(out):
+            out.insert(at, draw(_line))
+        elif kind == "delete":
+            del out[at]
+        else:
+            out[at] = draw(_line)
+    return "\n".join(out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data(), st.sampled_from(["v1", "v2", "v3"]), st.booleans())
+def test_vectorized_path_matches_full_texts_on_scattered_edits(data: st.DataObject, variant: str,
+                                                                force: bool) -> None:
+    import nextedit.metrics.chrf as chrf
+
+    base = data.draw(_lines)
+    o = "\n".join(base)
+    e, a = data.draw(_edited(base)), data.draw(_edited(base))
+    saved = chrf._NUMPY_MIN_CHARS
+    chrf._NUMPY_MIN_CHARS = 0 if force else saved
+    try:
+        fast = delta_chrf(o, e, a, variant=variant)
+    finally:
+        chrf._NUMPY_MIN_CHARS = saved
+    assert fast == delta_chrf(o, e, a, variant=variant, windowed=False)
+    assert fast.score == pytest.approx(literal_delta_chrf(o, e, a, variant))
+
+
+def test_too_many_distinct_chars_fall_back_to_counting_substrings() -> None:
+    o = "".join(chr(0x4E00 + i) for i in range(1500)) + "\nend\n"
+    e = o.replace("end", "fin")
+    a = o[:700] + "x" + o[701:]
+    assert delta_chrf(o, e, a) == delta_chrf(o, e, a, windowed=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -96,3 +98,21 @@ def test_kept_rate_and_chrf_distances_and_signatures():
         distances(original, settled, [good], "bleu")
     with pytest.raises(ValueError, match="unknown distance metric"):
         signature("bleu")
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=LINES, new_lines=LINES, a=st.integers(0, 30), b=st.integers(0, 30), c=st.integers(0, 30),
+       start_line=st.integers(0, 5), shift=st.integers(-2, 2), context=st.integers(0, 3))
+def test_fast_path_agrees_with_patch_apply_whenever_it_answers(lines, new_lines, a, b, c, start_line, shift,
+                                                               context):
+    text = _text(lines)
+    offsets = [0, *np.cumsum([len(x) for x in split_keep(text)]).tolist()]
+    a, b, c = sorted(offsets[min(x, len(offsets) - 1)] for x in (a, b, c))
+    # Two edits (often two hunks), sometimes with the hunk headers moved off their lines.
+    new_text = text[:a] + "".join(new_lines[:2]) + text[a:b] + "".join(new_lines[2:4]) + text[c:]
+    patch = patchlib.make(text, new_text, path="f.py", start_line=start_line, context=context)
+    if shift:
+        patch = re.sub(r"^@@ -(\d+)", lambda m: f"@@ -{max(0, int(m.group(1)) + shift)}", patch, flags=re.M)
+    got = apply_at_hints(patch, split_keep(text), start_line)
+    if got is not None:
+        assert "".join(got) == patchlib.apply(patch, text, start_line=start_line)

@@ -69,6 +69,23 @@ def test_lora_five_steps_lower_the_loss_and_export_loadable_models(workdir):
     assert saved["steps"] == 5 and saved["tokens_seen"] > 0
 
 
+@pytest.mark.parametrize("method,packing", [("lora", True), ("full", False)])
+def test_lean_loss_trains_like_trl_loss_with_token_metrics(workdir, method, packing):
+    # Without token metrics only the labelled positions go through the LM head: same losses and updates
+    # as TRL's loss (which also logs entropy and token accuracy), up to float rounding.
+    common = {"method": method, "export": {"merged": False, "adapter": False}, "data": {"eval": None}}
+    lean = train(config(workdir, f"lean-{method}", **common,
+                        train={"max_steps": 3, "packing": packing, "bf16": False}))
+    trl = train(config(workdir, f"trl-{method}", **common,
+                       train={"max_steps": 3, "packing": packing, "bf16": False, "token_metrics": True}))
+    lean_loss = [h["loss"] for h in lean.log_history if "loss" in h]
+    trl_loss = [h["loss"] for h in trl.log_history if "loss" in h]
+    assert len(lean_loss) == len(trl_loss) == 3
+    assert lean_loss == pytest.approx(trl_loss, rel=1e-3)
+    assert any("mean_token_accuracy" in h for h in trl.log_history)
+    assert not any("mean_token_accuracy" in h for h in lean.log_history)
+
+
 def test_full_fine_tune_without_packing_exports_only_the_merged_model(workdir):
     result = train(config(workdir, "full", method="full", train={"max_steps": 3, "packing": False,
                                                                  "learning_rate": 1e-3}))

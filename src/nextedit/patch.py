@@ -677,13 +677,20 @@ def parse(text: str) -> list[FilePatch]:
 
 
 class _LineIndex:
-    """Positions of every distinct line in a list of lines."""
+    """Positions of every distinct line in a list of lines (built on first need: a hunk found at
+    its hinted line, the common case, needs none)."""
 
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
-        self.positions: dict[str, list[int]] = {}
-        for pos, line in enumerate(lines):
-            self.positions.setdefault(line, []).append(pos)
+        self._positions: dict[str, list[int]] | None = None
+
+    @property
+    def positions(self) -> dict[str, list[int]]:
+        if self._positions is None:
+            self._positions = {}
+            for pos, line in enumerate(self.lines):
+                self._positions.setdefault(line, []).append(pos)
+        return self._positions
 
     def find(self, old: list[str], lo: int, hint: int) -> int | None:
         """Start of the exact occurrence of ``old`` at or after ``lo`` nearest to ``hint``."""
@@ -691,6 +698,8 @@ class _LineIndex:
         hi = len(self.lines) - k
         if hi < lo:
             return None
+        if lo <= hint <= hi and self.lines[hint:hint + k] == old:
+            return hint  # distance 0: the nearest occurrence
         counts = [len(self.positions.get(line, ())) for line in old]
         anchor = min(range(k), key=counts.__getitem__)
         if counts[anchor] == 0:

@@ -48,14 +48,26 @@ class Sample:
 
 def _common_rows(a: Sequence[str], b: Sequence[str]) -> tuple[int, int]:
     """Common leading and trailing line counts of two line lists (not overlapping)."""
+    a = a if isinstance(a, list) else list(a)
+    b = b if isinstance(b, list) else list(b)
     limit = min(len(a), len(b))
-    p = 0
-    while p < limit and a[p] == b[p]:
-        p += 1
-    s = 0
-    while s < limit - p and a[len(a) - 1 - s] == b[len(b) - 1 - s]:
-        s += 1
-    return p, s
+    lo, hi = 0, limit  # binary search on list-slice equality (compared in C, line by line)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    p = lo
+    la, lb = len(a), len(b)
+    lo, hi = 0, limit - p
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[la - mid:la - lo] == b[lb - mid:lb - lo]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return p, lo
 
 
 def window_diff(before: Sequence[str], after: Sequence[str], path: str, *, context: int = 3) -> str:

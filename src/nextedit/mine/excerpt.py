@@ -73,7 +73,9 @@ def enclosing_rows(tree: Any, rows: tuple[int, int]) -> list[tuple[int, int]]:
 class _Costs:
     def __init__(self, lines: Sequence[str], costs: Sequence[int] | None = None):
         self.n = len(lines)
-        self.prefix = [0, *accumulate(costs if costs is not None else (line_cost(line) for line in lines))]
+        if costs is None:  # an ASCII line's UTF-8 length is its length: skip the encode
+            costs = [(len(line) // 3 or 1) if line.isascii() else line_cost(line) for line in lines]
+        self.prefix = [0, *accumulate(costs)]
 
     def of(self, a: int, b: int) -> int:
         return self.prefix[b] - self.prefix[a]

@@ -63,8 +63,10 @@ def apply_at_hints(patch: str, lines: list[str], first_row: int) -> list[str] | 
     out: list[str] = []
     pos = 0
     for at, old_side, new_side in hunks:
-        if at < pos or lines[at:at + len(old_side)] != old_side:
+        if not pos <= at <= len(lines) or lines[at:at + len(old_side)] != old_side:
             return None
+        if at == len(lines) and lines and not lines[-1].endswith("\n"):
+            return None  # inserting after a last line without newline: patchlib decides
         out.extend(lines[pos:at])
         out.extend(new_side)
         pos = at + len(old_side)

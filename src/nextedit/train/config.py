@@ -60,6 +60,8 @@ class ScheduleConfig(_Section):
     logging_steps: int = Field(5, ge=1)
     max_seconds: float | None = Field(None, gt=0, description="stop training after this many seconds (a time "
                                       "budget: the run ends at the first step past it, then evaluates and exports)")
+    token_metrics: bool = Field(False, description="log entropy and token accuracy every step (projects every "
+                                "position through the LM head over the full vocabulary: slow on CPU)")
     seed: int = 0
 
 

@@ -146,6 +146,42 @@ def _time_budget_callback(seconds: float):
     return TimeBudget()
 
 
+def _lean_trainer(base: type) -> type:
+    """`base` (TRL's SFTTrainer) whose loss projects only the positions with a label through the LM head.
+
+    TRL's default loss scores every position (prompt included) on CPU and computes the entropy and
+    top-1 accuracy over the full vocabulary each step, for metrics only; with completion-only loss
+    most positions are prompt. This loss runs the backbone, keeps the hidden states of positions
+    whose next token is a label, and takes the cross-entropy of those: the same loss and gradients.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    class LeanSFTTrainer(base):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            causal = self.accelerator.unwrap_model(model)
+            if hasattr(causal, "get_base_model"):  # PEFT: LoRA layers live inside the base model
+                causal = causal.get_base_model()
+            text_config = causal.config.get_text_config()
+            if return_outputs or any(getattr(text_config, k, None) is not None for k in
+                                     ("final_logit_softcapping", "logit_scale", "logits_scaling")):
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            labels = inputs["labels"]
+            kwargs = {k: v for k, v in inputs.items() if k not in ("labels", "completion_mask", "assistant_masks")}
+            hidden = causal.base_model(**kwargs, use_cache=False).last_hidden_state
+            targets = labels[:, 1:]
+            mask = targets != -100
+            logits = causal.get_output_embeddings()(hidden[:, :-1][mask]).float()
+            total = F.cross_entropy(logits, targets[mask], reduction="sum")
+            count = mask.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch
+            loss = total / torch.as_tensor(count, device=total.device)
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                loss = loss * self.accelerator.num_processes
+            return loss
+
+    return LeanSFTTrainer
+
+
 def load_tokenizer(base_dir: Path) -> Any:
     """The base model's tokenizer, with a pad token (the EOS token when it has none)."""
     from transformers import AutoTokenizer
@@ -254,7 +290,8 @@ def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
         use_cpu=not torch.cuda.is_available(),
         **({"gradient_checkpointing": True} if sched.gradient_checkpointing else {}),
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
+    trainer_class = SFTTrainer if sched.token_metrics else _lean_trainer(SFTTrainer)
+    trainer = trainer_class(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
                          eval_dataset=Dataset.from_list(eval_rows) if has_eval else None,
                          processing_class=tokenizer, peft_config=peft_config,
                          callbacks=[_console_callback(console, None),
