@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nextedit.teacher.scrub import Scrubber, find_secrets, scrub
+from nextedit.privacy.scrub import Scrubber, find_secrets, scrub
 
 # (kind expected in the placeholder, line with the secret, the secret itself). Made-up values.
 PLANTED = [
@@ -55,7 +55,9 @@ def test_each_planted_secret_is_replaced_by_a_placeholder_of_its_kind(kind: str,
 def test_private_key_block_goes_as_a_whole() -> None:
     text = f'KEY = """{PRIVATE_KEY}"""\nprint(KEY)\n'
     out = scrub(text)
-    assert out == 'KEY = """<SECRET_PRIVATE_KEY_1>"""\nprint(KEY)\n'
+    # Line by line, so that line numbers (diffs, diagnostics) stay valid; the BEGIN/END lines stay.
+    assert out == ('KEY = """-----BEGIN RSA PRIVATE KEY-----\n<SECRET_PRIVATE_KEY_1>\n<SECRET_PRIVATE_KEY_2>\n'
+                   '-----END RSA PRIVATE KEY-----"""\nprint(KEY)\n')
     cut = "key = '''-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ"
     assert "b3BlbnNza" not in scrub(cut)  # an excerpt cut before the END line still loses the key
 
@@ -67,7 +69,7 @@ def test_whole_corpus_in_one_text() -> None:
     for _, _, secret in PLANTED:
         assert secret not in out
     assert "MIIEowIBAAKCAQEA" not in out
-    assert s.count == len({secret for _, _, secret in PLANTED}) + 1  # one placeholder per distinct value
+    assert s.count == len({secret for _, _, secret in PLANTED}) + 2  # one per distinct value, per key line
     assert s.unscrub(out) == text
 
 
