@@ -29,6 +29,8 @@ class ServeMetrics:
                               ["arm", "outcome"], registry=r)
         self.events = Counter("nextedit_events", "Feedback events stored, by type and arm.",
                               ["type", "arm"], registry=r)
+        self.events_rejected = Counter("nextedit_events_rejected", "Feedback events refused, by reason "
+                                       "(unknown_request: an id this server did not issue).", ["reason"], registry=r)
         self.inflight = Gauge("nextedit_inflight_requests", "Predict requests being answered now.", registry=r)
         self.rejected_http = Counter("nextedit_http_errors", "Requests refused with a 4xx, by status.",
                                      ["status"], registry=r)
