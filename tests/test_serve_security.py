@@ -140,3 +140,11 @@ def test_text_in_the_settled_event_keeps_the_kept_rate(server):
     resp = client.post("/v1/events", json={"type": "settled", "request_id": answer["request_id"],
                                            "settled_text": TEXT.replace("amount", "qty")})
     assert resp.json()["kept"]["kept_rate"] == pytest.approx(1.0)
+
+
+def test_a_settled_event_for_a_request_without_prediction_is_stored(server):
+    _, client, _ = server
+    answer = predict(client, snapshot={**SNAPSHOT, "history": []}).json()
+    assert answer["prediction"] is None
+    resp = client.post("/v1/events", json={"type": "settled", "request_id": answer["request_id"], "settled_text": TEXT})
+    assert resp.status_code == 200 and resp.json()["kept"] is None  # was a 500 (KeyError)

@@ -120,3 +120,25 @@ def test_package_source_has_no_false_positives() -> None:
     files = [p for p in sorted(root.rglob("*.py")) if "scrub" not in p.name][:40]
     hits = {str(p.relative_to(root)): [f.value for f in find_secrets(p.read_text())] for p in files}
     assert {k: v for k, v in hits.items() if v} == {}
+
+
+# The leaks found through the real teacher path (issue 16): each line as it sat in its file.
+LEAKED_BEFORE = [
+    ("home/.aws/credentials", "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYzz9aQpLm3K",
+     "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzz9aQpLm3K"),
+    ("services/api/.env", "PAYMENTS_API_KEY=pk_9f8a7b6c5d4e3f2a1b0c7d", "pk_9f8a7b6c5d4e3f2a1b0c7d"),
+    ("scripts/ci.sh", "export AWS_SECRET_ACCESS_KEY=Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0MTI", "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0MTI"),
+    ("config/app.yaml", "  password: Sup3rS3cretPassw0rd", "Sup3rS3cretPassw0rd"),
+    ("app/db.py", "conn = psycopg2.connect('host=db.internal password=Xk2#pq9Lm dbname=app user=svc')", "Xk2#pq9Lm"),
+    ("settings.py", 'DATABASE_URL = "postgres://svc:ab/cd3fgh@db.internal:5432/app"', "ab/cd3fgh"),
+    ("notes.txt", "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U ok",
+     "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
+]
+
+
+@pytest.mark.parametrize(("path", "line", "secret"), LEAKED_BEFORE, ids=[p for p, _, _ in LEAKED_BEFORE])
+def test_the_lines_that_leaked_before_are_scrubbed(path: str, line: str, secret: str) -> None:
+    s = Scrubber()
+    out = s.scrub(f"{line}\n", path=path)
+    assert secret not in out and "<SECRET_" in out
+    assert s.unscrub(out) == f"{line}\n"

@@ -45,8 +45,13 @@ def check_round_trip(fmt: StudentFormat, example: Example, target: str, options:
 
 
 def to_row(fmt: StudentFormat, example: Example, options: FormatOptions, tokenizer: Any = None, *,
-           empty_as_no_edit: bool = False, check: bool = True) -> dict[str, Any]:
-    """One training row {id, format, format_version, prompt, completion[, messages]} or FormatError."""
+           empty_as_no_edit: bool = False, check: bool = True, scrub: bool = False) -> dict[str, Any]:
+    """One training row {id, format, format_version, prompt, completion[, messages]} or FormatError.
+    `scrub`: secrets in every text of the example become placeholders first (nextedit.privacy)."""
+    if scrub:
+        from nextedit.privacy.records import scrub_example
+
+        example = scrub_example(example)
     if not example.expected:
         if not empty_as_no_edit:
             raise FormatError("no expected patch (pass --empty-as-no-edit to train 'no edit' on it)")
@@ -64,7 +69,7 @@ def to_row(fmt: StudentFormat, example: Example, options: FormatOptions, tokeniz
 
 def format_file(input_path: str | os.PathLike[str], output_path: str | os.PathLike[str], fmt: StudentFormat,
                 options: FormatOptions | None = None, tokenizer: Any = None, *, empty_as_no_edit: bool = False,
-                check: bool = True) -> FormatSummary:
+                check: bool = True, scrub: bool = False) -> FormatSummary:
     """Write one row per example of `input_path` to `output_path` (atomically); malformed lines and refused
     examples go to the failed file `<output>.failed.jsonl` with the reason."""
     options = options or FormatOptions()
@@ -79,7 +84,7 @@ def format_file(input_path: str | os.PathLike[str], output_path: str | os.PathLi
                 continue
             try:
                 out.write(to_row(fmt, example, options, tokenizer, empty_as_no_edit=empty_as_no_edit,
-                                 check=check))
+                                 check=check, scrub=scrub))
             except FormatError as exc:
                 failed.write(file=name, line=line, reason=str(exc), raw=raw)
     return FormatSummary(out.count, failed.count, Path(output_path), failed.path if failed.count else None)

@@ -35,7 +35,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         r"(?:-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)"),
     "JWT": re.compile(r"\b(?P<s>eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*)"),
     "PASSWORD": re.compile(  # scheme://user:password@host; a password may hold "/", a port may not
-        r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"]*:(?P<s>(?!\d+(?:[/?#]|$))[^\s@'\"<>]+)@"),
+        r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"]*:(?P<s>(?!\d+(?:[/?#]|$))(?![{$%<])[^\s@'\"<>]+)@"),
     "CONNECTION_PASSWORD": re.compile(  # Server=..;Password=..; (ADO/JDBC/ODBC) and libpq "password=.. dbname=.."
         r"(?i)(?:^|[;\"'\s(])(?:password|pwd)\s*=\s*(?P<s>[^;\"'\s(),{}$%<][^;\"'\s(),]*)"
         r"(?=;|[\"']|\s+[A-Za-z_]+\s*=)"),
@@ -49,6 +49,13 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         r"(?:^|\s)(?:--?(?P<name>password|passwd|token|api-key|apikey|secret|auth-token|access-token"
         r"|client-secret)(?:=|\s+)|(?:-u|--user)\s+[\"']?[^\s:\"']+:)(?P<q>[\"']?)"
         r"(?P<s>[^\s\"'$`{<-][^\s\"'`]*)(?P=q)"),
+    # Code and JSON: a quoted value under a secret's name (`githubToken: "..."`, `"api_key": "..."`).
+    "QUOTED_SECRET": re.compile(
+        r"(?P<name>[A-Za-z_][\w.\-]*)[\"'\]]*\s*(?::=|=>|[:=])\s*(?P<q>[\"'`])(?P<s>[^\"'`\s]{8,})(?P=q)"),
+    # Config files only (.env, ini, YAML, properties, credentials): `name = value`, `name: value` unquoted.
+    "CONFIG_SECRET": re.compile(
+        r"(?m)^[ \t]*(?:-[ \t]+)?(?P<name>[A-Za-z_][\w.\-]*)[ \t]*[=:][ \t]*(?P<q>[\"']?)"
+        r"(?P<s>[^\s\"'#|>&*!{\[][^\s\"']*)(?P=q)[ \t]*(?:#.*)?$"),
     "XML_SECRET": re.compile(r"<(?P<name>[A-Za-z_][\w:.-]*)>(?P<s>[^<>\s]{4,})</(?P=name)>"),
     "XML_KEY_VALUE": re.compile(  # <add key="ApiKey" value="..."/>
         r"\bkey\s*=\s*[\"'](?P<name>[^\"']+)[\"']\s+value\s*=\s*[\"'](?P<s>[^\"']{4,})[\"']"),
@@ -64,7 +71,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         r"\b(?P<s>(?:shpat|shpss|shpca|shppa)_[a-fA-F0-9]{32}|dop_v1_[a-f0-9]{64}|PMAK-[a-f0-9]{24}-[a-f0-9]{34}"
         r"|lin_api_[A-Za-z0-9]{40}|glpat-[A-Za-z0-9_\-]{20,}|xapp-\d-[A-Z0-9]+-\d+-[a-f0-9]+"
         r"|sntrys_[A-Za-z0-9+/=_]{40,}|dp\.(?:st|pt|ct)\.[a-z0-9_\-]+\.[A-Za-z0-9]{40,}"
-        r"|rk_live_[A-Za-z0-9]{20,}|whsec_[A-Za-z0-9+/=]{24,})"),
+        r"|rk_live_[A-Za-z0-9]{20,}|whsec_[A-Za-z0-9+/=]{24,}|npm_[A-Za-z0-9]{36})"),
     "BEARER_TOKEN": re.compile(r"(?i)\bbearer\s+(?P<s>[A-Za-z0-9_\-.=+/]{20,})"),
 }
 
@@ -72,10 +79,10 @@ PATTERNS: dict[str, re.Pattern[str]] = {
 _GUARDS: dict[str, tuple[str, ...]] = {
     "PRIVATE_KEY": ("private key",), "JWT": ("eyj",), "PASSWORD": ("://",), "CONNECTION_PASSWORD": ("password", "pwd"),
     "AWS_KEY": ("secret",), "ENV_SECRET": ("=",), "CLI_SECRET": ("-",), "XML_SECRET": ("</",),
-    "XML_KEY_VALUE": ("value",), "AZURE_SAS": ("sig=",), "AUTH_HEADER": ("authorization",),
+    "XML_KEY_VALUE": ("value",), "QUOTED_SECRET": ("=", ":"), "CONFIG_SECRET": ("=", ":"), "AZURE_SAS": ("sig=",), "AUTH_HEADER": ("authorization",),
     "ANTHROPIC_KEY": ("sk-ant-",), "OPENAI_KEY": ("sk-",), "GOOGLE_KEY": ("aiza",), "HUGGINGFACE_TOKEN": ("hf_",),
     "GITHUB_TOKEN": ("github_pat_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
-    "SAAS_TOKEN": ("shp", "dop_v1_", "pmak-", "lin_api_", "glpat-", "xapp-", "sntrys_", "dp.", "rk_live_", "whsec_"),
+    "SAAS_TOKEN": ("shp", "dop_v1_", "pmak-", "lin_api_", "glpat-", "xapp-", "sntrys_", "dp.", "rk_live_", "whsec_", "npm_"),
     "BEARER_TOKEN": ("bearer",),
 }
 
@@ -109,12 +116,18 @@ def secret_name(name: str) -> bool:
     return any(p in _SECRET_WORDS for p in parts) or any(pair in _SECRET_PAIRS for pair in zip(parts, parts[1:]))
 
 
+_CODE_REFERENCE = re.compile(r"[A-Za-z_]\w*(?:(?:\.|::|->)[A-Za-z_]\w*)*(?:\(.*|\[.*)?")
+
+
 def _plausible_value(value: str) -> bool:
-    v = value.strip()
+    """A value that can be a secret: not a placeholder, flag, number, path, URL or code reference."""
+    v = value.strip().rstrip(",;")
     if len(v) < 4 or v.lower() in _VALUE_WORDS or v.isdigit() or "://" in v:
         return False
-    if v[0] in "/~.$%{<[*" or v.endswith((".pem", ".key", ".json", ".txt", ".crt")):
+    if v[0] in "/~.$%{<[*(" or v.endswith((".pem", ".key", ".json", ".txt", ".crt", ")")):
         return False
+    if _CODE_REFERENCE.fullmatch(v) and ("." in v or "(" in v or "::" in v or "->" in v or "[" in v):
+        return False  # os.Getenv(, settings.SECRET_KEY, self.token, ENV['X']
     return not re.fullmatch(r"[a-z]+(?:[_-][a-z]+)*", v) or len(v) >= 12  # a plain lower-case word is a name
 
 
@@ -128,7 +141,7 @@ def _cli_value(m: re.Match[str]) -> bool:
 
 #: Extra checks on a pattern's match (name says secret, value looks like one).
 _CHECKS: dict[str, Callable[[re.Match[str]], bool]] = {
-    "ENV_SECRET": _named_value, "XML_SECRET": _named_value, "XML_KEY_VALUE": _named_value, "CLI_SECRET": _cli_value,
+    "ENV_SECRET": _named_value, "QUOTED_SECRET": _named_value, "CONFIG_SECRET": _named_value, "XML_SECRET": _named_value, "XML_KEY_VALUE": _named_value, "CLI_SECRET": _cli_value,
     "CONNECTION_PASSWORD": _cli_value,
 }
 
@@ -145,9 +158,13 @@ _KINDS = {
 _ENTROPY_TYPES = {"Base64 High Entropy String", "Hex High Entropy String"}
 _SKIPPED_PLUGINS = {"IPPublicDetector"}  # a public IP address in code is not a secret
 _SKIPPED_TYPES = {"Private Key"}  # PATTERNS["PRIVATE_KEY"] takes the key body and leaves the BEGIN line
-#: Own patterns that read a value from its context (a name, a flag) rank with detect-secrets' named
-#: detectors; the token formats above them win every overlap.
-_CONTEXT_KINDS = {"CONNECTION_PASSWORD", "ENV_SECRET", "CLI_SECRET", "XML_SECRET", "XML_KEY_VALUE", "AUTH_HEADER",
+#: Placeholder kind of the patterns that find a value by its name: the keyword detector's.
+_SHOWN_KIND = {"QUOTED_SECRET": "SECRET", "CONFIG_SECRET": "SECRET", "ENV_SECRET": "SECRET", "XML_SECRET": "SECRET",
+               "XML_KEY_VALUE": "SECRET", "CLI_SECRET": "SECRET"}
+_CONFIG_KINDS = {"CONFIG_SECRET"}  # run only on config files (an unquoted value in code is an expression)
+#: Own patterns that read a value from its context (a name, a flag) rank with detect-secrets' keyword
+#: detector, below its named detectors; the token formats above them win every overlap.
+_CONTEXT_KINDS = {"QUOTED_SECRET", "CONFIG_SECRET", "CONNECTION_PASSWORD", "ENV_SECRET", "CLI_SECRET", "XML_SECRET", "XML_KEY_VALUE", "AUTH_HEADER",
                   "BEARER_TOKEN", "PASSWORD"}
 _PLACEHOLDER = re.compile(r"<SECRET_[A-Z0-9_]+_\d+>")
 _MIN_GLOBAL = 8  # known values this long are replaced wherever they occur; shorter ones only as whole tokens
@@ -274,7 +291,7 @@ def _scan_line(line: str, filename: str, entropy: bool) -> tuple[tuple[int, int,
             continue
         kind = _KINDS.get(secret_type) or re.sub(r"[^A-Z0-9]+", "_", secret_type.upper()).strip("_")
         for s, e in _spans_of(secret_type, value, line):
-            if kind == "SECRET" and _keyword_is_metadata(line, s):
+            if kind == "SECRET" and (_keyword_is_metadata(line, s) or not _plausible_value(line[s:e])):
                 continue
             found.append((s, e, kind))
     return tuple(found)
@@ -313,16 +330,18 @@ def _candidates(text: str, filename: str, entropy: bool) -> list[tuple[int, int,
     """(priority, start, end, kind) of every detector hit; lower priority wins an overlap."""
     candidates: list[tuple[int, int, int, str]] = []
     lower = text.lower()
+    config = filename == "config.ini" or filename.endswith((".yaml", ".yml"))
     for kind, rx in PATTERNS.items():
-        if not any(g in lower for g in _GUARDS.get(kind, ("",))):
+        if not any(g in lower for g in _GUARDS.get(kind, ("",))) or (kind in _CONFIG_KINDS and not config):
             continue
         check = _CHECKS.get(kind)
         for m in rx.finditer(text):
             if check is not None and not check(m):
                 continue
-            rank = 1 if kind in _CONTEXT_KINDS else 0
+            rank = 2 if kind in _CONTEXT_KINDS else 0
+            shown = _SHOWN_KIND.get(kind, kind)
             for s, e in _line_pieces(text, *m.span("s")):
-                candidates.append((rank, s, e, kind))
+                candidates.append((rank, s, e, shown))
     offset = 0
     for line in text.split("\n"):
         if line.strip() and not _PLACEHOLDER.fullmatch(line.strip()):

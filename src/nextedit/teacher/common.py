@@ -11,7 +11,7 @@ from nextedit.llm import ChatRequest, ClientOptions, LLMClient, get_client
 from nextedit.record import Example, Prediction, Snapshot, Usage
 from nextedit.teacher.parse import ParsedOutput, ParseError, parse_output, region_patch
 from nextedit.privacy.licenses import LicenseExpressionError, license_allowed
-from nextedit.privacy.records import learn_snapshot
+from nextedit.privacy.records import learn_example
 from nextedit.privacy.scrub import Scrubber
 
 __all__ = [
@@ -78,14 +78,15 @@ def make_client(llm: LLMConfig) -> LLMClient:
 
 def new_scrubber(privacy: PrivacyConfig, example: Example | None = None) -> Scrubber | None:
     """A Scrubber for one conversation about `example`, or None when scrubbing is off. It has read
-    every text of the example's snapshot with that text's own path (a `.env` excerpt by .env rules),
-    so the rendered prompt loses those secrets wherever they appear; the same example always gets
-    the same placeholders (a repair conversation continues the teacher's)."""
+    every text of the example (snapshot, history, related code, expected and predicted patches) with
+    that text's own path (a `.env` excerpt by .env rules), so the rendered prompt loses those secrets
+    wherever they appear. The snapshot is read first, so its placeholders are the same in every
+    conversation about the example (a repair continues the teacher's answer)."""
     if not privacy.scrub:
         return None
     scrubber = Scrubber(entropy=privacy.entropy)
     if example is not None:
-        learn_snapshot(scrubber, example.snapshot)
+        learn_example(scrubber, example)
     return scrubber
 
 
