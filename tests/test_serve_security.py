@@ -148,3 +148,15 @@ def test_a_settled_event_for_a_request_without_prediction_is_stored(server):
     assert answer["prediction"] is None
     resp = client.post("/v1/events", json={"type": "settled", "request_id": answer["request_id"], "settled_text": TEXT})
     assert resp.status_code == 200 and resp.json()["kept"] is None  # was a 500 (KeyError)
+
+
+def test_request_ids_name_their_arm_only_under_the_same_key():
+    from nextedit.serve.request_ids import RequestIds
+
+    ids = RequestIds("k1")
+    rid = ids.issue("student", prefix="cmpl-")  # the OpenAI-compatible routes' ids are signed too
+    assert rid.startswith("cmpl-") and len(rid) <= 128
+    assert ids.arm_of(rid, ["control", "student"]) == "student"
+    assert ids.arm_of(rid, ["control"]) is None
+    assert RequestIds("k2").arm_of(rid, ["control", "student"]) is None
+    assert ids.arm_of(rid.replace("cmpl-", "chatcmpl-"), ["student"]) is None
