@@ -23,10 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(ROOT / "bench")]
 
-from _report import append_section, markdown_table  # noqa: E402
-from secret_corpus import CLEAN, PLANTED, all_secrets  # noqa: E402
+from _report import append_section, markdown_table
+from secret_corpus import CLEAN, PLANTED, all_secrets
 
-from nextedit.privacy.scrub import Scrubber  # noqa: E402
+from nextedit.privacy.scrub import Scrubber
 
 
 def baseline_module(rev: str) -> types.ModuleType | None:
@@ -118,12 +118,12 @@ def main() -> None:
     by_type = ", ".join(f"{t} {results[-1]['total'][t] - missed_now[t]}/{results[-1]['total'][t]}"
                         for t in sorted(results[-1]["total"]))
     base_missed = ", ".join(f"{t} {n}" for t, n in sorted(ref["missed"].items())) if base is not None else "–"
-    lines += ["", f"Corpus: {len(secrets)} planted secrets of {len(kinds)} kinds in {len(PLANTED)} files of "
+    lines += ["", (f"Corpus: {len(secrets)} planted secrets of {len(kinds)} kinds in {len(PLANTED)} files of "
                   f"{len(types_)} file types (tests/secret_corpus.py); clean corpus: {len(CLEAN)} files. Now, by "
-                  f"file type: {by_type}. Missed by the baseline, by file type: {base_missed}.",
-              f"Repositories: {len(texts)} files, {ref['repo_lines']:,} lines from {args.repos.name}/*.bundle "
+                  f"file type: {by_type}. Missed by the baseline, by file type: {base_missed}."),
+              (f"Repositories: {len(texts)} files, {ref['repo_lines']:,} lines from {args.repos.name}/*.bundle "
               f"(up to {args.files_per_repo} files each, tests included: most findings there are test credentials "
-              "of HTTP and auth libraries, so findings/1k lines bounds the false-positive rate from above)."]
+              "of HTTP and auth libraries, so findings/1k lines bounds the false-positive rate from above).")]
     print("\n".join(lines))
     if not args.no_append:
         append_section("scrub (planted secrets, false positives)", lines)

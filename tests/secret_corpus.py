@@ -66,7 +66,7 @@ class PlantedFile:
         return name.rsplit(".", 1)[-1]
 
 
-_MARK = re.compile(r"«([a-z_]+):(.*?)»", re.S)
+_MARK = re.compile(r"«([a-z_]+):(.*?)»", re.DOTALL)
 
 
 def _plant(path: str, text: str) -> PlantedFile:

@@ -9,7 +9,6 @@ import sqlite3
 
 import httpx
 import pytest
-
 from typer.testing import CliRunner
 
 from nextedit.cli import app

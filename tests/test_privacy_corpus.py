@@ -21,7 +21,14 @@ from nextedit.jsonl import read_dicts, write_examples
 from nextedit.predictors import get_predictor
 from nextedit.privacy.records import scrub_example
 from nextedit.privacy.scrub import Scrubber, find_secrets
-from nextedit.record import Example, HistoryEvent, Prediction, RelatedExcerpt, Snapshot, Source
+from nextedit.record import (
+    Example,
+    HistoryEvent,
+    Prediction,
+    RelatedExcerpt,
+    Snapshot,
+    Source,
+)
 from nextedit.serve.config import parse_config
 from nextedit.serve.testing import ServerThread
 from nextedit.teacher.checks import ChecksConfig
@@ -148,7 +155,7 @@ def test_no_planted_secret_is_stored_by_the_server(tmp_path):
             assert resp.status_code == 200
     conn = sqlite3.connect(db)
     stored = [row for table in ("requests", "events", "telemetry")
-              for (row,) in conn.execute(f"SELECT payload FROM {table}")]  # noqa: S608 - fixed table names
+              for (row,) in conn.execute(f"SELECT payload FROM {table}")]
     conn.close()
     assert len(stored) >= 3 * len(PLANTED)
     assert sorted({s for row in stored for s in leaks(row)}) == []

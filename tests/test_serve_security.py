@@ -11,7 +11,16 @@ import pytest
 
 from nextedit.serve.config import parse_config
 from nextedit.serve.testing import ServerThread
-from tests.test_serve_api import ADMIN, AUTH, KEY, SNAPSHOT, TEXT, predict, rows, wait_rows
+from tests.test_serve_api import (
+    ADMIN,
+    AUTH,
+    KEY,
+    SNAPSHOT,
+    TEXT,
+    predict,
+    rows,
+    wait_rows,
+)
 
 # A file with secrets in it, as an editor sends it: a .env with a rename in progress.
 ENV_TEXT = ("PAYMENTS_API_KEY=pk_9f8a7b6c5d4e3f2a1b0c7d\nexport AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYzz9aQpLm3K\n"
@@ -69,14 +78,13 @@ def test_a_signed_id_is_honoured_by_a_replica_sharing_the_key(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir(), two.mkdir()
     with ServerThread(config(one, **shared)) as a, ServerThread(config(two, **shared)) as b, \
-            ServerThread(config(tmp_path)) as stranger:
-        with httpx.Client(headers=AUTH, timeout=30) as client:
-            answer = client.post(a.url + "/v1/predict", json={"snapshot": SNAPSHOT, "client_id": "c",
-                                                              "user_id": "u3"}).json()
-            event = {"type": "shown", "request_id": answer["request_id"], "arm": "not-this"}
-            on_b = client.post(b.url + "/v1/events", json=event)  # b never saw the request
-            assert on_b.status_code == 200 and on_b.json()["arm"] == answer["arm"]
-            assert client.post(stranger.url + "/v1/events", json=event).status_code == 422  # another key
+            ServerThread(config(tmp_path)) as stranger, httpx.Client(headers=AUTH, timeout=30) as client:
+        answer = client.post(a.url + "/v1/predict", json={"snapshot": SNAPSHOT, "client_id": "c",
+                                                          "user_id": "u3"}).json()
+        event = {"type": "shown", "request_id": answer["request_id"], "arm": "not-this"}
+        on_b = client.post(b.url + "/v1/events", json=event)  # b never saw the request
+        assert on_b.status_code == 200 and on_b.json()["arm"] == answer["arm"]
+        assert client.post(stranger.url + "/v1/events", json=event).status_code == 422  # another key
 
 
 def test_collected_code_is_scrubbed_before_it_is_stored(server):

@@ -127,7 +127,6 @@ class OpenAICompatiblePredictor(Predictor):
     async def predict(self, example: Example, *, samples: int = 1) -> list[Prediction]:
         """One request for `samples` completions; each text parsed into a patch (or an error recorded)."""
         from nextedit.formats import FormatError
-
         from nextedit.privacy.records import scrub_example
         from nextedit.privacy.scrub import Scrubber
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import re
 import threading
 from collections import Counter
@@ -113,7 +114,7 @@ def secret_name(name: str) -> bool:
     parts = _name_parts(name)
     if not parts or parts[-1] in _META_WORDS:
         return False
-    return any(p in _SECRET_WORDS for p in parts) or any(pair in _SECRET_PAIRS for pair in zip(parts, parts[1:]))
+    return any(p in _SECRET_WORDS for p in parts) or any(pair in _SECRET_PAIRS for pair in itertools.pairwise(parts))
 
 
 _CODE_REFERENCE = re.compile(r"[A-Za-z_]\w*(?:(?:\.|::|->)[A-Za-z_]\w*)*(?:\(.*|\[.*)?")

@@ -66,7 +66,7 @@ def bar_chart(rows: list[tuple[str, float | None, float | None, float | None]], 
         shown = f"{100 * value:.1f}%" if unit == "%" else f"{value:.1f} {unit}"
         parts.append(f'<text x="{x(max(value, high or 0)) + 6:.1f}" y="{y + 15}" font-size="12">{shown}</text>')
     parts.append("</svg>")
-    return Markup("".join(parts))  # noqa: S704 - every interpolated string above is escaped
+    return Markup("".join(parts))
 
 
 def render_report_html(report: ProductionReport) -> str:

@@ -8,11 +8,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from nextedit.llm import ChatRequest, ClientOptions, LLMClient, get_client
-from nextedit.record import Example, Prediction, Snapshot, Usage
-from nextedit.teacher.parse import ParsedOutput, ParseError, parse_output, region_patch
 from nextedit.privacy.licenses import LicenseExpressionError, license_allowed
 from nextedit.privacy.records import learn_example
 from nextedit.privacy.scrub import Scrubber
+from nextedit.record import Example, Prediction, Snapshot, Usage
+from nextedit.teacher.parse import ParsedOutput, ParseError, parse_output, region_patch
 
 __all__ = [
     "LLMConfig", "LicenseRefused", "PrivacyConfig", "check_license", "drop_predictions", "make_client",

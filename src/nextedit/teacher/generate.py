@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nextedit.llm import LLMClient
+from nextedit.privacy.scrub import Scrubber
 from nextedit.record import Example, Prediction
 from nextedit.teacher.common import (
     LLMConfig,
@@ -21,7 +22,6 @@ from nextedit.teacher.prompt import (
     TeacherPrompt,
     build_prompt,
 )
-from nextedit.privacy.scrub import Scrubber
 
 __all__ = ["MarkersInText", "conversation_start", "teacher_predictions"]
 
