@@ -21,7 +21,7 @@ from nextedit.record import Example, HistoryEvent, Prediction, Snapshot
 from nextedit.teacher.checks import check_prediction
 from nextedit.teacher.parse import parse_output, region_patch
 from nextedit.teacher.prompt import MARK_END, MARK_START, build_prompt
-from nextedit.teacher.scrub import Scrubber, _scan_line, find_secrets
+from nextedit.privacy.scrub import Scrubber, _scan_line, find_secrets
 
 ROOT = Path(__file__).resolve().parents[1]
 

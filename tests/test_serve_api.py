@@ -153,7 +153,8 @@ def test_auth_failures(propagate_server):
         assert anon.post("/admin/reload", headers=AUTH).status_code == 403
         assert anon.get("/dashboard").status_code == 401
         assert anon.post("/v1/predict", json=body, headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 401
-        assert anon.get("/dashboard", params={"token": ADMIN}).status_code == 200
+        assert anon.get("/dashboard", headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 200
+        assert anon.get("/dashboard", params={"token": ADMIN}).status_code == 401  # never a token in a URL
 
 
 def test_malformed_requests_get_4xx_with_a_message(propagate_server):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nextedit.teacher.scrub import Scrubber, find_secrets, scrub
+from nextedit.privacy.scrub import Scrubber, find_secrets, scrub
 
 # (kind expected in the placeholder, line with the secret, the secret itself). Made-up values.
 PLANTED = [
@@ -55,7 +55,9 @@ def test_each_planted_secret_is_replaced_by_a_placeholder_of_its_kind(kind: str,
 def test_private_key_block_goes_as_a_whole() -> None:
     text = f'KEY = """{PRIVATE_KEY}"""\nprint(KEY)\n'
     out = scrub(text)
-    assert out == 'KEY = """<SECRET_PRIVATE_KEY_1>"""\nprint(KEY)\n'
+    # Line by line, so that line numbers (diffs, diagnostics) stay valid; the BEGIN/END lines stay.
+    assert out == ('KEY = """-----BEGIN RSA PRIVATE KEY-----\n<SECRET_PRIVATE_KEY_1>\n<SECRET_PRIVATE_KEY_2>\n'
+                   '-----END RSA PRIVATE KEY-----"""\nprint(KEY)\n')
     cut = "key = '''-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ"
     assert "b3BlbnNza" not in scrub(cut)  # an excerpt cut before the END line still loses the key
 
@@ -67,7 +69,7 @@ def test_whole_corpus_in_one_text() -> None:
     for _, _, secret in PLANTED:
         assert secret not in out
     assert "MIIEowIBAAKCAQEA" not in out
-    assert s.count == len({secret for _, _, secret in PLANTED}) + 1  # one placeholder per distinct value
+    assert s.count == len({secret for _, _, secret in PLANTED}) + 2  # one per distinct value, per key line
     assert s.unscrub(out) == text
 
 
@@ -118,3 +120,25 @@ def test_package_source_has_no_false_positives() -> None:
     files = [p for p in sorted(root.rglob("*.py")) if "scrub" not in p.name][:40]
     hits = {str(p.relative_to(root)): [f.value for f in find_secrets(p.read_text())] for p in files}
     assert {k: v for k, v in hits.items() if v} == {}
+
+
+# The leaks found through the real teacher path (issue 16): each line as it sat in its file.
+LEAKED_BEFORE = [
+    ("home/.aws/credentials", "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYzz9aQpLm3K",
+     "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzz9aQpLm3K"),
+    ("services/api/.env", "PAYMENTS_API_KEY=pk_9f8a7b6c5d4e3f2a1b0c7d", "pk_9f8a7b6c5d4e3f2a1b0c7d"),
+    ("scripts/ci.sh", "export AWS_SECRET_ACCESS_KEY=Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0MTI", "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0MTI"),
+    ("config/app.yaml", "  password: Sup3rS3cretPassw0rd", "Sup3rS3cretPassw0rd"),
+    ("app/db.py", "conn = psycopg2.connect('host=db.internal password=Xk2#pq9Lm dbname=app user=svc')", "Xk2#pq9Lm"),
+    ("settings.py", 'DATABASE_URL = "postgres://svc:ab/cd3fgh@db.internal:5432/app"', "ab/cd3fgh"),
+    ("notes.txt", "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U ok",
+     "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
+]
+
+
+@pytest.mark.parametrize(("path", "line", "secret"), LEAKED_BEFORE, ids=[p for p, _, _ in LEAKED_BEFORE])
+def test_the_lines_that_leaked_before_are_scrubbed(path: str, line: str, secret: str) -> None:
+    s = Scrubber()
+    out = s.scrub(f"{line}\n", path=path)
+    assert secret not in out and "<SECRET_" in out
+    assert s.unscrub(out) == f"{line}\n"

@@ -36,6 +36,8 @@ def register(app: typer.Typer) -> None:
                                                             "'no edit' (else they are refused).")] = False,
         check: Annotated[bool, typer.Option("--check/--no-check", help="Refuse rows whose target does not "
                                             "parse back to expected[0].")] = True,
+        scrub: Annotated[bool, typer.Option("--scrub/--no-scrub", help="Replace secrets by placeholders in every "
+                                            "text before rows are written (docs/privacy.md).")] = False,
         parquet: Annotated[Path | None, typer.Option("--parquet", help="Also write the rows as Parquet.")] = None,
         hf_dataset: Annotated[Path | None, typer.Option("--hf-dataset",
                                                         help="Also save a Hugging Face dataset folder.")] = None,
@@ -55,7 +57,7 @@ def register(app: typer.Typer) -> None:
                                     related_tokens=related_tokens, history_tokens=history_tokens)
             tok = load_tokenizer(tokenizer) if tokenizer else None
             summary = format_file(input, output, student, options, tok, empty_as_no_edit=empty_as_no_edit,
-                                  check=check)
+                                  check=check, scrub=scrub)
             line = f"{summary.written} rows ({student.name} v{student.version}) -> {output}"
             if summary.refused:
                 line += f"; {summary.refused} refused -> {summary.failed}"

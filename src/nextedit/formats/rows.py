@@ -48,8 +48,13 @@ def check_round_trip(fmt: StudentFormat, example: Example, target: str, options:
 
 
 def to_row(fmt: StudentFormat, example: Example, options: FormatOptions, tokenizer: Any = None, *,
-           empty_as_no_edit: bool = False, check: bool = True) -> dict[str, Any]:
-    """One training row {id, format, format_version, prompt, completion[, messages]} or FormatError."""
+           empty_as_no_edit: bool = False, check: bool = True, scrub: bool = False) -> dict[str, Any]:
+    """One training row {id, format, format_version, prompt, completion[, messages]} or FormatError.
+    `scrub`: secrets in every text of the example become placeholders first (nextedit.privacy)."""
+    if scrub:
+        from nextedit.privacy.records import scrub_example
+
+        example = scrub_example(example)
     if not example.expected:
         if not empty_as_no_edit:
             raise FormatError("no expected patch (pass --empty-as-no-edit to train 'no edit' on it)")
@@ -75,6 +80,7 @@ class FormatConfig(BaseModel):
     tokenizer: str | None = Field(None, description="tokenizer.json or model folder; default bytes/3")
     empty_as_no_edit: bool = False
     check: bool = True
+    scrub: bool = Field(False, description="scrub secrets from every text of the row (nextedit.privacy)")
 
 
 class FormatStage(Stage):
@@ -105,20 +111,21 @@ class FormatStage(Stage):
         cfg: FormatConfig = self.config
         try:
             return to_row(self.fmt, example, cfg.options, self.tokenizer, empty_as_no_edit=cfg.empty_as_no_edit,
-                          check=cfg.check)
+                          check=cfg.check, scrub=cfg.scrub)
         except FormatError as exc:
             raise StageError(str(exc)) from None
 
 
 def format_file(input_path: str | os.PathLike[str], output_path: str | os.PathLike[str], fmt: StudentFormat,
                 options: FormatOptions | None = None, tokenizer: Any = None, *, empty_as_no_edit: bool = False,
-                check: bool = True, progress: bool | None = False) -> FormatSummary:
+                check: bool = True, scrub: bool = False, progress: bool | None = False) -> FormatSummary:
     """Write one row per example of `input_path` to `output_path` with the executor; malformed lines and
     refused examples go to the failed file `<output>.failed.jsonl` with the reason."""
     from nextedit.pipeline.engine import RunError, run_stage
 
     stage = FormatStage({"format": fmt.name, "options": options or FormatOptions(),
-                         "empty_as_no_edit": empty_as_no_edit, "check": check}, tokenizer=tokenizer)
+                         "empty_as_no_edit": empty_as_no_edit, "check": check, "scrub": scrub},
+                        tokenizer=tokenizer)
     stage.fmt = fmt
     try:
         run = run_stage(stage, input_path, output_path, concurrency=1, cache=False, progress=progress,

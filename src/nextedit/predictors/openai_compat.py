@@ -5,15 +5,18 @@ or `URL/chat/completions` (the format's chat messages, option endpoint="chat") w
 format's stop strings and the sampling options; each returned text is parsed back into a patch. A
 model name may follow the URL after `#` (`openai-compatible:http://host:8000/v1#student`). 429 and 5xx
 replies are retried (honouring Retry-After); a request that still fails records the error on every
-sample instead of failing the example.
+sample instead of failing the example. Secrets are scrubbed from the example before it is rendered
+(option `scrub`; by default on unless the URL's host is this machine) and put back in the answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from nextedit.predictors.base import Predictor, PredictorError
 from nextedit.record import Example, Prediction, Usage
@@ -26,7 +29,8 @@ class OpenAICompatiblePredictor(Predictor):
 
     Options: format (required), format_options, model (default: after "#" in the URL, else "default"),
     endpoint ("completions" | "chat"), max_tokens (1024), temperature (0), top_p (1), api_key (default
-    $NEXTEDIT_API_KEY or $OPENAI_API_KEY), timeout_s (60), max_retries (2), label.
+    $NEXTEDIT_API_KEY or $OPENAI_API_KEY), timeout_s (60), max_retries (2), label, scrub (replace
+    secrets by placeholders before sending; default: on unless the URL's host is a loopback address).
     """
 
     scheme = "openai-compatible"
@@ -36,7 +40,7 @@ class OpenAICompatiblePredictor(Predictor):
                  format_options: dict[str, Any] | None = None, model: str | None = None,
                  endpoint: str = "completions", max_tokens: int = 1024, temperature: float = 0.0,
                  top_p: float = 1.0, api_key: str | None = None, timeout_s: float = 60.0, max_retries: int = 2,
-                 label: str | None = None) -> None:
+                 label: str | None = None, scrub: bool | None = None) -> None:
         if not argument:
             raise PredictorError("provider openai-compatible needs a URL: openai-compatible:http://HOST:PORT/v1")
         self.argument = argument
@@ -68,6 +72,7 @@ class OpenAICompatiblePredictor(Predictor):
         self.timeout_s = float(timeout_s)
         self.max_retries = int(max_retries)
         self.label = label
+        self.scrub = _is_remote(self.base_url) if scrub is None else bool(scrub)
 
     @property
     def name(self) -> str:
@@ -122,9 +127,15 @@ class OpenAICompatiblePredictor(Predictor):
     async def predict(self, example: Example, *, samples: int = 1) -> list[Prediction]:
         """One request for `samples` completions; each text parsed into a patch (or an error recorded)."""
         from nextedit.formats import FormatError
+        from nextedit.privacy.records import scrub_example
+        from nextedit.privacy.scrub import Scrubber
 
+        shown = example.model_copy(update={"expected": [], "expected_cursors": [], "predictions": []})
+        scrubber = Scrubber() if self.scrub else None
+        if scrubber is not None:
+            shown = scrub_example(shown, scrubber)
         try:
-            rendered = self.format.render(example.model_copy(update={"expected": []}), self.options)
+            rendered = self.format.render(shown, self.options)
         except FormatError as exc:
             return [Prediction(provider=self.name, sample=i, error=f"render: {exc}") for i in range(samples)]
         path, body = self.request_body(rendered, samples)
@@ -145,7 +156,7 @@ class OpenAICompatiblePredictor(Predictor):
                 out.append(Prediction(provider=self.name, sample=i, error=f"reply has {len(texts)} choices",
                                       latency_ms=ms, usage=u))
                 continue
-            raw = texts[i]
+            raw = scrubber.unscrub(texts[i]) if scrubber is not None else texts[i]
             try:
                 parsed = self.format.parse(raw, example, self.options)
             except FormatError as exc:
@@ -155,3 +166,14 @@ class OpenAICompatiblePredictor(Predictor):
             out.append(Prediction(provider=self.name, sample=i, raw=raw, patch=parsed.patch, cursor=parsed.cursor,
                                   latency_ms=ms, usage=u))
         return out
+
+
+def _is_remote(url: str) -> bool:
+    """False when the URL's host is this machine (localhost or a loopback address)."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host in ("localhost", "") or host.endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True

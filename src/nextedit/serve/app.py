@@ -1,13 +1,13 @@
-"""The FastAPI application: /v1/predict, /v1/events, /metrics, /dashboard and /admin/* (see docs/serving.md)."""
+"""The FastAPI application: /v1/predict, /v1/events, /metrics, /dashboard, /login and /admin/* (see docs/serving.md)."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import logging
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,6 +29,7 @@ from nextedit.serve.cancel import InflightRegistry
 from nextedit.serve.config import ArmConfig, ServeConfig, ServeConfigError, load_config
 from nextedit.serve.edits import char_edits
 from nextedit.serve.metrics import ServeMetrics
+from nextedit.serve.request_ids import RequestIds
 from nextedit.serve.store import EventStore, open_store, utc_now
 
 log = logging.getLogger("nextedit.serve")
@@ -143,6 +144,18 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
+#: Pages are static HTML with inline styles: no script may run, nothing loads from elsewhere.
+CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; "
+                           "frame-ancestors 'none'; base-uri 'none'")
+
+
+def html_response(html: str, status: int = 200) -> Response:
+    """An HTML page with the Content-Security-Policy and companion headers."""
+    return HTMLResponse(html, status_code=status, headers={
+        "content-security-policy": CONTENT_SECURITY_POLICY, "x-content-type-options": "nosniff",
+        "referrer-policy": "no-referrer", "x-frame-options": "DENY", "cache-control": "no-store"})
+
+
 class RecentPredictions:
     """Live predictions remembered for a while (in memory only), so feedback events can be joined
     with the arm and the predicted region (kept rate) even when no code may be stored."""
@@ -182,6 +195,7 @@ class ServerState:
         self.inflight = InflightRegistry()
         self.metrics = ServeMetrics()
         self.recent = RecentPredictions(config.remember_s)
+        self.ids = RequestIds(config.auth.id_key())
         self.tasks: set[asyncio.Task[Any]] = set()
         self.reloads = 0
 
@@ -194,6 +208,8 @@ class ServerState:
         if changed:
             raise ServeConfigError(f"{self.config_path}: {', '.join(changed)} cannot change on reload; restart the server")
         self.backends.update(fresh.arms)
+        if fresh.auth.id_key() != self.config.auth.id_key():
+            self.ids = RequestIds(fresh.auth.id_key())  # older ids are still found in memory or the store
         self.config = fresh
         self.recent.ttl_s = fresh.remember_s
         self.reloads += 1
@@ -226,14 +242,31 @@ def require_api_key(state: ServerState, request: Request) -> None:
         raise HTTPProblem(401, "invalid API key")
 
 
-def require_admin(state: ServerState, request: Request) -> None:
-    """401/403 unless the request carries the admin token (header, or ?token= for browsers)."""
+ADMIN_COOKIE = "nextedit_admin"
+
+
+def admin_session(admin_token: str) -> str:
+    """The admin cookie's value: derived from the token (the token itself never goes into a cookie)."""
+    return hmac.new(admin_token.encode("utf-8"), b"nextedit dashboard session", hashlib.sha256).hexdigest()
+
+
+def require_admin(state: ServerState, request: Request, *, cookie: bool = False) -> None:
+    """401/403 unless the request carries the admin token in its Authorization header, or (for the
+    pages a browser opens, `cookie=True`) the HttpOnly session cookie set by POST /login. A token
+    in the URL is never accepted: URLs end up in logs, history and scripts' reach."""
     admin = state.config.auth.admin()
-    token = _bearer(request) or request.query_params.get("token")
     if not admin:
         raise HTTPProblem(403, "no admin token is configured ([auth] admin_token); admin pages are disabled")
+    token = _bearer(request)
+    if token is None and cookie:
+        session = request.cookies.get(ADMIN_COOKIE)
+        if session is not None:
+            if hmac.compare_digest(session, admin_session(admin)):
+                return
+            raise HTTPProblem(401, "the admin session has expired or the admin token changed: log in again at /login")
     if token is None:
-        raise HTTPProblem(401, "missing admin token: send 'Authorization: Bearer <admin token>' or ?token=")
+        how = " or log in at /login" if cookie else ""
+        raise HTTPProblem(401, f"missing admin token: send 'Authorization: Bearer <admin token>'{how}")
     if not hmac.compare_digest(token, admin):
         raise HTTPProblem(403, "invalid admin token")
 
@@ -331,24 +364,56 @@ def _predicted_event(state: ServerState, req: PredictRequest, request_id: str, a
     if prediction is not None:
         event["reversal_ratio"] = _reversal(snap, prediction["_after"])
     if req.collectable:
-        event["snapshot"] = snap.model_dump(mode="json")
-        if prediction is not None:
-            event.update(patch=prediction["patch"], cursor=prediction["cursor"],
-                         region_before=prediction["_before"], region_after=prediction["_after"])
-        if result is not None and result.raw is not None:
-            event["raw"] = result.raw
+        event.update(stored_code(state, snap, prediction, raw=result.raw if result is not None else None,
+                                 detail=detail))
     return event
 
 
-def _request_trace(req: PredictRequest, at: str, request_id: str, arm: str, model_version: str, reason: str | None,
-                   prediction: dict[str, Any] | None) -> dict[str, Any]:
-    """The collectable request in the trace format of docs/traces.md (read by `nextedit import traces`)."""
+def stored_code(state: ServerState, snap: Snapshot, prediction: dict[str, Any] | None, *, raw: str | None = None,
+                detail: str | None = None) -> dict[str, Any]:
+    """The code a stored row keeps (snapshot, patch, cursor, regions, raw answer, detail), with secrets
+    replaced by placeholders first unless `[privacy] scrub = false` (one Scrubber per row)."""
+    out: dict[str, Any] = {"snapshot": snap.model_dump(mode="json")}
+    if prediction is not None:
+        out.update(patch=prediction["patch"], cursor=prediction["cursor"],
+                   region_before=prediction["_before"], region_after=prediction["_after"])
+    if raw is not None:
+        out["raw"] = raw
+    if detail is not None:
+        out["detail"] = detail
+    if not state.config.privacy.scrub:
+        return out
+    from nextedit.privacy.records import learn_snapshot, scrub_patch, scrub_snapshot
+    from nextedit.privacy.scrub import Scrubber
+
+    scrubber = Scrubber(entropy=state.config.privacy.entropy)
+    learn_snapshot(scrubber, snap)
+    clean = scrub_snapshot(scrubber, snap)
+    out["snapshot"] = clean.model_dump(mode="json")
+    if prediction is not None:
+        out["patch"], out["cursor"] = scrub_patch(scrubber, prediction["patch"], snap, clean.text, prediction["cursor"])
+        out["region_before"] = scrubber.scrub(prediction["_before"], path=snap.path)
+        out["region_after"] = scrubber.scrub(prediction["_after"], path=snap.path)
+    for key in ("raw", "detail"):
+        if out.get(key):
+            out[key] = scrubber.scrub(out[key], path=snap.path)
+    out["secrets_scrubbed"] = scrubber.count
+    return out
+
+
+def _request_trace(state: ServerState, req: PredictRequest, at: str, request_id: str, arm: str, model_version: str,
+                   reason: str | None, prediction: dict[str, Any] | None) -> dict[str, Any]:
+    """The collectable request in the trace format of docs/traces.md (read by `nextedit import traces`),
+    its code scrubbed of secrets (see `stored_code`)."""
+    code = stored_code(state, req.snapshot, prediction)
     trace: dict[str, Any] = {"at": at, "request_id": request_id, "client_id": req.client_id, "user_id": req.user_id,
                              "arm": arm, "model_version": model_version, "reason": reason,
                              "collectable": req.collectable, "trigger": req.trigger}
-    trace.update(type="request", snapshot=req.snapshot.model_dump(mode="json"), open_source=req.open_source,
-                 prediction=None if prediction is None else {"patch": prediction["patch"], "cursor": prediction["cursor"]},
+    trace.update(type="request", snapshot=code["snapshot"], open_source=req.open_source,
+                 prediction=None if prediction is None else {"patch": code["patch"], "cursor": code["cursor"]},
                  document_offset=req.document_offset)
+    if "secrets_scrubbed" in code:
+        trace["secrets_scrubbed"] = code["secrets_scrubbed"]
     if req.source:
         trace["source"] = req.source
     return trace
@@ -402,7 +467,7 @@ async def handle_predict(state: ServerState, request: Request) -> Response:
         req.arm = None  # an unknown or shadow preference falls back to assignment
     arm = assign_arm(config, req.user_id, req.arm)
     backend = state.backends.by_arm[arm.name]
-    request_id = uuid.uuid4().hex
+    request_id = state.ids.issue(arm.name)
     deadline = t0 + config.deadline_ms / 1000
     snap = req.snapshot
     live_done: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
@@ -438,10 +503,11 @@ async def handle_predict(state: ServerState, request: Request) -> Response:
         state.recent.put(request_id, {
             "arm": arm.name, "model_version": backend.model_version, "user_id": req.user_id,
             "client_id": req.client_id, "before": prediction["_before"], "after": prediction["_after"],
-            "collectable": req.collectable})
+            "collectable": req.collectable, "path": snap.path})
     else:
         state.recent.put(request_id, {"arm": arm.name, "model_version": backend.model_version,
-                                      "user_id": req.user_id, "client_id": req.client_id, "collectable": req.collectable})
+                                      "user_id": req.user_id, "client_id": req.client_id, "collectable": req.collectable,
+                                      "path": snap.path})
     body = {
         "request_id": request_id, "model_version": backend.model_version, "arm": arm.name,
         "prediction": None if prediction is None else {k: v for k, v in prediction.items() if not k.startswith("_")},
@@ -459,8 +525,8 @@ async def handle_predict(state: ServerState, request: Request) -> Response:
 
     state.store.submit(telemetry, "telemetry")
     if req.collectable:
-        state.store.submit(lambda: _request_trace(req, at, request_id, arm.name, backend.model_version, reason,
-                                                  prediction), "requests")
+        state.store.submit(lambda: _request_trace(state, req, at, request_id, arm.name, backend.model_version,
+                                                  reason, prediction), "requests")
     return _json(body)
 
 
@@ -485,6 +551,22 @@ def _lookup_stored(state: ServerState, request_id: str) -> dict[str, Any] | None
     info = {k: p.get(k) for k in ("arm", "model_version", "user_id", "client_id", "collectable")}
     if p.get("region_before") is not None and p.get("region_after") is not None:
         info.update(before=p["region_before"], after=p["region_after"])
+    if isinstance(p.get("snapshot"), dict):
+        info["path"] = p["snapshot"].get("path")
+    return info
+
+
+async def issuer_of(state: ServerState, request_id: str, *, need_regions: bool = False) -> dict[str, Any] | None:
+    """What the server knows of a request it issued (arm, model version, user, ...), or None when it
+    did not issue it: from memory, else from a signed id (arm only), else from the store."""
+    info = state.recent.get(request_id)
+    if info is not None:
+        return info
+    signed = state.ids.arm_of(request_id, [a.name for a in state.config.arms])
+    if signed is None or need_regions:
+        info = await asyncio.to_thread(_lookup_stored, state, request_id)
+    if info is None and signed is not None:
+        info = {"arm": signed, "model_version": state.backends.by_arm[signed].model_version}
     return info
 
 
@@ -496,16 +578,20 @@ async def handle_event(state: ServerState, request: Request) -> Response:
         raise HTTPProblem(422, "field settled_text: required for a settled event")
     if ev.type == "rejected" and not ev.reason:
         ev.reason = "rejected"
-    info = state.recent.get(ev.request_id)
-    if info is None and (ev.type == "settled" or ev.arm is None or ev.model_version is None):
-        info = await asyncio.to_thread(_lookup_stored, state, ev.request_id)
+    info = await issuer_of(state, ev.request_id, need_regions=ev.type == "settled")
+    if info is None:
+        state.metrics.events_rejected.labels("unknown_request").inc()
+        raise HTTPProblem(422, f"field request_id: {ev.request_id[:80]!r} is not a request this server issued "
+                               "(or it was forgotten); send the request_id from the /v1/predict answer")
     payload = ev.model_dump()
     payload["received_at"] = utc_now()
     payload["at"] = ev.at or payload["received_at"]
-    for key in ("arm", "model_version", "user_id", "client_id"):
-        if payload.get(key) is None and info:
-            payload[key] = info.get(key)
-    payload["known_request"] = info is not None
+    # The arm and model version are the server's record of who served the request, never the client's word.
+    payload["arm"], payload["model_version"] = info.get("arm"), info.get("model_version")
+    for key in ("user_id", "client_id"):
+        if info.get(key) is not None:
+            payload[key] = info[key]
+    payload["known_request"] = True
     if ev.type == "settled":
         payload["kept"] = await asyncio.to_thread(_kept, info, ev.settled_text or "")
         payload["settled_chars"] = len(ev.settled_text or "")
@@ -513,13 +599,20 @@ async def handle_event(state: ServerState, request: Request) -> Response:
     if ev.type == "settled" and not ev.collectable:
         payload["settled_text"] = None  # no code without consent; the kept rate is all the server keeps
         table = "telemetry"
+    elif ev.type == "settled" and state.config.privacy.scrub and ev.settled_text:
+        from nextedit.privacy.scrub import Scrubber
+
+        scrubber = Scrubber(entropy=state.config.privacy.entropy)
+        payload["settled_text"] = await asyncio.to_thread(scrubber.scrub, ev.settled_text, path=info.get("path"))
+        payload["secrets_scrubbed"] = scrubber.count
     payload = {k: v for k, v in payload.items() if v is not None or k in ("reason", "arm", "model_version")}
     event_id = await state.store.append(payload, table)
-    state.metrics.events.labels(ev.type, payload.get("arm") or "unknown").inc()
+    arm_label = payload["arm"] if state.config.arm(str(payload.get("arm"))) is not None else "other"
+    state.metrics.events.labels(ev.type, arm_label).inc()
     out: dict[str, Any] = {"ok": True, "event_id": event_id, "table": table, "arm": payload.get("arm"),
                            "model_version": payload.get("model_version")}
     if ev.type == "settled":
-        out["kept"] = payload["kept"]
+        out["kept"] = payload.get("kept")  # None when the request had no prediction
     return _json(out)
 
 
@@ -575,19 +668,50 @@ def create_app(config: ServeConfig, *, config_path: str | Path | None = None,
 
     @app.get("/admin/config")
     async def show_config(request: Request) -> Response:
-        require_admin(state, request)
+        require_admin(state, request, cookie=True)
         return _json({"deadline_ms": state.config.deadline_ms, "arms": [
             {**a.model_dump(), "model_version": state.backends.by_arm[a.name].model_version}
             for a in state.config.arms]})
 
     @app.get("/dashboard")
     async def dashboard(request: Request) -> Response:
-        require_admin(state, request)
+        require_admin(state, request, cookie=True)
         from nextedit.serve.dashboard import render_dashboard
 
         since = request.query_params.get("since")
         html = await asyncio.to_thread(render_dashboard, state.store, state.config, since)
-        return HTMLResponse(html)
+        return html_response(html)
+
+    @app.get("/login")
+    async def login_page() -> Response:
+        from nextedit.serve.dashboard import render_login
+
+        return html_response(render_login(None))
+
+    @app.post("/login")
+    async def login(request: Request) -> Response:
+        from urllib.parse import parse_qs
+
+        from nextedit.serve.dashboard import render_login
+
+        admin = state.config.auth.admin()
+        if not admin:
+            raise HTTPProblem(403, "no admin token is configured ([auth] admin_token); admin pages are disabled")
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        token = (form.get("token") or [""])[0]
+        if not hmac.compare_digest(token, admin):
+            state.metrics.rejected_http.labels("403").inc()
+            return html_response(render_login("invalid admin token"), status=403)
+        resp = Response(status_code=303, headers={"location": "/dashboard"})
+        resp.set_cookie(ADMIN_COOKIE, admin_session(admin), httponly=True, samesite="strict", path="/",
+                        secure=request.url.scheme == "https", max_age=12 * 3600)
+        return resp
+
+    @app.post("/logout")
+    async def logout() -> Response:
+        resp = Response(status_code=303, headers={"location": "/login"})
+        resp.delete_cookie(ADMIN_COOKIE, path="/")
+        return resp
 
     from nextedit.serve.openai_api import add_openai_routes
 

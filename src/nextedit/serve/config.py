@@ -45,6 +45,10 @@ class AuthConfig(_Strict):
     api_keys_env: str | None = None
     admin_token: str | None = None
     admin_token_env: str | None = None
+    #: Key that signs request ids (HMAC), so any worker or replica holding it knows an id it did not
+    #: store is one this service issued, and for which arm. Default: a random key per process.
+    request_id_key: str | None = None
+    request_id_key_env: str | None = None
 
     def keys(self) -> set[str]:
         """Every accepted API key (inline ones plus the comma-separated env variable)."""
@@ -58,6 +62,21 @@ class AuthConfig(_Strict):
         if self.admin_token_env and os.environ.get(self.admin_token_env):
             return os.environ[self.admin_token_env]
         return self.admin_token or None
+
+    def id_key(self) -> str | None:
+        """The request-id signing key (env variable wins over the inline value), or None."""
+        if self.request_id_key_env and os.environ.get(self.request_id_key_env):
+            return os.environ[self.request_id_key_env]
+        return self.request_id_key or None
+
+
+class PrivacyConfig(_Strict):
+    """What the server keeps: secrets in stored code (collected requests, predictions, settled text)
+    are replaced by placeholders before anything is written (nextedit.privacy; docs/privacy.md)."""
+
+    scrub: bool = True
+    #: Also scrub high-entropy quoted strings (detect-secrets' entropy detectors).
+    entropy: bool = True
 
 
 class ServeConfig(_Strict):
@@ -75,6 +94,7 @@ class ServeConfig(_Strict):
     #: How long a prediction is remembered for kept-rate computation when its settled event arrives.
     remember_s: float = Field(default=900.0, gt=0)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     arms: list[ArmConfig] = Field(min_length=1)
 
     @field_validator("arms")

@@ -1,4 +1,8 @@
-"""The /dashboard page: the production report as one self-contained HTML page with inline SVG charts."""
+"""The /dashboard page: the production report as one self-contained HTML page with inline SVG charts.
+
+Every value from the store (arm names, model versions, reasons: client data) is escaped: the
+templates autoescape, and the SVG charts are built from escaped parts (`Markup`), never `|safe`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 
 from nextedit.serve.config import ServeConfig
 from nextedit.serve.production import ProductionReport, production_report
@@ -33,8 +38,9 @@ _env.filters["fmt"] = _fmt
 
 
 def bar_chart(rows: list[tuple[str, float | None, float | None, float | None]], *, width: int = 520,
-              scale: float = 1.0, unit: str = "%", title: str = "") -> str:
-    """A horizontal bar chart as SVG: one bar per (label, value, low, high), whiskers for the interval."""
+              scale: float = 1.0, unit: str = "%", title: str = "") -> Markup:
+    """A horizontal bar chart as SVG: one bar per (label, value, low, high), whiskers for the interval.
+    Labels and title are escaped; the result is markup safe to put in a page as is."""
     bar_h, gap, left = 22, 10, 110
     height = len(rows) * (bar_h + gap) + 30
     top = max([scale] + [v for r in rows for v in r[1:] if v is not None])
@@ -44,10 +50,10 @@ def bar_chart(rows: list[tuple[str, float | None, float | None, float | None]], 
         return left + span * max(0.0, v) / top if top else left
 
     parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-              f'aria-label="{title}">')]
+              f'aria-label="{escape(title)}">')]
     for i, (label, value, low, high) in enumerate(rows):
         y = 10 + i * (bar_h + gap)
-        parts.append(f'<text x="{left - 8}" y="{y + 15}" text-anchor="end" font-size="12">{label}</text>')
+        parts.append(f'<text x="{left - 8}" y="{y + 15}" text-anchor="end" font-size="12">{escape(label)}</text>')
         if value is None:
             parts.append(f'<text x="{left}" y="{y + 15}" font-size="12" fill="#888">no data</text>')
             continue
@@ -60,7 +66,7 @@ def bar_chart(rows: list[tuple[str, float | None, float | None, float | None]], 
         shown = f"{100 * value:.1f}%" if unit == "%" else f"{value:.1f} {unit}"
         parts.append(f'<text x="{x(max(value, high or 0)) + 6:.1f}" y="{y + 15}" font-size="12">{shown}</text>')
     parts.append("</svg>")
-    return "".join(parts)
+    return Markup("".join(parts))
 
 
 def render_report_html(report: ProductionReport) -> str:
@@ -75,6 +81,11 @@ def render_report_html(report: ProductionReport) -> str:
     latency_svg = bar_chart(latency_rows, unit="ms", scale=300.0, title="latency by arm")
     return _env.get_template("dashboard.html.j2").render(
         report=report, acceptance_svg=acceptance_svg, kept_svg=kept_svg, latency_svg=latency_svg)
+
+
+def render_login(error: str | None) -> str:
+    """The /login page: a form that posts the admin token once and gets an HttpOnly session cookie."""
+    return _env.get_template("login.html.j2").render(error=error)
 
 
 def render_dashboard(store: EventStore, config: ServeConfig | None, since: str | None) -> str:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 #: Latency bucket edges (seconds), dense around the 50/100/200/300/500 ms marks that matter for Tab.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0, 5.0)
@@ -29,6 +35,8 @@ class ServeMetrics:
                               ["arm", "outcome"], registry=r)
         self.events = Counter("nextedit_events", "Feedback events stored, by type and arm.",
                               ["type", "arm"], registry=r)
+        self.events_rejected = Counter("nextedit_events_rejected", "Feedback events refused, by reason "
+                                       "(unknown_request: an id this server did not issue).", ["reason"], registry=r)
         self.inflight = Gauge("nextedit_inflight_requests", "Predict requests being answered now.", registry=r)
         self.rejected_http = Counter("nextedit_http_errors", "Requests refused with a 4xx, by status.",
                                      ["status"], registry=r)

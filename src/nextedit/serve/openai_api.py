@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -143,7 +142,7 @@ def add_openai_routes(app: FastAPI, state: ServerState) -> None:
                    "stop": _stops(req.stop)}
             results.append(await _complete(state, arm, prompt, max_tokens=req.max_tokens, stop=_stops(req.stop),
                                            temperature=req.temperature, path="/completions", raw_body=raw))
-        request_id = "cmpl-" + uuid.uuid4().hex
+        request_id = state.ids.issue(arm.name, prefix="cmpl-")  # signed: events may name it
         _count(state, arm, results, t0)
         body = {
             "id": request_id, "object": "text_completion", "created": int(time.time()),
@@ -169,7 +168,7 @@ def add_openai_routes(app: FastAPI, state: ServerState) -> None:
                "stop": _stops(req.stop)}
         result = await _complete(state, arm, req.messages, max_tokens=max_tokens, stop=_stops(req.stop),
                                  temperature=req.temperature, path="/chat/completions", raw_body=raw)
-        request_id = "chatcmpl-" + uuid.uuid4().hex
+        request_id = state.ids.issue(arm.name, prefix="chatcmpl-")
         _count(state, arm, [result], t0)
         body = {
             "id": request_id, "object": "chat.completion", "created": int(time.time()),

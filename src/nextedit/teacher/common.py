@@ -8,9 +8,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from nextedit.llm import ChatRequest, ClientOptions, LLMClient, get_client
+from nextedit.privacy.licenses import LicenseExpressionError, license_allowed
+from nextedit.privacy.records import learn_example
+from nextedit.privacy.scrub import Scrubber
 from nextedit.record import Example, Prediction, Snapshot, Usage
 from nextedit.teacher.parse import ParsedOutput, ParseError, parse_output, region_patch
-from nextedit.teacher.scrub import Scrubber
 
 __all__ = [
     "LLMConfig", "LicenseRefused", "PrivacyConfig", "check_license", "drop_predictions", "make_client",
@@ -41,8 +43,10 @@ class PrivacyConfig(BaseModel):
 
     scrub: bool = Field(True, description="replace secrets by placeholders in every text sent to a provider")
     entropy: bool = Field(True, description="also scrub high-entropy quoted strings (detect-secrets)")
-    licenses: list[str] | None = Field(None, description="refuse examples whose source.license is not in this "
-                                                         "list (SPDX ids, case-insensitive); None: no check")
+    licenses: list[str] | None = Field(None, description="refuse examples whose source.license (an SPDX expression: "
+                                                         "'MIT OR Apache-2.0' passes a list holding MIT) is not "
+                                                         "allowed by this list (SPDX ids, case-insensitive); None: "
+                                                         "no check")
 
 
 class LicenseRefused(ValueError):
@@ -53,9 +57,12 @@ def check_license(example: Example, privacy: PrivacyConfig) -> None:
     """Raise LicenseRefused unless the example's source.license is in the allow-list (when one is set)."""
     if privacy.licenses is None:
         return
-    allowed = {x.strip().lower() for x in privacy.licenses}
     lic = (example.source.license or "").strip()
-    if lic.lower() not in allowed:
+    try:
+        ok = license_allowed(lic, privacy.licenses)
+    except LicenseExpressionError as exc:
+        raise LicenseRefused(f"example {example.id}: field source.license: {exc}; not sent to the provider") from None
+    if not ok:
         shown = lic or "none"
         raise LicenseRefused(f"example {example.id}: field source.license: {shown!r} is not in the allow-list "
                              f"({', '.join(privacy.licenses) or 'empty'}); not sent to the provider")
@@ -69,9 +76,18 @@ def make_client(llm: LLMConfig) -> LLMClient:
     return get_client(llm.provider, **options)
 
 
-def new_scrubber(privacy: PrivacyConfig) -> Scrubber | None:
-    """A Scrubber for one conversation, or None when scrubbing is off."""
-    return Scrubber(entropy=privacy.entropy) if privacy.scrub else None
+def new_scrubber(privacy: PrivacyConfig, example: Example | None = None) -> Scrubber | None:
+    """A Scrubber for one conversation about `example`, or None when scrubbing is off. It has read
+    every text of the example (snapshot, history, related code, expected and predicted patches) with
+    that text's own path (a `.env` excerpt by .env rules), so the rendered prompt loses those secrets
+    wherever they appear. The snapshot is read first, so its placeholders are the same in every
+    conversation about the example (a repair continues the teacher's answer)."""
+    if not privacy.scrub:
+        return None
+    scrubber = Scrubber(entropy=privacy.entropy)
+    if example is not None:
+        learn_example(scrubber, example)
+    return scrubber
 
 
 def make_request(llm: LLMConfig, system: str | None, messages: list[dict[str, str]], *, n: int = 1,

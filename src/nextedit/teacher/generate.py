@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nextedit.llm import LLMClient
+from nextedit.privacy.scrub import Scrubber
 from nextedit.record import Example, Prediction
 from nextedit.teacher.common import (
     LLMConfig,
@@ -21,7 +22,6 @@ from nextedit.teacher.prompt import (
     TeacherPrompt,
     build_prompt,
 )
-from nextedit.teacher.scrub import Scrubber
 
 __all__ = ["MarkersInText", "conversation_start", "teacher_predictions"]
 
@@ -41,7 +41,7 @@ def conversation_start(example: Example, options: PromptOptions,
     if found:
         raise MarkersInText(f"example {example.id}: field snapshot.text: contains {found[0]}, a marker of the "
                             "teacher prompt; refused")
-    return build_prompt(example, options), new_scrubber(privacy)
+    return build_prompt(example, options), new_scrubber(privacy, example)
 
 
 async def teacher_predictions(example: Example, client: LLMClient, llm: LLMConfig, *, samples: int = 1,

@@ -86,7 +86,7 @@ async def judge_prediction(example: Example, index: int, client: LLMClient, llm:
     """Judge prediction `index`: set its `judge` field (verdict, or error and response) and append and
     return the checks judge_reverts / judge_low_confidence (none when the verdict is unreadable)."""
     system, user = judge_prompt(example, index)
-    req = make_request(llm, system, [{"role": "user", "content": user}], scrubber=new_scrubber(privacy),
+    req = make_request(llm, system, [{"role": "user", "content": user}], scrubber=new_scrubber(privacy, example),
                        max_tokens=options.max_tokens)
     completion = await client.complete(req)
     raw = completion.texts[0]
