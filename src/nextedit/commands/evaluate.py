@@ -26,13 +26,16 @@ def register(app: typer.Typer) -> None:
         concurrency: Annotated[int | None, typer.Option("--concurrency", "-j", help="Workers / in-flight examples.")] = None,
         no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the result cache.")] = False,
         title: Annotated[str, typer.Option("--title", help="Report title.")] = "nextedit evaluation",
+        baseline: Annotated[str | None, typer.Option("--baseline", help="Provider the report's paired differences and "
+                                                     "example outcomes compare with (default: propagate, else noop, "
+                                                     "else the first).")] = None,
     ) -> None:
         """Evaluate predictions (made here with --provider, or already in the input) and write a report."""
         from nextedit.evaluate.report import print_console
 
         summary = evaluate(inputs, report, providers=provider or [], samples=samples, options=parse_options(option or []),
                            concurrency=concurrency, cache=not no_cache, resamples=resamples, seed=seed,
-                           title=title)
+                           title=title, baseline=baseline)
         if not summary["providers"]:
             typer.echo("error: no predictions to score: the input has none, pass --provider P "
                        "(e.g. --provider noop --provider propagate)", err=True)
