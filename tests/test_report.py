@@ -112,7 +112,7 @@ def test_worst_examples_are_capped_ordered_and_show_the_cursor() -> None:
 def test_report_is_self_contained(summary: dict, tmp_path) -> None:
     path = write_report(summary, tmp_path / "rep")
     html = path.read_text()
-    scripts = re.findall(r"<script>(.*?)</script>", html, re.S)
+    scripts = re.findall(r"<script>(.*?)</script>", html, re.DOTALL)
     assert len(scripts) == 1 and html.lower().count("<script") == 1  # the example filter, inline
     digest = base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode()
     assert f"script-src 'sha256-{digest}'" in html and "default-src 'none'" in html

@@ -106,7 +106,7 @@ def _region_lines(snapshot: Any, max_lines: int = VIEW_MAX_LINES) -> dict[str, A
     for line in lines:
         offsets.append(pos)
         pos += len(line) + 1
-    row_of = lambda off: max(0, min(len(lines) - 1, text.count("\n", 0, off)))  # noqa: E731
+    row_of = lambda off: max(0, min(len(lines) - 1, text.count("\n", 0, off)))
     last = end - 1 if end > start and text[end - 1:end] == "\n" else end  # a region ending at a line start
     lo, hi = max(0, row_of(start) - 3), min(len(lines), row_of(last) + 4)
     crow = row_of(cursor)
@@ -330,7 +330,9 @@ def _per_example(rows: list[Row], metric: str) -> dict[str, float]:
 
 def paired(by_provider: dict[str, list[Row]], baseline: str | None, *, resamples: int, seed: int) -> dict[str, Any]:
     """Paired per-example differences (provider minus baseline) with 95% bootstrap CIs, per metric."""
-    from nextedit.evaluate.compare import paired_difference  # compare imports this module
+    from nextedit.evaluate.compare import (
+        paired_difference,  # compare imports this module
+    )
 
     out: dict[str, Any] = {"baseline": baseline, "metrics": list(PAIRED_METRICS), "differences": {}}
     if baseline is None:
