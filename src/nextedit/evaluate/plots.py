@@ -23,6 +23,12 @@ def _nice_step(span: float, ticks: int = 5) -> float:
     return next(m * exp for m in (1, 2, 2.5, 5, 10) if m * exp >= raw)
 
 
+def nice_ceiling(x: float) -> float:
+    """The smallest round number (1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten) that is >= x (x > 0)."""
+    exp = 10 ** math.floor(math.log10(x))
+    return next(m * exp for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * exp >= x * (1 - 1e-12))
+
+
 def _ticks(lo: float, hi: float, x: Any, count: int = 5) -> list[dict[str, Any]]:
     step = _nice_step(hi - lo, count)
     first = math.ceil(lo / step - 1e-9) * step
@@ -73,7 +79,7 @@ def paired(summary: dict[str, Any]) -> list[dict[str, Any]]:
         if not entries:
             continue
         extent = max(abs(v) for _, d in entries for v in (d["difference"], *(c for c in d["ci"] if c is not None)))
-        extent = _nice_step(extent * 1.1, 2) * 2 if extent > 1e-9 else (10.0 if metric == "delta_chrf" else 0.1)
+        extent = nice_ceiling(extent * 1.05) if extent > 1e-9 else (10.0 if metric == "delta_chrf" else 0.1)
         x = _scale(-extent, extent, PAIRED_LEFT, PAIRED_WIDTH)
         rows = []
         for i, (name, d) in enumerate(entries):

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from nextedit.evaluate import bootstrap
+from nextedit.evaluate.plots import nice_ceiling
 from nextedit.languages import language_name
 from nextedit.metrics.lines import prf
 from nextedit.record import Example
@@ -360,12 +361,6 @@ def _quantiles(values: list[float]) -> dict[str, Any] | None:
             "p75": float(q[3]), "p90": float(q[4]), "max": float(arr.max()), "mean": float(arr.mean())}
 
 
-def _nice_ceiling(x: float) -> float:
-    """The smallest 1, 2 or 5 times a power of ten that is >= x (x > 0)."""
-    exp = 10 ** math.floor(math.log10(x))
-    return next(m * exp for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * exp >= x)
-
-
 def latency_histogram(by_provider: dict[str, list[Row]], bins: int = LATENCY_BINS) -> dict[str, Any] | None:
     """Latency counts per provider over shared bins from 0 to a round number above the p99 of all latencies
     (slower predictions land in the last bin)."""
@@ -375,7 +370,7 @@ def latency_histogram(by_provider: dict[str, list[Row]], bins: int = LATENCY_BIN
     if not values:
         return None
     everything = [x for v in values.values() for x in v]
-    top = _nice_ceiling(max(float(np.percentile(everything, 99)), 1.0))
+    top = nice_ceiling(max(float(np.percentile(everything, 99)), 1.0))
     out: dict[str, Any] = {"edges": [], "counts": {}, "n": {}}
     for p, v in values.items():
         h = histogram(v, 0.0, top, bins)
