@@ -519,7 +519,7 @@ async def handle_event(state: ServerState, request: Request) -> Response:
     out: dict[str, Any] = {"ok": True, "event_id": event_id, "table": table, "arm": payload.get("arm"),
                            "model_version": payload.get("model_version")}
     if ev.type == "settled":
-        out["kept"] = payload["kept"]
+        out["kept"] = payload.get("kept")  # None (dropped above) for a request this server does not know
     return _json(out)
 
 
