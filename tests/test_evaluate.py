@@ -115,6 +115,21 @@ def _write(tmp_path, examples) -> str:
     return str(path)
 
 
+def test_eval_baseline_must_be_one_of_the_providers_before_any_work(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("NEXTEDIT_CACHE", str(tmp_path / "cache.sqlite"))
+    src = _write(tmp_path, dataset(2, 0, 0))
+    rep = tmp_path / "rep"
+    result = runner.invoke(app, ["eval", src, "-p", "noop", "--baseline", "propagat", "--report", str(rep)])
+    assert result.exit_code == 2
+    assert "--baseline 'propagat' is none of the providers: noop" in result.output
+    assert not list(rep.glob("predictions.*"))
+    ok = runner.invoke(app, ["eval", src, "-p", "noop", "-p", "propagate", "--baseline", "noop", "--report", str(rep),
+                             "-j", "1", "--resamples", "50"])
+    assert ok.exit_code == 0, ok.output
+    summary = orjson.loads((rep / "summary.json").read_bytes())
+    assert summary["paired"]["baseline"] == "noop" and set(summary["paired"]["differences"]) == {"propagate"}
+
+
 def test_eval_command_predicts_scores_and_writes_summary_and_report(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("NEXTEDIT_CACHE", str(tmp_path / "cache.sqlite"))
     src = _write(tmp_path, dataset())
@@ -125,7 +140,8 @@ def test_eval_command_predicts_scores_and_writes_summary_and_report(tmp_path, mo
     summary = orjson.loads((rep / "summary.json").read_bytes())
     assert set(summary["providers"]) == {"noop", "propagate"}
     assert summary["providers"]["propagate"]["means"]["delta_chrf"] > summary["providers"]["noop"]["means"]["delta_chrf"]
-    assert (rep / "report.html").read_text().count("<svg") == 6
+    html = (rep / "report.html").read_text()
+    assert html.count("<svg") == 6 + 1 + 4  # histograms, the deltaChrF box plot, paired differences (4 metrics)
     scored = list(read_examples(rep / "scored.jsonl"))
     assert len(scored) == 12 and all(len(e.scores) == 2 for e in scored)
     # eval on already-predicted examples (no --provider) gives the same numbers

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from html.parser import HTMLParser
 
@@ -110,10 +112,71 @@ def test_worst_examples_are_capped_ordered_and_show_the_cursor() -> None:
 def test_report_is_self_contained(summary: dict, tmp_path) -> None:
     path = write_report(summary, tmp_path / "rep")
     html = path.read_text()
-    assert "<script" not in html.lower()
+    scripts = re.findall(r"<script>(.*?)</script>", html, re.DOTALL)
+    assert len(scripts) == 1 and html.lower().count("<script") == 1  # the example filter, inline
+    digest = base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in html and "default-src 'none'" in html
     assert not [v for k, v in _parse(html).attrs_seen if k in ("src", "href")]
-    assert html.count("<svg") == 6  # 3 histograms x 2 providers
+    # 3 histograms x 2 providers, the deltaChrF distribution, 4 paired-difference panels, latency
+    assert html.count("<svg") == 6 + 1 + 4 + 1
     assert re.search(r"delta_chrf:v3\|n=6", html)
+
+
+def test_paired_differences_and_outcomes_against_the_baseline(summary: dict) -> None:
+    assert summary["paired"]["baseline"] == "propagate"  # preferred over noop when both ran
+    d = summary["paired"]["differences"]["noop"]["delta_chrf"]
+    # noop scores 0 on the 6 renames propagate solves (100), and the same on the other 6
+    assert d["shared_examples"] == 12 and d["difference"] == pytest.approx(-50.0)
+    assert d["run_lower"] == 6 and d["ties"] == 6 and d["ci"][1] < 0 and d["significant"]
+    views = {v["id"]: v for v in summary["views"]["examples"]}
+    assert len(views) == 12 == summary["views"]["total"]
+    assert views["rename-0"]["predictions"]["noop"]["outcome"] == ["worse", "no-edit"]
+    assert views["rename-0"]["predictions"]["propagate"]["outcome"] == ["baseline"]
+    assert views["quiet-0"]["predictions"]["noop"]["outcome"] == ["same", "no-edit"]
+    shown = dict(_parse(render_html(summary)).numbers)
+    assert float(shown["/paired/differences/noop/delta_chrf/difference"]) == pytest.approx(-50.0)
+    assert float(shown["/plots/delta_chrf/propagate/mean"]) == pytest.approx(
+        summary["providers"]["propagate"]["means"]["delta_chrf"], abs=0.005)
+    assert shown["/plots/latency_ms/n/propagate"] == "12"
+
+
+def test_baseline_can_be_named_and_must_exist() -> None:
+    from nextedit.evaluate.summary import choose_baseline
+
+    assert choose_baseline(["local", "noop"]) == "noop"
+    assert choose_baseline(["b", "a"]) == "a"
+    assert choose_baseline(["noop", "propagate"], "noop") == "noop"
+    with pytest.raises(ValueError, match="baseline 'x' is none of the providers: noop"):
+        choose_baseline(["noop"], "x")
+
+
+def test_region_view_marks_the_editable_region_and_the_cursor() -> None:
+    from nextedit.evaluate.summary import _region_lines
+    from nextedit.record import Snapshot
+
+    text = "".join(f"line {i}\n" for i in range(100))
+    start = text.index("line 50")
+    snap = Snapshot(path="a.txt", text=text, cursor=start + 2, editable=(start, text.index("line 53")), start_line=10)
+    region = _region_lines(snap)
+    rows = {line["n"]: line for line in region["lines"]}
+    assert (min(rows), max(rows)) == (10 + 47 + 1, 10 + 55 + 1)  # 3 lines of context either side
+    assert rows[61]["parts"] == [["li", "ed"], ["▌", "cursor"], ["ne 50", "ed"]]
+    assert [p[1] for p in rows[63]["parts"]] == ["ed"] and rows[64]["parts"] == [["line 53", ""]]
+    long = Snapshot(path="a.txt", text=text, cursor=start)  # the whole excerpt is editable
+    lines = _region_lines(long)["lines"]
+    assert len(lines) == 40 and any(p[1] == "cursor" for line in lines for p in line["parts"])
+
+
+def test_hostile_values_are_escaped_in_the_report() -> None:
+    examples = predict_and_score(dataset(2, 0, 0))
+    hostile = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
+    for ex in examples:
+        ex.snapshot.path = hostile + ".py"
+        ex.predictions[0].provider = hostile
+        ex.predictions[0].error = hostile
+    html = render_html(summarize_examples(examples, resamples=20), title=hostile)
+    assert "<img" not in html and html.lower().count("<script") == 1
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
 def test_console_table_prints_providers_and_signature(summary: dict) -> None:

@@ -168,6 +168,7 @@ def test_settle_command_keeps_near_drops_equal_and_unrelated(files, tmp_path):
     assert summary["cost"]["teacher_usd"] > 0 and summary["cost"]["student_usd"] == 0
     html = (tmp_path / "out.report.html").read_text()
     assert "<svg" in html and "near" in html and "too noisy" in html and "<script" not in html
+    assert '<span class="add">+' in html and '<span class="del">-' in html  # request -> settled, as a diff
 
 
 def test_quantile_band_from_the_command_and_rerun_uses_the_cache(files, tmp_path):

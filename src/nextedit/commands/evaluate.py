@@ -29,13 +29,16 @@ def register(app: typer.Typer) -> None:
         title: Annotated[str, typer.Option("--title", help="Report title.")] = "nextedit evaluation",
         engine: EngineOption = None,
         ray_address: RayAddressOption = None,
+        baseline: Annotated[str | None, typer.Option("--baseline", help="Provider the report's paired differences and "
+                                                     "example outcomes compare with (default: propagate, else noop, "
+                                                     "else the first).")] = None,
     ) -> None:
         """Evaluate predictions (made here with --provider, or already in the input) and write a report."""
         from nextedit.evaluate.report import print_console
 
         summary = evaluate(inputs, report, providers=provider or [], samples=samples, options=parse_options(option or []),
                            concurrency=concurrency, cache=not no_cache, resamples=resamples, seed=seed,
-                           title=title, engine=engine, ray_address=ray_address)
+                           title=title, engine=engine, ray_address=ray_address, baseline=baseline)
         if not summary["providers"]:
             typer.echo("error: no predictions to score: the input has none, pass --provider P "
                        "(e.g. --provider noop --provider propagate)", err=True)

@@ -1,12 +1,15 @@
-"""The self-contained HTML report (inline CSS and SVG, no JS) and the console table of a summary JSON."""
+"""The self-contained HTML report (inline CSS, SVG plots, one small filter script) and the console table of a summary."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import math
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 from rich.console import Console
 from rich.table import Table
 
@@ -34,7 +37,35 @@ CONSOLE: list[tuple[str, str, int, str | None]] = [
     ("no-edit", "rates/no_edit_predicted", 2, None),
     ("wrong-ER", "rates/wrong_editable_region", 2, None),
 ]
-HISTOGRAM_TITLES = {"delta_chrf": "deltaChrF", "reversal_ratio": "reversal ratio", "kept_rate": "kept rate"}
+HISTOGRAM_TITLES = {"delta_chrf": "deltaChrF", "reversal_ratio": "reversal ratio", "kept_rate": "kept rate",
+                    "exact_lines_f1": "exact-lines F1"}
+#: The report's only script: the per-example filter. The page's Content-Security-Policy allows exactly this
+#: text (by its SHA-256), so nothing else can run even if a value slipped past escaping.
+FILTER_JS = """
+(function () {
+  var prov = document.getElementById("f-provider"), out = document.getElementById("f-outcome");
+  var count = document.getElementById("f-count");
+  function apply() {
+    var p = prov.value, o = out.value, shown = 0;
+    document.querySelectorAll(".ex").forEach(function (ex) {
+      var hit = false;
+      ex.querySelectorAll(".pred").forEach(function (pr) {
+        var ok = (p === "*" || pr.dataset.provider === p) &&
+                 (o === "*" || pr.dataset.outcome.split(" ").indexOf(o) >= 0);
+        pr.classList.toggle("match", ok && (p !== "*" || o !== "*"));
+        hit = hit || ok;
+      });
+      ex.hidden = !hit;
+      if (hit) { shown++; }
+    });
+    count.textContent = String(shown);
+  }
+  prov.addEventListener("change", apply);
+  out.addEventListener("change", apply);
+  apply();
+})();
+"""
+SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(FILTER_JS.encode()).digest()).decode()
 
 
 def escape_part(part: Any) -> str:
@@ -91,14 +122,20 @@ def _environment() -> jinja2.Environment:
         extensions=["jinja2.ext.do"],
     )
     env.filters["fmt"] = fmt
-    env.globals.update(pointer=pointer, lookup=lookup, Pointer=Pointer, max=max, min=min,
-                       headline=HEADLINE, histogram_titles=HISTOGRAM_TITLES)
+    env.globals.update(pointer=pointer, lookup=lookup, Pointer=Pointer, max=max, min=min, escape_part=escape_part,
+                       headline=HEADLINE, histogram_titles=HISTOGRAM_TITLES,
+                       filter_js=markupsafe.Markup(FILTER_JS), script_hash=SCRIPT_HASH)
     return env
 
 
 def render_html(summary: dict[str, Any], *, title: str = "nextedit evaluation") -> str:
     """The report HTML of a summary JSON (every shown number carries its JSON pointer in `data-ptr`)."""
-    return _environment().get_template("report.html.j2").render(s=summary, title=title)
+    from nextedit.evaluate import plots
+
+    summary = {"plots": {}, "paired": {}, "views": {"baseline": None, "total": 0, "examples": []}, **summary}
+    return _environment().get_template("report.html.j2").render(
+        s=summary, title=title, dist=plots.distribution(summary), paired_panels=plots.paired(summary),
+        lat=plots.latency(summary))
 
 
 def write_report(summary: dict[str, Any], out_dir: str | Path, *, title: str = "nextedit evaluation") -> Path:

@@ -107,7 +107,8 @@ def import_markdown(files: list[Path], out: Path) -> int:
 def evaluate(inputs: list[Path], report_dir: Path, *, providers: list[str], samples: int = 1,
              options: dict[str, Any] | None = None, concurrency: int | None = None, cache: bool = True,
              resamples: int = 1000, seed: int = 0, title: str = "nextedit evaluation",
-             engine: str | None = None, ray_address: str | None = None) -> dict[str, Any]:
+             engine: str | None = None, ray_address: str | None = None,
+             baseline: str | None = None) -> dict[str, Any]:
     """predict (per provider) -> score -> summary.json + report.html in `report_dir`; returns the summary."""
     import orjson
 
@@ -132,6 +133,10 @@ def evaluate(inputs: list[Path], report_dir: Path, *, providers: list[str], samp
     except PredictorError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    names = [stage.predictor.name for stage in stages]
+    if baseline is not None and names and baseline not in names:
+        typer.echo(f"error: --baseline {baseline!r} is none of the providers: {', '.join(names)}", err=True)
+        raise typer.Exit(2)
     steps = [Step(stage, report_dir / f"predictions.{_slug(stage.predictor.name)}.jsonl", concurrency=concurrency)
              for stage in stages]
     scored = report_dir / "scored.jsonl"
@@ -140,8 +145,12 @@ def evaluate(inputs: list[Path], report_dir: Path, *, providers: list[str], samp
     builder = SummaryBuilder()
     for example in read_examples(scored):
         builder.add(example)
-    summary = summarize(builder, input_name=", ".join(str(p) for p in inputs), resamples=resamples, seed=seed,
-                        failed=failed)
+    try:
+        summary = summarize(builder, input_name=", ".join(str(p) for p in inputs), resamples=resamples, seed=seed,
+                            failed=failed, baseline=baseline)
+    except ValueError as exc:  # a --baseline that names no provider of the run
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     tmp = report_dir / "summary.json.tmp"
     tmp.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
     tmp.replace(report_dir / "summary.json")

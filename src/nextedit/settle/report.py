@@ -57,6 +57,13 @@ def histogram_svg(summary: dict[str, Any]) -> dict[str, Any]:
             "base": PAD + HEIGHT, "low_x": low_x, "high_x": high_x, "top": top, "pad": PAD, "labels": labels}
 
 
+def region_diff(original: str, settled: str, path: str = "") -> str:
+    """The unified diff from the region at request time to the settled text ("" when they are equal)."""
+    from nextedit import patch as patchlib
+
+    return patchlib.make(original, settled, path=path or "file")
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("nextedit.settle", "templates"),
@@ -64,7 +71,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
     )
     env.filters["fmt"] = fmt
-    env.globals.update(titles=TITLES)
+    env.globals.update(titles=TITLES, region_diff=region_diff)
     return env
 
 

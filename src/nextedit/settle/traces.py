@@ -166,6 +166,13 @@ def _is_sqlite(path: Path) -> bool:
 
 
 def _sqlite_rows(path: Path) -> Iterator[tuple[str, int, dict[str, Any] | bytes]]:
+    try:
+        yield from _sqlite_table_rows(path)
+    except sqlite3.DatabaseError as exc:  # a damaged file that starts like SQLite
+        raise TraceError(f"{path}: not a readable SQLite event store ({exc})") from None
+
+
+def _sqlite_table_rows(path: Path) -> Iterator[tuple[str, int, dict[str, Any] | bytes]]:
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}

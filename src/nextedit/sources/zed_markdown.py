@@ -43,6 +43,7 @@ HEADINGS = {
     "rejected_patch": "Rejected Patch",
 }
 _FENCE_LINE = re.compile(r"^( {0,3})(`{3,}|~{3,})(.*)$")
+_LONE_CR = re.compile(r"\r(?!\n)")
 
 
 @dataclass
@@ -132,7 +133,9 @@ def parse_markdown(text: str, *, file: str = "<string>") -> MarkdownSpec:
     if front:
         layout["front_matter"] = front
 
-    tokens = MarkdownIt("commonmark").parse("".join(body).replace("\r\n", "\n"))
+    # markdown-it also ends a line at a lone "\r"; our lines end only at "\n", so a lone "\r" is hidden from
+    # it (as U+240D) to keep its line map on our lines.
+    tokens = MarkdownIt("commonmark").parse(_LONE_CR.sub("\u240d", "".join(body).replace("\r\n", "\n")))
     section = "start"
     raw_from: int | None = None  # first body line of a section kept as raw text (reasoning, unknown)
     history: list[str] = []
