@@ -64,7 +64,7 @@ def test_the_miner_adds_finished_examples_only_when_asked(tmp_path):
     repo = _repo(tmp_path)
     plain, more = tmp_path / "plain.jsonl", tmp_path / "more.jsonl"
     mine(repo, plain, MineConfig(samples_per_commit=3, workers=1))
-    mine(repo, more, MineConfig(samples_per_commit=3, workers=1, finished_examples=True))
+    mine(repo, more, MineConfig(samples_per_commit=3, workers=1, finished_examples=1.0))
     base = list(read_examples(plain))
     extra = list(read_examples(more))
     assert all(ex.expected for ex in base)

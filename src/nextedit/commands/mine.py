@@ -37,9 +37,9 @@ def register(app: typer.Typer) -> None:
         context_tokens: Annotated[int, typer.Option("--context-tokens", min=0,
                                                     help="Token budget of the excerpt beyond it.")] = 1024,
         workers: Annotated[int, typer.Option("--workers", min=0, help="Processes (0: one per CPU).")] = 0,
-        finished: Annotated[bool, typer.Option("--finished-examples/--no-finished-examples",
-                                               help="Also emit a no-edit example after each sample that "
-                                                    "completes its commit.")] = False,
+        finished: Annotated[float, typer.Option("--finished-examples", min=0.0, max=1.0,
+                                                help="Chance to also emit a no-edit example after a sample that "
+                                                     "completes its commit.")] = 0.0,
         engine: EngineOption = None,
         ray_address: RayAddressOption = None,
     ) -> None:

@@ -33,8 +33,9 @@ class MineConfig(BaseModel):
     max_history_events: int = Field(10, ge=0, description="keep the newest N history events")
     editable_tokens: int = Field(EDITABLE_TOKENS, ge=1)
     context_tokens: int = Field(CONTEXT_TOKENS, ge=0)
-    finished_examples: bool = Field(False, description="also emit a no-edit example right after a sample whose "
-                                    "expected edit completes the commit (nextedit.mine.finished)")
+    finished_examples: float = Field(0.0, ge=0.0, le=1.0, description="chance to also emit a no-edit example "
+                                     "right after a sample whose expected edit completes the commit "
+                                     "(nextedit.mine.finished)")
     workers: int = Field(0, ge=0, description="processes (0: one per CPU)")
 
     def fingerprint(self) -> str:

@@ -222,7 +222,8 @@ def mine_commit(repo: RepoInfo, commit: Commit, cfg: MineConfig, objects: GitObj
             problem = f"internal error: {type(exc).__name__}: {exc}"
         if problem is None:
             result.examples.append(example.to_dict())
-            if cfg.finished_examples and completes_commit(example):
+            chance = random.Random(f"{cfg.seed}:{sha}:{index}:finished").random()
+            if chance < cfg.finished_examples and completes_commit(example):
                 done = finished_example(example)
                 if done is not None:
                     result.examples.append(done.to_dict())
