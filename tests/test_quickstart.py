@@ -35,6 +35,11 @@ def test_quickstart_fast_runs_end_to_end(tmp_path):
     assert train["steps"] == 3 and train["train_rows"] > 0 and train["method"] == "lora"
     meta = json.loads((out / "student" / "merged" / "nextedit.json").read_text())
     assert meta["format"] == "zeta1" and meta["base_model"] == "smollm2-135m-instruct"
+    # abstention was calibrated on dev predictions and stored with the model, with the reversal guard
+    assert "abstain_below" in meta and meta["max_reversal"] == 0.5
+    assert meta["abstain_below"] == train["abstain_below"]
+    assert (out / "calibration" / "scored.jsonl").is_file()
+    assert summary["quickstart"]["verdicts"] and summary["quickstart"]["verdicts"][0].startswith(STUDENT)
     scored = [json.loads(line) for line in (out / "report" / "scored.jsonl").read_text().splitlines()]
     for ex in scored:
         for pred in ex["predictions"]:
@@ -45,6 +50,7 @@ def test_quickstart_fast_runs_end_to_end(tmp_path):
     rows = {r["provider"]: r for r in summary["quickstart"]["table"]}
     assert set(rows) == set(summary["providers"])
     assert "quickstart summary" in run.stdout and "report:" in run.stdout
+    assert "noop by" in run.stdout and "propagate by" in run.stdout
     assert (out / "report" / "report.html").read_text().count(STUDENT) > 0
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 
 from nextedit.dataset.split import parse_specs, split_file
-from nextedit.jsonl import copy_head
+from nextedit.jsonl import copy_head, write_examples
 from nextedit.mine.config import MineConfig
 from nextedit.mine.miner import MineStage
 from nextedit.pipeline.engine import RunSummary
@@ -26,6 +26,10 @@ from nextedit.pipeline.runner import Step, run_pipeline
 
 BASELINES = ("noop", "propagate")
 STEPS = 8
+STUDENT = "student (LoRA)"
+BASE = "base (SmolLM2-135M)"
+#: The student withholds edits that undo more than this share of the user's last edit.
+MAX_REVERSAL = 0.5
 
 
 class QuickstartError(RuntimeError):
@@ -48,18 +52,25 @@ class Plan:
     predict_examples: int
     max_new_tokens: int | None
     resamples: int
+    #: chance of a no-edit example after a sample that completes its commit (nextedit.mine.finished)
+    finished_examples: float = 0.3
+    #: held-out examples (dev split) whose predictions choose the student's abstention threshold
+    calibration_examples: int = 20
+    #: the base model is evaluated on the first N evaluated examples only (its outputs are long and slow)
+    base_examples: int = 16
 
 
 FULL = Plan(max_commits=400, samples_per_commit=3,
             format_options={"editable_tokens": 96, "context_tokens": 160, "related_tokens": 128,
                             "history_tokens": 128, "history_events": 3},
-            max_length=768, train_steps=20, batch_size=2, gradient_accumulation=1, learning_rate=3e-4,
-            eval_loss_examples=16, predict_examples=16, max_new_tokens=None, resamples=1000)
+            max_length=768, train_steps=40, batch_size=2, gradient_accumulation=1, learning_rate=3e-4,
+            eval_loss_examples=16, predict_examples=60, max_new_tokens=None, resamples=1000)
 FAST = Plan(max_commits=12, samples_per_commit=2,
             format_options={"editable_tokens": 96, "context_tokens": 48, "related_tokens": 0,
                             "history_tokens": 96, "history_events": 2, "diagnostics": False},
             max_length=768, train_steps=3, batch_size=1, gradient_accumulation=1, learning_rate=3e-4,
-            eval_loss_examples=2, predict_examples=2, max_new_tokens=48, resamples=200)
+            eval_loss_examples=2, predict_examples=2, max_new_tokens=48, resamples=200, calibration_examples=2,
+            base_examples=2)
 STUDENT_FORMAT = "zeta1"
 
 
@@ -76,6 +87,7 @@ class QuickstartResult:
     train: dict[str, Any] = field(default_factory=dict)
     table: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    verdicts: list[str] = field(default_factory=list)
 
 
 def git_root(path: Path) -> Path:
@@ -130,6 +142,69 @@ def _train_student(out_dir: Path, train: Path, held_out: Path, plan: Plan, seed:
     for line in result.lines():
         console.print(line)
     return json.loads(record.read_text())
+
+
+def _calibrate(student: Path, dev: Path, work: Path, plan: Plan, model_opts: dict[str, Any],
+               console: Console) -> float | None:
+    """Predict the first dev examples with the student (confidence on, no threshold), choose the abstention
+    threshold that maximises their mean deltaChrF, and store it (with the reversal guard) in the student's
+    nextedit.json, so every later use of `local:` the student (predict, serve) abstains the same way."""
+    from nextedit.evaluate.quality import calibrate, predict_all, score_file, student_contenders
+    from nextedit.train.export import METADATA_FILE
+
+    meta_path = student / METADATA_FILE
+    meta = json.loads(meta_path.read_text())
+    if _count(dev) == 0:
+        console.print("no dev examples: the student never abstains for low confidence")
+        threshold = None
+    else:
+        contenders = student_contenders(str(student), max_reversal=MAX_REVERSAL)[:1]
+        contenders[0].options.update(model_opts)
+        preds = predict_all(dev, work, contenders, limit=plan.calibration_examples, progress=False)
+        threshold = calibrate(score_file(preds, work / "scored.jsonl", max_reversal=MAX_REVERSAL, progress=False))
+        console.print(f"abstention threshold chosen on {min(_count(dev), plan.calibration_examples)} dev examples: "
+                      + ("never abstain" if threshold is None else f"withhold edits with confidence < {threshold:.2f}"))
+    new = {**meta, "abstain_below": threshold, "max_reversal": MAX_REVERSAL}
+    if new != meta:  # rewritten only on change: the file is part of the model's cache fingerprint
+        tmp = meta_path.with_name(meta_path.name + ".tmp")
+        tmp.write_text(json.dumps(new, indent=2) + "\n")
+        tmp.replace(meta_path)
+    return threshold
+
+
+def _add_base(examples: list[Any], base: tuple[str, dict[str, Any]], eval_file: Path, report_dir: Path, plan: Plan,
+              console: Console) -> int:
+    """Predict and score the first `plan.base_examples` evaluated examples with the base model and add those
+    predictions (and scores) to `examples`; returns how many examples failed."""
+    from nextedit.evaluate.stages import PredictStage, ScoreStage
+    from nextedit.jsonl import copy_head, read_examples
+
+    head = report_dir / "base-examples.jsonl"
+    copy_head(eval_file, head, plan.base_examples)
+    provider, options = base
+    steps = [Step(PredictStage({"provider": provider, "options": options}), report_dir / "predictions.base.jsonl",
+                  concurrency=1),
+             Step(ScoreStage(), report_dir / "scored.base.jsonl", concurrency=1)]
+    summaries = run_pipeline(steps, input=head, force=True)
+    console.print(f"{BASE}: " + "; ".join(summaries[0].lines()))
+    by_id = {ex.id: ex for ex in examples}
+    for ex in read_examples(steps[-1].output):
+        target = by_id.get(ex.id)
+        if target is None:
+            continue
+        offset = len(target.predictions)
+        target.predictions.extend(ex.predictions)
+        target.scores.extend(sc.model_copy(update={"prediction": sc.prediction + offset}) for sc in ex.scores)
+    return sum(s.failed for s in summaries)
+
+
+def _verdicts(examples: list[Any], plan: Plan, seed: int) -> list[str]:
+    """One line per comparison: the student against noop and propagate (paired deltaChrF, 95% interval)."""
+    from nextedit.evaluate.quality import compare_to_baselines, quality, verdict
+
+    table = quality(examples, resamples=plan.resamples, seed=seed)
+    return [verdict(STUDENT, compare_to_baselines(table, STUDENT, list(BASELINES), resamples=plan.resamples,
+                                                  seed=seed))]
 
 
 def checks_step(dst: Path) -> Step | None:
@@ -198,7 +273,8 @@ def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = Fals
         console.rule(f"[bold]{n}/{STEPS} {title}")
 
     mined = out_dir / "mined.jsonl"
-    cfg = MineConfig(max_commits=plan.max_commits, samples_per_commit=plan.samples_per_commit, seed=seed)
+    cfg = MineConfig(max_commits=plan.max_commits, samples_per_commit=plan.samples_per_commit, seed=seed,
+                     finished_examples=plan.finished_examples)
     # mine -> context -> diagnostics -> validate: one in-memory pipeline (each output reused when up to date)
     prep = [Step(MineStage({**cfg.model_dump(exclude={"workers"}), "repo": str(root)}), mined,
                  concurrency=1 if fast else None)]
@@ -224,31 +300,35 @@ def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = Fals
     run_pipeline(prep, on_stage=prep_started, on_done=prep_done)
     current = prep[-1].output
 
-    step(5, "split: by time, the newest 25% of examples are held out")
-    train_file, test = out_dir / "train.jsonl", out_dir / "test.jsonl"
-    split_file(current, parse_specs(["train=75%", "test=rest"], out_dir), by="time", seed=seed)
-    counts["train"], counts["test"] = _count(train_file), _count(test)
+    step(5, "split: by time, the newest 25% of examples are held out (and 7% before them for calibration)")
+    train_file, dev, test = out_dir / "train.jsonl", out_dir / "dev.jsonl", out_dir / "test.jsonl"
+    split_file(current, parse_specs(["train=68%", "dev=7%", "test=rest"], out_dir), by="time", seed=seed)
+    counts["train"], counts["dev"], counts["test"] = _count(train_file), _count(dev), _count(test)
     if counts["test"] == 0:
         raise QuickstartError("the time split left no held-out examples")
     eval_file = out_dir / "eval.jsonl"
     counts["evaluated"] = copy_head(test, eval_file, plan.predict_examples)
 
     providers: list[tuple[str, dict[str, Any]]] = [(p, {}) for p in BASELINES]
+    base: tuple[str, dict[str, Any]] | None = None
     train_record: dict[str, Any] = {}
     if train:
-        step(6, f"format ({STUDENT_FORMAT}) and fine-tune SmolLM2-135M-Instruct with LoRA")
-        train_record = _train_student(out_dir, train_file, test, plan, seed, console)
+        step(6, f"format ({STUDENT_FORMAT}) and fine-tune SmolLM2-135M-Instruct with LoRA; calibrate abstention")
+        train_record = _train_student(out_dir, train_file, dev, plan, seed, console)
         model_opts = {"max_new_tokens": plan.max_new_tokens} if plan.max_new_tokens else {}
-        providers = [
-            (f"local:{out_dir / 'student' / 'merged'}", {"label": "student (LoRA)", **model_opts}),
-            ("local:smollm2-135m-instruct", {"label": "base (SmolLM2-135M)", "format": STUDENT_FORMAT,
-                                             "format_options": plan.format_options, **model_opts}),
-            *providers,
-        ]
+        student_dir = out_dir / "student" / "merged"
+        threshold = _calibrate(student_dir, dev, out_dir / "calibration", plan, model_opts, console)
+        train_record["abstain_below"] = threshold
+        providers = [(f"local:{student_dir}", {"label": STUDENT, **model_opts}), *providers]
+        base = ("local:smollm2-135m-instruct", {"label": BASE, "format": STUDENT_FORMAT,
+                                                "format_options": plan.format_options, **model_opts})
     else:
         notes.append("training skipped (--no-train): only the baselines are evaluated")
 
-    step(7, f"predict {counts['evaluated']} held-out examples: " + ", ".join(o.get("label", p) for p, o in providers))
+    names = [o.get("label", p) for p, o in providers]
+    if base is not None:
+        names.append(f"{BASE} (first {min(plan.base_examples, counts['evaluated'])})")
+    step(7, f"predict {counts['evaluated']} held-out examples: " + ", ".join(names))
     from nextedit.evaluate.stages import PredictStage, ScoreStage
     from nextedit.evaluate.summary import SummaryBuilder, summarize
     from nextedit.jsonl import read_examples
@@ -279,15 +359,20 @@ def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = Fals
 
     summaries = run_pipeline(steps, input=eval_file, force=True, on_stage=predict_started, on_done=predict_done)
     failed = sum(s.failed for s in summaries if s.stage != "checks")
+    examples = list(read_examples(scored))
+    if base is not None:
+        failed += _add_base(examples, base, eval_file, report_dir, plan, console)
+        write_examples(scored, examples)  # scored.jsonl holds every provider's predictions
     builder = SummaryBuilder()
-    for example in read_examples(scored):
+    for example in examples:
         builder.add(example)
     summary = summarize(builder, input_name=str(eval_file), resamples=plan.resamples, seed=seed, failed=failed)
+    verdicts = _verdicts(examples, plan, seed) if train else []
     check_rates = _check_rates(current) if has_checks else {}
     table = _table(summary, check_rates)
     summary["quickstart"] = {"counts": counts, "train": {k: v for k, v in train_record.items()
                                                           if k not in ("log_history", "config")},
-                             "table": table, "notes": notes, "fast": fast}
+                             "table": table, "notes": notes, "fast": fast, "verdicts": verdicts}
     import orjson
 
     from nextedit.evaluate.report import write_report
@@ -299,4 +384,4 @@ def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = Fals
     lap()
     return QuickstartResult(out_dir=out_dir, report=report_dir / "report.html", summary=summary, counts=counts,
                             seconds=time.monotonic() - t0, timings=timings, train=train_record, table=table,
-                            notes=notes)
+                            notes=notes, verdicts=verdicts)

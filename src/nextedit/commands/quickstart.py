@@ -73,6 +73,8 @@ def register(app: typer.Typer) -> None:
             console.print(f"student: {t.get('steps')} LoRA steps on {t.get('train_rows')} rows, held-out loss "
                           f"{_fmt(t.get('eval_loss_before'))} -> {_fmt(t.get('eval_loss_after'))}; "
                           f"model: {(t.get('exported') or {}).get('merged')}")
+        for line in result.verdicts:
+            console.print(f"[bold]{line}[/bold]")
         for note in result.notes:
             console.print(f"note: {note}")
         steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items())
