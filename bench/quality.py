@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--base", help="also evaluate this base model with the student's format (e.g. "
                                    "smollm2-135m-instruct)")
     ap.add_argument("--limit", type=int, help="at most N examples per set")
+    ap.add_argument("--base-limit", type=int, default=30, help="the base model on the first N examples of each set")
     ap.add_argument("--max-reversal", type=float, default=0.5, help="the student's reversal guard (-1: off)")
     ap.add_argument("--min-gain", type=float, default=0.0, help="abstain only if it gains this many points on dev")
     ap.add_argument("--out", type=Path, required=True)
@@ -48,6 +49,7 @@ def main() -> None:
         calibrate,
         compare_to_baselines,
         markdown,
+        merge_predictions,
         predict_all,
         quality,
         score_file,
@@ -84,6 +86,8 @@ def main() -> None:
                                     base_options={"format": meta.get("format", "zeta1"),
                                                   "format_options": meta.get("format_options", {})},
                                     max_reversal=reversal)
+    base = [c for c in contenders if c.label == "base"]
+    contenders = [c for c in contenders if c.label != "base"]
     t_train = time.monotonic() - t0
 
     dev_file = predict_all(args.dev, args.out / "dev", contenders, limit=args.limit)
@@ -103,12 +107,17 @@ def main() -> None:
     for name, path in sets:
         preds = predict_all(Path(path), args.out / name, contenders, limit=args.limit)
         examples = score_file(preds, args.out / name / "scored.jsonl", abstain_below=threshold, max_reversal=reversal)
+        if base:
+            limit = min(args.base_limit, args.limit or args.base_limit)
+            base_preds = predict_all(Path(path), args.out / name / "base", base, limit=limit)
+            merge_predictions(examples, score_file(base_preds, args.out / name / "base" / "scored.jsonl"))
         table = quality(examples)
         diffs = compare_to_baselines(table, "student", ["noop", "propagate"])
         results["sets"][name] = {"table": {k: v.row() for k, v in table.items()}, "diffs": diffs,
                                  "verdict": verdict("student", diffs)}
-        lines += [f"**{name}** ({table['student'].examples if 'student' in table else 0} examples; "
-                  f"abstention threshold {threshold} from validation, reversal guard {reversal})", "",
+        lines += [f"**{name}** ({table['student'].examples if 'student' in table else 0} examples"
+                  + (f", the base model on the first {table['base'].examples}" if "base" in table else "")
+                  + f"; abstention threshold {threshold} from validation, reversal guard {reversal})", "",
                   markdown(table, order), "", verdict("student", diffs), ""]
     results["seconds"] = round(time.monotonic() - t0)
     results["train_seconds"] = round(t_train)

@@ -205,3 +205,17 @@ def test_local_predictor_reads_calibrated_threshold_from_the_model_folder(tiny, 
     assert p.abstain_below == 1e9 and p.max_reversal == 0.5 and p.confidence
     off = get_predictor(f"local:{model}", max_new_tokens=8, abstain_below="none", max_reversal="off")
     assert off.abstain_below is None and off.max_reversal is None and not off.confidence
+
+
+def test_merge_predictions_adds_a_subset_providers_predictions_with_their_scores():
+    from nextedit.evaluate.quality import merge_predictions
+
+    main = predict_and_score(dataset(2, 0, 1), providers=("noop",))
+    extra = predict_and_score(dataset(2, 0, 0)[:1], providers=("propagate",))
+    merge_predictions(main, extra)
+    first = main[0]
+    assert [p.provider for p in first.predictions] == ["noop", "propagate"]
+    assert sorted(s.prediction for s in first.scores) == [0, 1]
+    assert all(len(ex.predictions) == 1 for ex in main[1:])
+    table = quality(main, resamples=10)
+    assert table["propagate"].examples == 1 and table["noop"].examples == 3

@@ -176,6 +176,7 @@ def _add_base(examples: list[Any], base: tuple[str, dict[str, Any]], eval_file: 
               console: Console) -> int:
     """Predict and score the first `plan.base_examples` evaluated examples with the base model and add those
     predictions (and scores) to `examples`; returns how many examples failed."""
+    from nextedit.evaluate.quality import merge_predictions
     from nextedit.evaluate.stages import PredictStage, ScoreStage
     from nextedit.jsonl import copy_head, read_examples
 
@@ -187,14 +188,7 @@ def _add_base(examples: list[Any], base: tuple[str, dict[str, Any]], eval_file: 
              Step(ScoreStage(), report_dir / "scored.base.jsonl", concurrency=1)]
     summaries = run_pipeline(steps, input=head, force=True)
     console.print(f"{BASE}: " + "; ".join(summaries[0].lines()))
-    by_id = {ex.id: ex for ex in examples}
-    for ex in read_examples(steps[-1].output):
-        target = by_id.get(ex.id)
-        if target is None:
-            continue
-        offset = len(target.predictions)
-        target.predictions.extend(ex.predictions)
-        target.scores.extend(sc.model_copy(update={"prediction": sc.prediction + offset}) for sc in ex.scores)
+    merge_predictions(examples, read_examples(steps[-1].output))
     return sum(s.failed for s in summaries)
 
 

@@ -216,3 +216,16 @@ def calibrate(examples: list[Example], *, student: str = "student", min_gain: fl
 
     best, _ = choose_threshold(outcomes_of(examples, student), min_gain=min_gain)
     return None if best.threshold == float("-inf") else best.threshold
+
+
+def merge_predictions(examples: list[Example], extra: Iterable[Example]) -> None:
+    """Add the predictions (and their scores) of `extra` to the examples of the same id, in place: a provider
+    evaluated on a subset (a slow base model) joins the others' table."""
+    by_id = {ex.id: ex for ex in examples}
+    for ex in extra:
+        target = by_id.get(ex.id)
+        if target is None:
+            continue
+        offset = len(target.predictions)
+        target.predictions.extend(ex.predictions)
+        target.scores.extend(s.model_copy(update={"prediction": s.prediction + offset}) for s in ex.scores)
