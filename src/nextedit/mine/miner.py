@@ -86,7 +86,7 @@ class MineSummary:
 
 def repo_slug(url: str) -> str:
     """A short id-safe name for a repository: the last part of its URL or path, lowercase."""
-    name = re.split(r"[/:]", url.rstrip("/"))[-1].removesuffix(".git")
+    name = re.split(r"[/:]", url.rstrip("/"))[-1].removesuffix(".git").removesuffix(".bundle")
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "repo"
 
 
@@ -232,7 +232,7 @@ def _record(example_id: str, repo: RepoInfo, commit: Commit, cfg: MineConfig, sa
     """The example record of a built sample."""
     return {
         "id": example_id,
-        "source": {"kind": "git", "repo": repo.url, "revision": commit.sha, "time": commit.time,
+        "source": {"kind": "git", "repo": repo.url, "local_repo": repo.path, "revision": commit.sha, "time": commit.time,
                    "license": repo.license, "tags": sample.tags, "commit": commit.subject,
                    "split": {"history": k, "expected": sample.group_size, "units": units}},
         "snapshot": {
