@@ -40,6 +40,11 @@ from nextedit.mine.license import (
     manifest_license,
 )
 from nextedit.mine.ordering import typing_order
+from nextedit.mine.quality import (
+    NearDuplicates,
+    example_filter_reason,
+    file_filter_reason,
+)
 from nextedit.mine.split import split_points
 from nextedit.mine.verify import verify_example
 from nextedit.patch import split_lines
@@ -65,6 +70,7 @@ class CommitResult:
     reason: str | None = None
     examples: list[dict[str, Any] | bytes] = field(default_factory=list)  # bytes: already JSON
     failed: list[dict[str, Any]] = field(default_factory=list)
+    filtered: list[dict[str, Any]] = field(default_factory=list)  # {id, revision, filter, detail, example}
     skipped_files: dict[str, str] = field(default_factory=dict)
     units: int = 0
 
@@ -81,6 +87,7 @@ class MineSummary:
     failed: int = 0
     skip_reasons: Counter[str] = field(default_factory=Counter)
     file_skips: Counter[str] = field(default_factory=Counter)
+    filtered: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
 
@@ -146,13 +153,15 @@ def _decode(data: bytes) -> str | None:
 def _file_skip_reason(change: FileChange, cfg: MineConfig) -> str | None:
     if not path_matches(change.path, cfg.paths):
         return "outside --paths"
+    if cfg.filters.exclude and path_matches(change.path, cfg.filters.exclude):
+        return "excluded"
     if change.status == "D":
         return "deleted"
     if change.mode in ("160000", "120000"):
         return "not a regular file"
     if change.binary:
         return "binary"
-    reason = path_skip_reason(change.path)
+    reason = path_skip_reason(change.path, cfg.filters.skip_files)
     if reason is None and not change.hunks:
         return "no line changes"
     return reason
@@ -167,16 +176,23 @@ def select_files(changes: list[FileChange], cfg: MineConfig, objects: GitObjects
         reason = _file_skip_reason(change, cfg)
         if reason is None:
             new_data = objects.blob(change.new_oid)
-            reason = content_skip_reason(new_data)
+            reason = content_skip_reason(new_data, cfg.filters.skip_files)
             if reason is None:
                 new_text, old_text = _decode(new_data), _decode(objects.blob(change.old_oid))
                 if new_text is None or old_text is None:
                     reason = "binary"
                 else:
-                    kept.append((change, split_lines(old_text), split_lines(new_text)))
+                    old_lines, new_lines = split_lines(old_text), split_lines(new_text)
+                    reason = file_filter_reason(old_lines, new_lines, change.removed_lines, cfg.filters)
+                    if reason is None:
+                        kept.append((change, old_lines, new_lines))
         if reason is not None:
             skipped[change.path] = reason
     return kept, skipped
+
+
+# File skip reasons that come from the data-quality filters (not from what the file is).
+QUALITY_FILE_REASONS = frozenset({"whitespace-only", "rewrite"})
 
 
 def mine_commit(repo: RepoInfo, commit: Commit, cfg: MineConfig, objects: GitObjects) -> CommitResult:
@@ -186,6 +202,8 @@ def mine_commit(repo: RepoInfo, commit: Commit, cfg: MineConfig, objects: GitObj
         return _skip(sha, "patch too large", {})
     kept, skipped = select_files(parse_diff_tree(commit.diff), cfg, objects)
     if not kept:
+        if any(r in QUALITY_FILE_REASONS for r in skipped.values()):
+            return _skip(sha, "only whitespace-only or rewritten code files", skipped)
         return _skip(sha, "no code files changed", skipped)
     changed = sum(change.changed_lines for change, _, _ in kept)
     if changed < cfg.min_changed_lines:
@@ -221,7 +239,11 @@ def mine_commit(repo: RepoInfo, commit: Commit, cfg: MineConfig, objects: GitObj
         except Exception as exc:  # noqa: BLE001 (a bug must not stop a long run: quarantine the example)
             problem = f"internal error: {type(exc).__name__}: {exc}"
         if problem is None:
-            result.examples.append(example.to_dict())
+            dropped = example_filter_reason(example, cfg.filters)
+            if dropped is None:
+                result.examples.append(example.to_dict())
+            else:
+                result.filtered.append(filtered_row(example.to_dict(), dropped[0], dropped[1]))
         else:
             result.failed.append(_failed(repo, sha, example_id, problem, record))
     return result
@@ -244,6 +266,12 @@ def _record(example_id: str, repo: RepoInfo, commit: Commit, cfg: MineConfig, sa
         "expected_cursors": [sample.expected_cursor],
         "lineage": [{"stage": "mine", "version": MINER_VERSION, "config": cfg.fingerprint(), "at": ""}],
     }
+
+
+def filtered_row(example: dict[str, Any], name: str, detail: str) -> dict[str, Any]:
+    """The row of `OUT.filtered.jsonl` for an example a data-quality filter dropped."""
+    return {"id": example["id"], "revision": example["source"]["revision"], "filter": name, "detail": detail,
+            "example": example}
 
 
 def _failed(repo: RepoInfo, sha: str, example_id: str, reason: str, record: dict[str, Any] | None) -> dict[str, Any]:
@@ -308,6 +336,41 @@ def state_path(out: str | Path) -> Path:
     """The per-commit log next to the output: `out.jsonl` -> `out.commits.jsonl` (what resume reads)."""
     failed = failed_path(out)
     return failed.with_name(failed.name.removesuffix(".failed.jsonl") + ".commits.jsonl")
+
+
+def filtered_path(out: str | Path) -> Path:
+    """Where the examples dropped by data-quality filters go: `out.jsonl` -> `out.filtered.jsonl`."""
+    failed = failed_path(out)
+    return failed.with_name(failed.name.removesuffix(".failed.jsonl") + ".filtered.jsonl")
+
+
+def read_mining_log(out: str | Path) -> dict[str, Any] | None:
+    """Totals of the mining log next to `out` (commits, skip reasons, skipped files, filtered examples),
+    or None when `out` was not written by `nextedit mine`."""
+    path = state_path(out)
+    if not path.exists():
+        return None
+    commits = mined = examples = 0
+    skips: Counter[str] = Counter()
+    files: Counter[str] = Counter()
+    filtered: Counter[str] = Counter()
+    with open(path, "rb") as fh:
+        for line in fh:
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            commits += 1
+            examples += row.get("examples", 0)
+            if row.get("status") == "skipped":
+                skips[re.sub(r" \(.*\)$", "", row.get("reason") or "")] += 1
+            else:
+                mined += 1
+            files.update((row.get("skipped_files") or {}).values())
+            filtered.update(row.get("filtered") or {})
+    return {"log": str(path), "commits": commits, "mined": mined, "examples": examples,
+            "skipped_commits": dict(skips.most_common()), "skipped_files": dict(files.most_common()),
+            "filtered": dict(filtered.most_common())}
 
 
 def _revision(line: bytes) -> str | None:
@@ -382,7 +445,42 @@ def _load_done(out: Path) -> set[str]:
         done = set(_truncate_unfinished(out, None))
     _truncate_unfinished(out, done)
     _truncate_unfinished(failed_path(out), done)
+    _truncate_unfinished(filtered_path(out), done)
     return done
+
+
+def _near_duplicates(out: Path, cfg: MineConfig) -> NearDuplicates:
+    """The near-duplicate filter, primed with the examples of the commits already mined (on resume)."""
+    near = NearDuplicates(cfg.filters)
+    if near.enabled and out.exists():
+        with open(out, "rb") as fh:
+            for line in fh:
+                ex = parse_example(orjson.loads(line))
+                near.add(ex.id, near.signature(ex))
+    return near
+
+
+def _drop_near_duplicates(result: CommitResult, near: NearDuplicates) -> None:
+    """Move the commit's examples that nearly duplicate an earlier commit's to `result.filtered`, then
+    remember the rest (examples of one commit are not compared with each other)."""
+    if not near.enabled or not result.examples:
+        return
+    kept: list[tuple[str, Any]] = []
+    examples: list[dict[str, Any] | bytes] = []
+    for raw in result.examples:
+        data = orjson.loads(raw) if isinstance(raw, bytes) else raw
+        ex = parse_example(data)
+        m = near.signature(ex)
+        match = near.match(m)
+        if match is None:
+            kept.append((ex.id, m))
+            examples.append(raw)
+        else:
+            result.filtered.append(filtered_row(data, "near-duplicate",
+                                                f"{match[1]:.2f} similar to {match[0]}"))
+    for example_id, m in kept:
+        near.add(example_id, m)
+    result.examples = examples
 
 
 def mine(repo: str | Path, out: str | Path, cfg: MineConfig, *, progress: bool | None = None) -> MineSummary:
@@ -397,6 +495,7 @@ def mine(repo: str | Path, out: str | Path, cfg: MineConfig, *, progress: bool |
     info = repo_info(repo, cfg.rev_range)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = _load_done(out)
+    near = _near_duplicates(out, cfg)
     summary = MineSummary()
     workers = cfg.workers or os.cpu_count() or 1
 
@@ -413,9 +512,11 @@ def mine(repo: str | Path, out: str | Path, cfg: MineConfig, *, progress: bool |
     bar = _Progress(show)
     with (_Output(out) as output, bar):
         for result in _in_order(todo(), info, cfg, workers):
+            _drop_near_duplicates(result, near)
             output.write(result)
             summary.examples += len(result.examples)
             summary.failed += len(result.failed)
+            summary.filtered.update(row["filter"] for row in result.filtered)
             summary.file_skips.update(result.skipped_files.values())
             if result.status == "skipped":
                 summary.skipped += 1
@@ -440,12 +541,14 @@ class _Output:
 
     def __init__(self, out: Path):
         self.out, self.failed, self.state = out, failed_path(out), state_path(out)
+        self.filtered = filtered_path(out)
         self._rows: list[bytes] = []
         self._last = time.monotonic()
 
     def __enter__(self) -> Self:
         self._out_fh: BinaryIO = open(self.out, "ab")
         self._failed_fh: BinaryIO = open(self.failed, "ab")
+        self._filtered_fh: BinaryIO = open(self.filtered, "ab")
         self._state_fh: BinaryIO = open(self.state, "ab")
         return self
 
@@ -455,9 +558,12 @@ class _Output:
             self._out_fh.write(b"".join(_dumps(e) + b"\n" for e in result.examples))
         if result.failed:
             self._failed_fh.write(b"".join(orjson.dumps(f) + b"\n" for f in result.failed))
+        if result.filtered:
+            self._filtered_fh.write(b"".join(orjson.dumps(f) + b"\n" for f in result.filtered))
         self._rows.append(orjson.dumps({
             "revision": result.sha, "status": result.status, "reason": result.reason, "units": result.units,
             "examples": len(result.examples), "failed": len(result.failed),
+            "filtered": dict(Counter(row["filter"] for row in result.filtered)),
             "skipped_files": result.skipped_files}) + b"\n")
         if time.monotonic() - self._last >= self.CHECKPOINT_S:
             self.checkpoint()
@@ -466,6 +572,7 @@ class _Output:
         """Flush examples and failures, then the log rows of the commits they belong to."""
         self._out_fh.flush()
         self._failed_fh.flush()
+        self._filtered_fh.flush()
         if self._rows:
             self._state_fh.write(b"".join(self._rows))
             self._state_fh.flush()
@@ -475,10 +582,11 @@ class _Output:
     def __exit__(self, *exc: object) -> None:
         # Also on errors: what is finished is kept (and logged) for the next run to resume from.
         self.checkpoint()
-        for fh in (self._out_fh, self._failed_fh, self._state_fh):
+        for fh in (self._out_fh, self._failed_fh, self._filtered_fh, self._state_fh):
             fh.close()
-        if self.failed.stat().st_size == 0:
-            self.failed.unlink()
+        for path in (self.failed, self.filtered):
+            if path.stat().st_size == 0:
+                path.unlink()
 
 
 class _Progress:
