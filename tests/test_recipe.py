@@ -168,3 +168,18 @@ def test_recipe_errors_name_file_line_and_field_before_any_work(corpus, tmp_path
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert not (root / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["cpu-small.toml", "gpu.toml"])
+def test_checked_in_recipes_are_valid(name):
+    import tomllib
+
+    from nextedit.recipe import Recipe, load_recipe
+
+    path = Path(__file__).resolve().parents[1] / "recipes" / name
+    recipe = Recipe.model_validate(tomllib.loads(path.read_text()))
+    assert recipe.split.test_repos and recipe.corpus.sources
+    data = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if (data / "repos").is_dir():  # beside the checkout: the corpus and the held-out repositories are there
+        loaded = load_recipe(path, data_dir=data)
+        assert loaded.path("{data_dir}/repos") == data / "repos"

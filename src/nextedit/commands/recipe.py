@@ -23,6 +23,9 @@ def run(
                                                                  "out_dir, relative to the recipe).")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Stop after this step: mine, validate, split, "
                                                               "train or report.")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="What {data_dir} stands for in the "
+                                                  "recipe's paths (default: $NEXTEDIT_DATA_DIR, else the "
+                                                  "recipe's data_dir).")] = None,
 ) -> None:
     """Clone and mine the corpus, add context, split by repository, train, predict, score and compare.
 
@@ -43,7 +46,7 @@ def run(
         typer.echo(f"error: --until {until}: one of {', '.join(STEPS)}", err=True)
         raise typer.Exit(2)
     try:
-        loaded = load_recipe(recipe, out_dir=out)
+        loaded = load_recipe(recipe, out_dir=out, data_dir=data_dir)
     except RecipeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -60,12 +63,13 @@ def run(
 @recipe_app.command("check")
 def check(
     recipe: Annotated[Path, typer.Argument(help="The recipe TOML.")],
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="What {data_dir} stands for.")] = None,
 ) -> None:
     """Validate a recipe without running it: fields, corpus, held-out repositories, base model."""
     from nextedit.recipe import RecipeError, load_recipe, sources
 
     try:
-        loaded = load_recipe(recipe)
+        loaded = load_recipe(recipe, data_dir=data_dir)
     except RecipeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

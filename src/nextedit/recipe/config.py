@@ -107,6 +107,8 @@ class Recipe(_Section):
 
     name: str = "recipe"
     out_dir: str = Field("out/recipe", description="where everything goes (relative: to the recipe file)")
+    data_dir: str = Field("../../shared/data", description="what `{data_dir}` stands for in paths (relative: to "
+                          "the recipe file; overridden by --data-dir or $NEXTEDIT_DATA_DIR)")
     seed: int = 0
     workers: int = Field(0, ge=0, description="processes for mining and context (0: one per CPU)")
     corpus: CorpusConfig
@@ -123,13 +125,17 @@ class Recipe(_Section):
     root: Path = Field(default=Path("."), exclude=True)
 
     def path(self, value: str) -> Path:
-        """A recipe path: `~` and $VARS expanded, relative ones resolved against the recipe's folder."""
+        """A recipe path: `{data_dir}`, `~` and $VARS expanded, relative ones resolved against the recipe's folder."""
+        if "{data_dir}" in value:
+            value = value.replace("{data_dir}", str(self.path(self.data_dir)))
         p = Path(os.path.expandvars(value)).expanduser()
         return p if p.is_absolute() else (self.root / p).resolve()
 
 
-def load_recipe(path: str | Path, *, out_dir: str | Path | None = None) -> Recipe:
-    """Read and validate a recipe; RecipeError naming the file, line and field of the first problem."""
+def load_recipe(path: str | Path, *, out_dir: str | Path | None = None,
+                data_dir: str | Path | None = None) -> Recipe:
+    """Read and validate a recipe; RecipeError naming the file, line and field of the first problem.
+    `out_dir` and `data_dir` (else $NEXTEDIT_DATA_DIR) override the recipe's."""
     from nextedit.train.config import _line_of
 
     path = Path(path)
@@ -151,6 +157,9 @@ def load_recipe(path: str | Path, *, out_dir: str | Path | None = None) -> Recip
     recipe.root = path.resolve().parent
     if out_dir is not None:
         recipe.out_dir = str(Path(out_dir).resolve())
+    data_dir = data_dir if data_dir is not None else os.environ.get("NEXTEDIT_DATA_DIR")
+    if data_dir:
+        recipe.data_dir = str(Path(data_dir).expanduser().resolve())
     _check(recipe, path)
     return recipe
 
