@@ -84,7 +84,7 @@ def render_markdown(name: str, result: Any) -> str:
     if repos:
         lines += ["| repository | commits | examples | filtered | mining s |", "|---|---|---|---|---|"]
         for repo, c in repos.items():
-            filtered = ", ".join(f"{k} {v}" for k, v in c["filtered"].items()) or "-"
+            filtered = ", ".join(f"{k} {v}" for k, v in sorted(c["filtered"].items(), key=lambda kv: -kv[1])) or "-"
             lines.append(f"| {repo} | {c['commits']} | {c['examples']} | {filtered} | {c['seconds']} |")
         lines.append("")
     filters = result.counts.get("filters", {})
