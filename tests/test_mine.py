@@ -309,3 +309,20 @@ def test_random_histories_with_crlf_unicode_and_missing_newlines_mine_cleanly(tm
     for row in _rows(out):
         ex = parse_example(row)
         apply(ex.expected[0], ex.snapshot.text, start_line=ex.snapshot.start_line)
+
+
+def test_a_clone_records_its_local_path_and_context_finds_it_without_configuration(repo, tmp_path):
+    from nextedit.context.stage import ContextStage
+
+    r, _ = repo
+    clone = tmp_path / "work" / "shop-clone"
+    subprocess.run(["git", "clone", "-q", str(r.path), str(clone)], check=True, env=r.env())
+    rows = _mine(clone, tmp_path / "ex.jsonl")
+    assert rows
+    for row in rows:
+        assert row["source"]["repo"] == str(r.path)  # the remote, kept as provenance
+        assert row["source"]["local_repo"] == str(clone.resolve())
+        assert row["id"].startswith("shop-")
+    example = parse_example(rows[-1])
+    out = ContextStage().process(example)
+    assert out.snapshot.related

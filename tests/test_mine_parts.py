@@ -157,6 +157,7 @@ def test_repo_license_and_slug(tmp_path):
     assert manifest_license("pyproject.toml", "not toml [") is None
     assert repo_slug("https://github.com/Acme/Inventory.git") == "inventory"
     assert repo_slug("git@github.com:acme/my_repo.git") == "my-repo"
+    assert repo_slug("/data/repos/pallets--itsdangerous.bundle") == "pallets-itsdangerous"
     assert repo_slug("/work/main") == "main"
 
 

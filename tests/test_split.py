@@ -150,3 +150,51 @@ def test_targets_and_group_assignment():
     assert assign_groups([3, 3, 3, 1], [6, 4]) == [0, 0, 1, 1]
     assert assign_groups([1] * 5, [2, 2]) == [0, 0, 1, 1, -1]
     assert Counter(assign_groups([1] * 100, [80, 20])) == {0: 80, 1: 20}
+
+
+def _pinned_examples() -> list:
+    exs = []
+    for name, n in (("pallets/itsdangerous", 4), ("spf13/cobra", 3), ("encode/httpx", 5), ("sindresorhus/ky", 6),
+                    ("square/javapoet", 2)):
+        exs += [make_example(f"{name}-{i}", text=f"v = {i}\n", repo=f"https://github.com/{name}") for i in range(n)]
+    exs += [make_example(f"bundle-{i}", text=f"w = {i}\n", repo="/data/repos/serde-rs--json.bundle")
+            for i in range(3)]
+    return exs
+
+
+def test_test_and_dev_repos_are_held_out_whole(tmp_path):
+    from nextedit.dataset.split import repo_matches
+
+    assert repo_matches("itsdangerous", "https://github.com/pallets/itsdangerous.git")
+    assert repo_matches("pallets/itsdangerous", "https://github.com/pallets/itsdangerous")
+    assert repo_matches("json", "/data/repos/serde-rs--json.bundle")
+    assert not repo_matches("dangerous", "https://github.com/pallets/itsdangerous")
+    src = write_jsonl(tmp_path / "all.jsonl", _pinned_examples())
+    result = runner.invoke(app, ["split", str(src), "train=rest", "--test-repos", "itsdangerous, spf13/cobra",
+                                 "--dev-repos", "json"])
+    assert result.exit_code == 0, result.output
+    test, dev, train = (_read(tmp_path / f"{n}.jsonl") for n in ("test", "dev", "train"))
+    assert {r["source"]["repo"] for r in test} == {"https://github.com/pallets/itsdangerous",
+                                                  "https://github.com/spf13/cobra"}
+    assert len(test) == 7 and len(dev) == 3 and len(train) == 13
+    assert {r["source"]["repo"] for r in dev} == {"/data/repos/serde-rs--json.bundle"}
+    assert "test: 7 examples" in result.output and "spf13/cobra" in result.output
+    # Pinned splits can also take a share of the other repositories; --repos pins any split name.
+    result = runner.invoke(app, ["split", str(src), "train=rest", "val=5", "--repos", "val=ky",
+                                 "--out-dir", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    val = _read(tmp_path / "b" / "val.jsonl")
+    assert sum(r["source"]["repo"].endswith("/ky") for r in val) == 6 and len(val) > 6
+
+
+def test_pinned_repositories_that_cannot_work_are_refused_before_writing(tmp_path):
+    src = write_jsonl(tmp_path / "all.jsonl", _pinned_examples())
+    for args, message in (
+        (["--test-repos", "nosuchrepo"], "no example comes from a repository matching 'nosuchrepo'"),
+        (["--test-repos", "cobra", "--dev-repos", "spf13/cobra"], "pinned to two splits"),
+        (["--test-repos", "cobra", "--by", "time"], "only with --by repo"),
+        (["--repos", "oops"], "expected NAME=REPO,REPO"),
+    ):
+        result = runner.invoke(app, ["split", str(src), "train=rest", *args])
+        assert result.exit_code == 1 and message in result.output, (args, result.output)
+        assert not (tmp_path / "train.jsonl").exists()

@@ -21,6 +21,9 @@ class Source(Model):
 
     kind: str = "unknown"
     repo: str | None = None
+    local_repo: str | None = Field(default=None, description="absolute path of the local clone the example was "
+                                   "read from (where `context` and `diagnostics` look first); `repo` stays the "
+                                   "remote URL, for provenance")
     revision: str | None = None
     license: str | None = None
     time: str | None = None

@@ -42,6 +42,10 @@ def register(app: typer.Typer) -> None:
                                                      "completes its commit.")] = 0.0,
         engine: EngineOption = None,
         ray_address: RayAddressOption = None,
+        filters: Annotated[Path | None, typer.Option("--filters", help="Data-quality filter settings, a TOML "
+                                                     "file (see docs/mining.md#data-quality-filters).")] = None,
+        no_filters: Annotated[bool, typer.Option("--no-filters", help="Turn every data-quality filter off "
+                                                 "(files that are not code are still skipped).")] = False,
     ) -> None:
         """Mine next-edit examples from git history (non-merge commits, code files only).
 
@@ -50,17 +54,18 @@ def register(app: typer.Typer) -> None:
         Every example is verified; failures go to OUT.failed.jsonl, a per-commit log to
         OUT.commits.jsonl. Re-running the same command resumes. See docs/mining.md.
         """
-        from nextedit.mine.config import MineConfig
+        from nextedit.mine.config import MineConfig, load_filters
         from nextedit.mine.gitlog import GitError
         from nextedit.mine.miner import mine
         from nextedit.pipeline.engine import RunError
 
         try:
+            filter_cfg = load_filters(filters, off=no_filters)
             cfg = MineConfig(rev_range=rev_range, since=since, paths=paths or [], max_commits=max_commits,
                              samples_per_commit=samples, seed=seed, min_changed_lines=min_lines,
                              max_changed_lines=max_lines, half_typing=half_typing,
                              editable_tokens=editable_tokens, context_tokens=context_tokens, workers=workers,
-                             finished_examples=finished)
+                             finished_examples=finished, filters=filter_cfg)
             s = mine(repo, output, cfg, engine=engine or "local", ray_address=ray_address)
         except (GitError, ValueError, OSError, RunError) as exc:
             typer.echo(f"error: {exc}", err=True)
@@ -72,4 +77,7 @@ def register(app: typer.Typer) -> None:
             typer.echo("skipped commits: " + ", ".join(f"{r} {n}" for r, n in s.skip_reasons.most_common()))
         if s.file_skips:
             typer.echo("skipped files: " + ", ".join(f"{r} {n}" for r, n in s.file_skips.most_common()))
+        if s.filtered:
+            typer.echo("filtered examples: " + ", ".join(f"{r} {n}" for r, n in s.filtered.most_common())
+                       + " (see OUT.filtered.jsonl)")
         typer.echo(f"-> {output}")

@@ -46,8 +46,9 @@ def locate(example: Example, *, repo: str | None = None, revision: str | None = 
            repos_dir: str | None = None, at: str = "auto") -> tuple[Path, str]:
     """(repository folder, revision) for an example; RepoError with a one-line reason when unknown.
 
-    An explicit `repo` wins; otherwise `example.source.repo` when it is a local path, or its
-    clone under `repos_dir` (`repos_dir/owner/name` or `repos_dir/name`). The revision is
+    An explicit `repo` wins; otherwise `example.source.local_repo` (the clone it was mined from),
+    `example.source.repo` when it is a local path, or its clone under `repos_dir`
+    (`repos_dir/owner/name` or `repos_dir/name`). The revision is
     `example.source.revision`, else the `revision` given here, then moved by `at`
     (see `files_revision`).
     """
@@ -56,11 +57,14 @@ def locate(example: Example, *, repo: str | None = None, revision: str | None = 
         candidates = [Path(repo).expanduser()]
     else:
         candidates = repo_candidates(example.source.repo, repos_dir)
+        if example.source.local_repo:
+            candidates.insert(0, Path(example.source.local_repo).expanduser())
     if not candidates:
         raise RepoError("no repository: the example has no source.repo and no `repo` is configured")
     found = next((c for c in candidates if c.is_dir()), None)
     if found is None:
-        raise RepoError(f"repository {example.source.repo or repo} is not available locally "
+        where = example.source.local_repo or example.source.repo or repo
+        raise RepoError(f"repository {where} is not available locally "
                         f"(set `repo` or `repos_dir` in the stage config)")
     if not rev:
         raise RepoError("no revision: the example has no source.revision and no `revision` is configured")

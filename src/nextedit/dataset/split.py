@@ -35,6 +35,7 @@ class SplitPart:
     groups: int = 0
     time_min: str | None = None
     time_max: str | None = None
+    repos: list[str] = field(default_factory=list)  # by repo: the repositories it holds (source.repo)
 
 
 @dataclass
@@ -56,6 +57,14 @@ def _output_path(name: str, out_dir: Path) -> tuple[str, Path]:
         stem = path.name.removesuffix(".gz").removesuffix(".jsonl")
         return stem, path
     return name, out_dir / f"{name}.jsonl"
+
+
+def with_pinned_splits(specs: list[SplitSpec], pinned: dict[str, list[str]], out_dir: Path) -> list[SplitSpec]:
+    """The specs plus, for each split named only by a pin, a split of size 0 (it gets its pinned
+    repositories and nothing else) written to `out_dir/NAME.jsonl`."""
+    names = {s.name for s in specs}
+    extra = [SplitSpec(name, out_dir / f"{name}.jsonl", "count", 0.0) for name in pinned if name not in names]
+    return specs + extra
 
 
 def parse_specs(args: Iterable[str], out_dir: Path) -> list[SplitSpec]:
@@ -147,6 +156,22 @@ def normalize_repo(repo: str) -> str:
     return re.sub(r"^(https?://|ssh://|git@)", "", repo).replace(":", "/")
 
 
+def repo_matches(pattern: str, repo: str) -> bool:
+    """Whether a `--test-repos`-style pattern names this repository: the whole normalised URL or path,
+    or its tail after a `/` or `-` (`pallets/itsdangerous`, `itsdangerous`; a bundle clone's
+    `.../pallets--itsdangerous.bundle` too)."""
+    pat, name = normalize_repo(pattern).removesuffix(".bundle"), normalize_repo(repo).removesuffix(".bundle")
+    return bool(pat) and (name == pat or (name.endswith(pat) and name[-len(pat) - 1] in "/-"))
+
+
+def pinned_split(repo: str, pinned: dict[str, list[str]]) -> str | None:
+    """The split a repository is pinned to, or None; ValueError when two splits claim it."""
+    names = [name for name, patterns in pinned.items() if any(repo_matches(p, repo) for p in patterns)]
+    if len(names) > 1:
+        raise ValueError(f"repository {repo} is pinned to two splits: {' and '.join(names)}")
+    return names[0] if names else None
+
+
 def _time_key(ex: Example, file: str, line: int) -> datetime:
     if not ex.source.time:
         raise RecordError("missing (needed by --by time)", file=file, line=line, field="source.time")
@@ -158,16 +183,35 @@ def _time_key(ex: Example, file: str, line: int) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
+def _check_pins(pinned: dict[str, list[str]], specs: list[SplitSpec], by: str) -> None:
+    if not pinned:
+        return
+    if by != "repo":
+        raise ValueError("repositories can be pinned to a split only with --by repo")
+    names = {s.name for s in specs}
+    for name, patterns in pinned.items():
+        if name not in names:
+            raise ValueError(f"repositories are pinned to split {name!r}, which is not among the splits "
+                             f"({', '.join(sorted(names))})")
+        if not [p for p in patterns if p.strip()]:
+            raise ValueError(f"split {name!r}: give at least one repository")
+
+
 def plan_split(examples: Iterable[tuple[int, Example]], specs: list[SplitSpec], *,
-               by: SplitBy = "repo", seed: int = 0, file: str = "input") -> tuple[array, SplitSummary]:
+               by: SplitBy = "repo", seed: int = 0, file: str = "input",
+               pinned: dict[str, list[str]] | None = None) -> tuple[array, SplitSummary]:
     """Decide the split index of every example (first pass); keeps only keys, never records.
 
-    `examples` yields (line number, example). Returns an array of split indices in input order
-    (-1: unassigned) and a summary with counts.
+    `examples` yields (line number, example). `pinned` ({split name: repository patterns}, only
+    with by="repo") sends whole repositories to a named split; the sizes then share out the other
+    examples. Returns an array of split indices in input order (-1: unassigned) and a summary.
     """
+    pinned = {k: v for k, v in (pinned or {}).items()}
+    _check_pins(pinned, specs, by)
     group_of: list[int] = []
     group_ids: dict[str, int] = {}
     group_sizes: list[int] = []
+    group_repo: dict[str, str] = {}
     times: list[tuple[datetime, int]] = []
     raw_times: list[str] = []
     for line, ex in examples:
@@ -177,6 +221,7 @@ def plan_split(examples: Iterable[tuple[int, Example]], specs: list[SplitSpec], 
             continue
         if by == "repo" and ex.source.repo:
             key = "repo:" + normalize_repo(ex.source.repo)
+            group_repo.setdefault(key, ex.source.repo)
         else:
             key = "id:" + ex.id if by == "repo" else f"line:{line}"
         gid = group_ids.setdefault(key, len(group_ids))
@@ -186,7 +231,18 @@ def plan_split(examples: Iterable[tuple[int, Example]], specs: list[SplitSpec], 
         group_of.append(gid)
 
     total = len(raw_times) if by == "time" else len(group_of)
-    wanted = targets(specs, total)
+    index_of = {s.name: i for i, s in enumerate(specs)}
+    pin_of: dict[str, int] = {}
+    for key, repo in group_repo.items():
+        name = pinned_split(repo, pinned) if pinned else None
+        if name is not None:
+            pin_of[key] = index_of[name]
+    for name, patterns in pinned.items():
+        for pattern in patterns:
+            if pattern.strip() and not any(repo_matches(pattern, r) for r in group_repo.values()):
+                raise ValueError(f"split {name!r}: no example comes from a repository matching {pattern!r}")
+    free = total - sum(group_sizes[group_ids[k]] for k in pin_of)
+    wanted = targets(specs, free)
     summary = SplitSummary(parts=[SplitPart(s) for s in specs], total=total, by=by)
     assignment = array("b", [-1]) * total
     if by == "time":
@@ -200,15 +256,18 @@ def plan_split(examples: Iterable[tuple[int, Example]], specs: list[SplitSpec], 
                 part.time_min = part.time_min or raw_times[i]
                 part.time_max = raw_times[i]
     else:
-        order = sorted(group_ids)  # independent of file order, then shuffled by the seed
+        order = sorted(k for k in group_ids if k not in pin_of)  # independent of file order, then shuffled
         random.Random(seed).shuffle(order)
         splits = assign_groups([group_sizes[group_ids[k]] for k in order], wanted)
+        pins = sorted(pin_of)
         split_of_group = [0] * len(group_sizes)
-        for key, split in zip(order, splits, strict=True):
+        for key, split in zip(order + pins, splits + [pin_of[k] for k in pins], strict=True):
             split_of_group[group_ids[key]] = split
             if split >= 0:
                 summary.parts[split].groups += 1
                 summary.parts[split].examples += group_sizes[group_ids[key]]
+                if key in group_repo:
+                    summary.parts[split].repos.append(group_repo[key])
         for i, gid in enumerate(group_of):
             assignment[i] = split_of_group[gid]
     summary.unassigned = total - sum(p.examples for p in summary.parts)
@@ -216,8 +275,9 @@ def plan_split(examples: Iterable[tuple[int, Example]], specs: list[SplitSpec], 
 
 
 def split_file(input_path: Path, specs: list[SplitSpec], *, by: SplitBy = "repo",
-               seed: int = 0) -> SplitSummary:
+               seed: int = 0, pinned: dict[str, list[str]] | None = None) -> SplitSummary:
     """Split a JSONL file in two streaming passes: plan on keys, then copy records to their outputs.
+    `pinned`: {split name: repository patterns} held out whole in that split (see `plan_split`).
 
     Records are written unchanged (unknown fields kept); outputs appear atomically, only after
     the whole input has been validated and copied.
@@ -232,7 +292,8 @@ def split_file(input_path: Path, specs: list[SplitSpec], *, by: SplitBy = "repo"
             raise ValueError(f"split {spec.name} would overwrite the input {input_path}")
     numbered = ((line, parse_example(raw, file=str(input_path), line=line))
                 for line, raw in iter_lines(input_path))
-    assignment, summary = plan_split(numbered, specs, by=by, seed=seed, file=str(input_path))
+    _check_pins(pinned or {}, specs, by)
+    assignment, summary = plan_split(numbered, specs, by=by, seed=seed, file=str(input_path), pinned=pinned)
     with ExitStack() as stack:
         writers = [stack.enter_context(JsonlWriter(spec.path)) for spec in specs]
         for i, (_, raw) in enumerate(iter_lines(input_path)):

@@ -201,8 +201,13 @@ def collect_stats(examples: Iterable[Example], *, top: int = 10, file: str | Non
 def stats_file(path: Path, *, top: int = 10) -> dict[str, Any]:
     """Statistics of one JSONL file, read as a stream."""
     from nextedit.jsonl import read_examples
+    from nextedit.mine.miner import read_mining_log
 
-    return collect_stats(read_examples(path), top=top, file=str(path))
+    stats = collect_stats(read_examples(path), top=top, file=str(path))
+    log = read_mining_log(path) if not str(path).endswith(".gz") else None
+    if log is not None:
+        stats["mining"] = log
+    return stats
 
 
 def _pct(part: int, whole: int) -> str:
@@ -261,6 +266,8 @@ def render_stats(stats: dict[str, Any], console: Any) -> None:
                           "-" if lat["p50"] is None else str(lat["p50"]),
                           "-" if lat["p90"] is None else str(lat["p90"]), f"{p['cost_usd']:.4f}")
         console.print(table)
+    if stats.get("mining"):
+        render_mining_log(stats["mining"], console)
     if stats["checks"]:
         table = Table(title="checks", title_justify="left")
         for col in ("code", "passed", "failed"):
@@ -279,3 +286,18 @@ def render_stats(stats: dict[str, Any], console: Any) -> None:
         for prov, s in stats["scores"].items():
             table.add_row(prov, str(s["scored"]), *(str(s["means"].get(k, "-")) for k in keys))
         console.print(table)
+
+
+def render_mining_log(log: dict[str, Any], console: Any) -> None:
+    """Print the mining log's totals: skipped commits and files, examples dropped by each filter."""
+    from rich.table import Table
+
+    console.print(f"mining log {log['log']}: {log['commits']} commits, {log['mined']} mined, "
+                  f"{log['examples']} examples kept")
+    table = Table(title="mining filters", title_justify="left")
+    for col in ("what", "reason", "count"):
+        table.add_column(col, justify="right" if col == "count" else "left")
+    for what, key in (("examples", "filtered"), ("files", "skipped_files"), ("commits", "skipped_commits")):
+        for reason, count in log[key].items():
+            table.add_row(what, reason, str(count))
+    console.print(table)

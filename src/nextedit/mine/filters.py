@@ -40,17 +40,22 @@ MINIFIED_MAX_LINE = 1000
 MINIFIED_MEAN_LINE = 300
 
 
-def path_skip_reason(path: str) -> str | None:
-    """Why a changed file is skipped from its path alone ("lock", "vendored", ...), or None to keep it."""
+# The file kinds a miner can skip (all by default; see FilterConfig.skip_files).
+FILE_KINDS = ("lock", "vendored", "generated", "minified")
+
+
+def path_skip_reason(path: str, skip: tuple[str, ...] | list[str] = FILE_KINDS) -> str | None:
+    """Why a changed file is skipped from its path alone ("lock", "vendored", ...), or None to keep it.
+    Only the kinds in `skip` are skipped; files that are not code always are."""
     p = PurePosixPath(path)
     name = p.name
-    if name in LOCK_FILES or name.endswith(".lock"):
+    if "lock" in skip and (name in LOCK_FILES or name.endswith(".lock")):
         return "lock"
-    if any(part in VENDORED_DIRS for part in p.parts[:-1]):
+    if "vendored" in skip and any(part in VENDORED_DIRS for part in p.parts[:-1]):
         return "vendored"
-    if any(fnmatch.fnmatchcase(name, pat) for pat in MINIFIED_NAME_PATTERNS):
+    if "minified" in skip and any(fnmatch.fnmatchcase(name, pat) for pat in MINIFIED_NAME_PATTERNS):
         return "minified"
-    if any(fnmatch.fnmatchcase(name, pat) for pat in GENERATED_NAME_PATTERNS):
+    if "generated" in skip and any(fnmatch.fnmatchcase(name, pat) for pat in GENERATED_NAME_PATTERNS):
         return "generated"
     lang = language_for_path(path)
     if lang is None or lang.name in NON_CODE_LANGUAGES:
@@ -58,8 +63,9 @@ def path_skip_reason(path: str) -> str | None:
     return None
 
 
-def content_skip_reason(data: bytes) -> str | None:
-    """Why a file is skipped from its content ("binary", "generated", "minified", "too large"), or None."""
+def content_skip_reason(data: bytes, skip: tuple[str, ...] | list[str] = FILE_KINDS) -> str | None:
+    """Why a file is skipped from its content ("binary", "generated", "minified", "too large"), or None.
+    "generated" and "minified" count only when in `skip`."""
     if len(data) > MAX_FILE_BYTES:
         return "too large"
     if b"\0" in data[:8192]:
@@ -68,10 +74,10 @@ def content_skip_reason(data: bytes) -> str | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return "binary"
-    if GENERATED_MARKER.search(text[:1024]):
+    if "generated" in skip and GENERATED_MARKER.search(text[:1024]):
         return "generated"
     lines = text.split("\n")
-    if lines and (max(map(len, lines)) > MINIFIED_MAX_LINE or len(text) / len(lines) > MINIFIED_MEAN_LINE):
+    if "minified" in skip and lines and (max(map(len, lines)) > MINIFIED_MAX_LINE or len(text) / len(lines) > MINIFIED_MEAN_LINE):
         return "minified"
     return None
 

@@ -64,6 +64,11 @@ class FileChange:
         """Added plus removed lines."""
         return sum(h.old_len + h.new_len for h in self.hunks)
 
+    @property
+    def removed_lines(self) -> int:
+        """Removed lines."""
+        return sum(h.old_len for h in self.hunks)
+
 
 def _git(repo: str | Path, *args: str) -> list[str]:
     return ["git", "-C", str(repo), "-c", "core.quotePath=false", *args]

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pydantic import Field
 
-from nextedit.jsonl import failed_row
+from nextedit.jsonl import failed_path, failed_row
 from nextedit.mine.build import Sample, SampleError, build_sample
 from nextedit.mine.config import MINER_VERSION, MineConfig
 from nextedit.mine.edits import Edit, apply_edits, file_edits
@@ -36,8 +37,13 @@ from nextedit.mine.license import (
     is_license_file,
     manifest_license,
 )
-from nextedit.mine.ordering import typing_order
 from nextedit.mine.finished import completes_commit, finished_example
+from nextedit.mine.ordering import typing_order
+from nextedit.mine.quality import (
+    NearDuplicates,
+    example_filter_reason,
+    file_filter_reason,
+)
 from nextedit.mine.split import split_points
 from nextedit.mine.verify import verify_example
 from nextedit.patch import split_lines
@@ -65,6 +71,7 @@ class CommitResult:
     reason: str | None = None
     examples: list[dict[str, Any] | bytes] = field(default_factory=list)  # bytes: already JSON
     failed: list[dict[str, Any]] = field(default_factory=list)
+    filtered: list[dict[str, Any]] = field(default_factory=list)  # {id, revision, filter, detail, example}
     skipped_files: dict[str, str] = field(default_factory=dict)
     units: int = 0
 
@@ -81,12 +88,13 @@ class MineSummary:
     failed: int = 0
     skip_reasons: Counter[str] = field(default_factory=Counter)
     file_skips: Counter[str] = field(default_factory=Counter)
+    filtered: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
 
 def repo_slug(url: str) -> str:
     """A short id-safe name for a repository: the last part of its URL or path, lowercase."""
-    name = re.split(r"[/:]", url.rstrip("/"))[-1].removesuffix(".git")
+    name = re.split(r"[/:]", url.rstrip("/"))[-1].removesuffix(".git").removesuffix(".bundle")
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "repo"
 
 
@@ -146,13 +154,15 @@ def _decode(data: bytes) -> str | None:
 def _file_skip_reason(change: FileChange, cfg: MineConfig) -> str | None:
     if not path_matches(change.path, cfg.paths):
         return "outside --paths"
+    if cfg.filters.exclude and path_matches(change.path, cfg.filters.exclude):
+        return "excluded"
     if change.status == "D":
         return "deleted"
     if change.mode in ("160000", "120000"):
         return "not a regular file"
     if change.binary:
         return "binary"
-    reason = path_skip_reason(change.path)
+    reason = path_skip_reason(change.path, cfg.filters.skip_files)
     if reason is None and not change.hunks:
         return "no line changes"
     return reason
@@ -167,16 +177,23 @@ def select_files(changes: list[FileChange], cfg: MineConfig, objects: GitObjects
         reason = _file_skip_reason(change, cfg)
         if reason is None:
             new_data = objects.blob(change.new_oid)
-            reason = content_skip_reason(new_data)
+            reason = content_skip_reason(new_data, cfg.filters.skip_files)
             if reason is None:
                 new_text, old_text = _decode(new_data), _decode(objects.blob(change.old_oid))
                 if new_text is None or old_text is None:
                     reason = "binary"
                 else:
-                    kept.append((change, split_lines(old_text), split_lines(new_text)))
+                    old_lines, new_lines = split_lines(old_text), split_lines(new_text)
+                    reason = file_filter_reason(old_lines, new_lines, change.removed_lines, cfg.filters)
+                    if reason is None:
+                        kept.append((change, old_lines, new_lines))
         if reason is not None:
             skipped[change.path] = reason
     return kept, skipped
+
+
+# File skip reasons that come from the data-quality filters (not from what the file is).
+QUALITY_FILE_REASONS = frozenset({"whitespace-only", "rewrite"})
 
 
 def mine_commit(repo: RepoInfo, commit: Commit, cfg: MineConfig, objects: GitObjects) -> CommitResult:
@@ -186,6 +203,8 @@ def mine_commit(repo: RepoInfo, commit: Commit, cfg: MineConfig, objects: GitObj
         return _skip(sha, "patch too large", {})
     kept, skipped = select_files(parse_diff_tree(commit.diff), cfg, objects)
     if not kept:
+        if any(r in QUALITY_FILE_REASONS for r in skipped.values()):
+            return _skip(sha, "only whitespace-only or rewritten code files", skipped)
         return _skip(sha, "no code files changed", skipped)
     changed = sum(change.changed_lines for change, _, _ in kept)
     if changed < cfg.min_changed_lines:
@@ -221,6 +240,10 @@ def mine_commit(repo: RepoInfo, commit: Commit, cfg: MineConfig, objects: GitObj
         except Exception as exc:  # noqa: BLE001 (a bug must not stop a long run: quarantine the example)
             problem = f"internal error: {type(exc).__name__}: {exc}"
         if problem is None:
+            dropped = example_filter_reason(example, cfg.filters)
+            if dropped is not None:
+                result.filtered.append(filtered_row(example.to_dict(), dropped[0], dropped[1]))
+                continue
             result.examples.append(example.to_dict())
             chance = random.Random(f"{cfg.seed}:{sha}:{index}:finished").random()
             if chance < cfg.finished_examples and completes_commit(example):
@@ -237,7 +260,7 @@ def _record(example_id: str, repo: RepoInfo, commit: Commit, cfg: MineConfig, sa
     """The example record of a built sample."""
     return {
         "id": example_id,
-        "source": {"kind": "git", "repo": repo.url, "revision": commit.sha, "time": commit.time,
+        "source": {"kind": "git", "repo": repo.url, "local_repo": repo.path, "revision": commit.sha, "time": commit.time,
                    "license": repo.license, "tags": sample.tags, "commit": commit.subject,
                    "split": {"history": k, "expected": sample.group_size, "units": units}},
         "snapshot": {
@@ -249,6 +272,12 @@ def _record(example_id: str, repo: RepoInfo, commit: Commit, cfg: MineConfig, sa
         "expected_cursors": [sample.expected_cursor],
         "lineage": [{"stage": "mine", "version": MINER_VERSION, "config": cfg.fingerprint(), "at": ""}],
     }
+
+
+def filtered_row(example: dict[str, Any], name: str, detail: str) -> dict[str, Any]:
+    """The row of `OUT.filtered.jsonl` for an example a data-quality filter dropped."""
+    return {"id": example["id"], "revision": example["source"]["revision"], "filter": name, "detail": detail,
+            "example": example}
 
 
 def _failed(repo: RepoInfo, sha: str, example_id: str, reason: str, record: dict[str, Any] | None) -> dict[str, Any]:
@@ -312,9 +341,13 @@ class MineStage(SourceStage):
             self.stats["skip:" + re.sub(r" \(.*\)$", "", result.reason or "")] += 1
         for reason in result.skipped_files.values():
             self.stats["file_skip:" + reason] += 1
+        filtered = Counter(row["filter"] for row in result.filtered)
+        for reason, n in filtered.items():
+            self.stats["filtered:" + reason] += n
         return Emitted(records=result.examples, failed=result.failed, log={
             "revision": result.sha, "status": result.status, "reason": result.reason, "units": result.units,
-            "examples": len(result.examples), "failed": len(result.failed),
+            "examples": len(result.examples), "failed": len(result.failed), "filtered": dict(filtered),
+            "filtered_examples": [{k: row[k] for k in ("id", "filter", "detail")} for row in result.filtered],
             "skipped_files": result.skipped_files})
 
     def close(self) -> None:
@@ -344,7 +377,90 @@ def _mine_summary(run: RunSummary, *, reused: bool = False) -> MineSummary:
                 summary.skip_reasons[reason] += int(n)
             elif kind == "file_skip":
                 summary.file_skips[reason] += int(n)
+            elif kind == "filtered":
+                summary.filtered[reason] += int(n)
     return summary
+
+
+def filtered_path(out: str | Path) -> Path:
+    """Where the examples dropped by data-quality filters go: `out.jsonl` -> `out.filtered.jsonl`."""
+    failed = failed_path(out)
+    return failed.with_name(failed.name.removesuffix(".failed.jsonl") + ".filtered.jsonl")
+
+
+def read_mining_log(out: str | Path) -> dict[str, Any] | None:
+    """Totals of the mining log next to `out` (commits, skip reasons, skipped files, filtered examples),
+    or None when `out` was not written by `nextedit mine`."""
+    path = state_path(out)
+    if not path.exists():
+        return None
+    commits = mined = examples = 0
+    skips: Counter[str] = Counter()
+    files: Counter[str] = Counter()
+    filtered: Counter[str] = Counter()
+    with open(path, "rb") as fh:
+        for line in fh:
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            commits += 1
+            examples += row.get("examples", 0)
+            if row.get("status") == "skipped":
+                skips[re.sub(r" \(.*\)$", "", row.get("reason") or "")] += 1
+            else:
+                mined += 1
+            files.update((row.get("skipped_files") or {}).values())
+            filtered.update(row.get("filtered") or {})
+    near = filtered_path(out)
+    if near.exists():  # the near-duplicate pass runs after the commits, so its drops are not in the log
+        with open(near, "rb") as fh:
+            n = sum(1 for line in fh if b'"near-duplicate"' in line)
+        if n:
+            filtered["near-duplicate"] += n
+            examples -= n
+    return {"log": str(path), "commits": commits, "mined": mined, "examples": examples,
+            "skipped_commits": dict(skips.most_common()), "skipped_files": dict(files.most_common()),
+            "filtered": dict(filtered.most_common())}
+
+
+def drop_near_duplicates(out: Path, cfg: MineConfig) -> Counter[str]:
+    """The near-duplicate filter as a pass over a finished output, in commit order: an example that nearly
+    duplicates one of an earlier commit moves to `out.filtered.jsonl` (examples of one commit are not compared
+    with each other). The output is rewritten atomically; returns the counts."""
+    near = NearDuplicates(cfg.filters)
+    dropped: Counter[str] = Counter()
+    if not near.enabled or not out.exists():
+        return dropped
+    tmp = out.with_name(out.name + ".dedup.tmp")
+    rows: list[dict[str, Any]] = []
+    pending: list[tuple[str, Any]] = []
+    revision: str | None = None
+    with open(out, "rb") as fh, open(tmp, "wb") as dst:
+        for line in fh:
+            if not line.strip():
+                continue
+            data = orjson.loads(line)
+            ex = parse_example(data)
+            if ex.source is not None and ex.source.revision != revision:  # a new commit: remember the last one's
+                for example_id, m in pending:
+                    near.add(example_id, m)
+                pending, revision = [], ex.source.revision
+            m = near.signature(ex)
+            match = near.match(m)
+            if match is None:
+                pending.append((ex.id, m))
+                dst.write(line if line.endswith(b"\n") else line + b"\n")
+            else:
+                rows.append(filtered_row(data, "near-duplicate", f"{match[1]:.2f} similar to {match[0]}"))
+                dropped["near-duplicate"] += 1
+    if rows:
+        with open(filtered_path(out), "ab") as fh:
+            fh.write(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+        tmp.replace(out)
+    else:
+        tmp.unlink()
+    return dropped
 
 
 def mine(repo: str | Path, out: str | Path, cfg: MineConfig, *, progress: bool | None = None,
@@ -364,4 +480,8 @@ def mine(repo: str | Path, out: str | Path, cfg: MineConfig, *, progress: bool |
         return _mine_summary(reused_summary(out), reused=True)
     run = run_stage(stage, None, out, concurrency=cfg.workers or os.cpu_count() or 1, cache=False,
                     progress=progress, engine=engine, ray_address=ray_address)
-    return _mine_summary(run)
+    summary = _mine_summary(run)
+    near = drop_near_duplicates(out, cfg)
+    summary.filtered.update(near)
+    summary.examples -= sum(near.values())
+    return summary
