@@ -60,6 +60,7 @@ near_duplicate = 0.9
 
 [split]
 test_repos = ["beta"]
+dev_repos = ["shop"]
 
 [train]
 base_model = "tiny"
@@ -78,7 +79,8 @@ resamples = 50
 
 [abstain]
 enabled = true
-threshold = 0.5
+threshold = "calibrate"
+calibration_examples = 2
 
 [eval]
 zed = {zed}
@@ -117,6 +119,11 @@ def test_recipe_runs_end_to_end_and_resumes(corpus):
     train_ids = {json.loads(line)["source"]["repo"] for line in (out / "split" / "train.jsonl").read_text().splitlines()}
     assert test_ids and not test_ids & train_ids
     assert summary["train"]["steps"] == 2 and summary["train"]["method"] == "lora"
+    # abstention: calibrated on dev predictions, written into the student's folder with the reversal guard
+    meta = json.loads((Path(summary["train"]["output_dir"]) / "merged" / "nextedit.json").read_text())
+    assert "abstain_below" in meta and meta["max_reversal"] == 0.5
+    assert (out / "calibration" / "scored.jsonl").is_file()
+    assert any(n.startswith("abstain: threshold") for n in summary["notes"])
     held = summary["evals"]["held-out"]
     assert held["examples"] == 3
     assert {r["provider"] for r in held["table"]} == {"student", "base", "noop", "propagate"}
@@ -151,7 +158,7 @@ def test_recipe_until_split_then_check(corpus, tmp_path):
 
 @pytest.mark.parametrize(("edit", "message"), [
     ({'test_repos = ["beta"]': 'test_repos = ["gamma"]'}, "field split.test_repos: 'gamma' matches none"),
-    ({'method = "lora"': 'method = "qlora"'}, "recipe.toml:19: field train.method"),
+    ({'method = "lora"': 'method = "qlora"'}, "recipe.toml:20: field train.method"),
     ({"workers = 1": "workers = 1\nbogus = 2"}, "field bogus: Extra inputs are not permitted"),
     ({'"repos/*", ': '"nowhere/*", '}, "field corpus.sources"),
     ({'base_model = "tiny"': 'base_model = "missing"'}, "field train.base_model"),

@@ -75,11 +75,15 @@ class TrainSection(_Section):
 
 
 class AbstainSection(_Section):
-    """Abstention: answer "no edit" when the student is unsure (used when the predictor supports it)."""
+    """Abstention: answer "no edit" when the student is unsure (nextedit.predictors.abstain, docs/training.md)."""
 
-    enabled: bool = False
-    threshold: float | None = Field(None, description="confidence below which the student predicts no edit")
-    options: dict[str, Any] = Field(default_factory=dict, description="further abstention options")
+    enabled: bool = True
+    threshold: float | Literal["calibrate"] = Field(
+        "calibrate", description="confidence below which the student predicts no edit; \"calibrate\" chooses it "
+                                 "on the dev split's first `calibration_examples` (never on a test set)")
+    calibration_examples: int = Field(32, ge=1, description="dev examples predicted to choose the threshold")
+    max_reversal: float | None = Field(0.5, ge=0, le=1, description="withhold edits that undo more than this "
+                                       "share of the user's last edit (none: off)")
 
 
 class PredictSection(_Section):

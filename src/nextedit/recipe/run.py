@@ -4,7 +4,6 @@ eval set; each step cached in the output folder so that a re-run resumes."""
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import shutil
@@ -292,7 +291,7 @@ class RecipeRun:
         p = self.recipe.predict
         out: list[tuple[str, dict[str, Any], str]] = []
         if student is not None:
-            options = {"label": "student", **p.student, **self._abstain_options()}
+            options = {"label": "student", **p.student}
             out.append((f"local:{student}", options, "student"))
             if p.base:
                 t = self.recipe.train
@@ -306,20 +305,37 @@ class RecipeRun:
         out += [(b, {}, "baseline") for b in p.baselines]
         return out
 
-    def _abstain_options(self) -> dict[str, Any]:
-        """The abstain section as options of the local predictor, when enabled and supported."""
+    def calibrate(self, student: Path, files: dict[str, Path]) -> None:
+        """Write the abstention rules into the student's nextedit.json: the reversal guard, and the threshold
+        (given, or chosen on the first dev examples by maximising their mean deltaChrF)."""
+        from nextedit.evaluate.quality import calibrate, predict_all, score_file, student_contenders
+        from nextedit.train.export import METADATA_FILE
+
         a = self.recipe.abstain
         if not a.enabled:
-            return {}
-        from nextedit.predictors.local import LocalPredictor
-
-        params = inspect.signature(LocalPredictor.__init__).parameters
-        wanted = {"abstain_threshold": a.threshold, **a.options}
-        if not all(k in params for k in wanted):
-            self.result.notes.append("abstain: ignored, the local predictor of this version does not take "
-                                     + ", ".join(k for k in wanted if k not in params))
-            return {}
-        return wanted
+            return
+        threshold = a.threshold
+        if threshold == "calibrate":
+            dev = files.get("dev")
+            if dev is None or _count(dev) == 0:
+                self.result.notes.append("abstain: no dev split to calibrate on (set split.dev_repos): the "
+                                         "student never withholds an edit for low confidence")
+                threshold = None
+            else:
+                contenders = student_contenders(str(student), max_reversal=a.max_reversal)[:1]
+                contenders[0].options.update(self.recipe.predict.student)
+                work = self.out / "calibration"
+                preds = predict_all(dev, work, contenders, limit=a.calibration_examples, progress=False)
+                threshold = calibrate(score_file(preds, work / "scored.jsonl", max_reversal=a.max_reversal,
+                                                 progress=False))
+        self.result.notes.append(f"abstain: threshold {threshold} "
+                                 f"({'chosen on dev' if a.threshold == 'calibrate' else 'given'}), "
+                                 f"reversal guard {a.max_reversal}")
+        meta_path = student / METADATA_FILE
+        meta = json.loads(meta_path.read_text())
+        new = {**meta, "abstain_below": threshold, "max_reversal": a.max_reversal}
+        if new != meta:
+            _write_if_changed(meta_path, (json.dumps(new, indent=2) + "\n").encode())
 
     def evaluate(self, name: str, examples: Path, providers: list[tuple[str, dict[str, Any], str]]) -> dict:
         """Predict, check, score and summarise one eval set; the student against each other provider."""
@@ -394,6 +410,7 @@ class RecipeRun:
             if self.recipe.train.enabled:
                 rule(f"format ({self.recipe.train.format}) and train ({self.recipe.train.method})")
                 student = self.train(files)
+                self.calibrate(student, files)
             else:
                 self.result.notes.append("training off: only the baselines are evaluated")
             if lap("train"):
