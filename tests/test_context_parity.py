@@ -23,8 +23,8 @@ from nextedit import patch as patchlib
 from nextedit.cli import app
 from nextedit.context.editor import EditorContext
 from nextedit.context.workspace import WorkspaceIndex
-from nextedit.lsp.history import EditHistory
 from nextedit.lsp.documents import Document
+from nextedit.lsp.history import EditHistory
 from nextedit.lsp.snapshot import build_snapshot
 from nextedit.record import Example
 from tests.completions_server import completion_reply, completions_server
@@ -152,8 +152,8 @@ def test_server_prompt_equals_training_prompt_for_every_format(mined) -> None:
 
 
 def test_workspace_index_updated_file_by_file_equals_a_fresh_index(mined, tmp_path: Path) -> None:
-    repo, examples, rows, work = mined
-    checkout, open_docs, bases, text, cursor = next(s for s in (_editor_state(repo, e, work) for e in examples) if s)
+    repo, examples, _rows, work = mined
+    checkout, open_docs, _bases, _text, _cursor = next(s for s in (_editor_state(repo, e, work) for e in examples) if s)
     live = WorkspaceIndex(checkout)
     live.scan()
     live.set_texts(open_docs)  # the user's unsaved edits, then back to what the disk says

@@ -13,7 +13,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nextedit.context.diagnostics import DiagnosticsConfig, DiagnosticsStage, with_diagnostics
+from nextedit.context.diagnostics import (
+    DiagnosticsConfig,
+    DiagnosticsStage,
+    with_diagnostics,
+)
 from nextedit.context.stage import ContextConfig, ContextStage, with_related
 from nextedit.context.workspace import WorkspaceIndex
 from nextedit.record import Snapshot

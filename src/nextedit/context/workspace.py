@@ -18,7 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from nextedit.context.index import FileVersions, IndexSettings, RevisionBM25, RevisionIndex, is_binary
+from nextedit.context.index import (
+    FileVersions,
+    IndexSettings,
+    RevisionBM25,
+    RevisionIndex,
+    is_binary,
+)
 
 #: Folders never walked when the workspace is not a git repository.
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv", ".tox",
