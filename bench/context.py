@@ -6,6 +6,11 @@ snapshots (60-line excerpts, cursor in the middle), and times: building the per-
 (the baseline: what every example would pay without the LRU cache), indexing the next commit
 (one file changed) with the shared per-file work, retrieval per example with the cached index, and the diagnostics stage per example against one ruff call on the excerpt alone.
 Appends a section to BENCHMARKS.md.
+
+`--workspace-files 5000` instead times serve-time context (`EditorContext`, what `nextedit lsp` runs
+per request) on a generated workspace of that many Python files: the first index of the folder
+(the baseline: what rebuilding per request would cost), one request after a keystroke (the edited
+file re-indexed, then retrieval), the linter per request, and a rescan with nothing changed.
 """
 
 from __future__ import annotations
@@ -47,12 +52,98 @@ def _git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(repo), *args], check=True, env=env)
 
 
+def _make_workspace(dest: Path, n_files: int, rng: random.Random) -> list[str]:
+    """`n_files` Python modules in 50 packages; functions call functions of imported modules."""
+    words = ["signer", "token", "payload", "serialize", "encode", "decode", "header", "timestamp",
+             "secret", "digest", "salt", "key", "value", "record", "cache", "session", "stream", "buffer"]
+    paths = [f"pkg{i % 50}/mod_{i}.py" for i in range(n_files)]
+    for i, path in enumerate(paths):
+        others = rng.sample(range(n_files), 3)
+        lines = [f'"""Module {i}."""\n', "\n"]
+        lines += [f"from pkg{j % 50} import mod_{j}\n" for j in others] + ["\n"]
+        for k in range(rng.randint(3, 8)):
+            a, b = rng.sample(words, 2)
+            j = rng.choice(others)
+            lines += ["\n", f"def {a}_{b}_{i}_{k}(item, {b}):\n", f'    """{a.title()} the {b} of an item."""\n',
+                      f"    result = mod_{j}.{rng.choice(words)}_{rng.choice(words)}_{j}_0(item, {b})\n",
+                      f"    if result is None:\n        return {b}\n",
+                      f"    return [{a} for {a} in result if {a}]\n"]
+        lines += ["\n", f"class {words[i % len(words)].title()}Store{i}:\n", "    def get(self, key):\n",
+                  "        return self.items[key]\n"]
+        out = dest / path
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("".join(lines))
+    _git(dest, "init", "-q", "-b", "main")
+    _git(dest, "add", "-A")
+    _git(dest, "commit", "-q", "-m", "workspace")
+    return paths
+
+
+def workspace_bench(n_files: int, n_requests: int, append: bool) -> None:
+    """Serve-time retrieval on a generated workspace (see the module docstring)."""
+    from nextedit.context.editor import EditorContext
+    from nextedit.lsp.snapshot import build_snapshot
+
+    rng = random.Random(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        paths = _make_workspace(root, n_files, rng)
+        ctx = EditorContext(root, rescan_s=3600)
+        t0 = time.perf_counter()
+        ctx.scan()
+        build_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ctx.scan()
+        rescan_s = time.perf_counter() - t0
+        request_s, sync_s, retrieve_s, lint_s, snippets = [], [], [], [], []
+        for i in range(n_requests):
+            path = rng.choice(paths)
+            text = (root / path).read_text()
+            cursor = text.index("    return [") + 4
+            edited = text[:cursor] + f"x{i} = 1\n    " + text[cursor:]  # the user typed a line
+            snap = build_snapshot(edited, cursor + 10, path, []).snapshot
+            t0 = time.perf_counter()
+            filled = ctx.fill(snap, {path: edited})
+            request_s.append(time.perf_counter() - t0)
+            sync_s.append(ctx.last.sync_ms / 1e3)
+            retrieve_s.append(ctx.last.retrieve_ms / 1e3)
+            lint_s.append(ctx.last.lint_ms / 1e3)
+            snippets.append(len(filled.related))
+
+    def p(xs: list[float], q: float) -> float:
+        return sorted(xs)[min(len(xs) - 1, int(q * len(xs)))]
+
+    index = ctx.index
+    rows = [
+        ("workspace", (f"{index.n_files} files, {index.view.n_definitions} definitions, "
+                      f"{index.view.n_chunks} BM25 chunks")),
+        ("first index of the folder (baseline: a rebuild per request)", f"{build_s:.2f} s"),
+        ("rescan, nothing changed (git ls-files + stat)", f"{1e3 * rescan_s:.0f} ms"),
+        (f"request p50 / p90 over {n_requests} (edited file re-indexed + retrieval + ruff)",
+         f"{1e3 * p(request_s, 0.5):.1f} / {1e3 * p(request_s, 0.9):.1f} ms"),
+        ("  re-index the edited file, p50", f"{1e3 * p(sync_s, 0.5):.1f} ms"),
+        ("  retrieval, p50 / p90", f"{1e3 * p(retrieve_s, 0.5):.1f} / {1e3 * p(retrieve_s, 0.9):.1f} ms"),
+        ("  diagnostics (ruff on the file), p50", f"{1e3 * p(lint_s, 0.5):.1f} ms"),
+        ("related snippets per request", f"{sum(snippets) / len(snippets):.1f}"),
+        ("request p50 / rebuild per request", f"{p(request_s, 0.5) / build_s:.4f}"),
+    ]
+    print_rows(rows)
+    if append:
+        append_section("context at serve time (nextedit lsp, EditorContext)", markdown_table(rows),
+                       note=" (wall time, one process)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--packages", default="rich,pydantic,typer,hypothesis")
     ap.add_argument("--no-append", action="store_true", help="print only, do not append to BENCHMARKS.md")
+    ap.add_argument("--workspace-files", type=int, default=0,
+                    help="time serve-time context on a generated workspace of this many files instead")
     args = ap.parse_args()
+    if args.workspace_files:
+        workspace_bench(args.workspace_files, args.n, not args.no_append)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp)
         _make_repo(repo, args.packages.split(","))

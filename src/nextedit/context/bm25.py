@@ -110,8 +110,13 @@ class BM25Index:
         if ids is None:
             return None
         cached = self._arrays.get(term)
-        if cached is None or len(cached[0]) != len(ids):
+        if cached is None:
             cached = (np.asarray(ids, dtype=np.int64), np.asarray(self._tfs[term], dtype=np.float64))
+            self._arrays[term] = cached
+        elif len(cached[0]) != len(ids):  # documents were added since: convert only the new tail
+            n = len(cached[0])
+            cached = (np.concatenate([cached[0], np.asarray(ids[n:], dtype=np.int64)]),
+                      np.concatenate([cached[1], np.asarray(self._tfs[term][n:], dtype=np.float64)]))
             self._arrays[term] = cached
         return cached
 

@@ -11,7 +11,7 @@ from nextedit.context.lint import LintError
 from nextedit.context.locate import locate
 from nextedit.context.repo_files import RepoError, read_file, resolve
 from nextedit.pipeline.stage import Stage, StageError
-from nextedit.record import Example
+from nextedit.record import Example, Snapshot
 
 
 class DiagnosticsConfig(BaseModel):
@@ -44,13 +44,20 @@ def file_at_revision(example: Example, config: DiagnosticsConfig) -> str | None:
 def add_diagnostics(example: Example, config: DiagnosticsConfig | None = None) -> Example:
     """The example with snapshot.diagnostics set from a real linter (unchanged for unlinted languages)."""
     config = config or DiagnosticsConfig()
-    found = diagnose(example.snapshot, file_at_revision(example, config), window=config.window,
-                     linter=config.linter, select=tuple(config.select),
-                     max_diagnostics=config.max_diagnostics)
-    if found is None:
+    snapshot = with_diagnostics(example.snapshot, file_at_revision(example, config), config)
+    if snapshot is example.snapshot:
         return example
-    snapshot = example.snapshot.model_copy(update={"diagnostics": found})
     return example.model_copy(update={"snapshot": snapshot})
+
+
+def with_diagnostics(snapshot: Snapshot, file_text: str | None, config: DiagnosticsConfig) -> Snapshot:
+    """The snapshot with diagnostics from a real linter; `file_text` is the cursor file before the
+    snapshot's history (at the revision, or as the editor had it). Unchanged for unlinted languages."""
+    found = diagnose(snapshot, file_text, window=config.window, linter=config.linter,
+                     select=tuple(config.select), max_diagnostics=config.max_diagnostics)
+    if found is None:
+        return snapshot
+    return snapshot.model_copy(update={"diagnostics": found})
 
 
 class DiagnosticsStage(Stage):

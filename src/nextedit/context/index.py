@@ -82,18 +82,26 @@ class _FileVersion:
     chunk_ids: range
 
 
-class RepoIndex:
-    """Per-file-version work for one repository, shared by all its revisions (single-threaded use)."""
+class FileVersions:
+    """Per-file-version work (lines, definitions, BM25 chunks), computed once per (path, version key)
+    and shared by every view that contains that version (single-threaded use, or under a lock)."""
 
-    def __init__(self, root: Path, settings: IndexSettings):
-        self.root, self.settings = root, settings
+    def __init__(self, settings: IndexSettings):
+        self.settings = settings
         self.bm25 = BM25Index(k1=settings.k1, b=settings.b)
         self.chunks: list[tuple[str, int, int]] = []
         self._files: dict[tuple[str, str], _FileVersion] = {}
-        self._skipped: set[str] = set()  # blob ids that are binary
         self.files_read = 0
 
-    def _add_file(self, path: str, text: str) -> _FileVersion:
+    def get(self, path: str, key: str) -> _FileVersion | None:
+        """The indexed version of `path` known as `key`, or None."""
+        return self._files.get((path, key))
+
+    def add(self, path: str, key: str, text: str) -> _FileVersion:
+        """Index one file version (once: a known (path, key) is returned as it is)."""
+        found = self._files.get((path, key))
+        if found is not None:
+            return found
         s = self.settings
         lines = split_lines(text)
         defs = extract_definitions(path, text) if s.definitions and supported(path) else []
@@ -106,25 +114,40 @@ class RepoIndex:
                 terms.update(path_terms)
                 self.bm25.add(terms)
                 self.chunks.append((path, start, end))
-        return _FileVersion(lines, defs, range(first, len(self.chunks)))
+        version = _FileVersion(lines, defs, range(first, len(self.chunks)))
+        self._files[(path, key)] = version
+        self.files_read += 1
+        return version
+
+    def forget(self, path: str, key: str) -> None:
+        """Drop a version's lines and definitions (its BM25 chunks stay, inactive, in the append-only index)."""
+        self._files.pop((path, key), None)
+
+
+class RepoIndex(FileVersions):
+    """Per-file-version work for one repository, shared by all its revisions (single-threaded use)."""
+
+    def __init__(self, root: Path, settings: IndexSettings):
+        super().__init__(settings)
+        self.root = root
+        self._skipped: set[str] = set()  # blob ids that are binary
 
     def revision(self, commit: str) -> RevisionIndex:
         """The index of one commit, reading and parsing only file versions not seen before."""
         entries = [e for e in list_tree(self.root, commit)
                    if e.size <= self.settings.max_file_bytes and e.sha not in self._skipped]
-        new = [e for e in entries if (e.path, e.sha) not in self._files]
+        new = [e for e in entries if self.get(e.path, e.sha) is None]
         blobs = read_blobs(self.root, [e.sha for e in new])
         for entry in new:
             data = blobs.get(entry.sha)
-            if data is None or b"\0" in data[:8192]:
+            if data is None or is_binary(data):
                 self._skipped.add(entry.sha)
                 continue
-            self._files[(entry.path, entry.sha)] = self._add_file(entry.path, data.decode("utf-8", "replace"))
-            self.files_read += 1
+            self.add(entry.path, entry.sha, data.decode("utf-8", "replace"))
         view = RevisionIndex(repo=self.root, commit=commit, lines={}, chunks=self.chunks)
         active = np.zeros(len(self.chunks), dtype=bool)
         for entry in entries:
-            version = self._files.get((entry.path, entry.sha))
+            version = self.get(entry.path, entry.sha)
             if version is None:
                 continue
             view.lines[entry.path] = version.lines
@@ -134,6 +157,11 @@ class RepoIndex:
         if self.settings.bm25:
             view.bm25 = RevisionBM25(self.bm25, active)
         return view
+
+
+def is_binary(data: bytes) -> bool:
+    """Whether file contents count as binary (a NUL byte in the first 8 KiB), as git guesses."""
+    return b"\0" in data[:8192]
 
 
 def build_index(repo: Path, commit: str, settings: IndexSettings) -> RevisionIndex:

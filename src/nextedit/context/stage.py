@@ -6,12 +6,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nextedit.context.index import IndexSettings, index_cache, load_index
+from nextedit.context.index import IndexSettings, RevisionIndex, index_cache, load_index
 from nextedit.context.locate import locate
 from nextedit.context.repo_files import RepoError
 from nextedit.context.retrieve import RetrieveSettings, retrieve
 from nextedit.pipeline.stage import Stage, StageError
-from nextedit.record import Example
+from nextedit.record import Example, Snapshot
 
 OUR_SOURCES = ("definition", "bm25")
 
@@ -75,13 +75,19 @@ def add_context(example: Example, config: ContextConfig | None = None) -> Exampl
     cache = index_cache()
     cache.maxsize = config.cache_size
     index = load_index(repo, revision, config.index_settings(), cache)
-    found = retrieve(index, example.snapshot, config.retrieve_settings())
-    kept = [r for r in example.snapshot.related if r.source not in OUR_SOURCES] if config.keep_existing else []
+    snapshot = with_related(example.snapshot, index, config)
+    return example.model_copy(update={"snapshot": snapshot})
+
+
+def with_related(snapshot: Snapshot, index: RevisionIndex, config: ContextConfig) -> Snapshot:
+    """The snapshot with our related excerpts retrieved from `index` (a revision's or a live workspace's)
+    under the config's budgets; entries from other sources kept in front when `keep_existing`."""
+    found = retrieve(index, snapshot, config.retrieve_settings())
+    kept = [r for r in snapshot.related if r.source not in OUR_SOURCES] if config.keep_existing else []
     offset = max((r.rank for r in kept), default=-1) + 1
     for r in found:
         r.rank += offset
-    snapshot = example.snapshot.model_copy(update={"related": kept + found})
-    return example.model_copy(update={"snapshot": snapshot})
+    return snapshot.model_copy(update={"related": kept + found})
 
 
 class ContextStage(Stage):

@@ -117,7 +117,8 @@ class EditHistory:
         self.max_events = max_events
         self.grouping_s = grouping_s
         self.grouping_lines = grouping_lines
-        self._closed: deque[HistoryEvent] = deque(maxlen=max(max_events, 1))
+        #: Closed events with the file's text before each (what context retrieval replays them on).
+        self._closed: deque[tuple[HistoryEvent, str]] = deque(maxlen=max(max_events, 1))
         self._open: _OpenGroup | None = None
 
     def record(self, path: str, before: str, change: Change, after: str, now: float, *,
@@ -145,14 +146,26 @@ class EditHistory:
         if self._open is not None:
             event = self._open.event()
             if event is not None:
-                self._closed.append(event)
+                self._closed.append((event, self._open.before))
             self._open = None
 
-    def events(self) -> list[HistoryEvent]:
-        """The last `max_events` events, oldest first (the open group last)."""
+    def window(self) -> list[tuple[HistoryEvent, str]]:
+        """The last `max_events` events, oldest first (the open group last), each with its file's text before it."""
         out = list(self._closed)
         if self._open is not None:
             event = self._open.event()
             if event is not None:
-                out.append(event)
+                out.append((event, self._open.before))
         return out[-self.max_events:] if self.max_events > 0 else []
+
+    def events(self) -> list[HistoryEvent]:
+        """The last `max_events` events, oldest first (the open group last)."""
+        return [event for event, _ in self.window()]
+
+    def bases(self) -> dict[str, str]:
+        """For each file the recent events edit, its text before the oldest of them: the text those
+        events replay on, as a training example's history replays on the revision's file."""
+        out: dict[str, str] = {}
+        for event, before in self.window():
+            out.setdefault(event.path, before)
+        return out

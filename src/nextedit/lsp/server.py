@@ -18,6 +18,7 @@ from pygls.protocol.language_server import lsp_method
 from pygls.uris import to_fs_path
 
 import nextedit
+from nextedit.context.editor import EditorContext, load_stage_configs
 from nextedit.lsp.client import ServeClient
 from nextedit.lsp.documents import Document, Encoding, PositionError
 from nextedit.lsp.events import EventReporter
@@ -34,6 +35,8 @@ from nextedit.lsp.snapshot import (
     to_document,
 )
 from nextedit.lsp.workspace import workspace_source
+from nextedit.pipeline.registry import ConfigError
+from nextedit.record import Snapshot
 from nextedit.settle.tracker import SettleTracker
 
 log = logging.getLogger("nextedit.lsp")
@@ -62,6 +65,19 @@ class _Protocol(LanguageServerProtocol):
     def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams):
         if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CLOSE)) is not None:
             yield handler, (params,), None
+
+
+def in_root(uri: str, root: str | None) -> bool:
+    """Whether a document URI is a file inside the workspace root."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file" or not root:
+        return False
+    fs = to_fs_path(uri) or unquote(parsed.path)
+    try:
+        Path(fs).resolve().relative_to(Path(root).resolve())
+    except (ValueError, OSError):
+        return False
+    return True
 
 
 def document_path(uri: str, root: str | None) -> str:
@@ -102,6 +118,10 @@ class NexteditLanguageServer(LanguageServer):
         self.requests = 0
         #: Repository URL, revision and license of the workspace (sent only with consent).
         self.source: dict[str, str] | None = None
+        #: Related code and diagnostics from the workspace (None: no workspace folder, or both off).
+        self.context: EditorContext | None = None
+        self._inside: dict[str, bool] = {}
+        self._context_failed = False
 
     # ------------------------------------------------------------------ logging
 
@@ -136,6 +156,7 @@ class NexteditLanguageServer(LanguageServer):
         self.history = EditHistory(max_events=settings.history_events, grouping_s=settings.grouping_s)
         self.tracker = SettleTracker(quiet_s=settings.settle_quiet_s, ttl_s=settings.settle_ttl_s)
         self.source = workspace_source(self.root)
+        self.context = self._make_context(settings)
         self.client = ServeClient(settings.server, token=settings.token, timeout_s=settings.timeout_s,
                                   notify=self.notify)
         self.events = EventReporter(self.client, client_id=settings.client_id, user_id=settings.user_id,
@@ -145,10 +166,72 @@ class NexteditLanguageServer(LanguageServer):
                  settings.server, "on" if self.inline_supported else "off", self.encoding,
                  settings.collectable)
 
+    def _make_context(self, settings: Settings) -> EditorContext | None:
+        if self.root is None or not (settings.context or settings.diagnostics):
+            return None
+        try:
+            context, diagnostics = load_stage_configs(settings.context_config, settings.diagnostics_config)
+        except ConfigError as exc:
+            self.notify(logging.WARNING, f"{exc}; predictions are requested without related code and diagnostics")
+            return None
+        return EditorContext(Path(self.root), context, diagnostics, related=settings.context,
+                             lint=settings.diagnostics)
+
     def start_background(self) -> None:
-        """Start the settle poller (once)."""
+        """Start the settle poller (once) and the first index of the workspace."""
         if self._settle_task is None:
             self._settle_task = asyncio.ensure_future(self._settle_loop())
+        if self.context is not None:
+            asyncio.ensure_future(self._index_workspace(self.context))
+
+    async def _index_workspace(self, context: EditorContext) -> None:
+        t0 = time.perf_counter()
+        try:
+            await asyncio.to_thread(context.scan)
+        except Exception as exc:  # noqa: BLE001 - predictions go on without context
+            self.notify(logging.WARNING, f"indexing the workspace failed: {type(exc).__name__}: {exc}")
+            return
+        log.info("nextedit lsp: indexed %d workspace files in %.0f ms", context.index.n_files,
+                 (time.perf_counter() - t0) * 1000)
+
+    def file_changed(self, uri: str) -> None:
+        """A file was saved or changed on disk: re-index it (in a thread; the editor's text wins while open)."""
+        if self.context is None or not self._in_workspace(uri):
+            return
+        asyncio.ensure_future(asyncio.to_thread(self.context.index.update_from_disk, document_path(uri, self.root)))
+
+    def _in_workspace(self, uri: str) -> bool:
+        found = self._inside.get(uri)
+        if found is None:
+            found = self._inside[uri] = in_root(uri, self.root)
+        return found
+
+    def editor_texts(self) -> dict[str, str]:
+        """What the workspace index shows instead of the disk: open documents' text, and for each file the
+        edit history touches, its text before the oldest of those edits."""
+        texts: dict[str, str] = {}
+        outside: set[str] = set()
+        for d in self.docs.values():
+            if self._in_workspace(d.uri):
+                texts[d.path] = d.text
+            else:
+                outside.add(d.path)  # named by file name only: never mistaken for a workspace file
+        texts.update((p, t) for p, t in self.history.bases().items() if p not in outside)
+        return texts
+
+    async def with_context(self, snapshot: Snapshot) -> Snapshot:
+        """The snapshot with related code and diagnostics from the workspace (unchanged when off or failing)."""
+        if self.context is None:
+            return snapshot
+        try:
+            filled = await asyncio.to_thread(self.context.fill, snapshot, self.editor_texts())
+        except Exception as exc:  # noqa: BLE001 - a prediction without context beats none
+            if not self._context_failed:
+                self._context_failed = True
+                self.notify(logging.WARNING, f"related code/diagnostics failed: {type(exc).__name__}: {exc}")
+            return snapshot
+        self._context_failed = False
+        return filled
 
     async def stop(self) -> None:
         """Cancel work in flight and send the queued events (on `shutdown`)."""
@@ -272,7 +355,11 @@ class NexteditLanguageServer(LanguageServer):
         except (ExcerptError, ValueError) as exc:
             log.info("no prediction for %s: %s", doc.path, exc)
             return None
-        body = {"snapshot": built.snapshot.model_dump(mode="json"), "client_id": self.settings.client_id,
+        snapshot = await self.with_context(built.snapshot)
+        doc = self.docs.get(uri)
+        if doc is None or doc.version != version:
+            return None
+        body = {"snapshot": snapshot.model_dump(mode="json"), "client_id": self.settings.client_id,
                 "user_id": self.settings.user_id, "arm": self.settings.arm,
                 "collectable": self.settings.collectable, "trigger": trigger,
                 "document_offset": built.offset,
@@ -461,6 +548,15 @@ def build_server(settings: Settings) -> NexteditLanguageServer:
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: NexteditLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
         _guard(ls, "didChange", ls.change, params)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(ls: NexteditLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
+        _guard(ls, "didSave", ls.file_changed, params.text_document.uri)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def did_change_watched(ls: NexteditLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:
+        for change in params.changes:
+            _guard(ls, "didChangeWatchedFiles", ls.file_changed, change.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: NexteditLanguageServer, params: types.DidCloseTextDocumentParams) -> None:

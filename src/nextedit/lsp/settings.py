@@ -45,6 +45,14 @@ class Settings(BaseModel):
     context_tokens: int = Field(default=1024, ge=0)
     #: Offer predictions through textDocument/inlineCompletion when the client supports it.
     inline: bool = True
+    #: Send related code from the workspace (definitions + BM25, as the `context` stage retrieves it).
+    context: bool = True
+    #: Send linter diagnostics of the current file (as the `diagnostics` stage computes them).
+    diagnostics: bool = True
+    #: The TOML files given to `nextedit run context/diagnostics --config` when the model's data was
+    #: made (same budgets at serve time as at training time); default: the stages' defaults.
+    context_config: str | None = None
+    diagnostics_config: str | None = None
 
     def merged(self, options: Any) -> tuple[Settings, list[str]]:
         """These settings with a client's initializationOptions applied, and one message per bad key."""
