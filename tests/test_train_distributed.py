@@ -64,7 +64,7 @@ def test_two_gloo_processes_train_the_same_weights_and_rank_0_exports_them(tmp_p
 def test_a_distributed_setup_that_cannot_run_fails_before_any_work(tmp_path):
     cfg = tmp_path / "t.toml"
     cfg.write_text('[data]\ntrain = "t.jsonl"\n\n[distributed]\nprocesses = 2\nnodes = 2\n')
-    with pytest.raises(TrainConfigError, match=r"t\.toml:5: field distributed: Value error, nodes > 1 needs "
+    with pytest.raises(TrainConfigError, match=r"t\.toml:4: field distributed: Value error, nodes > 1 needs "
                                                r"rendezvous"):
         load_config(cfg)
     import torch

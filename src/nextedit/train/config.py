@@ -148,8 +148,8 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
     keys = [str(k) for k in loc if not isinstance(k, int)]
     for depth, key in enumerate(keys):
         last = depth == len(keys) - 1
-        pattern = re.compile(rf"^\s*{re.escape(key)}\s*=" if last else
-                             rf"^\s*\[\s*([\w.]+\.)?{re.escape(key)}\s*\]|^\s*{re.escape(key)}\s*=")
+        header = rf"^\s*\[\s*([\w.]+\.)?{re.escape(key)}\s*\]"
+        pattern = re.compile(rf"^\s*{re.escape(key)}\s*=" if last and depth else rf"{header}|^\s*{re.escape(key)}\s*=")
         for i in range(start, len(lines)):
             if pattern.match(lines[i]):
                 start = i
