@@ -26,7 +26,8 @@ def register(app: typer.Typer) -> None:
         Loss on the completion only (the format's target), LoRA or full fine-tuning, bf16 where the
         machine supports it, gradient accumulation, sequence packing, held-out loss during training,
         checkpoints (a re-run resumes from the newest), then export: OUTPUT/merged (load it with
-        `--provider local:OUTPUT/merged`) and OUTPUT/adapter.
+        `--provider local:OUTPUT/merged`) and OUTPUT/adapter. Data-parallel on several GPUs or nodes
+        with a [distributed] section (docs/training.md).
         """
         from nextedit.train.config import EXAMPLE_CONFIG, TrainConfigError, load_config
 
@@ -40,6 +41,9 @@ def register(app: typer.Typer) -> None:
                      "train.max_steps": max_steps, "resume": False if no_resume else None}
         try:
             cfg = load_config(config, **overrides)
+            from nextedit.train.distributed import check
+
+            check(cfg.distributed)
         except TrainConfigError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None

@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nextedit.train.base_models import DEFAULT_BASE
 
@@ -84,6 +84,32 @@ class ExportConfig(_Section):
     adapter: bool = True
 
 
+class DistributedConfig(_Section):
+    """Data-parallel training on several processes, GPUs or nodes (torch DDP through the same TRL trainer)."""
+
+    processes: int = Field(1, ge=1, description="training processes per node (one per GPU); 1 = one process")
+    nodes: int = Field(1, ge=1, description="machines taking part; each runs the same `nextedit train` command")
+    backend: Literal["auto", "nccl", "gloo"] = Field("auto", description="collective backend: nccl for GPUs, "
+                                                     "gloo for CPUs; auto = nccl where CUDA is available")
+    launcher: Literal["torchrun", "external"] = Field("torchrun", description="torchrun: nextedit starts the "
+                                                      "processes of this node; external: it was started by "
+                                                      "torchrun, srun, accelerate launch or a PyTorchJob")
+    rendezvous: str | None = Field(None, description="HOST:PORT every node reaches (node 0's address), for "
+                                   "nodes > 1 with launcher = torchrun")
+    job_id: str = Field("nextedit", description="rendezvous id shared by the nodes of one run")
+
+    @property
+    def world_size(self) -> int:
+        """Processes in the whole run."""
+        return self.processes * self.nodes
+
+    @model_validator(mode="after")
+    def _rendezvous_for_nodes(self) -> DistributedConfig:
+        if self.nodes > 1 and self.launcher == "torchrun" and not self.rendezvous:
+            raise ValueError("nodes > 1 needs rendezvous = \"HOST:PORT\" (an address of node 0 every node reaches)")
+        return self
+
+
 class TrainConfig(_Section):
     """A whole training run. Relative paths are resolved against the config file's folder."""
 
@@ -99,6 +125,7 @@ class TrainConfig(_Section):
     train: ScheduleConfig = Field(default_factory=ScheduleConfig)
     dpo: DpoConfig = Field(default_factory=DpoConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
     def resolve_paths(self, root: Path) -> TrainConfig:
         """A copy with relative data/output paths (and a relative base-model path that exists) made absolute."""
@@ -121,8 +148,8 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
     keys = [str(k) for k in loc if not isinstance(k, int)]
     for depth, key in enumerate(keys):
         last = depth == len(keys) - 1
-        pattern = re.compile(rf"^\s*{re.escape(key)}\s*=" if last else
-                             rf"^\s*\[\s*([\w.]+\.)?{re.escape(key)}\s*\]|^\s*{re.escape(key)}\s*=")
+        header = rf"^\s*\[\s*([\w.]+\.)?{re.escape(key)}\s*\]"
+        pattern = re.compile(rf"^\s*{re.escape(key)}\s*=" if last and depth else rf"{header}|^\s*{re.escape(key)}\s*=")
         for i in range(start, len(lines)):
             if pattern.match(lines[i]):
                 start = i
@@ -197,4 +224,10 @@ enabled = false                        # preference training on examples with a 
 [export]
 merged = true
 adapter = true
+
+[distributed]
+processes = 1                          # data-parallel processes per node (one per GPU); 1 = one process
+nodes = 1                              # > 1: run the same command on every node, with rendezvous = "HOST:PORT"
+backend = "auto"                       # nccl (GPUs) or gloo (CPUs); auto = nccl where CUDA is available
+launcher = "torchrun"                  # or "external" when started by torchrun / srun / accelerate launch
 """

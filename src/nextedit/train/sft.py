@@ -41,6 +41,7 @@ class TrainResult:
     exported: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     dpo: dict[str, Any] | None = None
+    distributed: dict[str, Any] | None = None
     log_history: list[dict[str, Any]] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -53,6 +54,10 @@ class TrainResult:
             before = "n/a" if self.eval_loss_before is None else f"{self.eval_loss_before:.3f}"
             after = "n/a" if self.eval_loss_after is None else f"{self.eval_loss_after:.3f}"
             out.append(f"held-out loss {before} -> {after} ({self.eval_rows} rows)")
+        if self.distributed:
+            d = self.distributed
+            out.append(f"data-parallel on {d['world_size']} processes ({d['backend']}): "
+                       + (f"results {d['results']}" if "results" in d else "all ranks ended with the same weights"))
         for kind, path in self.exported.items():
             out.append(f"{kind}: {path}")
         return out
@@ -81,8 +86,9 @@ def bf16_supported() -> bool:
         return False
 
 
-def cpu_threads(setting: int | str = "auto") -> int:
-    """Set and return torch's CPU thread count. "auto" = the cores left idle by other processes (at least 1).
+def cpu_threads(setting: int | str = "auto", *, share: int = 1) -> int:
+    """Set and return torch's CPU thread count. "auto" = the cores left idle by other processes (at least 1),
+    split between the `share` training processes of this machine.
 
     On a shared machine, OpenMP threads that outnumber the free cores are pre-empted at every barrier:
     one LoRA step of SmolLM2 measured 3.5 s with 1 thread and 45-80 s with 2 threads at load 7 on 2 cores.
@@ -99,7 +105,7 @@ def cpu_threads(setting: int | str = "auto") -> int:
             load = 0.0
         # The 1-minute load includes this process when it is already busy (mining, a previous step): count
         # one unit of it as ours.
-        n = max(1, min(cores, round(cores - max(0.0, load - 1.0))))
+        n = max(1, min(cores, round(cores - max(0.0, load - 1.0))) // share)
     else:
         n = max(1, int(setting))
     torch.set_num_threads(n)
@@ -130,17 +136,26 @@ def _console_callback(console: Any, total_steps_hint: int | None):
     return ConsoleLog()
 
 
-def _time_budget_callback(seconds: float):
+def _time_budget_callback(seconds: float, *, distributed: bool = False):
     from transformers import TrainerCallback
 
     class TimeBudget(TrainerCallback):
-        """Stop training at the first step end past the budget (the schedule's remaining steps are skipped)."""
+        """Stop training at the first step end past the budget (the schedule's remaining steps are skipped).
+
+        Data-parallel ranks agree on that step (any rank past the budget stops them all): a rank that
+        stopped alone would leave the others waiting in the next gradient all-reduce.
+        """
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.start = time.monotonic()
 
         def on_step_end(self, args, state, control, **kwargs):
-            if time.monotonic() - self.start > seconds:
+            over = time.monotonic() - self.start > seconds
+            if distributed:
+                from nextedit.train.distributed import any_rank
+
+                over = any_rank(over, args.device)
+            if over:
                 control.should_training_stop = True
 
     return TimeBudget()
@@ -153,7 +168,11 @@ def _lean_trainer(base: type) -> type:
     top-1 accuracy over the full vocabulary each step, for metrics only; with completion-only loss
     most positions are prompt. This loss runs the backbone, keeps the hidden states of positions
     whose next token is a label, and takes the cross-entropy of those: the same loss and gradients.
+    Under data parallelism the forward pass goes through the DDP wrapper (which all-reduces the
+    gradients) and the backbone's output is taken with a forward hook.
     """
+    import inspect
+
     import torch
     import torch.nn.functional as F
 
@@ -168,7 +187,10 @@ def _lean_trainer(base: type) -> type:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             labels = inputs["labels"]
             kwargs = {k: v for k, v in inputs.items() if k not in ("labels", "completion_mask", "assistant_masks")}
-            hidden = causal.base_model(**kwargs, use_cache=False).last_hidden_state
+            if self.accelerator.num_processes > 1:
+                hidden = _hidden_through_wrapper(model, causal, kwargs)
+            else:
+                hidden = causal.base_model(**kwargs, use_cache=False).last_hidden_state
             targets = labels[:, 1:]
             mask = targets != -100
             logits = causal.get_output_embeddings()(hidden[:, :-1][mask]).float()
@@ -178,6 +200,20 @@ def _lean_trainer(base: type) -> type:
             if self.args.average_tokens_across_devices and num_items_in_batch is not None:
                 loss = loss * self.accelerator.num_processes
             return loss
+
+    def _hidden_through_wrapper(model, causal, kwargs):
+        captured: list[Any] = []
+
+        def keep(module, args, output):
+            captured.append(output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0])
+
+        handle = causal.base_model.register_forward_hook(keep)
+        try:  # the LM head runs on one position per row only; the loss re-projects the labelled ones
+            few = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(causal.forward).parameters else {}
+            model(**kwargs, use_cache=False, **few)
+        finally:
+            handle.remove()
+        return captured[-1]
 
     return LeanSFTTrainer
 
@@ -200,6 +236,15 @@ def _first_last(history: list[dict[str, Any]], key: str) -> tuple[float | None, 
 def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
     """Run SFT (and DPO when enabled) as configured, export, write train.json; returns the result."""
     require_training_packages()
+    from nextedit.train import distributed as ddp
+
+    if ddp.needs_launch(config.distributed):
+        return ddp.launch(config, console=console)
+    ddp.check(config.distributed)
+    world = ddp.world_size()
+    main_process = ddp.rank() == 0
+    if not main_process:
+        console = None
     import warnings
 
     import datasets
@@ -244,7 +289,7 @@ def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
 
     bf16 = use_bf16(config.train.bf16)
     if not torch.cuda.is_available():
-        say(f"CPU threads: {cpu_threads(config.train.threads)}")
+        say(f"CPU threads: {cpu_threads(config.train.threads, share=ddp.local_world_size())}")
     lora = config.method == "lora"
     # LoRA trains small fp32 adapters on a frozen base (bf16 base when bf16 is on); a full fine-tune keeps
     # fp32 master weights and runs the forward pass under bf16 autocast.
@@ -260,6 +305,12 @@ def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
                                  target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
     sched = config.train
     has_eval = bool(eval_rows)
+    checkpoint = get_last_checkpoint(str(out / CHECKPOINTS)) if (config.resume and (out / CHECKPOINTS).is_dir()) \
+        else None
+    # Data-parallel: the held-out loss before training is taken inside the training loop (eval_on_start). An
+    # evaluate() call before train() marks the model as prepared, and accelerate then skips the DDP wrapper:
+    # every rank would train alone.
+    eval_on_start = world > 1 and has_eval and checkpoint is None
     args = SFTConfig(
         output_dir=str(out / CHECKPOINTS),
         learning_rate=sched.learning_rate,
@@ -289,22 +340,24 @@ def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
         include_num_input_tokens_seen="non_padding",
         use_cpu=not torch.cuda.is_available(),
         **({"gradient_checkpointing": True} if sched.gradient_checkpointing else {}),
+        # every trainable parameter takes part in the loss: no extra search of the graph for unused ones
+        **({"ddp_backend": ddp.resolved_backend(config.distributed), "eval_on_start": eval_on_start,
+            "ddp_find_unused_parameters": False} if world > 1 else {}),
     )
     trainer_class = SFTTrainer if sched.token_metrics else _lean_trainer(SFTTrainer)
     trainer = trainer_class(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
                          eval_dataset=Dataset.from_list(eval_rows) if has_eval else None,
                          processing_class=tokenizer, peft_config=peft_config,
                          callbacks=[_console_callback(console, None),
-                                    *([_time_budget_callback(sched.max_seconds)] if sched.max_seconds else [])])
+                                    *([_time_budget_callback(sched.max_seconds, distributed=world > 1)]
+                                      if sched.max_seconds else [])])
     trainer.remove_callback(PrinterCallback)  # our ConsoleLog prints the short lines instead
-    checkpoint = get_last_checkpoint(str(out / CHECKPOINTS)) if (config.resume and (out / CHECKPOINTS).is_dir()) \
-        else None
     result = TrainResult(output_dir=str(out), base_model=str(config.base_model), method=config.method,
                          train_rows=train_stats.rows, eval_rows=eval_stats.rows, bf16=bf16, packing=sched.packing,
                          resumed_from=checkpoint,
                          skipped={f"train {k}": v for k, v in train_stats.skipped.items()}
                          | {f"eval {k}": v for k, v in eval_stats.skipped.items()})
-    if has_eval and checkpoint is None:
+    if has_eval and checkpoint is None and not eval_on_start:
         result.eval_loss_before = trainer.evaluate().get("eval_loss")
         say(f"  held-out loss before training: {result.eval_loss_before:.4g}")
     if checkpoint:
@@ -321,6 +374,8 @@ def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
         else:
             result.eval_loss_after = trainer.evaluate().get("eval_loss")
             history = [dict(h) for h in trainer.state.log_history]
+    if eval_on_start and evals:
+        result.eval_loss_before = evals[0]["eval_loss"]
     result.log_history = history
     result.steps = trainer.state.global_step
     result.train_loss_first, result.train_loss_last = _first_last(history, "loss")
@@ -330,6 +385,9 @@ def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
         result.tokens_per_s = result.tokens_seen / runtime
 
     model = trainer.model
+    if world > 1:
+        result.distributed = {"world_size": world, "backend": ddp.resolved_backend(config.distributed),
+                              "weights": ddp.same_weights_on_all_ranks(model)}
     metadata = model_metadata(format_name=fmt.name, format_version=str(fmt.version),
                               format_options=options.model_dump(), base_model=str(config.base_model),
                               method=config.method, stop=list(fmt.stop),
@@ -339,15 +397,22 @@ def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
         from nextedit.train.dpo import run_dpo
 
         # The adapter export stays the SFT adapter (relative to the base model); merged/ holds SFT + DPO.
-        written = export_model(model, tokenizer, out, metadata, merged=False, adapter=config.export.adapter)
+        written = export_model(model, tokenizer, out, metadata, merged=False, adapter=config.export.adapter) \
+            if main_process else {}
         model, result.dpo = run_dpo(config, model, tokenizer, fmt, options, console=console)
         metadata["train"]["dpo"] = bool(result.dpo and result.dpo.get("rows"))
-        written |= export_model(model, tokenizer, out, metadata, merged=config.export.merged, adapter=False)
-    else:
+        if world > 1:
+            result.distributed["weights"] = ddp.same_weights_on_all_ranks(model)
+        if main_process:
+            written |= export_model(model, tokenizer, out, metadata, merged=config.export.merged, adapter=False)
+    elif main_process:
         written = export_model(model, tokenizer, out, metadata, merged=config.export.merged,
                                adapter=config.export.adapter)
+    else:
+        written = {}  # rank 0 exports; the other ranks hold the same weights
     result.exported = {k: str(v) for k, v in written.items()}
     result.seconds = time.monotonic() - t0
-    (out / "train.json").write_text(json.dumps({**asdict(result), "config": config.model_dump(mode="json")},
-                                               indent=2, default=str))
+    if main_process:
+        (out / "train.json").write_text(json.dumps({**asdict(result), "config": config.model_dump(mode="json")},
+                                                   indent=2, default=str))
     return result
