@@ -13,7 +13,7 @@ import argparse
 import random
 import time
 
-from _report import append_section, markdown_table, print_rows
+from _report import append_section, markdown_table
 
 from nextedit import patch as P
 from nextedit.metrics import delta_chrf, score_prediction

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from _report import append_text, markdown_table, section
 
+from nextedit.privacy.scrub import Scrubber, _scan_line, find_secrets
 from nextedit.record import Example, HistoryEvent, Prediction, Snapshot
 from nextedit.teacher.checks import check_prediction
 from nextedit.teacher.parse import parse_output, region_patch
 from nextedit.teacher.prompt import MARK_END, MARK_START, build_prompt
-from nextedit.privacy.scrub import Scrubber, _scan_line, find_secrets
 
 ROOT = Path(__file__).resolve().parents[1]
 

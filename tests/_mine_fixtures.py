@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
 import subprocess
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 MIT = """MIT License

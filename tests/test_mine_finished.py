@@ -47,7 +47,7 @@ def test_only_samples_that_complete_their_commit_qualify():
 def _repo(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
-    run = lambda *a: subprocess.run(["git", "-C", str(repo), *a], check=True, capture_output=True)  # noqa: E731
+    run = lambda *a: subprocess.run(["git", "-C", str(repo), *a], check=True, capture_output=True)
     run("init", "-q")
     run("config", "user.email", "t@example.com")
     run("config", "user.name", "t")

@@ -94,7 +94,7 @@ def _release_repo(path: Path) -> tuple[Repo, list[str]]:
 def test_near_duplicates_across_commits_are_dropped_and_logged(tmp_path):
     repo, shas = _release_repo(tmp_path / "rel")
     out = tmp_path / "ex.jsonl"
-    rows, filtered, log = _mine(repo, out, near_duplicate=0.8)
+    rows, filtered, _log = _mine(repo, out, near_duplicate=0.8)
     near = [f for f in filtered if f["filter"] == "near-duplicate"]
     assert near, "the repeated version bumps are near-duplicates"
     kept_ids = {r["id"] for r in rows}

@@ -15,7 +15,11 @@ from nextedit import patch as patchlib
 from nextedit.metrics.kept import kept_rate
 from nextedit.serve.config import parse_config
 from nextedit.serve.edits import apply_edits
-from nextedit.serve.testing import ServerThread, SleepPredictor, register_test_predictors
+from nextedit.serve.testing import (
+    ServerThread,
+    SleepPredictor,
+    register_test_predictors,
+)
 
 KEY, ADMIN = "test-key", "test-admin"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -112,7 +112,7 @@ def test_fast_path_agrees_with_patch_apply_whenever_it_answers(lines, new_lines,
     new_text = text[:a] + "".join(new_lines[:2]) + text[a:b] + "".join(new_lines[2:4]) + text[c:]
     patch = patchlib.make(text, new_text, path="f.py", start_line=start_line, context=context)
     if shift:
-        patch = re.sub(r"^@@ -(\d+)", lambda m: f"@@ -{max(0, int(m.group(1)) + shift)}", patch, flags=re.M)
+        patch = re.sub(r"^@@ -(\d+)", lambda m: f"@@ -{max(0, int(m.group(1)) + shift)}", patch, flags=re.MULTILINE)
     got = apply_at_hints(patch, split_keep(text), start_line)
     if got is not None:
         assert "".join(got) == patchlib.apply(patch, text, start_line=start_line)

@@ -149,7 +149,12 @@ def _calibrate(student: Path, dev: Path, work: Path, plan: Plan, model_opts: dic
     """Predict the first dev examples with the student (confidence on, no threshold), choose the abstention
     threshold that maximises their mean deltaChrF, and store it (with the reversal guard) in the student's
     nextedit.json, so every later use of `local:` the student (predict, serve) abstains the same way."""
-    from nextedit.evaluate.quality import calibrate, predict_all, score_file, student_contenders
+    from nextedit.evaluate.quality import (
+        calibrate,
+        predict_all,
+        score_file,
+        student_contenders,
+    )
     from nextedit.train.export import METADATA_FILE
 
     meta_path = student / METADATA_FILE

@@ -26,7 +26,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Choose the confidence below which the student says "no edit", maximising mean deltaChrF."""
         from nextedit.jsonl import read_examples
-        from nextedit.predictors.abstain import CalibrationError, choose_threshold, outcomes_of
+        from nextedit.predictors.abstain import (
+            CalibrationError,
+            choose_threshold,
+            outcomes_of,
+        )
         from nextedit.train.export import METADATA_FILE
 
         console = Console(stderr=True)

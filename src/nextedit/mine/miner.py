@@ -20,6 +20,7 @@ from nextedit.mine.build import Sample, SampleError, build_sample
 from nextedit.mine.config import MINER_VERSION, MineConfig
 from nextedit.mine.edits import Edit, apply_edits, file_edits
 from nextedit.mine.filters import content_skip_reason, path_matches, path_skip_reason
+from nextedit.mine.finished import completes_commit, finished_example
 from nextedit.mine.gitlog import (
     Commit,
     FileChange,
@@ -37,7 +38,6 @@ from nextedit.mine.license import (
     is_license_file,
     manifest_license,
 )
-from nextedit.mine.finished import completes_commit, finished_example
 from nextedit.mine.ordering import typing_order
 from nextedit.mine.quality import (
     NearDuplicates,

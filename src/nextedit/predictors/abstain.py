@@ -10,7 +10,6 @@ from nextedit import patch as P
 from nextedit.metrics.reversal import reversal_ratio
 from nextedit.record import Example, Prediction
 
-
 #: The reason prefix of an edit withheld by the confidence threshold (calibration needs those undone).
 LOW_CONFIDENCE = "low confidence"
 

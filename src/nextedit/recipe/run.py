@@ -308,7 +308,12 @@ class RecipeRun:
     def calibrate(self, student: Path, files: dict[str, Path]) -> None:
         """Write the abstention rules into the student's nextedit.json: the reversal guard, and the threshold
         (given, or chosen on the first dev examples by maximising their mean deltaChrF)."""
-        from nextedit.evaluate.quality import calibrate, predict_all, score_file, student_contenders
+        from nextedit.evaluate.quality import (
+            calibrate,
+            predict_all,
+            score_file,
+            student_contenders,
+        )
         from nextedit.train.export import METADATA_FILE
 
         a = self.recipe.abstain
