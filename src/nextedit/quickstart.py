@@ -147,34 +147,15 @@ def _train_student(out_dir: Path, train: Path, held_out: Path, plan: Plan, seed:
 
 def _calibrate(student: Path, dev: Path, work: Path, plan: Plan, model_opts: dict[str, Any],
                console: Console) -> float | None:
-    """Predict the first dev examples with the student (confidence on, no threshold), choose the abstention
-    threshold that maximises their mean deltaChrF, and store it (with the reversal guard) in the student's
-    nextedit.json, so every later use of `local:` the student (predict, serve) abstains the same way."""
-    from nextedit.evaluate.quality import (
-        calibrate,
-        predict_all,
-        score_file,
-        student_contenders,
-    )
-    from nextedit.train.export import METADATA_FILE
+    """The student's abstention threshold, chosen on the first dev examples and stored with the model
+    (nextedit.evaluate.quality.calibrate_student), reported in one line."""
+    from nextedit.evaluate.quality import calibrate_student
 
-    meta_path = student / METADATA_FILE
-    meta = json.loads(meta_path.read_text())
-    if _count(dev) == 0:
-        console.print("no dev examples: the student never abstains for low confidence")
-        threshold = None
-    else:
-        contenders = student_contenders(str(student), max_reversal=MAX_REVERSAL)[:1]
-        contenders[0].options.update(model_opts)
-        preds = predict_all(dev, work, contenders, limit=plan.calibration_examples, progress=False)
-        threshold = calibrate(score_file(preds, work / "scored.jsonl", max_reversal=MAX_REVERSAL, progress=False))
-        console.print(f"abstention threshold chosen on {min(_count(dev), plan.calibration_examples)} dev examples: "
-                      + ("never abstain" if threshold is None else f"withhold edits with confidence < {threshold:.2f}"))
-    new = {**meta, "abstain_below": threshold, "max_reversal": MAX_REVERSAL}
-    if new != meta:  # rewritten only on change: the file is part of the model's cache fingerprint
-        tmp = meta_path.with_name(meta_path.name + ".tmp")
-        tmp.write_text(json.dumps(new, indent=2) + "\n")
-        tmp.replace(meta_path)
+    threshold = calibrate_student(student, dev if _count(dev) else None, work, limit=plan.calibration_examples,
+                                  max_reversal=MAX_REVERSAL, options=model_opts)
+    n = min(_count(dev), plan.calibration_examples)
+    console.print(f"abstention threshold chosen on {n} dev examples: "
+                  + ("never abstain" if threshold is None else f"withhold edits with confidence < {threshold:.2f}"))
     return threshold
 
 

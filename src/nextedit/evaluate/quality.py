@@ -229,3 +229,36 @@ def merge_predictions(examples: list[Example], extra: Iterable[Example]) -> None
         offset = len(target.predictions)
         target.predictions.extend(ex.predictions)
         target.scores.extend(s.model_copy(update={"prediction": s.prediction + offset}) for s in ex.scores)
+
+
+def calibrate_student(student: Any, dev: Any, work: Any, *, limit: int, max_reversal: float | None,
+                      options: dict[str, Any] | None = None, threshold: float | str | None = "calibrate"
+                      ) -> float | None:
+    """Set a trained student's abstention rules in its nextedit.json, so every later `local:` use of it
+    (predict, eval, serve) abstains the same way: the reversal guard, and the threshold, either given or
+    (`"calibrate"`) chosen on the first `limit` examples of `dev` (predicted with confidence on and no
+    threshold, into `work`) by maximising their mean deltaChrF. An empty or missing dev file means "never
+    abstain for low confidence". Returns the threshold."""
+    import json
+    from pathlib import Path
+
+    from nextedit.train.export import METADATA_FILE
+
+    if threshold == "calibrate":
+        dev = Path(dev) if dev is not None else None
+        if dev is None or not dev.exists() or dev.stat().st_size == 0:
+            threshold = None
+        else:
+            contenders = student_contenders(str(student), max_reversal=max_reversal)[:1]
+            contenders[0].options.update(options or {})
+            preds = predict_all(dev, work, contenders, limit=limit, progress=False)
+            threshold = calibrate(score_file(preds, Path(work) / "scored.jsonl", max_reversal=max_reversal,
+                                             progress=False))
+    meta_path = Path(student) / METADATA_FILE
+    meta = json.loads(meta_path.read_text())
+    new = {**meta, "abstain_below": threshold, "max_reversal": max_reversal}
+    if new != meta:  # rewritten only on change: the file is part of the model's cache fingerprint
+        tmp = meta_path.with_name(meta_path.name + ".tmp")
+        tmp.write_text(json.dumps(new, indent=2) + "\n")
+        tmp.replace(meta_path)
+    return threshold  # type: ignore[return-value]

@@ -306,41 +306,22 @@ class RecipeRun:
         return out
 
     def calibrate(self, student: Path, files: dict[str, Path]) -> None:
-        """Write the abstention rules into the student's nextedit.json: the reversal guard, and the threshold
-        (given, or chosen on the first dev examples by maximising their mean deltaChrF)."""
-        from nextedit.evaluate.quality import (
-            calibrate,
-            predict_all,
-            score_file,
-            student_contenders,
-        )
-        from nextedit.train.export import METADATA_FILE
+        """Write the abstention rules into the student's nextedit.json (nextedit.evaluate.quality)."""
+        from nextedit.evaluate.quality import calibrate_student
 
         a = self.recipe.abstain
         if not a.enabled:
             return
-        threshold = a.threshold
-        if threshold == "calibrate":
-            dev = files.get("dev")
-            if dev is None or _count(dev) == 0:
-                self.result.notes.append("abstain: no dev split to calibrate on (set split.dev_repos): the "
-                                         "student never withholds an edit for low confidence")
-                threshold = None
-            else:
-                contenders = student_contenders(str(student), max_reversal=a.max_reversal)[:1]
-                contenders[0].options.update(self.recipe.predict.student)
-                work = self.out / "calibration"
-                preds = predict_all(dev, work, contenders, limit=a.calibration_examples, progress=False)
-                threshold = calibrate(score_file(preds, work / "scored.jsonl", max_reversal=a.max_reversal,
-                                                 progress=False))
+        dev = files.get("dev")
+        if a.threshold == "calibrate" and (dev is None or _count(dev) == 0):
+            self.result.notes.append("abstain: no dev split to calibrate on (set split.dev_repos): the "
+                                     "student never withholds an edit for low confidence")
+        threshold = calibrate_student(student, dev, self.out / "calibration", limit=a.calibration_examples,
+                                      max_reversal=a.max_reversal, options=self.recipe.predict.student,
+                                      threshold=a.threshold)
         self.result.notes.append(f"abstain: threshold {threshold} "
                                  f"({'chosen on dev' if a.threshold == 'calibrate' else 'given'}), "
                                  f"reversal guard {a.max_reversal}")
-        meta_path = student / METADATA_FILE
-        meta = json.loads(meta_path.read_text())
-        new = {**meta, "abstain_below": threshold, "max_reversal": a.max_reversal}
-        if new != meta:
-            _write_if_changed(meta_path, (json.dumps(new, indent=2) + "\n").encode())
 
     def evaluate(self, name: str, examples: Path, providers: list[tuple[str, dict[str, Any], str]]) -> dict:
         """Predict, check, score and summarise one eval set; the student against each other provider."""
