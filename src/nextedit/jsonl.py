@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import secrets
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -15,6 +16,7 @@ import orjson
 from nextedit.record import Example, RecordError, parse_example
 
 __all__ = [
+    "DamagedInput",
     "FailedWriter",
     "JsonlWriter",
     "failed_path",
@@ -39,10 +41,35 @@ def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
     return open(path, "rb", buffering=1 << 20)
 
 
+class DamagedInput(RecordError):
+    """A compressed input that ends early or fails its checksum; names the file, the first line not
+    read and the byte offsets (in the file and in the decompressed stream) where reading stopped."""
+
+
 def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes]]:
-    """Yield (1-based line number, line without its newline); blank lines are skipped."""
+    """Yield (1-based line number, line without its newline); blank lines are skipped.
+
+    A damaged `.gz` (truncated, corrupt) raises DamagedInput after the last line that decompressed
+    whole, so callers can keep what came before the damage."""
+    number = 0
+    done = 0  # decompressed bytes handed out
     with open_binary(path) as fh:
-        for number, raw in enumerate(fh, start=1):
+        lines = iter(fh)
+        while True:
+            try:
+                raw = next(lines)
+            except StopIteration:
+                return
+            except (EOFError, OSError, zlib.error) as exc:
+                if not _is_gz(path):
+                    raise
+                raw_fh = getattr(fh, "fileobj", None)
+                at = raw_fh.tell() if raw_fh is not None else None
+                where = f"byte {at} of the file, " if at is not None else ""
+                raise DamagedInput(f"damaged gzip data after line {number} ({where}byte {done} decompressed): "
+                                   f"{exc or type(exc).__name__}", file=str(path), line=number + 1) from None
+            number += 1
+            done += len(raw)
             line = raw.rstrip(b"\r\n")
             if line.strip():
                 yield number, line

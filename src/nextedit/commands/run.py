@@ -63,9 +63,13 @@ def register(app: typer.Typer) -> None:
                                 checkpoint_every=checkpoint_every, ordered=not unordered)
         except (StageNotFound, ConfigError, RunError, RecordError) as exc:
             raise _fail(str(exc)) from None
-        _print_summary(summary.lines())
+        from nextedit.commands._outcome import finish
+
+        code = finish(summary, stop=False)
         if json_summary:
             print(orjson.dumps(summary.to_dict()).decode())
+        if code:
+            raise typer.Exit(code)
 
     @app.command("pipeline")
     def pipeline(
@@ -78,7 +82,7 @@ def register(app: typer.Typer) -> None:
         json_summary: Annotated[bool, typer.Option("--json", help="Print the summaries as JSON on stdout.")] = False,
     ) -> None:
         """Run the stages of a pipeline file in order, reusing outputs that are up to date."""
-        from nextedit.pipeline.engine import RunError
+        from nextedit.pipeline.engine import RunError, RunFailed
         from nextedit.pipeline.pipeline_file import run_pipeline
         from nextedit.pipeline.registry import ConfigError
 
@@ -89,6 +93,9 @@ def register(app: typer.Typer) -> None:
             summaries = run_pipeline(file, force=force, cache=not no_cache, cache_path=cache,
                                      progress=progress, on_stage=on_stage,
                                      on_done=lambda i, summary: _print_summary(summary.lines()))
+        except RunFailed as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(1) from None
         except (ConfigError, RunError, RecordError) as exc:
             raise _fail(str(exc)) from None
         if json_summary:

@@ -102,6 +102,22 @@ def register(app: typer.Typer) -> None:
                                                                       if max_rounds else {})})))
         plan.append((DistillStage, cfg("distill", {})))
 
+        # Configuration that cannot work (unknown provider, no API key, bad option) stops here,
+        # before any request is made or any file is written.
+        from nextedit.llm import preflight
+
+        for cls, data in plan:
+            try:
+                checked = validate_config(cls, data, where=f"{config or 'flags'} [{cls.name}]")
+                if cls.kind == "io" and hasattr(checked, "provider") and hasattr(checked, "client"):
+                    preflight(checked.provider, **checked.client.model_dump())
+            except (ConfigError, ValueError) as exc:
+                raise _fail(str(exc)) from None
+        if not input.is_file():
+            raise _fail(f"{input}: no such input file")
+
+        from nextedit.commands._outcome import finish
+
         spent = 0.0
         current = input
         for i, (cls, data) in enumerate(plan):
@@ -117,8 +133,7 @@ def register(app: typer.Typer) -> None:
                 raise _fail(str(exc)) from None
             stage.close()  # the runner closed it already; closing again is harmless
             spent += getattr(stage, "spent_usd", 0.0)
-            for line in summary.lines():
-                print(line, file=sys.stderr)
+            finish(summary)  # exit 1 here when the input was damaged or every example failed
             current = out
         if spent:
             print(f"teacher chain: spent ${spent:.4f} on new requests", file=sys.stderr)

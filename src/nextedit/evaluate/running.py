@@ -29,15 +29,17 @@ def parse_options(items: list[str]) -> dict[str, Any]:
 
 def run(stage: Stage, src: Path, out: Path, *, concurrency: int | None, cache: bool, restart: bool = False,
         progress: bool | None = None) -> RunSummary:
-    """Run a stage over a file, print the engine's summary lines to stderr; exit 1 on a run error."""
+    """Run a stage over a file, print the engine's summary lines to stderr; exit 1 on a run error, a
+    damaged input or a run in which every example failed."""
+    from nextedit.commands._outcome import finish
+
     try:
         summary = run_stage(stage, src, out, concurrency=concurrency, cache=cache, restart=restart,
                             progress=progress)
     except RunError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    for line in summary.lines():
-        typer.echo(line, err=True)
+    finish(summary)
     return summary
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-from nextedit.jsonl import failed_path, failed_row, iter_lines
+from nextedit.jsonl import DamagedInput, failed_path, failed_row, iter_lines
 from nextedit.pipeline.cache import (
     DROPPED,
     OUTPUT,
@@ -44,7 +44,7 @@ from nextedit.pipeline.progress import ProgressReporter, make_progress
 from nextedit.pipeline.stage import Stage, StageError, config_hash, stage_ref
 from nextedit.record import Example, RecordError, parse_example
 
-__all__ = ["RunError", "RunSummary", "run_stage", "sidecar_paths"]
+__all__ = ["RunError", "RunFailed", "RunSummary", "run_stage", "sidecar_paths", "top_failure_reasons"]
 
 OK, DROP, FAIL = 0, 1, 2
 CHECKPOINT_FORMAT = 1
@@ -52,6 +52,10 @@ CHECKPOINT_FORMAT = 1
 
 class RunError(RuntimeError):
     """The run cannot start or was stopped (bad paths, output locked, --fail-fast); one line."""
+
+
+class RunFailed(RunError):
+    """A pipeline stopped after a stage whose input was damaged or whose every example failed."""
 
 
 @dataclass
@@ -71,6 +75,13 @@ class RunSummary:
     seconds: float = 0.0
     stats: dict[str, int] = field(default_factory=dict)
     reused: bool = False  # pipeline: the output was complete and up to date, nothing ran
+    input_error: str | None = None  # the input was damaged: everything before the damage was handled
+    top_failures: list[tuple[str, int]] = field(default_factory=list)  # most common reasons, with counts
+
+    @property
+    def all_failed(self) -> bool:
+        """Every example of the input failed (and there was at least one)."""
+        return self.failed > 0 and self.processed == 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (for manifests and JSON output)."""
@@ -89,6 +100,13 @@ class RunSummary:
         out.append(f"  output: {self.output}")
         if self.failed_output:
             out.append(f"  failed: {self.failed_output}")
+        if self.top_failures:
+            out.append("  top failure reasons:")
+            out += [f"  {count:>7} x {reason}" for reason, count in self.top_failures]
+        if self.written == 0 and not self.reused:
+            out.append(f"warning: {self.output} is empty: no example was written")
+        if self.input_error:
+            out.append(f"error: {self.input_error}")
         return out
 
 
@@ -408,6 +426,12 @@ class _Sink:
         self._mark(line)
         self._dirty = True
 
+    def quarantine(self, file: str, line: int, reason: str, stage: str) -> None:
+        """Record a failure that belongs to no input record (a damaged input)."""
+        self._failed.write(orjson.dumps(failed_row(file=file, line=line, reason=reason, stage=stage)) + b"\n")
+        self.counts["failed"] += 1
+        self._dirty = True
+
     def submitted(self, line: int) -> None:
         """An unordered run started work on this line."""
         self._order.append(line)
@@ -499,10 +523,45 @@ def _count_lines(path: Path) -> int | None:
 # The run
 
 
-def _source(path: Path, after_line: int, skip: set[int]) -> Iterator[tuple[int, bytes]]:
-    for line, raw in iter_lines(path):
-        if line > after_line and line not in skip:
-            yield line, raw
+class _Source:
+    """The input lines still to do; a damaged input ends the iteration and is kept in `damage`."""
+
+    def __init__(self, path: Path, after_line: int, skip: set[int]):
+        self.path, self.after_line, self.skip = path, after_line, skip
+        self.damage: DamagedInput | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        try:
+            for line, raw in iter_lines(self.path):
+                if line > self.after_line and line not in self.skip:
+                    yield line, raw
+        except DamagedInput as exc:
+            self.damage = exc
+
+
+def _reason_kind(reason: str) -> str:
+    """A failure reason without its `file:line:` prefix and example id, so that equal causes group."""
+    import re
+
+    reason = re.sub(r"^\S+?:\d+: ", "", reason)
+    reason = re.sub(r"\bexample \S+?: ", "", reason)
+    return reason if len(reason) <= 200 else reason[:197] + "..."
+
+
+def top_failure_reasons(failed_file: str | os.PathLike[str], limit: int = 3) -> list[tuple[str, int]]:
+    """The most common reasons in a quarantine file (grouped without file, line and id), with counts."""
+    counts: Counter[str] = Counter()
+    try:
+        for _, raw in iter_lines(failed_file):
+            try:
+                reason = orjson.loads(raw).get("reason")
+            except (orjson.JSONDecodeError, AttributeError):
+                continue
+            if isinstance(reason, str):
+                counts[_reason_kind(reason)] += 1
+    except OSError:
+        return []
+    return counts.most_common(limit)
 
 
 def _rebuildable(cls: type[Stage]) -> bool:
@@ -576,7 +635,7 @@ def run_stage(stage: Stage, input_path: str | os.PathLike[str], output_path: str
         sink.resume(restart)
         total = _count_lines(src)
         reporter.start(stage.name, None if total is None else max(total - sink.line, 0))
-        source = _source(src, sink.line, sink.skip)
+        source = _Source(src, sink.line, sink.skip)
         sink.unordered = io_mode and not ordered
         base = sink.counts.copy()
 
@@ -603,6 +662,8 @@ def run_stage(stage: Stage, input_path: str | os.PathLike[str], output_path: str
                 _run_inline(_Handler(stage, str(src), store), source, sink, report)
         sink.stats.update(stage.stats)
         stage.stats.clear()
+        if source.damage is not None:
+            sink.quarantine(str(src), source.damage.line or 0, str(source.damage), stage.name)
         report()
         sink.checkpoint(complete=True)
     except BaseException:
@@ -626,7 +687,12 @@ def run_stage(stage: Stage, input_path: str | os.PathLike[str], output_path: str
     assert ck is not None
     _finalize(paths, ck)
     summary = _summary(stage, paths, sink.counts, sink.stats, resumed=sink.resumed, t0=t0)
-    _write_manifest(paths, stage, src, summary)
+    if source.damage is None:
+        _write_manifest(paths, stage, src, summary)
+    else:  # no manifest: a pipeline must not take this output for a complete one
+        paths["manifest"].unlink(missing_ok=True)
+        summary.input_error = (f"{source.damage}; the {summary.written} records before the damage were "
+                               f"written to {out}")
     paths["checkpoint"].unlink(missing_ok=True)
     return summary
 
@@ -639,7 +705,8 @@ def _summary(stage: Stage, paths: dict[str, Path], counts: dict[str, int], stats
         processed=counts.get("processed", 0), from_cache=counts.get("from_cache", 0),
         failed=counts.get("failed", 0), dropped=counts.get("dropped", 0),
         written=counts.get("written", 0), resumed=resumed, seconds=time.monotonic() - t0,
-        stats=dict(stats))
+        stats=dict(stats),
+        top_failures=top_failure_reasons(paths["failed"]) if counts.get("failed") else [])
 
 
 def _write_manifest(paths: dict[str, Path], stage: Stage, src: Path, summary: RunSummary) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nextedit.pipeline.engine import (
+    RunFailed,
     RunSummary,
     _read_json,
     file_sha256,
@@ -148,4 +149,10 @@ def run_pipeline(path: str | os.PathLike[str], *, force: bool = False, cache: bo
                                    cache=cache, cache_path=cache_file, progress=progress))
         if on_done:
             on_done(i, summaries[-1])
+        done = summaries[-1]
+        if done.input_error or done.all_failed:
+            raise RunFailed(f"stage {i + 1} ({s.name}) " + (
+                "stopped at a damaged input" if done.input_error else
+                f"failed for every example ({done.failed}); see {done.failed_output}")
+                + "; the later stages were not run")
     return summaries
