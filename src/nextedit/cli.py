@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import signal
 
 import typer
 
@@ -34,8 +35,14 @@ def _register_all() -> None:
 _register_all()
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
-    """Entry point of the console script."""
+    """Entry point of the console script. SIGTERM ends the command like Ctrl-C does (temp files
+    removed, interrupted runs checkpointed) instead of killing it on the spot."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     app()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import gzip
 import os
 import secrets
@@ -24,6 +25,7 @@ __all__ = [
     "open_binary",
     "read_dicts",
     "read_examples",
+    "remove_stale_temps",
     "write_examples",
 ]
 
@@ -123,6 +125,29 @@ def _dumps(obj: Example | dict[str, Any] | bytes) -> bytes:
     return orjson.dumps(obj)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | os.PathLike[str]) -> int:
+    """Delete the temp files `.NAME.PID[.HEX].tmp` that writers of `path` killed by SIGKILL left beside
+    it (their process is gone); return how many were removed."""
+    p = Path(path)
+    removed = 0
+    for tmp in p.parent.glob(f".{glob.escape(p.name)}.*.tmp"):
+        pid = tmp.name[len(p.name) + 2:].split(".")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 class JsonlWriter:
     """Write one JSON object per line to a temp file beside `path`; rename it onto `path` only when
     the `with` block ends without error, so readers never see a half-written file (`.gz` compresses)."""
@@ -131,6 +156,7 @@ class JsonlWriter:
         self.path = Path(path)
         self.count = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(self.path)
         self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         raw = open(self._tmp, "xb", buffering=1 << 20)  # noqa: SIM115 (closed in close/abort)
         self._raw = raw

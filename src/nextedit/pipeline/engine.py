@@ -594,6 +594,9 @@ def run_stage(stage: Stage, input_path: str | os.PathLike[str], output_path: str
     src, out = Path(input_path), Path(output_path)
     if not src.is_file():
         raise RunError(f"{src}: no such input file")
+    if out.resolve() == src.resolve():
+        raise RunError(f"-o {out} is the input file: choose another output (the input is read while "
+                       "the output is written)")
     missing = stage.missing_requirements()
     if missing:
         raise RunError("; ".join(missing))
