@@ -301,6 +301,14 @@ def sidecar_paths(output: str | os.PathLike[str]) -> dict[str, Path]:
     }
 
 
+def _record_id(raw: bytes) -> str | None:
+    try:
+        rid = orjson.loads(raw).get("id")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return rid if isinstance(rid, str) else None
+
+
 def _fingerprint(path: Path) -> dict[str, Any]:
     st = path.stat()
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -359,6 +367,11 @@ class _Sink:
         self._dirty = False
         self.ready = False  # set once resume() has put the partial files in a known state
         self._rows: list[tuple] | None = None  # cache rows of the chunk being emitted
+        # Duplicate-id check (a stage's duplicate_ids() policy): id -> first input line written.
+        self.dup_policy: str | None = None
+        self.input_name = ""
+        self.stage_name = ""
+        self._ids: dict[str, int] = {}
         # Lock the partial output (released by the kernel even on kill -9) before touching anything.
         paths["partial"].parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(paths["partial"], os.O_RDWR | os.O_CREAT, 0o644)
@@ -379,6 +392,7 @@ class _Sink:
             if (os.fstat(self._out.fileno()).st_size >= out_bytes
                     and os.fstat(self._failed.fileno()).st_size >= failed_bytes):
                 self._truncate(out_bytes, failed_bytes)
+                self._load_ids(out_bytes)
                 self.line = int(ck["line"])
                 self.skip = {int(x) for x in ck.get("done_after", ())}
                 self.counts.update({k: int(ck["counts"].get(k, 0)) for k in self.COUNTS})
@@ -389,6 +403,35 @@ class _Sink:
         self.paths["checkpoint"].unlink(missing_ok=True)
         return None
 
+    def _load_ids(self, size: int) -> None:
+        """Resume: the ids already written (their first lines are not recorded; 0 stands for them)."""
+        if self.dup_policy is None:
+            return
+        self._out.seek(0)
+        for raw in self._out.read(size).splitlines():
+            rid = _record_id(raw)
+            if rid is not None:
+                self._ids.setdefault(rid, 0)
+        self._out.seek(size)
+
+    def _duplicate(self, result: tuple) -> tuple:
+        """`result` (OK), or the FAIL/DROP it becomes when its id was written before."""
+        rid = _record_id(result[2])
+        if rid is None:
+            return result
+        first = self._ids.setdefault(rid, result[1])
+        if first == result[1]:
+            return result
+        self.stats["duplicate_id"] += 1
+        if self.dup_policy == "keep":
+            return result
+        if self.dup_policy == "drop":
+            return (DROP, result[1], result[3], result[4])
+        where = f" (first at line {first})" if first else " (written before the run was resumed)"
+        row = failed_row(file=self.input_name, line=result[1], stage=self.stage_name, raw=result[2],
+                         reason=f"{self.input_name}:{result[1]}: field id: duplicate id {rid!r}{where}")
+        return (FAIL, result[1], orjson.dumps(row) + b"\n")
+
     def _truncate(self, out_bytes: int, failed_bytes: int) -> None:
         for fh, size in ((self._out, out_bytes), (self._failed, failed_bytes)):
             fh.flush()
@@ -397,6 +440,8 @@ class _Sink:
 
     def emit(self, result: tuple) -> None:
         """Write one result (results arrive in input order)."""
+        if self.dup_policy is not None and result[0] == OK:
+            result = self._duplicate(result)
         kind, line = result[0], result[1]
         if kind == OK:
             self._out.write(result[2])
@@ -633,6 +678,8 @@ def run_stage(stage: Stage, input_path: str | os.PathLike[str], output_path: str
         if store is not None:
             store.close()
         raise
+    sink.dup_policy = stage.duplicate_ids()
+    sink.input_name, sink.stage_name = str(src), stage.name
     reporter = reporter or make_progress(progress)
     try:
         sink.resume(restart)
