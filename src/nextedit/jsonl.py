@@ -177,10 +177,17 @@ class JsonlWriter:
         self._closed = True
         if self._fh is not self._raw:
             self._fh.close()
-        self._raw.flush()
-        os.fsync(self._raw.fileno())
-        self._raw.close()
-        os.replace(self._tmp, self.path)
+        try:
+            self._raw.flush()
+            os.fsync(self._raw.fileno())
+            self._raw.close()
+            if self.path.is_dir():
+                raise IsADirectoryError(f"{self.path}: is a folder, not a file")
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self._raw.close()
+            self._tmp.unlink(missing_ok=True)
+            raise
 
     def abort(self) -> None:
         """Give up: delete the temp file and leave any existing target untouched."""

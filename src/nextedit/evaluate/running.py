@@ -58,7 +58,8 @@ def markdown_inputs(inputs: list[Path]) -> list[Path] | None:
                 raise typer.BadParameter(f"{p}: folder holds no Zed .md eval files")
             md += found
         elif p.suffix.lower() == ".md":
-            md.append(p)
+            if p.name.lower() != "readme.md":  # a folder's README (e.g. from a *.md glob) is no eval
+                md.append(p)
         else:
             other.append(p)
     if md and other:
