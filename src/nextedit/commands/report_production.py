@@ -94,7 +94,9 @@ def production(
                       f"{_ms(a.latency_p50)}/{_ms(a.latency_p90)}/{_ms(a.latency_p99)}", tokens,
                       _pct(a.no_edit_rate), _pct(a.reversal_rate),
                       "–" if a.syntax_error_delta is None else f"{a.syntax_error_delta:+.2f}", a.verdict)
-    _out.print(table)
+    from nextedit.tables import print_table
+
+    print_table(table, _out)
     if report.srm_p is not None:
         status = "ok" if report.srm_ok else "MISMATCH: assignment broken, no verdicts"
         _out.print(f"sample ratio check: chi-square p = {report.srm_p:.3g} ({status})")
