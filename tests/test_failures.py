@@ -88,7 +88,6 @@ def test_truncated_gz_is_one_line_for_readers_too(tmp_path):
     ["predict", "{src}", "-o", "{out}", "--provider", "teacher:openai:gpt-4o"],  # no API key
     ["format", "{src}", "-f", "zeta1", "-o", "{src}"],
     ["run", "validate", "{src}", "-o", "{src}"],
-    ["serve", "{src}", "--port", "99999"],
     ["report", "production", "--store", "{src}"],  # not a database
     ["report", "production", "--store", "{src}", "--since", "notadate"],
     ["report", "production", "--since", "2026-11-01"],  # no store here and no config
@@ -108,6 +107,15 @@ def test_config_that_cannot_work_fails_first_with_exit_2(tmp_path, monkeypatch, 
     assert "Traceback" not in result.output
     assert src.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]  # no work done, nothing written
+
+
+def test_serve_refuses_a_port_that_is_not_one(tmp_path):
+    config = tmp_path / "serve.toml"
+    config.write_text(f'store = "{tmp_path}/ev.db"\n[[arms]]\nname = "a"\nbackend = "noop"\n')
+    result = runner.invoke(app, ["serve", str(config), "--port", "99999"])
+    assert result.exit_code == 2
+    assert _err(result).strip() == "error --port 99999: not a TCP port (0-65535; 0 picks a free one)"
+    assert not (tmp_path / "ev.db").exists()
 
 
 def test_report_production_finds_serves_default_store(tmp_path, monkeypatch):
