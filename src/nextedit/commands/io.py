@@ -63,6 +63,9 @@ def export_zed(
                                                              "OUTPUT's name.")] = None,
 ) -> None:
     """Write example records as Zed Markdown evals or Zed ExampleSpec JSONL."""
+    if not records_path.is_file():
+        _err.print(f"error: {records_path}: no such input file")
+        raise typer.Exit(2)
     chosen = fmt or ("jsonl" if output.name.endswith((".jsonl", ".jsonl.gz")) else "md")
     if chosen not in ("md", "jsonl"):
         raise typer.BadParameter(f"unknown format {chosen!r} (use md or jsonl)", param_hint="--format")
