@@ -8,7 +8,7 @@ folder per document, seeded with a small git repository (so `nextedit mine .` wo
   that runs until stopped, a trained model, minutes of CPU), or the fence is preceded by the line
   `<!-- docs-test: skip WHY -->`;
 - it is a synopsis: it shows optional arguments in brackets (`[--flag]`) or elisions (`...`).
-docs/README of the conventions: docs/runner.md ("Docs as tests").
+The conventions are documented in README.md ("Docs as tests").
 """
 
 from __future__ import annotations
