@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import signal
 
@@ -43,7 +44,14 @@ def main() -> None:
     """Entry point of the console script. SIGTERM ends the command like Ctrl-C does (temp files
     removed, interrupted runs checkpointed) instead of killing it on the spot."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    app()
+    try:
+        app()
+    except SystemExit as exc:
+        if exc.code == 128 + signal.SIGTERM:
+            # Cleaned up; now end the way a terminated process does (status -15 / 143 in a shell).
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+        raise
 
 
 if __name__ == "__main__":

@@ -80,8 +80,9 @@ class RunSummary:
 
     @property
     def all_failed(self) -> bool:
-        """Every example of the input failed (and there was at least one)."""
-        return self.failed > 0 and self.processed == 0
+        """Every example of the input failed (and there was at least one); examples only queued for a
+        provider batch job (stats `batch_queued`) are waiting, not failed."""
+        return self.failed > self.stats.get("batch_queued", 0) and self.processed == 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (for manifests and JSON output)."""
