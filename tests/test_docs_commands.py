@@ -135,7 +135,7 @@ def _run(command: Command, tmp: Path) -> tuple[int, str]:
     if SHELL.search(code):
         env = {**os.environ, "PATH": f"{tmp / '.bin'}{os.pathsep}{os.environ.get('PATH', '')}",
                "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-        proc = subprocess.run(["bash", "-o", "pipefail", "-c", code], cwd=tmp, env=env, capture_output=True,
+        proc = subprocess.run(["bash", "-o", "pipefail", "-c", code], cwd=tmp, env=env, capture_output=True, check=False,
                               text=True, timeout=300)
         return proc.returncode, proc.stdout + proc.stderr
     result = CliRunner().invoke(app, shlex.split(code)[1:])

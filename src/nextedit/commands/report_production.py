@@ -34,7 +34,7 @@ def _check_since(since: str | None) -> str | None:
     if since is None:
         return None
     try:
-        datetime.fromisoformat(since.replace("Z", "+00:00"))
+        datetime.fromisoformat(since)
     except ValueError:
         raise StoreError(f"--since {since!r}: not an ISO date or time (e.g. 2026-11-01 or "
                          "2026-11-01T12:00:00Z)") from None
