@@ -30,6 +30,9 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v jq >/dev/null 2>&1 || { \
+	  echo "installing jq for the docs-as-tests check (docs/dataset.md pipes into it)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -77,6 +77,7 @@ class AsyncTag(Stage):
         n = _number(example)
         await asyncio.sleep(random.random() * 0.01 + (0.05 if n % 10 == 0 else 0.0))
         if str(n) == os.environ.get("RUNNER_TEST_INTERRUPT_AT"):  # a simulated crash, not in the config
+            await asyncio.sleep(0.3)  # the crash comes last: later examples finish (and are written) first
             raise KeyboardInterrupt
         cfg: TagConfig = self.config  # type: ignore[assignment]
         if cfg.fail_every and n % cfg.fail_every == 0:

@@ -123,15 +123,15 @@ def test_pipeline_file_with_engine_ray_and_in_memory_steps(tmp_path: Path) -> No
     (tmp_path / "p.toml").write_text(
         'input = "in.jsonl"\nengine = "ray"\ncache = "cache.d/"\n'
         '[[stage]]\nname = "runner_stages:Tag"\noutput = "a.jsonl"\nconfig = {tag = "x"}\n'
-        '[[stage]]\nname = "validate"\noutput = "b.jsonl"\n')
+        '[[stage]]\nname = "validate"\noutput = "b.jsonl"\nconfig = {check_expected = false}\n')  # Tag changes the text
     summaries = run_pipeline_file(tmp_path / "p.toml")
     assert [s.engine for s in summaries] == ["ray", "ray"] and summaries[0].written == 30
     from nextedit.pipeline.validate import Validate
 
-    local = run_pipeline([Step(Tag({"tag": "x"}), tmp_path / "la.jsonl"), Step(Validate(), tmp_path / "lb.jsonl")],
+    local = run_pipeline([Step(Tag({"tag": "x"}), tmp_path / "la.jsonl"), Step(Validate({"check_expected": False}), tmp_path / "lb.jsonl")],
                          input=src, cache=False)
     assert [s.engine for s in local] == ["local", "local"]
     assert _records(tmp_path / "a.jsonl") == _records(tmp_path / "la.jsonl")
     assert _records(tmp_path / "b.jsonl") == _records(tmp_path / "lb.jsonl")
-    assert (summaries[-1].written, summaries[-1].failed) == (local[-1].written, local[-1].failed)
+    assert (summaries[-1].written, summaries[-1].failed) == (local[-1].written, local[-1].failed) == (30, 0)
     assert (tmp_path / "cache.d").is_dir() and sidecar_paths(tmp_path / "b.jsonl")["manifest"].exists()

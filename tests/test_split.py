@@ -120,14 +120,16 @@ def test_unassigned_when_sizes_leave_a_remainder(tmp_path):
     assert "unassigned (not written): 5 examples" in result.output
 
 
-def test_bad_line_names_file_and_line_and_writes_nothing(tmp_path):
+def test_bad_line_is_quarantined_with_file_and_line_and_in_no_split(tmp_path):
     bad = make_example("b").to_dict()
     bad["snapshot"]["editable"] = [0, 9999]
     src = write_jsonl(tmp_path / "all.jsonl", [make_example("a"), bad])
     result = runner.invoke(app, ["split", str(src), "a=50%", "b=rest"])
-    assert result.exit_code == 1
-    assert f"{src}:2: field snapshot" in result.output
-    assert list(tmp_path.iterdir()) == [src]
+    assert result.exit_code == 0
+    assert "1 bad lines skipped" in result.output
+    (row,) = _read(tmp_path / "all.split.failed.jsonl")
+    assert row["line"] == 2 and row["reason"].startswith(f"{src}:2: field snapshot")
+    assert [r["id"] for r in _read(tmp_path / "a.jsonl") + _read(tmp_path / "b.jsonl")] == ["a"]
 
 
 @pytest.mark.parametrize("args, message", [

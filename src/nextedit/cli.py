@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
+import signal
 
 import typer
 
@@ -34,9 +36,22 @@ def _register_all() -> None:
 _register_all()
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
-    """Entry point of the console script."""
-    app()
+    """Entry point of the console script. SIGTERM ends the command like Ctrl-C does (temp files
+    removed, interrupted runs checkpointed) instead of killing it on the spot."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        app()
+    except SystemExit as exc:
+        if exc.code == 128 + signal.SIGTERM:
+            # Cleaned up; now end the way a terminated process does (status -15 / 143 in a shell).
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+        raise
 
 
 if __name__ == "__main__":

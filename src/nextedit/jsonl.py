@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import glob
 import gzip
 import itertools
 import os
 import secrets
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -16,6 +18,7 @@ import orjson
 from nextedit.record import Example, RecordError, parse_example
 
 __all__ = [
+    "DamagedInput",
     "FailedWriter",
     "JsonlWriter",
     "failed_path",
@@ -23,6 +26,7 @@ __all__ = [
     "open_binary",
     "read_dicts",
     "read_examples",
+    "remove_stale_temps",
     "write_examples",
 ]
 
@@ -40,10 +44,35 @@ def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
     return open(path, "rb", buffering=1 << 20)
 
 
+class DamagedInput(RecordError):
+    """A compressed input that ends early or fails its checksum; names the file, the first line not
+    read and the byte offsets (in the file and in the decompressed stream) where reading stopped."""
+
+
 def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes]]:
-    """Yield (1-based line number, line without its newline); blank lines are skipped."""
+    """Yield (1-based line number, line without its newline); blank lines are skipped.
+
+    A damaged `.gz` (truncated, corrupt) raises DamagedInput after the last line that decompressed
+    whole, so callers can keep what came before the damage."""
+    number = 0
+    done = 0  # decompressed bytes handed out
     with open_binary(path) as fh:
-        for number, raw in enumerate(fh, start=1):
+        lines = iter(fh)
+        while True:
+            try:
+                raw = next(lines)
+            except StopIteration:
+                return
+            except (EOFError, OSError, zlib.error) as exc:
+                if not _is_gz(path):
+                    raise
+                raw_fh = getattr(fh, "fileobj", None)
+                at = raw_fh.tell() if raw_fh is not None else None
+                where = f"byte {at} of the file, " if at is not None else ""
+                raise DamagedInput(f"damaged gzip data after line {number} ({where}byte {done} decompressed): "
+                                   f"{exc or type(exc).__name__}", file=str(path), line=number + 1) from None
+            number += 1
+            done += len(raw)
             line = raw.rstrip(b"\r\n")
             if line.strip():
                 yield number, line
@@ -110,6 +139,29 @@ def _dumps(obj: Example | dict[str, Any] | bytes) -> bytes:
     return orjson.dumps(obj)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | os.PathLike[str]) -> int:
+    """Delete the temp files `.NAME.PID[.HEX].tmp` that writers of `path` killed by SIGKILL left beside
+    it (their process is gone); return how many were removed."""
+    p = Path(path)
+    removed = 0
+    for tmp in p.parent.glob(f".{glob.escape(p.name)}.*.tmp"):
+        pid = tmp.name[len(p.name) + 2:].split(".")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 class JsonlWriter:
     """Write one JSON object per line to a temp file beside `path`; rename it onto `path` only when
     the `with` block ends without error, so readers never see a half-written file (`.gz` compresses)."""
@@ -118,6 +170,7 @@ class JsonlWriter:
         self.path = Path(path)
         self.count = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(self.path)
         self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         raw = open(self._tmp, "xb", buffering=1 << 20)  # noqa: SIM115 (closed in close/abort)
         self._raw = raw
@@ -138,10 +191,17 @@ class JsonlWriter:
         self._closed = True
         if self._fh is not self._raw:
             self._fh.close()
-        self._raw.flush()
-        os.fsync(self._raw.fileno())
-        self._raw.close()
-        os.replace(self._tmp, self.path)
+        try:
+            self._raw.flush()
+            os.fsync(self._raw.fileno())
+            self._raw.close()
+            if self.path.is_dir():
+                raise IsADirectoryError(f"{self.path}: is a folder, not a file")
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self._raw.close()
+            self._tmp.unlink(missing_ok=True)
+            raise
 
     def abort(self) -> None:
         """Give up: delete the temp file and leave any existing target untouched."""

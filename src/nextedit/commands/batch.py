@@ -93,7 +93,9 @@ def status(
     for path, job in jobs:
         table.add_row(path.name, job.provider_batch_id or "-", job.status, str(len(job.requests)),
                       str(job.stored), str(len(job.errors)), job.submitted_at or "-", job.collected_at or "-")
-    Console(highlight=False).print(table)
+    from nextedit.tables import print_table
+
+    print_table(table, Console(highlight=False))
 
 
 @batch_app.command("collect")

@@ -32,6 +32,8 @@ def register(app: typer.Typer) -> None:
         baseline: Annotated[str | None, typer.Option("--baseline", help="Provider the report's paired differences and "
                                                      "example outcomes compare with (default: propagate, else noop, "
                                                      "else the first).")] = None,
+        worst: Annotated[int, typer.Option("--worst", min=0, help="Also list the N examples with the lowest "
+                                           "deltaChrF per provider, with the command that shows each.")] = 0,
     ) -> None:
         """Evaluate predictions (made here with --provider, or already in the input) and write a report."""
         from nextedit.evaluate.report import print_console
@@ -44,4 +46,15 @@ def register(app: typer.Typer) -> None:
                        "(e.g. --provider noop --provider propagate)", err=True)
             raise typer.Exit(1)
         print_console(summary)
+        if worst:
+            import shlex
+
+            from nextedit.evaluate.worst import worst_examples
+
+            scored = report / "scored.jsonl"
+            for prov, rows in worst_examples(scored, worst).items():
+                typer.echo(f"worst {len(rows)} for {prov} (deltaChrF):")
+                for eid, value in rows:
+                    typer.echo(f"  {value:7.2f}  {eid}  (nextedit show {shlex.quote(str(scored))} "
+                               f"--id {shlex.quote(eid)} --diff unified)")
         typer.echo(f"wrote {report / 'summary.json'} and {report / 'report.html'}", err=True)

@@ -50,6 +50,10 @@ def register(app: typer.Typer) -> None:
         from nextedit.formats.export import ExportError, to_hf_dataset, to_parquet
         from nextedit.formats.rows import format_file, load_tokenizer
 
+        if output.resolve() == input.resolve():
+            typer.echo(f"error: -o {output} is the input file: formatting would replace the examples "
+                       "with rows; choose another output", err=True)
+            raise typer.Exit(2)
         try:
             student = get_format(fmt)
             options = FormatOptions(diagnostics=diagnostics, history_events=history_events,

@@ -63,10 +63,19 @@ def export_zed(
                                                              "OUTPUT's name.")] = None,
 ) -> None:
     """Write example records as Zed Markdown evals or Zed ExampleSpec JSONL."""
+    if not records_path.is_file():
+        _err.print(f"error: {records_path}: no such input file")
+        raise typer.Exit(2)
     chosen = fmt or ("jsonl" if output.name.endswith((".jsonl", ".jsonl.gz")) else "md")
     if chosen not in ("md", "jsonl"):
         raise typer.BadParameter(f"unknown format {chosen!r} (use md or jsonl)", param_hint="--format")
     kind: Literal["md", "jsonl"] = "md" if chosen == "md" else "jsonl"
+    if kind == "jsonl" and output.is_dir():
+        # An existing folder takes one JSONL file named after the input.
+        output = output / (records_path.name.removesuffix(".gz").removesuffix(".jsonl") + ".jsonl")
+        if output.resolve() == records_path.resolve():
+            _err.print(f"error: {output} would overwrite the input; give -o FILE.jsonl")
+            raise typer.Exit(2)
     warnings: list[str] = []
     with FailedWriter(output, stage="export zed") as failed:
         records = read_examples(records_path, errors="skip", on_error=failed.on_error(str(records_path)))

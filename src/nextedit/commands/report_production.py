@@ -8,6 +8,7 @@ from typing import Annotated
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 report_app = typer.Typer(help="Reports over production data (the serve event store).", no_args_is_help=True)
@@ -22,6 +23,22 @@ def register(app: typer.Typer) -> None:
 
 def _pct(v: float | None) -> str:
     return "–" if v is None else f"{100 * v:.1f}%"
+
+
+def _check_since(since: str | None) -> str | None:
+    """`--since` as given when it is an ISO date or time; StoreError naming the option otherwise."""
+    from datetime import datetime
+
+    from nextedit.serve.store import StoreError
+
+    if since is None:
+        return None
+    try:
+        datetime.fromisoformat(since)
+    except ValueError:
+        raise StoreError(f"--since {since!r}: not an ISO date or time (e.g. 2026-11-01 or "
+                         "2026-11-01T12:00:00Z)") from None
+    return since
 
 
 def _ms(v: float | None) -> str:
@@ -39,21 +56,25 @@ def production(
 ) -> None:
     """Per arm: acceptance rate with a cluster-robust 95% CI, kept rate, latency p50/p90/p99, tokens,
     no-edit and reversal rates, syntax-error delta, and a verdict against the control arm."""
-    from nextedit.serve.config import ServeConfigError, load_config
+    from nextedit.serve.config import ServeConfig, ServeConfigError, load_config
     from nextedit.serve.dashboard import render_report_html
     from nextedit.serve.production import production_report
     from nextedit.serve.store import StoreError, open_store
 
     try:
+        since = _check_since(since)
         cfg = load_config(config) if config else None
         url = store or (cfg.store if cfg else None)
         if url is None:
-            raise typer.BadParameter("give --config or --store")
+            url = ServeConfig.model_fields["store"].default  # where `nextedit serve` writes by default
+            if not Path(url).exists():
+                raise StoreError(f"no event store: ./{url} (serve's default store) does not exist; "
+                                 "give --store PATH or --config SERVE.toml")
         if "://" not in url and not Path(url).exists():
             raise StoreError(f"{url}: no such event store")
         ev_store = open_store(url)
     except (ServeConfigError, StoreError) as exc:
-        _err.print(f"[red]error[/red] {exc}")
+        _err.print(f"[red]error[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     report = production_report(ev_store, cfg, since)
     table = Table(title=f"production since {since or 'the beginning'} ({report.events} events)")
@@ -73,7 +94,9 @@ def production(
                       f"{_ms(a.latency_p50)}/{_ms(a.latency_p90)}/{_ms(a.latency_p99)}", tokens,
                       _pct(a.no_edit_rate), _pct(a.reversal_rate),
                       "–" if a.syntax_error_delta is None else f"{a.syntax_error_delta:+.2f}", a.verdict)
-    _out.print(table)
+    from nextedit.tables import print_table
+
+    print_table(table, _out)
     if report.srm_p is not None:
         status = "ok" if report.srm_ok else "MISMATCH: assignment broken, no verdicts"
         _out.print(f"sample ratio check: chi-square p = {report.srm_p:.3g} ({status})")

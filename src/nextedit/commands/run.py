@@ -73,9 +73,13 @@ def register(app: typer.Typer) -> None:
                                 engine=engine or "local", ray_address=ray_address)
         except (StageNotFound, ConfigError, RunError, RecordError) as exc:
             raise _fail(str(exc)) from None
-        _print_summary(summary.lines())
+        from nextedit.commands._outcome import finish
+
+        code = finish(summary, stop=False)
         if json_summary:
             print(orjson.dumps(summary.to_dict()).decode())
+        if code:
+            raise typer.Exit(code)
 
     @app.command("pipeline")
     def pipeline(
@@ -90,7 +94,7 @@ def register(app: typer.Typer) -> None:
         ray_address: RayAddressOption = None,
     ) -> None:
         """Run the stages of a pipeline file in order, reusing outputs that are up to date."""
-        from nextedit.pipeline.engine import RunError
+        from nextedit.pipeline.engine import RunError, RunFailed
         from nextedit.pipeline.pipeline_file import run_pipeline
         from nextedit.pipeline.registry import ConfigError
 
@@ -102,6 +106,9 @@ def register(app: typer.Typer) -> None:
                                      progress=progress, on_stage=on_stage, engine=engine,
                                      ray_address=ray_address,
                                      on_done=lambda i, summary: _print_summary(summary.lines()))
+        except RunFailed as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(1) from None
         except (ConfigError, RunError, RecordError) as exc:
             raise _fail(str(exc)) from None
         if json_summary:

@@ -26,6 +26,9 @@ def register(app: typer.Typer) -> None:
         Shares and arms change without a restart: edit the config and POST /admin/reload with the
         admin token. See docs/serving.md.
         """
+        if port is not None and not 0 <= port <= 65535:
+            _err.print(f"[red]error[/red] --port {port}: not a TCP port (0-65535; 0 picks a free one)")
+            raise typer.Exit(2)
         try:
             import uvicorn
 

@@ -20,6 +20,8 @@ def register(app: typer.Typer) -> None:
         around: Annotated[int | None, typer.Option("--around", min=0,
                                           help="Show only this many lines either side of the editable region.")] = None,
         raw: Annotated[bool, typer.Option("--raw", help="Also print each prediction's raw model output.")] = False,
+        diff: Annotated[str | None, typer.Option("--diff", help="Also show each prediction against the "
+                                                 "expected edit: unified or side-by-side.")] = None,
         color: Annotated[bool | None, typer.Option("--color/--no-color",
                                           help="Colour and highlighting (default: only on a terminal).")] = None,
     ) -> None:
@@ -29,8 +31,11 @@ def register(app: typer.Typer) -> None:
 
         if example_id is not None and index is not None:
             raise typer.BadParameter("give --id or --index, not both")
+        if diff not in (None, "unified", "side-by-side"):
+            typer.echo(f"error: --diff {diff!r}: use unified or side-by-side", err=True)
+            raise typer.Exit(2)
         try:
-            sections = show_file(file, example_id=example_id, index=index, around=around, raw=raw)
+            sections = show_file(file, example_id=example_id, index=index, around=around, raw=raw, diff=diff)
         except (RecordError, NotFound, OSError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None

@@ -50,7 +50,9 @@ def register(app: typer.Typer) -> None:
         except (ValueError, OSError) as exc:  # RecordError is a ValueError
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
-        unit = "repos/ids" if summary.by == "repo" else "examples"
+        if summary.note:
+            typer.echo(f"warning: {summary.note}", err=True)
+        unit = {"repo": "repos/ids", "random": "ids"}.get(summary.by, "examples")
         for part in summary.parts:
             share = f"{100 * part.examples / summary.total:.1f}%" if summary.total else "-"
             line = f"{part.spec.name}: {part.examples} examples ({share}), {part.groups} {unit} -> {part.spec.path}"
@@ -62,6 +64,9 @@ def register(app: typer.Typer) -> None:
         if summary.unassigned:
             typer.echo(f"unassigned (not written): {summary.unassigned} examples")
         typer.echo(f"total: {summary.total} examples, split by {summary.by}")
+        if summary.bad_lines:
+            typer.echo(f"warning: {summary.bad_lines} bad lines skipped (in no split) -> {summary.failed}",
+                       err=True)
 
 
 def _pins(test_repos: str | None, dev_repos: str | None, repos: list[str]) -> dict[str, list[str]]:

@@ -107,6 +107,22 @@ def register(app: typer.Typer) -> None:
                                                                       if max_rounds else {})})))
         plan.append((DistillStage, cfg("distill", {})))
 
+        # Configuration that cannot work (unknown provider, no API key, bad option) stops here,
+        # before any request is made or any file is written.
+        from nextedit.llm import preflight
+
+        for cls, data in plan:
+            try:
+                checked = validate_config(cls, data, where=f"{config or 'flags'} [{cls.name}]")
+                if cls.kind == "io" and hasattr(checked, "provider") and hasattr(checked, "client"):
+                    preflight(checked.provider, **checked.client.model_dump())
+            except (ConfigError, ValueError) as exc:
+                raise _fail(str(exc)) from None
+        if not input.is_file():
+            raise _fail(f"{input}: no such input file")
+
+        from nextedit.commands._outcome import finish
+
         steps: list[Step] = []
         try:
             for i, (cls, data) in enumerate(plan):
@@ -116,17 +132,12 @@ def register(app: typer.Typer) -> None:
                 steps.append(Step(stage, out, concurrency=concurrency if cls.kind == "io" else None))
             summaries = run_pipeline(steps, input=input, force=True, cache=not no_cache, progress=progress,
                                      max_cost_usd=max_cost_usd, engine=engine, ray_address=ray_address,
-                                     on_done=_print_summary)
+                                     on_done=lambda _i, summary: finish(summary))
         except (ConfigError, RunError, RecordError, ValueError) as exc:
             raise _fail(str(exc)) from None
         spent = total_spent(summaries)
         if spent:
             print(f"teacher chain: spent ${spent:.4f} on new requests", file=sys.stderr)
-
-
-def _print_summary(_index: int, summary: Any) -> None:
-    for line in summary.lines():
-        print(line, file=sys.stderr)
 
 
 def _estimate(path: Path, provider: str | None, samples: int, judge: bool, repair_rate: float) -> None:

@@ -153,8 +153,73 @@ def _patch_block(patch: str) -> Block:
     return Block(patch.rstrip("\n"), lexer="diff")
 
 
-def build_view(ex: Example, *, around: int | None = None, raw: bool = False) -> list[Section]:
-    """The sections shown for one example, renderer-independent."""
+def _after(patch_text: str, snap: Snapshot) -> str:
+    from nextedit import patch
+
+    return patch.apply(patch_text, snap.text, start_line=snap.start_line, path=snap.path) if patch_text else snap.text
+
+
+def side_by_side(left: str, right: str, *, context: int = 3, names: tuple[str, str] = ("expected", "predicted"),
+                 width: int = 60) -> str:
+    """Two texts in columns like `diff -y` (`|` changed, `<` only left, `>` only right), cut to the
+    rows within `context` lines of a difference; "" when they are equal."""
+    import difflib
+    from itertools import zip_longest
+
+    a, b = left.splitlines(), right.splitlines()
+    rows: list[tuple[str, str, str]] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        mark = {"equal": " ", "replace": "|", "delete": "<", "insert": ">"}[tag]
+        for x, y in zip_longest(a[i1:i2], b[j1:j2]):
+            rows.append((x or "", mark if (x is not None and y is not None) or mark != "|" else
+                         ("<" if y is None else ">"), y or ""))
+    changed = [i for i, r in enumerate(rows) if r[1] != " "]
+    if not changed:
+        return ""
+    keep = sorted({k for i in changed for k in range(max(0, i - context), min(len(rows), i + context + 1))})
+    w = min(width, max([len(names[0]), *(len(rows[k][0]) for k in keep)]))
+    out = [f"{names[0]:<{w}}   {names[1]}", f"{'-' * w}   {'-' * len(names[1])}"]
+    prev = None
+    for k in keep:
+        if prev is not None and k != prev + 1:
+            out.append(f"{'...':<{w}}   ...")
+        x, mark, y = rows[k]
+        out.append(f"{x:<{w}} {mark} {y}".rstrip())
+        prev = k
+    return "\n".join(out)
+
+
+def prediction_diff(ex: Example, index: int, style: str = "unified") -> Block:
+    """Prediction `index` against the expected edit it was scored with (expected[0] by default):
+    the two texts after their edits, as a unified or side-by-side diff."""
+    import difflib
+
+    from nextedit import patch
+
+    snap, pred = ex.snapshot, ex.predictions[index]
+    ref = next((s.reference for s in ex.scores if s.prediction == index and s.reference is not None), 0)
+    if pred.patch is None:
+        return Block("(no patch parsed: nothing to compare)", style="dim")
+    try:
+        expected = _after(ex.expected[ref], snap) if ex.expected else snap.text
+        predicted = _after(pred.patch, snap)
+    except patch.PatchError as exc:
+        return Block(f"cannot compare: {exc}", style="red")
+    names = (f"expected[{ref}]" if ex.expected else "expected (no edit)", f"predicted ({pred.provider})")
+    if style == "side-by-side":
+        text = side_by_side(expected, predicted, names=names)
+        return Block(text) if text else Block("(the prediction gives exactly the expected text)", style="green")
+    lines = list(difflib.unified_diff(expected.splitlines(keepends=True), predicted.splitlines(keepends=True),
+                                      fromfile=names[0], tofile=names[1]))
+    if not lines:
+        return Block("(the prediction gives exactly the expected text)", style="green")
+    return Block("".join(x if x.endswith("\n") else x + "\n" for x in lines).rstrip("\n"), lexer="diff")
+
+
+def build_view(ex: Example, *, around: int | None = None, raw: bool = False,
+               diff: str | None = None) -> list[Section]:
+    """The sections shown for one example, renderer-independent; `diff` ("unified" or
+    "side-by-side") adds each prediction against the expected edit."""
     snap = ex.snapshot
     lang = language_name(snap.path)
     e0, e1 = snap.editable or (0, len(snap.text))
@@ -251,6 +316,8 @@ def build_view(ex: Example, *, around: int | None = None, raw: bool = False) -> 
                 blocks.append(Block("(no patch parsed)", style="dim"))
             if raw and pred.raw:
                 blocks += [Block("raw output:", style="dim"), Block(pred.raw.rstrip("\n"))]
+            if diff:
+                blocks += [Block(f"expected vs predicted ({diff}):", style="dim"), prediction_diff(ex, i, diff)]
         sections.append(Section(f"predictions ({len(ex.predictions)})", blocks))
 
     if ex.checks:
@@ -319,9 +386,9 @@ def render_rich(sections: list[Section], console: Any) -> None:
 
 
 def show_file(path: Path, *, example_id: str | None = None, index: int | None = None,
-              around: int | None = None, raw: bool = False) -> list[Section]:
+              around: int | None = None, raw: bool = False, diff: str | None = None) -> list[Section]:
     """Read `path` until the selected example and build its view."""
     from nextedit.jsonl import read_examples
 
     ex = select_example(read_examples(path), example_id=example_id, index=index, file=str(path))
-    return build_view(ex, around=around, raw=raw)
+    return build_view(ex, around=around, raw=raw, diff=diff)

@@ -46,6 +46,9 @@ class SplitSummary:
     total: int = 0
     unassigned: int = 0
     by: str = "repo"
+    bad_lines: int = 0  # lines that are not valid records: quarantined, in no split
+    failed: Path | None = None  # where they went
+    note: str | None = None  # why the split was not done the way it was asked (repo fallback)
 
 
 _SIZE = re.compile(r"^(?:(?P<pct>\d+(?:\.\d+)?)%|(?P<count>\d+)|(?P<rest>rest))$")
@@ -223,7 +226,7 @@ def plan_split(examples: Iterable[tuple[int, Example]], specs: list[SplitSpec], 
             key = "repo:" + normalize_repo(ex.source.repo)
             group_repo.setdefault(key, ex.source.repo)
         else:
-            key = "id:" + ex.id if by == "repo" else f"line:{line}"
+            key = "id:" + ex.id  # records sharing an id (duplicates) always land in the same split
         gid = group_ids.setdefault(key, len(group_ids))
         if gid == len(group_sizes):
             group_sizes.append(0)
@@ -279,25 +282,64 @@ def split_file(input_path: Path, specs: list[SplitSpec], *, by: SplitBy = "repo"
     """Split a JSONL file in two streaming passes: plan on keys, then copy records to their outputs.
     `pinned`: {split name: repository patterns} held out whole in that split (see `plan_split`).
 
-    Records are written unchanged (unknown fields kept); outputs appear atomically, only after
-    the whole input has been validated and copied.
+    Records are written unchanged (unknown fields kept); outputs appear atomically, only after the
+    whole input has been read. Lines that are not valid records are quarantined (see
+    `INPUT.split.failed.jsonl` in the first split's folder) and counted, as the stages do. With `by="repo"`, when the repositories are
+    too few to give every split with a non-zero size at least one example, the split falls back to
+    `time` (every example has source.time) or `random` and says so in `summary.note`.
     """
     from contextlib import ExitStack
 
-    from nextedit.jsonl import JsonlWriter, iter_lines
+    from nextedit.jsonl import FailedWriter, JsonlWriter, iter_lines
 
     src = Path(input_path).resolve()
     for spec in specs:
         if spec.path.resolve() == src:
             raise ValueError(f"split {spec.name} would overwrite the input {input_path}")
-    numbered = ((line, parse_example(raw, file=str(input_path), line=line))
-                for line, raw in iter_lines(input_path))
+    name = str(input_path)
+    bad: set[int] = set()
+    stem = Path(input_path).name.removesuffix(".gz").removesuffix(".jsonl")
+    failed = FailedWriter(specs[0].path.parent / f"{stem}.split.jsonl", stage="split")
+    timed = [True]
+
+    def numbered(quarantine: bool) -> Iterable[tuple[int, Example]]:
+        for line, raw in iter_lines(input_path):
+            if line in bad:
+                continue
+            try:
+                ex = parse_example(raw, file=name, line=line)
+            except RecordError as exc:
+                if quarantine:
+                    bad.add(line)
+                    failed.write(file=name, line=line, reason=str(exc), raw=raw)
+                    continue
+                raise
+            timed[0] = timed[0] and bool(ex.source.time)
+            yield line, ex
+
     _check_pins(pinned or {}, specs, by)
-    assignment, summary = plan_split(numbered, specs, by=by, seed=seed, file=str(input_path), pinned=pinned)
+    with failed:
+        assignment, summary = plan_split(numbered(True), specs, by=by, seed=seed, file=name, pinned=pinned)
+    wanted = targets(specs, summary.total)
+    starved = [p.spec.name for p, w in zip(summary.parts, wanted, strict=True) if w > 0 and p.examples == 0]
+    if by == "repo" and starved and not pinned:
+        repos = sum(p.groups for p in summary.parts)
+        fallback: SplitBy = "time" if timed[0] else "random"
+        assignment, summary = plan_split(numbered(False), specs, by=fallback, seed=seed, file=name)
+        summary.note = (f"--by repo left {', '.join(starved)} empty ({repos} repositories/ids for "
+                        f"{len(specs)} splits): split by {fallback} instead; pass --by time or --by random "
+                        "to choose")
+    summary.bad_lines = failed.count
+    summary.failed = failed.path if failed.count else None
     with ExitStack() as stack:
         writers = [stack.enter_context(JsonlWriter(spec.path)) for spec in specs]
-        for i, (_, raw) in enumerate(iter_lines(input_path)):
+        i = 0
+        for line, raw in iter_lines(input_path):
+            if line in bad:
+                continue
             split = assignment[i]
+            i += 1
             if split >= 0:
                 writers[split].write(raw)  # the line as it was: nothing re-serialised
     return summary
+

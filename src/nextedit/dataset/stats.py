@@ -199,15 +199,26 @@ def collect_stats(examples: Iterable[Example], *, top: int = 10, file: str | Non
 
 
 def stats_file(path: Path, *, top: int = 10) -> dict[str, Any]:
-    """Statistics of one JSONL file, read as a stream."""
+    """Statistics of one JSONL file, read as a stream. Lines that are not valid records are skipped
+    and counted (`bad_lines`, with the first reasons in `bad_line_reasons`), not fatal."""
     from nextedit.jsonl import read_examples
     from nextedit.mine.miner import read_mining_log
 
-    stats = collect_stats(read_examples(path), top=top, file=str(path))
+    reasons: list[str] = []
+    bad = [0]
+
+    def on_error(line: int, raw: bytes, reason: str) -> None:
+        bad[0] += 1
+        if len(reasons) < 5:
+            reasons.append(reason)
+
+    result = collect_stats(read_examples(path, errors="skip", on_error=on_error), top=top, file=str(path))
+    result["bad_lines"] = bad[0]
+    result["bad_line_reasons"] = reasons
     log = read_mining_log(path) if not str(path).endswith(".gz") else None
     if log is not None:
-        stats["mining"] = log
-    return stats
+        result["mining"] = log
+    return result
 
 
 def _pct(part: int, whole: int) -> str:
@@ -219,7 +230,12 @@ def render_stats(stats: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
     n = stats["examples"]
-    console.print(f"[bold]{stats.get('file') or 'examples'}[/bold]: {n} examples")
+    from rich.markup import escape
+
+    console.print(f"[bold]{escape(stats.get('file') or 'examples')}[/bold]: {n} examples")
+    if stats.get("bad_lines"):
+        console.print(f"[yellow]warning[/yellow] {stats['bad_lines']} bad lines skipped, e.g. "
+                      + escape("; ".join(stats.get("bad_line_reasons", [])[:3])))
 
     def counts_table(title: str, counts: dict[str, int] | list[list[Any]], label: str) -> Table:
         table = Table(title=title, title_justify="left")

@@ -172,8 +172,10 @@ def console_table(summary: dict[str, Any]) -> Table:
 
 def print_console(summary: dict[str, Any], console: Console | None = None) -> None:
     """Print the console table and the metric signatures."""
+    from nextedit.tables import print_table
+
     console = console or Console()
-    console.print(console_table(summary))
+    print_table(console_table(summary), console)
     sigs = summary.get("signatures", {})
     for metric in ("delta_chrf", "exact_lines", "reversal", "kept_rate"):
         if metric in sigs:

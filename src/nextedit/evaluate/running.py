@@ -30,15 +30,17 @@ def parse_options(items: list[str]) -> dict[str, Any]:
 
 def run(stage: Stage, src: Path, out: Path, *, concurrency: int | None, cache: bool, restart: bool = False,
         progress: bool | None = None, engine: str | None = None, ray_address: str | None = None) -> RunSummary:
-    """Run a stage over a file, print the engine's summary lines to stderr; exit 1 on a run error."""
+    """Run a stage over a file, print the engine's summary lines to stderr; exit 1 on a run error, a
+    damaged input or a run in which every example failed."""
+    from nextedit.commands._outcome import finish
+
     try:
         summary = run_stage(stage, src, out, concurrency=concurrency, cache=cache, restart=restart,
                             progress=progress, engine=engine or "local", ray_address=ray_address)
     except RunError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    for line in summary.lines():
-        typer.echo(line, err=True)
+    finish(summary)
     return summary
 
 
@@ -73,7 +75,8 @@ def markdown_inputs(inputs: list[Path]) -> list[Path] | None:
                 raise typer.BadParameter(f"{p}: folder holds no Zed .md eval files")
             md += found
         elif p.suffix.lower() == ".md":
-            md.append(p)
+            if p.name.lower() != "readme.md":  # a folder's README (e.g. from a *.md glob) is no eval
+                md.append(p)
         else:
             other.append(p)
     if md and other:

@@ -121,7 +121,7 @@ def format_file(input_path: str | os.PathLike[str], output_path: str | os.PathLi
                 check: bool = True, scrub: bool = False, progress: bool | None = False) -> FormatSummary:
     """Write one row per example of `input_path` to `output_path` with the executor; malformed lines and
     refused examples go to the failed file `<output>.failed.jsonl` with the reason."""
-    from nextedit.pipeline.engine import RunError, run_stage
+    from nextedit.pipeline.engine import RunError, run_stage, sidecar_paths
 
     stage = FormatStage({"format": fmt.name, "options": options or FormatOptions(),
                          "empty_as_no_edit": empty_as_no_edit, "check": check, "scrub": scrub},
@@ -132,6 +132,11 @@ def format_file(input_path: str | os.PathLike[str], output_path: str | os.PathLi
                         restart=True)
     except RunError as exc:
         raise FormatError(str(exc)) from None
+    except BaseException:  # Ctrl-C, SIGTERM: a format run always restarts, so its partial files are litter
+        paths = sidecar_paths(output_path)
+        for key in ("partial", "failed_partial", "checkpoint"):
+            paths[key].unlink(missing_ok=True)
+        raise
     failed = Path(run.failed_output) if run.failed_output else None
     return FormatSummary(run.written, run.failed, Path(output_path), failed)
 

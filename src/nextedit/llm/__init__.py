@@ -7,6 +7,7 @@ from nextedit.llm.client import (
     LLMClient,
     get_client,
     parse_spec,
+    preflight,
     total_spent_usd,
 )
 from nextedit.llm.prices import PriceTable, load_prices
@@ -22,5 +23,5 @@ from nextedit.llm.types import (
 __all__ = [
     "BatchQueued", "BudgetExceeded", "ChatRequest", "ClientOptions", "Completion", "LLMClient", "LLMError",
     "PriceTable", "RequestCache", "Usage", "cache_key", "default_cache_path", "get_client", "load_prices",
-    "parse_spec", "total_spent_usd",
+    "parse_spec", "preflight", "total_spent_usd",
 ]

@@ -30,7 +30,7 @@ from nextedit.llm.types import (
     Usage,
 )
 
-__all__ = ["ClientOptions", "LLMClient", "get_client", "parse_spec", "total_spent_usd"]
+__all__ = ["KEY_ENV", "ClientOptions", "LLMClient", "get_client", "parse_spec", "preflight", "total_spent_usd"]
 
 log = logging.getLogger("nextedit.llm")
 
@@ -107,6 +107,25 @@ def _make_provider(kind: str, base_url: str | None, opts: ClientOptions) -> Prov
     return OpenAICompatibleProvider(api_key=opts.api_key or os.environ.get("NEXTEDIT_LLM_API_KEY"),
                                     base_url=opts.base_url or base_url, timeout_s=opts.timeout_s,
                                     prompt_cache=opts.prompt_cache)
+
+
+#: The environment variable holding each provider's API key (openai-compatible servers may need none).
+KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY",
+           "openai-compatible": "NEXTEDIT_LLM_API_KEY"}
+
+
+def preflight(spec: str, **options: Any) -> None:
+    """Raise ValueError (one line) when `spec` and its options cannot work: unknown provider, bad
+    option, missing SDK, or no API key for a provider that needs one. Makes no request."""
+    try:
+        opts = ClientOptions(**options)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise ValueError(f"llm option {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    kind, _, _ = parse_spec(spec)
+    _need("anthropic" if kind == "anthropic" else "openai")
+    if kind != "openai-compatible" and not (opts.api_key or os.environ.get(KEY_ENV[kind])):
+        raise ValueError(f"{spec}: no API key: set {KEY_ENV[kind]} (or client.api_key in the config)")
 
 
 def get_client(spec: str, **options: Any) -> LLMClient:

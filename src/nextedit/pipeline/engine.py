@@ -18,6 +18,7 @@ import inspect
 import multiprocessing
 import multiprocessing.util
 import os
+import re
 import shutil
 import sys
 import threading
@@ -25,7 +26,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -33,7 +34,7 @@ from typing import Any, NamedTuple
 import orjson
 from pydantic import BaseModel
 
-from nextedit.jsonl import failed_path, failed_row, iter_lines
+from nextedit.jsonl import DamagedInput, failed_path, failed_row, iter_lines, remove_stale_temps
 from nextedit.pipeline.cache import (
     DROPPED,
     OUTPUT,
@@ -51,7 +52,8 @@ from nextedit.pipeline.stage import (
 )
 from nextedit.record import Example, RecordError, parse_example
 
-__all__ = ["CacheRow", "Chunk", "Result", "RunError", "RunSummary", "run_stage", "sidecar_paths"]
+__all__ = ["CacheRow", "Chunk", "Result", "RunError", "RunFailed", "RunSummary", "run_stage", "sidecar_paths",
+           "top_failure_reasons"]
 
 CHECKPOINT_FORMAT = 2
 
@@ -100,6 +102,10 @@ class RunError(RuntimeError):
     """The run cannot start or was stopped (bad paths, output locked, --fail-fast); one line."""
 
 
+class RunFailed(RunError):
+    """A pipeline stopped after a step whose input was damaged or whose every example failed."""
+
+
 @dataclass
 class RunSummary:
     """What a run did. Counts are cumulative over resumed runs; `resumed` is how many input records
@@ -119,6 +125,14 @@ class RunSummary:
     reused: bool = False  # pipeline: the output was complete and up to date, nothing ran
     spent_usd: float = 0.0  # dollars the stage spent on new paid requests (cumulative over resumes)
     engine: str = "local"
+    input_error: str | None = None  # the input was damaged: everything before the damage was handled
+    top_failures: list[tuple[str, int]] = field(default_factory=list)  # most common reasons, with counts
+
+    @property
+    def all_failed(self) -> bool:
+        """Every example of the input failed (and there was at least one); examples only queued for a
+        provider batch job (stats `batch_queued`) are waiting, not failed."""
+        return self.failed > self.stats.get("batch_queued", 0) and self.processed == 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (for manifests and JSON output)."""
@@ -139,6 +153,13 @@ class RunSummary:
         out.append(f"  output: {self.output}")
         if self.failed_output:
             out.append(f"  failed: {self.failed_output}")
+        if self.top_failures:
+            out.append("  top failure reasons:")
+            out += [f"  {count:>7} x {reason}" for reason, count in self.top_failures]
+        if self.written == 0 and not self.reused:
+            out.append(f"warning: {self.output} is empty: no example was written")
+        if self.input_error:
+            out.append(f"error: {self.input_error}")
         return out
 
 
@@ -381,6 +402,67 @@ def sidecar_paths(output: str | os.PathLike[str], side: str | None = None) -> di
     return paths
 
 
+def _record_id(raw: bytes) -> str | None:
+    try:
+        rid = orjson.loads(raw).get("id")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return rid if isinstance(rid, str) else None
+
+
+class DuplicateIds:
+    """A stage's duplicate-id policy (`Stage.duplicate_ids()`) over one run's output, in output order:
+    a record whose id an earlier record had is quarantined ("fail"), dropped ("drop") or kept ("keep");
+    each is counted in the stat `duplicate_id`."""
+
+    def __init__(self, policy: str, input_name: str, stage_name: str):
+        self.policy, self.input_name, self.stage_name = policy, input_name, stage_name
+        self.first: dict[str, int] = {}  # id -> the input line that wrote it first (0: before a resume)
+        self.found = 0
+
+    def load(self, data: bytes) -> None:
+        """Ids already written (by an interrupted run being resumed)."""
+        for raw in data.splitlines():
+            rid = _record_id(raw)
+            if rid is not None:
+                self.first.setdefault(rid, 0)
+
+    def check(self, result: Result) -> Result:
+        """`result`, or a copy whose records with an id written before are failed, dropped or counted."""
+        if not result.records:
+            return result
+        keep: list[bytes] = []
+        failures: list[bytes] = []
+        found = 0
+        for raw in result.records.splitlines(keepends=True):
+            rid = _record_id(raw)
+            if rid is None or rid not in self.first:
+                if rid is not None:
+                    self.first[rid] = result.line
+                keep.append(raw)
+                continue
+            found += 1
+            if self.policy == "keep":
+                keep.append(raw)
+            elif self.policy == "fail":
+                first = self.first[rid]
+                where = f" (first at line {first})" if first else " (written before the run was resumed)"
+                reason = f"{self.input_name}:{result.line}: field id: duplicate id {rid!r}{where}"
+                row = failed_row(file=self.input_name, line=result.line, stage=self.stage_name,
+                                 raw=raw.rstrip(b"\n"), reason=reason)
+                failures.append(orjson.dumps(row) + b"\n")
+        if not found:
+            return result
+        self.found += found
+        if self.policy == "keep":
+            return result
+        written = len(keep)
+        return replace(result, records=b"".join(keep), written=written,
+                       failures=result.failures + b"".join(failures), failed=result.failed + len(failures),
+                       dropped=result.dropped or (written == 0 and not failures and not result.failed),
+                       reason=result.reason or (orjson.loads(failures[0])["reason"] if failures else None))
+
+
 def _fingerprint(path: Path) -> dict[str, Any]:
     st = path.stat()
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -439,6 +521,8 @@ class _Sink:
         self._dirty = False
         self.ready = False  # set once resume() has put the partial files in a known state
         self._rows: list[CacheRow] | None = None  # cache rows of the chunk being emitted
+        self.duplicates: DuplicateIds | None = None  # the stage's duplicate-id check, if it has one
+        self.input_error: str | None = None  # the input was damaged (recorded in the last checkpoint)
         # Lock the partial output (released by the kernel even on kill -9) before touching anything.
         paths["partial"].parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(paths["partial"], os.O_RDWR | os.O_CREAT, 0o644)
@@ -465,6 +549,7 @@ class _Sink:
             sizes = {name: int(ck.get(name, 0)) for name, _ in self._files()}
             if all(os.fstat(fh.fileno()).st_size >= sizes[name] for name, fh in self._files()):
                 self._truncate(sizes)
+                self._load_ids(sizes["out_bytes"])
                 self.line = int(ck["line"])
                 self.skip = {int(x) for x in ck.get("done_after", ())}
                 counts = ck["counts"]
@@ -478,6 +563,15 @@ class _Sink:
         self.paths["checkpoint"].unlink(missing_ok=True)
         return None
 
+    def _load_ids(self, size: int) -> None:
+        """Resume: the ids already in the partial output (for the duplicate-id check)."""
+        if self.duplicates is None or not size:
+            return
+        self._out.flush()
+        self._out.seek(0)
+        self.duplicates.load(self._out.read(size))
+        self._out.seek(size)
+
     def _truncate(self, sizes: dict[str, int]) -> None:
         for name, fh in self._files():
             size = sizes.get(name, 0)
@@ -487,6 +581,11 @@ class _Sink:
 
     def emit(self, result: Result) -> None:
         """Write one result (results arrive in input order)."""
+        if self.duplicates is not None:
+            found = self.duplicates.found
+            result = self.duplicates.check(result)
+            if self.duplicates.found != found:
+                self.stats["duplicate_id"] += self.duplicates.found - found
         c = self.counts
         if result.records:
             self._out.write(result.records)
@@ -511,6 +610,12 @@ class _Sink:
             else:
                 self._rows.append(row)
         self._mark(result.line)
+        self._dirty = True
+
+    def quarantine(self, file: str, line: int, reason: str, stage: str) -> None:
+        """Record a failure that belongs to no input unit (a damaged input)."""
+        self._failed.write(orjson.dumps(failed_row(file=file, line=line, reason=reason, stage=stage)) + b"\n")
+        self.counts["failed"] += 1
         self._dirty = True
 
     def submitted(self, line: int) -> None:
@@ -555,6 +660,7 @@ class _Sink:
             "done_after": sorted(self._done | {x for x in self.skip if x > self.line}),
             **{name: fh.tell() for name, fh in self._files()},
             "counts": dict(self.counts), "stats": dict(self.stats), "complete": complete,
+            **({"input_error": self.input_error} if self.input_error else {}),
         })
         self._last_ck = time.monotonic()
         self._dirty = False
@@ -576,6 +682,7 @@ def _finalize(paths: dict[str, Path], ck: dict[str, Any]) -> None:
     if "log" in paths and paths["log_partial"].exists():
         os.replace(paths["log_partial"], paths["log"])
     out, partial = paths["output"], paths["partial"]
+    remove_stale_temps(out)  # left by a run killed (kill -9) while compressing OUT
     if partial.exists():
         if out.name.endswith(".gz"):
             tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -606,10 +713,48 @@ def _count_lines(path: Path) -> int | None:
 # The run
 
 
-def _source(path: Path, after_line: int, skip: set[int]) -> Iterator[tuple[int, bytes]]:
-    for line, raw in iter_lines(path):
-        if line > after_line and line not in skip:
-            yield line, raw
+class _Source:
+    """The input lines still to do; a damaged input ends the iteration and is kept in `damage`."""
+
+    def __init__(self, path: Path, after_line: int, skip: set[int]):
+        self.path, self.after_line, self.skip = path, after_line, skip
+        self.damage: DamagedInput | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        try:
+            for line, raw in iter_lines(self.path):
+                if line > self.after_line and line not in self.skip:
+                    yield line, raw
+        except DamagedInput as exc:
+            self.damage = exc
+
+
+def damaged_input_message(damage: DamagedInput, written: int, output: Path) -> str:
+    """The summary's `input_error` for a run that stopped at a damaged input."""
+    return f"{damage}; the {written} records before the damage were written to {output}"
+
+
+def _reason_kind(reason: str) -> str:
+    """A failure reason without its `file:line:` prefix and example id, so that equal causes group."""
+    reason = re.sub(r"^\S+?:\d+: ", "", reason)
+    reason = re.sub(r"\bexample \S+?: ", "", reason)
+    return reason if len(reason) <= 200 else reason[:197] + "..."
+
+
+def top_failure_reasons(failed_file: str | os.PathLike[str], limit: int = 3) -> list[tuple[str, int]]:
+    """The most common reasons in a quarantine file (grouped without file, line and id), with counts."""
+    counts: Counter[str] = Counter()
+    try:
+        for _, raw in iter_lines(failed_file):
+            try:
+                reason = orjson.loads(raw).get("reason")
+            except (orjson.JSONDecodeError, AttributeError):
+                continue
+            if isinstance(reason, str):
+                counts[_reason_kind(reason)] += 1
+    except (OSError, DamagedInput):
+        return []
+    return counts.most_common(limit)
 
 
 def _units(stage: SourceStage, after: int, skip: set[int]) -> Iterator[tuple[int, Any]]:
@@ -660,6 +805,9 @@ def plan_run(stage: Stage, input_path: str | os.PathLike[str] | None,
     src = Path(input_path)
     if not src.is_file():
         raise RunError(f"{src}: no such input file")
+    if out.resolve() == src.resolve():
+        raise RunError(f"-o {out} is the input file: choose another output (the input is read while "
+                       "the output is written)")
     if missing:
         raise RunError("; ".join(missing))
     return _Plan(stage, src, sidecar_paths(out), {"stage": stage.name, "version": stage.version,
@@ -713,7 +861,7 @@ def run_stage(stage: Stage, input_path: str | os.PathLike[str] | None, output_pa
         done = int(ck["counts"].get("units", int(ck["counts"].get("processed", 0))
                                     + int(ck["counts"].get("failed", 0))))
         summary = _summary(stage, paths, ck["counts"], ck.get("stats", {}), resumed=done, t0=t0)
-        _write_manifest(paths, stage, plan, summary)
+        _finish_manifest(paths, stage, plan, summary, ck.get("input_error"))
         paths["checkpoint"].unlink(missing_ok=True)
         return summary
     if ck is not None and not all(ck.get(k) == v for k, v in identity.items()):
@@ -728,8 +876,12 @@ def run_stage(stage: Stage, input_path: str | os.PathLike[str] | None, output_pa
         if store is not None:
             store.close()
         raise
+    policy = stage.duplicate_ids()
+    if policy is not None:
+        sink.duplicates = DuplicateIds(policy, plan.input_name, stage.name)
     reporter = reporter or make_progress(progress)
     closed = False
+    reader: _Source | None = None
     try:
         sink.resume(restart)
         total = plan.total
@@ -738,7 +890,7 @@ def run_stage(stage: Stage, input_path: str | os.PathLike[str] | None, output_pa
             source: Iterator[tuple[int, Any]] = _units(stage, sink.line, sink.skip)  # type: ignore[arg-type]
         else:
             assert plan.src is not None
-            source = _source(plan.src, sink.line, sink.skip)
+            source = reader = _Source(plan.src, sink.line, sink.skip)
         sink.unordered = io_mode and not ordered
         base = sink.counts.copy()
 
@@ -767,6 +919,9 @@ def run_stage(stage: Stage, input_path: str | os.PathLike[str] | None, output_pa
         closed = True
         stage.close()  # before the last counters: closing may settle what the stage spent
         sink.stats.update(stage.collect_stats())
+        if reader is not None and reader.damage is not None:
+            sink.quarantine(plan.input_name, reader.damage.line or 0, str(reader.damage), stage.name)
+            sink.input_error = damaged_input_message(reader.damage, sink.counts["written"], paths["output"])
         report()
         sink.checkpoint(complete=True)
     except BaseException:
@@ -791,9 +946,20 @@ def run_stage(stage: Stage, input_path: str | os.PathLike[str] | None, output_pa
     assert ck is not None
     _finalize(paths, ck)
     summary = _summary(stage, paths, sink.counts, sink.stats, resumed=sink.resumed, t0=t0)
-    _write_manifest(paths, stage, plan, summary)
+    _finish_manifest(paths, stage, plan, summary, sink.input_error)
     paths["checkpoint"].unlink(missing_ok=True)
     return summary
+
+
+def _finish_manifest(paths: dict[str, Path], stage: Stage, plan: _Plan, summary: RunSummary,
+                     input_error: str | None) -> None:
+    """Write the manifest of a finished run; a run stopped by a damaged input gets `input_error` and no
+    manifest instead (a pipeline must not take its output for a complete one)."""
+    if input_error is None:
+        _write_manifest(paths, stage, plan, summary)
+    else:
+        paths["manifest"].unlink(missing_ok=True)
+        summary.input_error = input_error
 
 
 def _summary(stage: Stage, paths: dict[str, Path], counts: dict[str, int], stats: dict[str, float], *,
@@ -807,7 +973,8 @@ def _summary(stage: Stage, paths: dict[str, Path], counts: dict[str, int], stats
         failed=counts.get("failed", 0), dropped=counts.get("dropped", 0),
         written=counts.get("written", 0), resumed=resumed, seconds=time.monotonic() - t0,
         stats={k: int(v) if float(v).is_integer() else v for k, v in stats.items()},  # type: ignore[misc]
-        spent_usd=round(spent, 8), engine=engine)
+        spent_usd=round(spent, 8), engine=engine,
+        top_failures=top_failure_reasons(paths["failed"]) if counts.get("failed") else [])
 
 
 def input_fingerprint(plan: _Plan) -> dict[str, Any]:

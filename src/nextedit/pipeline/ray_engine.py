@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from nextedit.jsonl import failed_row
 from nextedit.pipeline.cache import DirectoryCache
 from nextedit.pipeline.engine import (
     Chunk,
@@ -34,12 +35,13 @@ from nextedit.pipeline.engine import (
     RunSummary,
     _count_lines,
     _finalize,
+    _finish_manifest,
     _read_json,
-    _source,
+    _Source,
     _summary,
     _units,
     _write_json_atomic,
-    _write_manifest,
+    damaged_input_message,
     make_handler,
     plan_run,
 )
@@ -371,12 +373,13 @@ def run_stage_ray(stage: Stage, input_path: str | os.PathLike[str] | None, outpu
             pending.pop(r)
             absorb(ray.get(r))
 
+    reader: _Source | None = None
     try:
         if isinstance(stage, SourceStage):
-            source = _units(stage, 0, set())
+            source: Any = _units(stage, 0, set())
         else:
             assert plan.src is not None
-            source = _source(plan.src, 0, set())
+            source = reader = _Source(plan.src, 0, set())
         for k, units in _shards(source, size):
             shards.append(k)
             marker = _read_json(parts / _part_names(k)["done"])
@@ -396,9 +399,18 @@ def run_stage_ray(stage: Stage, input_path: str | os.PathLike[str] | None, outpu
             with contextlib.suppress(Exception):  # best effort: the actor dies with the job anyway
                 ray.kill(governor)
     sizes = _join(parts, shards, paths)
+    input_error = None
+    if reader is not None and reader.damage is not None:  # quarantined after the records before it
+        row = failed_row(file=plan.input_name, line=reader.damage.line or 0, reason=str(reader.damage),
+                         stage=stage.name)
+        with open(paths["failed_partial"], "ab") as fh:
+            fh.write(orjson.dumps(row) + b"\n")
+            sizes["failed_bytes"] = fh.tell()
+        counts["failed"] += 1
+        input_error = damaged_input_message(reader.damage, counts["written"], paths["output"])
     ck = {**sizes, "complete": True}
     _finalize(paths, ck)
     summary = _summary(stage, paths, counts, stats, resumed=resumed, t0=t0, engine="ray")
-    _write_manifest(paths, stage, plan, summary)
+    _finish_manifest(paths, stage, plan, summary, input_error)
     shutil.rmtree(parts, ignore_errors=True)
     return summary

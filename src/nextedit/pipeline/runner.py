@@ -10,6 +10,7 @@ from pathlib import Path
 
 from nextedit.pipeline.engine import (
     RunError,
+    RunFailed,
     RunSummary,
     _fingerprint,
     _read_json,
@@ -19,7 +20,7 @@ from nextedit.pipeline.engine import (
 )
 from nextedit.pipeline.stage import SourceStage, Stage, config_hash
 
-__all__ = ["Step", "reused_summary", "run_pipeline", "total_spent", "up_to_date"]
+__all__ = ["Step", "reused_summary", "run_pipeline", "stop_if_failed", "total_spent", "up_to_date"]
 
 
 @dataclass
@@ -73,7 +74,18 @@ def reused_summary(output: Path) -> RunSummary:
     """The summary recorded by the run that produced an up-to-date output."""
     manifest = _read_json(sidecar_paths(output)["manifest"]) or {}
     recorded = {k: v for k, v in manifest.get("summary", {}).items() if k in RunSummary.__dataclass_fields__}
+    recorded["top_failures"] = [tuple(x) for x in recorded.get("top_failures", ())]
     return RunSummary(**{**recorded, "reused": True, "seconds": 0.0, "spent_usd": 0.0})
+
+
+def stop_if_failed(index: int, step: Step, summary: RunSummary, *, last: bool = False) -> None:
+    """Raise RunFailed after a step whose input was damaged or whose every example failed (the later
+    steps would only work on what is left of it; after the last step, the pipeline failed all the same)."""
+    if summary.input_error or summary.all_failed:
+        raise RunFailed(f"stage {index + 1} ({step.name}) " + (
+            "stopped at a damaged input" if summary.input_error else
+            f"failed for every example ({summary.failed}); see {summary.failed_output}")
+            + ("" if last else "; the later stages were not run"))
 
 
 def _with_budget(stage: Stage, left: float) -> Stage:
@@ -98,7 +110,8 @@ def run_pipeline(steps: Sequence[Step] | str | os.PathLike[str], *, input: str |
     concurrency and engine unless given here). `input` feeds the first step that names none.
     `max_cost_usd` is one budget for every paid step together. `on_stage(index, step, status)` is told
     what happens to each step ("reused" or "running"), `on_done(index, summary)` when it is done.
-    Every step is checked before any runs.
+    Every step is checked before any runs; after a step whose input was damaged or whose every example
+    failed, RunFailed names it and the later steps are not run.
     """
     if isinstance(steps, (str, os.PathLike)):
         from nextedit.pipeline.pipeline_file import load_steps
@@ -142,6 +155,7 @@ def run_pipeline(steps: Sequence[Step] | str | os.PathLike[str], *, input: str |
                 summaries.append(summary)
                 if on_done:
                     on_done(i, summary)
+                stop_if_failed(i, step, summary, last=i == len(planned) - 1)
                 continue
         if on_stage:
             on_stage(i, step, "running")
@@ -152,6 +166,7 @@ def run_pipeline(steps: Sequence[Step] | str | os.PathLike[str], *, input: str |
         summaries.append(summary)
         if on_done:
             on_done(i, summary)
+        stop_if_failed(i, step, summary, last=i == len(planned) - 1)
     return summaries
 
 

@@ -72,6 +72,11 @@ class Stage:
         self.stats.clear()
         return out
 
+    def duplicate_ids(self) -> Literal["fail", "drop", "keep"] | None:
+        """What the runner does with an output whose id an earlier output of the run already had:
+        quarantine it ("fail"), drop it, or keep it and count it ("keep"); None: no check."""
+        return None
+
     @classmethod
     def missing_requirements(cls) -> list[str]:
         """One line per optional dependency that is not installed, saying what to install."""

@@ -24,6 +24,9 @@ class ValidateConfig(BaseModel):
     max_text_chars: int | None = Field(None, ge=1, description="reject snapshots with longer text")
     on_invalid: Literal["fail", "drop"] = Field(
         "fail", description="fail: quarantine in <out>.failed.jsonl with the reason; drop: skip silently")
+    on_duplicate_id: Literal["fail", "drop", "keep"] = Field(
+        "fail", description="a record whose id an earlier record had: fail: quarantine it with the first "
+                            "line; drop: skip it; keep: write it (counted in stats duplicate_id)")
 
 
 class Validate(Stage):
@@ -54,6 +57,10 @@ class Validate(Stage):
             self._dedupe(example)
         self.stats["valid"] += 1
         return example
+
+    def duplicate_ids(self) -> Literal["fail", "drop", "keep"]:
+        """Ids are checked across the whole file by the runner (it sees every output in order)."""
+        return self.config.on_duplicate_id  # type: ignore[attr-defined,no-any-return]
 
     def _check(self, example: Example, cfg: ValidateConfig) -> None:
         from nextedit import patch  # imported here: the registry stays cheap to import

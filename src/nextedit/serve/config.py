@@ -157,4 +157,16 @@ def load_config(path: str | Path) -> ServeConfig:
         raise ServeConfigError(f"{path}: no such config file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ServeConfigError(f"{path}: invalid TOML ({exc})") from None
-    return parse_config(data, source=str(path))
+    config = parse_config(data, source=str(path))
+    config.store = resolve_store(config.store, path.parent)
+    return config
+
+
+def resolve_store(store: str, base: Path) -> str:
+    """A relative SQLite store path (plain or sqlite:///) taken against `base`, the config file's
+    folder, as every other config resolves its paths; URLs and absolute paths stay as they are."""
+    prefix = "sqlite:///" if store.startswith("sqlite:///") else ""
+    rest = store[len(prefix):]
+    if (not prefix and "://" in store) or not rest or Path(rest).is_absolute():
+        return store
+    return prefix + str(base / rest)

@@ -227,8 +227,11 @@ class SQLiteStore(EventStore):
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = self._open()
-        conn.executescript(_SQLITE_SCHEMA)
+        try:
+            conn = self._open()
+            conn.executescript(_SQLITE_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a SQLite event store ({exc})") from None
         conn.close()
 
     def _open(self) -> sqlite3.Connection:

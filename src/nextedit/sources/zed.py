@@ -45,16 +45,20 @@ def file_stem(path: Path) -> str:
     return path.name[: -len(suffix)] if suffix else path.stem
 
 
+def is_readme(path: Path) -> bool:
+    """A folder's README.md: documentation, never an eval (skipped even when named, e.g. by a glob)."""
+    return path.name.lower() == "readme.md"
+
+
 def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Files to import: given files as they are; folders searched (recursively, sorted) for .md, .json,
-    .jsonl and .jsonl.gz files, README.md excluded."""
+    .jsonl and .jsonl.gz files; README.md files are skipped either way."""
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            out += sorted(p for p in path.rglob("*") if p.is_file() and _suffix(p)
-                          and p.name.lower() != "readme.md")
-        else:
+            out += sorted(p for p in path.rglob("*") if p.is_file() and _suffix(p) and not is_readme(p))
+        elif not is_readme(path):
             out.append(path)
     return out
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from nextedit.llm import LLMClient
+from nextedit.llm import LLMClient, preflight
 from nextedit.predictors.base import Predictor, PredictorError
 from nextedit.record import Example, Prediction
 from nextedit.teacher.generate import teacher_predictions
@@ -31,6 +31,10 @@ class TeacherPredictor(Predictor):
             first = exc.errors(include_url=False)[0]
             field = ".".join(str(p) for p in first["loc"])
             raise PredictorError(f"provider teacher:{argument}: option {field}: {first['msg']}") from None
+        try:
+            preflight(argument, **self.config.client.model_dump())
+        except ValueError as exc:
+            raise PredictorError(f"provider teacher:{argument}: {exc}") from None
         self.argument = argument
         self._client: LLMClient | None = None
 
