@@ -55,8 +55,11 @@ def _repo(tmp_path):
     (repo / "m.py").write_text(body)
     run("add", ".")
     run("commit", "-qm", "one")
-    (repo / "m.py").write_text(body.replace("return x + 1", "return x + 10").replace("return x + 4", "return x * 4"))
+    # one-unit commits: their only sample completes the commit, whatever the seed
+    (repo / "m.py").write_text(body.replace("return x + 1", "return x + 10"))
     run("commit", "-qam", "two")
+    (repo / "m.py").write_text(body.replace("return x + 1", "return x + 10").replace("return x + 4", "return x * 4"))
+    run("commit", "-qam", "three")
     return repo
 
 
