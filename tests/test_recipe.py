@@ -189,4 +189,4 @@ def test_checked_in_recipes_are_valid(name):
     data = Path(__file__).resolve().parents[2] / "shared" / "data"
     if (data / "repos").is_dir():  # beside the checkout: the corpus and the held-out repositories are there
         loaded = load_recipe(path, data_dir=data)
-        assert loaded.path("{data_dir}/repos") == data / "repos"
+        assert loaded.path("{data_dir}/repos").resolve() == (data / "repos").resolve()
