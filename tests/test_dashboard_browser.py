@@ -4,23 +4,19 @@ store, and hostile values from clients or the store are shown as text: no script
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 
 import httpx
 import pytest
+from browser_support import CHROMIUM, FLAGS, HAVE_CHROMIUM, SKIP_REASON
 from typer.testing import CliRunner
 
 from nextedit.cli import app
 from nextedit.serve.config import parse_config
 from nextedit.serve.testing import ServerThread
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
 playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not shutil.which("chromium"), reason="Debian chromium is not installed "
-                                "(apt-get install -y chromium)")
+pytestmark = pytest.mark.skipif(not HAVE_CHROMIUM, reason=SKIP_REASON)
 
 KEY, ADMIN = "k", "admin"
 TEXT = "a = amount\nb = amount\n"

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
+from browser_support import CHROMIUM, FLAGS, HAVE_CHROMIUM, SKIP_REASON
 from eval_fixtures import dataset, predict_and_score
 
 from nextedit.evaluate.report import write_report
 from nextedit.evaluate.summary import summarize_examples
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
 playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not shutil.which("chromium"), reason="Debian chromium is not installed "
-                                "(apt-get install -y chromium)")
+pytestmark = pytest.mark.skipif(not HAVE_CHROMIUM, reason=SKIP_REASON)
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
 
 

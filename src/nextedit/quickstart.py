@@ -56,16 +56,16 @@ class Plan:
     finished_examples: float = 0.3
     #: held-out examples (dev split) whose predictions choose the student's abstention threshold
     calibration_examples: int = 20
-    #: the base model is evaluated on the first N evaluated examples only (its outputs are long and slow)
+    #: the base model is evaluated on the first N evaluated examples only (its outputs are long and slow; 0: not)
     base_examples: int = 16
 
 
 FULL = Plan(max_commits=400, samples_per_commit=3,
-            format_options={"editable_tokens": 96, "context_tokens": 160, "related_tokens": 128,
+            format_options={"editable_tokens": 80, "context_tokens": 128, "related_tokens": 128,
                             "history_tokens": 128, "history_events": 3},
-            max_length=768, train_steps=20, batch_size=2, gradient_accumulation=1, learning_rate=3e-4,
+            max_length=640, train_steps=16, batch_size=2, gradient_accumulation=1, learning_rate=3e-4,
             eval_loss_examples=16, predict_examples=60, max_new_tokens=None, resamples=1000,
-            calibration_examples=16, base_examples=4)
+            calibration_examples=12, base_examples=0)
 FAST = Plan(max_commits=12, samples_per_commit=2,
             format_options={"editable_tokens": 96, "context_tokens": 48, "related_tokens": 0,
                             "history_tokens": 96, "history_events": 2, "diagnostics": False},
@@ -301,8 +301,9 @@ def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = Fals
         threshold = _calibrate(student_dir, dev, out_dir / "calibration", plan, model_opts, console)
         train_record["abstain_below"] = threshold
         providers = [(f"local:{student_dir}", {"label": STUDENT, **model_opts}), *providers]
-        base = ("local:smollm2-135m-instruct", {"label": BASE, "format": STUDENT_FORMAT,
-                                                "format_options": plan.format_options, **model_opts})
+        if plan.base_examples:
+            base = ("local:smollm2-135m-instruct", {"label": BASE, "format": STUDENT_FORMAT,
+                                                    "format_options": plan.format_options, **model_opts})
     else:
         notes.append("training skipped (--no-train): only the baselines are evaluated")
 

@@ -1,4 +1,5 @@
-"""Small text helpers shared by the metrics: fast common prefix/suffix lengths, line-safe trims."""
+"""Small text helpers shared by the metrics and mining: fast common prefix/suffix lengths (of strings or line
+lists), line-safe trims."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from nextedit.metrics.text import common_prefix, common_suffix
 from nextedit.mine.config import MineConfig
 from nextedit.mine.edits import Edit, apply_edits, current_start
 from nextedit.mine.excerpt import (
@@ -50,24 +51,8 @@ def _common_rows(a: Sequence[str], b: Sequence[str]) -> tuple[int, int]:
     """Common leading and trailing line counts of two line lists (not overlapping)."""
     a = a if isinstance(a, list) else list(a)
     b = b if isinstance(b, list) else list(b)
-    limit = min(len(a), len(b))
-    lo, hi = 0, limit  # binary search on list-slice equality (compared in C, line by line)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a[lo:mid] == b[lo:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    p = lo
-    la, lb = len(a), len(b)
-    lo, hi = 0, limit - p
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a[la - mid:la - lo] == b[lb - mid:lb - lo]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return p, lo
+    p = common_prefix(a, b)  # binary search on list-slice equality (compared in C, line by line)
+    return p, common_suffix(a, b, min(len(a), len(b)) - p)
 
 
 def window_diff(before: Sequence[str], after: Sequence[str], path: str, *, context: int = 3) -> str:
