@@ -63,9 +63,9 @@ class Plan:
 FULL = Plan(max_commits=400, samples_per_commit=3,
             format_options={"editable_tokens": 80, "context_tokens": 128, "related_tokens": 128,
                             "history_tokens": 128, "history_events": 3},
-            max_length=640, train_steps=16, batch_size=2, gradient_accumulation=1, learning_rate=3e-4,
+            max_length=640, train_steps=14, batch_size=2, gradient_accumulation=1, learning_rate=3e-4,
             eval_loss_examples=16, predict_examples=60, max_new_tokens=None, resamples=1000,
-            calibration_examples=12, base_examples=0)
+            calibration_examples=8, base_examples=0)
 FAST = Plan(max_commits=12, samples_per_commit=2,
             format_options={"editable_tokens": 96, "context_tokens": 48, "related_tokens": 0,
                             "history_tokens": 96, "history_events": 2, "diagnostics": False},
