@@ -6,7 +6,6 @@ from __future__ import annotations
 import glob
 import os
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -140,16 +139,10 @@ def load_recipe(path: str | Path, *, out_dir: str | Path | None = None,
                 data_dir: str | Path | None = None) -> Recipe:
     """Read and validate a recipe; RecipeError naming the file, line and field of the first problem.
     `out_dir` and `data_dir` (else $NEXTEDIT_DATA_DIR) override the recipe's."""
-    from nextedit.train.config import _line_of
+    from nextedit.train.config import _line_of, read_toml
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-        raw = tomllib.loads(text)
-    except OSError as exc:
-        raise RecipeError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(f"{path}: {exc}") from None
+    text, raw = read_toml(path, RecipeError)
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:

@@ -159,15 +159,21 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
     return start + 1
 
 
-def load_config(path: Path, **overrides: Any) -> TrainConfig:
-    """Read and validate a training config; `overrides` are dotted keys (e.g. `train.max_steps=5`)."""
+def read_toml(path: Path, error: type[Exception]) -> tuple[str, dict[str, Any]]:
+    """The text and parsed content of a TOML config; `error` names the file (and TOML's line) when it cannot
+    be read or parsed."""
     try:
         text = path.read_text(encoding="utf-8")
-        raw = tomllib.loads(text)
+        return text, tomllib.loads(text)
     except OSError as exc:
-        raise TrainConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise TrainConfigError(f"{path}: {exc}") from None
+        raise error(f"{path}: {exc}") from None
+
+
+def load_config(path: Path, **overrides: Any) -> TrainConfig:
+    """Read and validate a training config; `overrides` are dotted keys (e.g. `train.max_steps=5`)."""
+    text, raw = read_toml(path, TrainConfigError)
     for dotted, value in overrides.items():
         if value is None:
             continue
