@@ -178,7 +178,7 @@ def test_local_predictor_prefills_records_confidence_and_abstains_by_threshold(t
     from nextedit.predictors import get_predictor
 
     ex = rename_example(0)
-    base = {"format": "zeta1", "max_new_tokens": 24}
+    base = {"format": "zeta1", "max_new_tokens": 24, "candidates": "none"}
     plain = get_predictor(f"local:{tiny}", **base).predict_sync(ex)[0]
     assert plain.raw.startswith("<|editable_region_start|>") and plain.confidence is None
     scored = get_predictor(f"local:{tiny}", confidence=True, **base).predict_sync(ex)[0]
@@ -219,3 +219,34 @@ def test_merge_predictions_adds_a_subset_providers_predictions_with_their_scores
     assert all(len(ex.predictions) == 1 for ex in main[1:])
     table = quality(main, resamples=10)
     assert table["propagate"].examples == 1 and table["noop"].examples == 3
+
+
+def test_local_predictor_offers_the_heuristic_candidate_the_model_scores_higher(tiny):
+    from nextedit.predictors import get_predictor
+    from nextedit.predictors.baselines import PropagatePredictor
+
+    ex = rename_example(0)
+    heuristic = PropagatePredictor().propose(ex)
+    assert heuristic
+    # One token without the prefilled start marker is no answer: unparseable, the candidate is all there is.
+    clipped = {"format": "zeta1", "max_new_tokens": 1, "prefill": False}
+    alone = get_predictor(f"local:{tiny}", abstain_below=float("-inf"), **clipped).predict_sync(ex)[0]
+    assert alone.error is None and alone.candidate == "propagate" and alone.patch == heuristic
+    assert alone.confidence is not None
+    withheld = get_predictor(f"local:{tiny}", abstain_below=1e9, **clipped).predict_sync(ex)[0]
+    assert withheld.patch == "" and withheld.withheld == heuristic and withheld.candidate == "propagate"
+    off = get_predictor(f"local:{tiny}", candidates="none", **clipped).predict_sync(ex)[0]
+    assert off.error and off.error.startswith("parse:") and off.patch is None and off.candidate is None
+
+    # With a full answer, the offered one is the likelier of the model's own and the candidate.
+    full = {"format": "zeta1", "max_new_tokens": 24}
+    own = get_predictor(f"local:{tiny}", candidates="none", confidence=True, **full).predict_sync(ex)[0]
+    p = get_predictor(f"local:{tiny}", **full)
+    chosen = p.predict_sync(ex)[0]
+    assert chosen.raw == own.raw
+    if chosen.candidate:
+        assert chosen.patch == heuristic and (own.confidence is None or chosen.confidence >= own.confidence)
+    else:
+        assert chosen.patch == own.patch
+    with pytest.raises(Exception, match="unknown candidate 'nope'"):
+        get_predictor(f"local:{tiny}", candidates="nope", **full)

@@ -125,6 +125,9 @@ class Prediction(Model):
     #: empty and `withheld` holds the edit it would have offered.
     abstained: str | None = None
     withheld: str | None = None
+    #: The heuristic whose answer was offered because the model scored it above its own (`raw` keeps the
+    #: model's own output); None when the model's own answer was offered.
+    candidate: str | None = None
 
 
 class Check(Model):

@@ -251,6 +251,25 @@ def propagate_text(text: str, replacements: list[Replacement], *, first_line: in
     return text
 
 
+def propagate_region(example: Example, region: tuple[int, int]) -> str | None:
+    """The text span `region` of the snapshot with the latest edit's renames propagated, or None when the
+    heuristic has nothing to propose there (no history, no identifier replaced, or no occurrence left)."""
+    snap = example.snapshot
+    if not snap.history:
+        return None
+    try:
+        replacements = replacements_in_edit(snap.history[-1].diff)
+    except patchlib.PatchError:
+        return None
+    if not replacements:
+        return None
+    start, end = region
+    text = snap.text[start:end]
+    first_line = snap.start_line + snap.text.count("\n", 0, start)
+    new_text = propagate_text(text, replacements, first_line=first_line)
+    return None if new_text == text else new_text
+
+
 class NoopPredictor(Predictor):
     """Never edits: the floor every model must beat (scores well only where no edit is expected)."""
 
@@ -270,19 +289,9 @@ class PropagatePredictor(Predictor):
     def propose(self, example: Example) -> str:
         """The patch (possibly empty) this baseline proposes for the example."""
         snap = example.snapshot
-        if not snap.history:
-            return ""
-        try:
-            replacements = replacements_in_edit(snap.history[-1].diff)
-        except patchlib.PatchError:
-            return ""
-        if not replacements:
-            return ""
         start, end = snap.editable or (0, len(snap.text))
-        region = snap.text[start:end]
-        first_line = snap.start_line + snap.text.count("\n", 0, start)
-        new_region = propagate_text(region, replacements, first_line=first_line)
-        if new_region == region:
+        new_region = propagate_region(example, (start, end))
+        if new_region is None:
             return ""
         return patchlib.from_region(snap.text, (start, end), new_region, path=snap.path,
                                     start_line=snap.start_line)

@@ -8,6 +8,10 @@ Constrained decoding: the format's fixed answer start (e.g. the region marker) i
 generated (`prefill`). Abstention (nextedit.predictors.abstain): `confidence` scores each answer against the
 unchanged region (a log-likelihood ratio); `abstain_below` withholds answers under a threshold chosen on
 validation data (`nextedit calibrate`), `max_reversal` withholds answers that undo the user's last edit.
+
+Candidates: a cheap heuristic's answer (`candidates = "propagate"`, the default) is scored by the model next
+to its own; the likelier one is offered, so the model decides when the heuristic is right (one extra forward
+pass, only where the heuristic proposes an edit inside the editable region).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 from nextedit.predictors.abstain import guard
 from nextedit.predictors.base import Predictor, PredictorError
+from nextedit.predictors.baselines import propagate_region
 from nextedit.record import Example, Prediction, Usage
 
 
@@ -32,6 +37,22 @@ def _optional_float(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         raise PredictorError(f"expected a number or none, got {value!r}") from None
+
+
+#: Heuristic answers a local model can score against its own: name -> (example, editable span) -> new text or None.
+CANDIDATES = {"propagate": propagate_region}
+
+
+def _candidate_names(value: str | list[str] | None) -> list[str]:
+    """The `candidates` option as a list of known names ("none", "" or None: no candidates)."""
+    if value is None:
+        return []
+    names = [n.strip() for n in (value.split(",") if isinstance(value, str) else value) if n and n.strip()]
+    names = [n for n in names if n.lower() not in ("none", "off")]
+    unknown = [n for n in names if n not in CANDIDATES]
+    if unknown:
+        raise PredictorError(f"unknown candidate {unknown[0]!r} (known: {', '.join(CANDIDATES)}, or none)")
+    return names
 
 
 def _fingerprint(model_dir: Path) -> str:
@@ -54,11 +75,12 @@ class LocalPredictor(Predictor):
     prefill (feed the format's answer prefix, default on), confidence (record `Prediction.confidence`),
     abstain_below (withhold edits whose confidence is below this; default: the model folder's calibrated
     value, if any), max_reversal (withhold edits that undo more than this share of the user's last edit;
-    default: the model folder's value, if any).
+    default: the model folder's value, if any), candidates (heuristic answers the model scores against its own:
+    "propagate" by default, "none" to turn off).
     """
 
     scheme = "local"
-    version = "1"
+    version = "2"
 
     def __init__(self, argument: str | None = None, *, format: str | None = None,
                  format_options: dict[str, Any] | None = None, max_new_tokens: int | None = None,
@@ -66,7 +88,7 @@ class LocalPredictor(Predictor):
                  prompt_lookup_num_tokens: int = 10, dtype: str = "auto", seed: int = 0,
                  label: str | None = None, threads: int | str = "auto", prefill: bool = True,
                  confidence: bool = False, abstain_below: float | str | None = "auto",
-                 max_reversal: float | str | None = "auto") -> None:
+                 max_reversal: float | str | None = "auto", candidates: str | list[str] | None = "propagate") -> None:
         if not argument:
             raise PredictorError("provider local needs a model: local:PATH (HF folder, .gguf file or "
                                  "an embedded name such as smollm2-135m-instruct)")
@@ -110,6 +132,7 @@ class LocalPredictor(Predictor):
         self.abstain_below = _optional_float(meta.get("abstain_below") if abstain_below == "auto" else abstain_below)
         self.max_reversal = _optional_float(meta.get("max_reversal") if max_reversal == "auto" else max_reversal)
         self.confidence = bool(confidence) or self.abstain_below is not None
+        self.candidates = _candidate_names(candidates)
         self.version = f"{type(self).version}.{_fingerprint(self.model_dir)}"
         self._model: Any = None
         self._tokenizer: Any = None
@@ -201,30 +224,52 @@ class LocalPredictor(Predictor):
                 raw, n_out, ms = self._generate(ids + prefix_ids, budget, i)
                 raw = prefix + raw
                 usage = Usage(input_tokens=len(ids), output_tokens=n_out)
+                parsed, error = None, None
                 try:
                     parsed = self.format.parse(raw, example, self.options, tokenizer)
                 except FormatError as exc:
-                    out.append(Prediction(provider=self.name, sample=i, raw=raw, error=f"parse: {exc}",
-                                          latency_ms=round(ms, 1), usage=usage))
-                    continue
-                pred = Prediction(provider=self.name, sample=i, raw=raw, patch=parsed.patch, cursor=parsed.cursor,
-                                  latency_ms=round(ms, 1), usage=usage)
-                if self.confidence and parsed.patch:
-                    t0 = time.perf_counter()
-                    pred.confidence = round(self._margin(example, raw, ids, tokenizer), 4)
-                    pred.latency_ms = round(ms + (time.perf_counter() - t0) * 1000, 1)
-                elif self.confidence:
-                    pred.confidence = 0.0
+                    error = f"parse: {exc}"
+                pred = Prediction(provider=self.name, sample=i, raw=raw, latency_ms=round(ms, 1), usage=usage)
+                if parsed is not None:
+                    pred.patch, pred.cursor = parsed.patch, parsed.cursor
+                t0 = time.perf_counter()
+                pred = self._decide(example, pred, raw if parsed is not None else None, ids, tokenizer)
+                if pred.patch is None:
+                    pred.error = error
+                pred.latency_ms = round(ms + (time.perf_counter() - t0) * 1000, 1)
                 out.append(guard(example, pred, abstain_below=self.abstain_below, max_reversal=self.max_reversal))
             return out
 
-    def _margin(self, example: Example, raw: str, prompt_ids: list[int], tokenizer: Any) -> float:
-        """log P(answer) - log P(unchanged region) under the model, both answers in their canonical form."""
+    def _decide(self, example: Example, pred: Prediction, raw: str | None, prompt_ids: list[int],
+                tokenizer: Any) -> Prediction:
+        """Score the model's own answer (None when unparseable), the heuristic candidates and the unchanged region
+        under the model; offer the likelier of its own answer and the candidates, with its confidence."""
         frame = self.format.frame(example, self.options, tokenizer)
-        new_region, cursor = self.format.decode_output(raw, frame)
-        answers = [self.format.encode_target(frame, new_region, cursor), self.format.no_edit_target(frame)]
-        edit, keep = self._logprobs(prompt_ids, [tokenizer(a, add_special_tokens=False)["input_ids"] for a in answers])
-        return edit - keep
+        keep = self.format.no_edit_target(frame)
+        answers: dict[str, tuple[str, int | None]] = {}
+        if raw is not None:
+            answers[""] = self.format.decode_output(raw, frame)
+        for name in self.candidates:
+            region = CANDIDATES[name](example, frame.window.editable)
+            if region is not None and all(region != r for r, _ in answers.values()):
+                answers[name] = (region, None)
+        if not answers:  # unparseable and no candidate
+            return pred
+        if list(answers) == [""] and not (self.confidence and pred.patch):
+            if self.confidence:
+                pred.confidence = 0.0
+            return pred
+        targets = [self.format.encode_target(frame, region, cursor) for region, cursor in answers.values()]
+        scores = self._logprobs(prompt_ids, [tokenizer(t, add_special_tokens=False)["input_ids"]
+                                             for t in [*targets, keep]])
+        best = max(range(len(targets)), key=lambda k: scores[k])
+        name = list(answers)[best]
+        if name:
+            region, cursor = answers[name]
+            parsed = self.format.to_parsed(frame, region, cursor)
+            pred = pred.model_copy(update={"patch": parsed.patch, "cursor": parsed.cursor, "candidate": name})
+        pred.confidence = round(scores[best] - scores[-1], 4) if pred.patch else 0.0
+        return pred
 
     def _logprobs(self, prompt_ids: list[int], completions: list[list[int]]) -> list[float]:
         """Sum of the token log-probabilities of each completion after the prompt (one batched forward pass)."""
