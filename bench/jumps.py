@@ -113,18 +113,18 @@ def main() -> int:
         h, n = overall["jump"][m], overall["jump:nearest"][m]
         ratio.append(f"{m} {h / n:.2f}x" if h is not None and n else f"{m} n/a")
     lines = [
-        f"Jump examples: `mine --jump-examples 1`, newest {args.commits} commits per repository, 3 samples per "
+        (f"Jump examples: `mine --jump-examples 1`, newest {args.commits} commits per repository, 3 samples per "
         "commit; a jump example keeps the cursor at the user's last edit and expects the next edit group "
         "outside its editable region (other-file: in another file). Each cell: heuristic `jump` / baseline "
         "`jump:nearest` (nearest remaining occurrence of the renamed identifier). top-1/top-3: within 3 lines of "
         "any remaining edit of the commit; jump→correct: share of the predicted jumps whose proposed edit changes "
-        "only lines the real edit there changes (metric signature `location:v1`).",
+        "only lines the real edit there changes (metric signature `location:v1`)."),
         "",
         *markdown_table(rows, ("repository", "jump examples", "other-file", "top-1", "top-3", "within 10 lines",
                                "same file", "jump→correct"), "lrrrrrrr"),
         "",
-        f"Heuristic vs nearest (all repositories): {', '.join(ratio)}. Student location format: pending (no "
-        "student format predicts locations yet).",
+        (f"Heuristic vs nearest (all repositories): {', '.join(ratio)}. Student location format: pending (no "
+         "student format predicts locations yet)."),
     ]
     text = "\n".join(lines)
     print(text)

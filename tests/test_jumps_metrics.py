@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from nextedit.locations import hunk_rows, line_distance, patch_locations
-from nextedit.metrics import SIGNATURES, location_match, parse_signature, score_prediction
+from nextedit.metrics import (
+    SIGNATURES,
+    location_match,
+    parse_signature,
+    score_prediction,
+)
 from nextedit.patch import parse
 from nextedit.record import Example, Location, Prediction, Snapshot
 from nextedit.sources.zed_spec import example_to_spec, spec_to_example

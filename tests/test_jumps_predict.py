@@ -50,7 +50,7 @@ def test_a_rename_points_at_its_remaining_occurrences_across_the_workspace(works
     fixed = apply(pred.locations[1].patch, B)
     assert fixed.startswith("from a import sum_total\n")
     (near,) = get_predictor("jump:nearest").predict(ex)
-    assert [(loc.path, loc.start_line) for loc in near.locations][0] == ("a.py", 22)
+    assert (near.locations[0].path, near.locations[0].start_line) == ("a.py", 22)
     # Scored against where the commit's next edit really was: the import in b.py.
     ex.locations = [Location(path="b.py", start_line=0, end_line=1,
                              patch="@@ -1 +1 @@\n-from a import compute_total\n+from a import sum_total\n")]

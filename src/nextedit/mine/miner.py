@@ -32,13 +32,13 @@ from nextedit.mine.gitlog import (
     resolve,
     toplevel_files,
 )
-from nextedit.mine.locations import jump_sample, remaining_locations
 from nextedit.mine.license import (
     MANIFESTS,
     detect_license,
     is_license_file,
     manifest_license,
 )
+from nextedit.mine.locations import jump_sample, remaining_locations
 from nextedit.mine.ordering import typing_order
 from nextedit.mine.quality import (
     NearDuplicates,
@@ -231,11 +231,12 @@ def mine_commit(repo: RepoInfo, commit: Commit, cfg: MineConfig, objects: GitObj
     for index, k in enumerate(split_points(len(order), cfg.samples_per_commit, rng)):
         example_id = f"{repo.slug}-{sha[:8]}-{index}"
         _add_sample(result, repo, commit, cfg, example_id, order, k, old_files,
-                    lambda: build_sample(order, k, old_files, cfg, random.Random(f"{cfg.seed}:{sha}:{index}")))
+                    lambda k=k, index=index: build_sample(order, k, old_files, cfg,
+                                                          random.Random(f"{cfg.seed}:{sha}:{index}")))
         chance = random.Random(f"{cfg.seed}:{sha}:{index}:jump").random()
         if chance < cfg.jump_examples:
             _add_sample(result, repo, commit, cfg, f"{example_id}-jump", order, k, old_files,
-                        lambda: jump_sample(order, k, old_files, cfg), finished=False)
+                        lambda k=k: jump_sample(order, k, old_files, cfg), finished=False)
     return result
 
 

@@ -18,7 +18,12 @@ from pathlib import Path
 import orjson
 
 from nextedit import patch as patchlib
-from nextedit.context.repo_files import LRUCache, RepoError, read_text_files, split_lines
+from nextedit.context.repo_files import (
+    LRUCache,
+    RepoError,
+    read_text_files,
+    split_lines,
+)
 from nextedit.predictors.base import Predictor, PredictorError
 from nextedit.predictors.baselines import _WORD_BOUNDARY, replacements_in_edit
 from nextedit.record import Example, HistoryEvent, Location, Prediction, Snapshot
