@@ -92,6 +92,26 @@ class Snapshot(Model):
         return self.text[start:end]
 
 
+class Location(Model):
+    """Where an edit lies: a file and its 0-based line range [start_line, end_line) in the file as it stands at
+    the snapshot (history applied); `end_line == start_line` for a pure insertion before `start_line`."""
+
+    path: str
+    start_line: int = Field(ge=0)
+    end_line: int = Field(ge=0)
+    #: The edit there, a hunk-only unified diff numbered as file lines (None: the location alone).
+    patch: str | None = None
+    #: Predicted locations: the predictor's own score (higher = surer) and why it chose the place.
+    score: float | None = None
+    reason: str | None = None
+
+    @model_validator(mode="after")
+    def _check_range(self) -> Location:
+        if self.end_line < self.start_line:
+            raise ValueError(f"end_line {self.end_line} is before start_line {self.start_line}")
+        return self
+
+
 class Settled(Model):
     """What the editable region looked like once the user had been quiet for `quiet_s` seconds."""
 
@@ -118,6 +138,8 @@ class Prediction(Model):
     error: str | None = None
     latency_ms: float | None = None
     usage: Usage | None = None
+    #: Where the predictor expects the next edit, best first (a jump when outside the editable region).
+    locations: list[Location] = Field(default_factory=list)
     #: How much more likely the model finds this answer than leaving the region unchanged (log-likelihood
     #: ratio in nats; local predictors with `confidence` or `abstain_below` set). Higher = surer.
     confidence: float | None = None
@@ -165,6 +187,9 @@ class Example(Model):
     snapshot: Snapshot
     expected: list[str] = Field(default_factory=list)
     expected_cursors: list[int | None] = Field(default_factory=list)
+    #: Where the change's remaining edits are, the next edit group first (any file, inside the editable
+    #: region or not); empty when unknown. docs/jumps.md.
+    locations: list[Location] = Field(default_factory=list)
     settled: Settled | None = None
     rejected: str | None = None
     predictions: list[Prediction] = Field(default_factory=list)

@@ -40,6 +40,9 @@ def register(app: typer.Typer) -> None:
         finished: Annotated[float, typer.Option("--finished-examples", min=0.0, max=1.0,
                                                 help="Chance to also emit a no-edit example after a sample that "
                                                      "completes its commit.")] = 0.0,
+        jumps: Annotated[float, typer.Option("--jump-examples", min=0.0, max=1.0,
+                                             help="Chance to also emit a jump example per sample: cursor at "
+                                                  "the last edit, the next edit elsewhere (docs/jumps.md).")] = 0.0,
         engine: EngineOption = None,
         ray_address: RayAddressOption = None,
         filters: Annotated[Path | None, typer.Option("--filters", help="Data-quality filter settings, a TOML "
@@ -65,7 +68,8 @@ def register(app: typer.Typer) -> None:
                              samples_per_commit=samples, seed=seed, min_changed_lines=min_lines,
                              max_changed_lines=max_lines, half_typing=half_typing,
                              editable_tokens=editable_tokens, context_tokens=context_tokens, workers=workers,
-                             finished_examples=finished, filters=filter_cfg)
+                             finished_examples=finished, jump_examples=jumps,
+                             filters=filter_cfg)
             s = mine(repo, output, cfg, engine=engine or "local", ray_address=ray_address)
         except (GitError, ValueError, OSError, RunError) as exc:
             typer.echo(f"error: {exc}", err=True)

@@ -27,6 +27,9 @@ HEADLINE: list[tuple[str, str, int, str | None]] = [
     ("isolated whitespace", "rates/isolated_whitespace", 3, None),
     ("braces disbalance", "means/braces_disbalance", 3, None),
     ("cursor exact match", "rates/cursor_exact_match", 3, None),
+    ("location top-1 (±3 lines)", "rates/location_top1", 3, None),
+    ("location top-3 (±3 lines)", "rates/location_top3", 3, None),
+    ("jumps leading to a correct edit", "rates/jump_correct", 3, None),
 ]
 #: Console columns: (header, JSON pointer below a provider, digits, CI key).
 CONSOLE: list[tuple[str, str, int, str | None]] = [

@@ -17,6 +17,12 @@ from nextedit.metrics.chrf import (
 from nextedit.metrics.edits import Edit, granular_edits
 from nextedit.metrics.kept import KeptRate, kept_rate
 from nextedit.metrics.lines import ExactLines, changed_line_bag, exact_lines
+from nextedit.metrics.location import (
+    LOCATION_SIGNATURE,
+    LocationMatch,
+    location_match,
+    predicted_locations,
+)
 from nextedit.metrics.noedit import NoEdit, no_edit_summary
 from nextedit.metrics.reversal import (
     Reversal,
@@ -51,11 +57,11 @@ SIGNATURES: dict[str, str] = signatures("v3")
 
 __all__ = [
     "SCORE_VERSION", "SIGNATURES", "VARIANTS", "ChrFVariant", "CursorMatch", "DeltaChrF", "Edit",
-    "ExactLines", "KeptRate", "NoEdit", "Reversal", "ScoreError", "Signature", "SignatureError",
+    "ExactLines", "KeptRate", "LOCATION_SIGNATURE", "LocationMatch", "NoEdit", "Reversal", "ScoreError", "Signature", "SignatureError",
     "TokenChanges", "braces_disbalance", "braces_disbalance_delta", "changed_line_bag",
     "cursor_distance", "delta_chrf", "exact_lines", "granular_edits", "isolated_whitespace_changes",
-    "kept_rate", "levenshtein_similarity", "no_edit_summary", "normalize_whitespace",
-    "parse_signature", "region_after", "reversal_from_history", "reversal_overlap",
+    "kept_rate", "levenshtein_similarity", "location_match", "no_edit_summary", "normalize_whitespace",
+    "parse_signature", "predicted_locations", "region_after", "reversal_from_history", "reversal_overlap",
     "reversal_ratio", "score_prediction", "signatures", "syntax_errors", "token_changes",
     "tokenize", "undo_history", "units", "wrong_editable_region",
 ]

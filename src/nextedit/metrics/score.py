@@ -10,6 +10,7 @@ from nextedit.languages import language_name
 from nextedit.metrics.chrf import VARIANTS, delta_chrf
 from nextedit.metrics.kept import KEPT_RATE_SIGNATURE, kept_rate
 from nextedit.metrics.lines import EXACT_LINES_SIGNATURE, exact_lines
+from nextedit.metrics.location import LOCATION_SIGNATURE, location_values
 from nextedit.metrics.noedit import NO_EDIT_SIGNATURE
 from nextedit.metrics.reversal import reversal_from_history, reversal_signature
 from nextedit.metrics.similarity import (
@@ -62,6 +63,7 @@ def signatures(variant: str = "v3") -> dict[str, str]:
         "syntax_errors": SYNTAX_SIGNATURE,
         "levenshtein": LEVENSHTEIN_SIGNATURE,
         "no_edit": NO_EDIT_SIGNATURE,
+        "location": LOCATION_SIGNATURE,
         "reference": reference_signature(variant),
         "score": f"score:v{SCORE_VERSION}|texts=snapshot.text|failed_patch=original",
     }
@@ -198,6 +200,8 @@ def score_prediction(example: Example, index: int, *, variant: str = "v3") -> Sc
         "levenshtein_similarity": levenshtein_similarity(
             region_after(original, editable, expected), region_after(original, editable, actual)),
     }
+    if example.locations:  # where the next edit is: only examples that know it (mined, or Zed multi-file)
+        values.update(location_values(example.locations, pred, snap))
     before, after = values["syntax_errors_before"], values["syntax_errors_after"]
     values["syntax_errors_delta"] = after - before if before is not None and after is not None else None
     return Score(prediction=index, reference=values["reference_index"], values=values,

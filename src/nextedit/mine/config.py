@@ -14,7 +14,7 @@ from nextedit.mine.excerpt import CONTEXT_TOKENS, EDITABLE_TOKENS
 from nextedit.mine.filters import FILE_KINDS
 
 # Bumped whenever the examples mined from the same commit and options would change.
-MINER_VERSION = "2"
+MINER_VERSION = "3"
 
 FileKind = Literal["lock", "vendored", "generated", "minified"]
 
@@ -93,6 +93,9 @@ class MineConfig(BaseModel):
     finished_examples: float = Field(0.0, ge=0.0, le=1.0, description="chance to also emit a no-edit example "
                                      "right after a sample whose expected edit completes the commit "
                                      "(nextedit.mine.finished)")
+    jump_examples: float = Field(0.0, ge=0.0, le=1.0, description="chance to also emit a jump example per sample: "
+                                 "the cursor at the last edit, no edit expected there, the next edit group "
+                                 "elsewhere (nextedit.mine.locations, docs/jumps.md)")
     workers: int = Field(0, ge=0, description="processes (0: one per CPU)")
     filters: FilterConfig = Field(default_factory=FilterConfig, description="data-quality filters")
 

@@ -62,5 +62,5 @@ def finished_example(example: Example) -> Example | None:
     if source is not None:
         source.tags = [*(source.tags or []), TAG]
     return example.model_copy(update={"id": f"{example.id}-{TAG}", "snapshot": snapshot, "expected": [],
-                                      "expected_cursors": [], "source": source, "predictions": [], "checks": [],
+                                      "expected_cursors": [], "locations": [], "source": source, "predictions": [], "checks": [],
                                       "scores": []})

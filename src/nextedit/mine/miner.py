@@ -38,6 +38,7 @@ from nextedit.mine.license import (
     is_license_file,
     manifest_license,
 )
+from nextedit.mine.locations import jump_sample, remaining_locations
 from nextedit.mine.ordering import typing_order
 from nextedit.mine.quality import (
     NearDuplicates,
@@ -229,30 +230,48 @@ def mine_commit(repo: RepoInfo, commit: Commit, cfg: MineConfig, objects: GitObj
     result = CommitResult(sha, skipped_files=skipped, units=len(order))
     for index, k in enumerate(split_points(len(order), cfg.samples_per_commit, rng)):
         example_id = f"{repo.slug}-{sha[:8]}-{index}"
-        record: dict[str, Any] | None = None
-        try:
-            sample = build_sample(order, k, old_files, cfg, random.Random(f"{cfg.seed}:{sha}:{index}"))
-            record = _record(example_id, repo, commit, cfg, sample, k, len(order))
-            example = parse_example(record)
-            problem = verify_example(example, sample.base)
-        except (SampleError, RecordError) as exc:
-            problem = str(exc)
-        except Exception as exc:  # noqa: BLE001 (a bug must not stop a long run: quarantine the example)
-            problem = f"internal error: {type(exc).__name__}: {exc}"
-        if problem is None:
-            dropped = example_filter_reason(example, cfg.filters)
-            if dropped is not None:
-                result.filtered.append(filtered_row(example.to_dict(), dropped[0], dropped[1]))
-                continue
-            result.examples.append(example.to_dict())
-            chance = random.Random(f"{cfg.seed}:{sha}:{index}:finished").random()
-            if chance < cfg.finished_examples and completes_commit(example):
-                done = finished_example(example)
-                if done is not None:
-                    result.examples.append(done.to_dict())
-        else:
-            result.failed.append(_failed(repo, sha, example_id, problem, record))
+        _add_sample(result, repo, commit, cfg, example_id, order, k, old_files,
+                    lambda k=k, index=index: build_sample(order, k, old_files, cfg,
+                                                          random.Random(f"{cfg.seed}:{sha}:{index}")))
+        chance = random.Random(f"{cfg.seed}:{sha}:{index}:jump").random()
+        if chance < cfg.jump_examples:
+            _add_sample(result, repo, commit, cfg, f"{example_id}-jump", order, k, old_files,
+                        lambda k=k: jump_sample(order, k, old_files, cfg), finished=False)
     return result
+
+
+def _add_sample(result: CommitResult, repo: RepoInfo, commit: Commit, cfg: MineConfig, example_id: str,
+                order: list[Edit], k: int, old_files: dict[str, list[str]], build: Any, *,
+                finished: bool = True) -> None:
+    """Build, verify and filter one sample into `result` (`build()` returns a Sample, or None for none)."""
+    sha = commit.sha
+    index = example_id.removeprefix(f"{repo.slug}-{sha[:8]}-")
+    record: dict[str, Any] | None = None
+    try:
+        sample = build()
+        if sample is None:
+            return
+        record = _record(example_id, repo, commit, cfg, sample, k, len(order))
+        record["locations"] = remaining_locations(order, k, sample.group_size, old_files, cfg)
+        example = parse_example(record)
+        problem = verify_example(example, sample.base)
+    except (SampleError, RecordError) as exc:
+        problem = str(exc)
+    except Exception as exc:  # noqa: BLE001 (a bug must not stop a long run: quarantine the example)
+        problem = f"internal error: {type(exc).__name__}: {exc}"
+    if problem is not None:
+        result.failed.append(_failed(repo, sha, example_id, problem, record))
+        return
+    dropped = example_filter_reason(example, cfg.filters)
+    if dropped is not None:
+        result.filtered.append(filtered_row(example.to_dict(), dropped[0], dropped[1]))
+        return
+    result.examples.append(example.to_dict())
+    chance = random.Random(f"{cfg.seed}:{sha}:{index}:finished").random()
+    if finished and chance < cfg.finished_examples and completes_commit(example):
+        done = finished_example(example)
+        if done is not None:
+            result.examples.append(done.to_dict())
 
 
 def _record(example_id: str, repo: RepoInfo, commit: Commit, cfg: MineConfig, sample: Sample, k: int,
@@ -268,8 +287,8 @@ def _record(example_id: str, repo: RepoInfo, commit: Commit, cfg: MineConfig, sa
             "cursor": sample.excerpt.cursor, "editable": list(sample.excerpt.editable),
             "history": [{"path": p, "old_path": p, "diff": d, "predicted": False} for p, d in sample.history],
         },
-        "expected": [sample.expected],
-        "expected_cursors": [sample.expected_cursor],
+        "expected": [sample.expected] if sample.expected else [],
+        "expected_cursors": [sample.expected_cursor] if sample.expected else [],
         "lineage": [{"stage": "mine", "version": MINER_VERSION, "config": cfg.fingerprint(), "at": ""}],
     }
 

@@ -15,6 +15,7 @@ from nextedit.record import Example, Prediction
 PREDICTORS: dict[str, str] = {
     "noop": "nextedit.predictors.baselines:NoopPredictor",
     "propagate": "nextedit.predictors.baselines:PropagatePredictor",
+    "jump": "nextedit.predictors.jumps:JumpPredictor",
     "teacher": "nextedit.teacher.predictor:TeacherPredictor",
     "local": "nextedit.predictors.local:LocalPredictor",
     "openai-compatible": "nextedit.predictors.openai_compat:OpenAICompatiblePredictor",

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from nextedit.languages import line_comment
+from nextedit.locations import patch_locations, same_path
 from nextedit.patch import PatchError, apply, fit_to_excerpt, parse, split_lines
 from nextedit.record import (
     Example,
@@ -428,7 +429,8 @@ def _spec_to_example(spec: Mapping[str, Any], where: _Where, default_id: str) ->
     kept_spec = {k: v for k, v in spec.items() if k not in _MAPPED}
     if kept_spec:
         zed["spec"] = kept_spec
-    markdown = (spec.get("nextedit") or {}).get("markdown") if isinstance(spec.get("nextedit"), dict) else None
+    ours = spec.get("nextedit") if isinstance(spec.get("nextedit"), dict) else {}
+    markdown = ours.get("markdown")
     if markdown:
         zed["markdown"] = markdown
 
@@ -442,6 +444,8 @@ def _spec_to_example(spec: Mapping[str, Any], where: _Where, default_id: str) ->
                                  _related(next((w.related for w in inputs if w.related), None))]},
         "expected": expected,
         "expected_cursors": cursors if any(c is not None for c in cursors) else [],
+        "locations": (ours.get("locations") if isinstance(ours.get("locations"), list)
+                      else zed_locations(expected, cursor_path)),
         "rejected": rejected,
         "predictions": [p.model_dump(exclude_none=True) for p in _predictions(spec, where)],
     }
@@ -451,6 +455,16 @@ def _spec_to_example(spec: Mapping[str, Any], where: _Where, default_id: str) ->
         return parse_example(record, file=file, line=lines if isinstance(lines, int) else None)
     except RecordError as exc:
         raise where.error(exc.field or "record", exc.reason) from None
+
+
+def zed_locations(expected: list[str], cursor_path: str) -> list[dict[str, Any]]:
+    """The locations a Zed example holds in its first expected patch when that patch also edits other files
+    (a jump): one per hunk, the cursor file's first; [] for a single-file patch."""
+    if not expected or not patch_locations(expected[0], cursor_path, only_other_files=True):
+        return []
+    found = patch_locations(expected[0], cursor_path)
+    found.sort(key=lambda loc: not same_path(loc.path, cursor_path))
+    return [loc.model_dump(exclude_none=True) for loc in found]
 
 
 # --------------------------------------------------------------------------- record -> spec
@@ -535,7 +549,13 @@ def example_to_spec(example: Example, *, warn: Callable[[str], None] | None = No
     if example.predictions:
         spec["predictions"] = _export_predictions(example)
     spec.update({k: v for k, v in kept.items() if k not in spec})
+    ours: dict[str, Any] = {}
     if zed.get("markdown"):
-        spec["nextedit"] = {"markdown": zed["markdown"]}
+        ours["markdown"] = zed["markdown"]
+    locations = [loc.model_dump(exclude_none=True) for loc in example.locations]
+    if locations != zed_locations(example.expected, snap.path):  # Zed's patches cannot say where: keep ours
+        ours["locations"] = locations
+    if ours:
+        spec["nextedit"] = ours
     order = {k: i for i, k in enumerate((*SPEC_FIELDS, *PIPELINE_FIELDS))}
     return dict(sorted(spec.items(), key=lambda kv: order.get(kv[0], len(order))))
