@@ -240,6 +240,11 @@ def _first_last(history: list[dict[str, Any]], key: str) -> tuple[float | None, 
 def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
     """Run SFT (and DPO when enabled) as configured, export, write train.json; returns the result."""
     require_training_packages()
+    if "ct2" in config.export.runtimes:
+        import importlib.util
+
+        if importlib.util.find_spec("ctranslate2") is None:  # fail now, not after training
+            raise TrainError("[export] runtimes = [\"ct2\"] needs CTranslate2: pip install 'nextedit[cpu]'")
     from nextedit.train import distributed as ddp
 
     if ddp.needs_launch(config.distributed):
@@ -261,7 +266,7 @@ def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
     from nextedit.formats import FormatOptions, get_format
     from nextedit.train.base_models import resolve_base
     from nextedit.train.data import sft_rows
-    from nextedit.train.export import export_model, model_metadata
+    from nextedit.train.export import export_model, export_runtimes, model_metadata
 
     datasets.disable_progress_bars()
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
@@ -414,6 +419,9 @@ def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
                                adapter=config.export.adapter)
     else:
         written = {}  # rank 0 exports; the other ranks hold the same weights
+    if main_process and "merged" in written:
+        written |= export_runtimes(written["merged"], out, config.export.runtimes,
+                                   quantization=config.export.ct2_quantization)
     result.exported = {k: str(v) for k, v in written.items()}
     result.seconds = time.monotonic() - t0
     if main_process:
