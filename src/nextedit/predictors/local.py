@@ -80,7 +80,8 @@ class LocalPredictor(Predictor):
     default: the model folder's value, if any), candidates (heuristic answers the model scores against its own:
     "propagate" by default, "none" to turn off), runtime ("transformers" | "ct2"; default: ct2 for a folder
     exported for it, else transformers), compute_type (ct2: "int8" | "int8_float32" | "float32"), prefix_cache
-    (ct2: prompt prefixes whose KV cache is kept between calls, 0 = off).
+    (ct2: prompt prefixes whose KV cache is kept between calls, 0 = off; "auto" = 4 with float32, off with int8,
+    where encoding a prompt in two parts changes the quantised activations and so, near ties, the output).
     """
 
     scheme = "local"
@@ -93,7 +94,7 @@ class LocalPredictor(Predictor):
                  label: str | None = None, threads: int | str = "auto", prefill: bool = True,
                  confidence: bool = False, abstain_below: float | str | None = "auto",
                  max_reversal: float | str | None = "auto", candidates: str | list[str] | None = "propagate",
-                 runtime: str | None = None, compute_type: str = "int8", prefix_cache: int = 4) -> None:
+                 runtime: str | None = None, compute_type: str = "int8", prefix_cache: int | str = "auto") -> None:
         if not argument:
             raise PredictorError("provider local needs a model: local:PATH (HF folder, .gguf file or "
                                  "an embedded name such as smollm2-135m-instruct)")
@@ -149,7 +150,11 @@ class LocalPredictor(Predictor):
             raise PredictorError(f"local:{argument}: unknown compute_type {compute_type!r} "
                                  f"(known: {', '.join(COMPUTE_TYPES)})")
         self.compute_type = compute_type
-        self.prefix_cache = int(prefix_cache)
+        try:
+            self.prefix_cache = (4 if compute_type == "float32" else 0) if prefix_cache == "auto" else int(prefix_cache)
+        except ValueError:
+            raise PredictorError(f"local:{argument}: prefix_cache must be a number or auto, got {prefix_cache!r}") \
+                from None
         fingerprint = _fingerprint(self.model_dir)
         self._fingerprint = fingerprint
         # Predictions of the transformers runtime keep their old cache keys; ct2 ones differ (quantised weights).

@@ -8,8 +8,9 @@ or EOS may sit inside the accepted block and the raw output runs past it). Both 
 transformers: prompt-lookup decoding (n-gram drafts from the prompt, verified in one forward pass).
 ct2: a CTranslate2 export of the model (`export_ct2`, written by `nextedit train` with
 `[export] runtimes = ["ct2"]`, or converted once into the model cache), weights quantised at load to
-`compute_type`; the KV cache of the prompt prefix shared with the previous prompt is kept between calls
-(`static_prompt`), so a keystroke re-encodes only what changed. CTranslate2 has no speculative decoding.
+`compute_type`; the KV cache of the prompt prefix shared with the previous prompt can be kept between calls
+(`static_prompt`), so a keystroke re-encodes only what changed (exact with float32; with int8 the split encoding
+quantises activations differently, so outputs may differ near ties). CTranslate2 has no speculative decoding.
 
 Generation on either runtime stops when the thread's cancel event (`cancel_scope`) is set.
 """
