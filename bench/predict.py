@@ -7,8 +7,8 @@ The model is the quickstart student (QUICKSTART/student/merged, held-out QUICKST
 else --model (default the embedded SmolLM2-135M-Instruct, format zeta1) on --examples. Each runtime is loaded and
 warmed up once, then predicts every example (greedy, the predictor's defaults: prompt lookup where the runtime has
 it, candidate scoring); the first runtime is the baseline. Where the time goes: prompt encoding (prefill, one
-forward pass), decoding per output token, and candidate scoring. Keystrokes: ct2 int8 on the same example with
-one and two characters typed at the cursor, with and without the prompt-prefix cache. Appends to BENCHMARKS.md.
+forward pass), decoding per output token, and candidate scoring. Keystrokes: ct2 int8 encoding the prompt after a
+second character typed at the cursor, with and without the prompt-prefix cache. Appends to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -53,67 +53,102 @@ def typed(example, chars: str):
                                                                           "cursor": snap.cursor + len(chars)})})
 
 
-def measure(spec: str, options: dict, examples: list, model: str, extra: dict) -> dict:
-    """Load one runtime, warm it up, predict every example; latency and where it goes."""
+def renderable(examples, model: str, extra: dict, n: int) -> list:
+    """The first `n` examples whose prompt renders in the model's format (the others never reach a runtime)."""
+    from nextedit.formats import FormatError
     from nextedit.predictors import get_predictor
+    from nextedit.predictors.runtimes import load_tokenizer
 
-    predictor = get_predictor(f"local:{model}", **extra, **options)
-    t0 = time.perf_counter()
-    runtime = predictor.runtime()
-    load_s = time.perf_counter() - t0
-    gen_ms: list[float] = []
-    original = runtime.generate
+    predictor = get_predictor(f"local:{model}", **extra)
+    tok = load_tokenizer(predictor.model_dir)
+    out = []
+    for ex in examples:
+        try:
+            predictor.format.render(ex.model_copy(update={"expected": []}), predictor.options, tok)
+        except FormatError:
+            continue
+        out.append(ex)
+        if len(out) >= n:
+            break
+    return out
 
-    def timed(*args, **kwargs):
-        out = original(*args, **kwargs)
-        gen_ms.append(out.ms)
+
+class Arm:
+    """One runtime: loaded and warmed up once, then timed per prediction (wall and CPU) and per generation."""
+
+    def __init__(self, spec: str, options: dict, model: str, extra: dict, warm_up) -> None:
+        from nextedit.predictors import get_predictor
+
+        self.spec = spec
+        self.predictor = get_predictor(f"local:{model}", **extra, **options)
+        self.runtime = self.predictor.runtime()
+        self.original = self.runtime.generate
+        self._gen: list[float] = []
+        self.runtime.generate = self._timed
+        self.predictor.predict_sync(warm_up)  # kernels, stop-string tables
+        self.total, self.cpu, self.gen, self.outs, self.n_in, self.n_out = [], [], [], [], [], []
+
+    def _timed(self, *args, **kwargs):
+        c0 = time.process_time()
+        out = self.original(*args, **kwargs)
+        self._gen.append((time.process_time() - c0) * 1000)
         return out
 
-    runtime.generate = timed
-    predictor.predict_sync(examples[0])  # warm-up: kernels, stop-string tables
-    gen_ms.clear()
-    total, outs, n_in, n_out = [], [], [], []
-    for ex in examples:
-        t0 = time.perf_counter()
-        pred = predictor.predict_sync(ex)[0]
-        total.append((time.perf_counter() - t0) * 1000)  # wall: render, generation, parsing, scoring
-        outs.append(pred.raw)
-        n_in.append(pred.usage.input_tokens if pred.usage else 0)
-        n_out.append(pred.usage.output_tokens if pred.usage else 0)
-    # Prefill: one forward pass over the prompt (a one-token generation), on the first examples.
-    prefill = []
-    for ex in examples[:4]:
+    def predict(self, ex) -> None:
+        """One prediction: wall and CPU ms (render, generation, parsing, scoring), CPU ms of generation, output."""
+        self._gen.clear()
+        t0, c0 = time.perf_counter(), time.process_time()
+        pred = self.predictor.predict_sync(ex)[0]
+        self.total.append((time.perf_counter() - t0) * 1000)
+        self.cpu.append((time.process_time() - c0) * 1000)
+        self.gen.append(sum(self._gen))
+        self.outs.append(pred.raw)
+        self.n_in.append(pred.usage.input_tokens if pred.usage else 0)
+        self.n_out.append(pred.usage.output_tokens if pred.usage else 0)
+
+    def prefill(self, examples: list) -> float:
+        """CPU ms of one forward pass over a whole prompt (a one-token generation, no prefix reuse), mean."""
         from nextedit.train.data import encode_prompt
 
-        tok = runtime.tokenizer
-        ids = encode_prompt(predictor.format.render(ex.model_copy(update={"expected": []}), predictor.options, tok),
-                            tok)
-        if getattr(runtime, "prefix_cache", 0):
-            runtime._last = []  # no prefix reuse: a cold prompt
-        prefill.append(original(ids, max_new_tokens=1, stop=[]).ms)
-    per_token = [(g - statistics.mean(prefill)) / max(1, n - 1) for g, n in zip(gen_ms, n_out, strict=True)]
-    return {"spec": spec, "total": total, "gen": gen_ms, "outs": outs, "n_in": n_in, "n_out": n_out,
-            "prefill": statistics.mean(prefill), "per_token": statistics.median(per_token), "load_s": load_s}
+        tok, ms = self.runtime.tokenizer, []
+        for ex in examples:
+            ids = encode_prompt(self.predictor.format.render(ex.model_copy(update={"expected": []}),
+                                                             self.predictor.options, tok), tok)
+            if getattr(self.runtime, "prefix_cache", 0):
+                self.runtime._last = []
+            c0 = time.process_time()
+            self.original(ids, max_new_tokens=1, stop=[])
+            ms.append((time.process_time() - c0) * 1000)
+        return statistics.mean(ms)
 
 
-def keystrokes(examples: list, model: str, extra: dict) -> tuple[list[float], list[float], int]:
-    """ct2 int8 latency of the second keystroke after a prediction, with and without the prefix cache."""
+def keystrokes(examples: list, model: str, extra: dict) -> tuple[list[float], list[float], list[float]]:
+    """ct2 int8 CPU ms to encode the prompt of the second keystroke after a prediction (a one-token generation),
+    with and without the prefix cache, and the share of the prompt served from the cache."""
     from nextedit.predictors import get_predictor
+    from nextedit.train.data import encode_prompt
 
     cached = get_predictor(f"local:{model}", runtime="ct2", compute_type="int8", prefix_cache=4, **extra)
     plain = get_predictor(f"local:{model}", runtime="ct2", compute_type="int8", prefix_cache=0, **extra)
-    cached.predict_sync(examples[0])
-    plain.predict_sync(examples[0])
-    with_cache, without, same = [], [], 0
+    rc, rp = cached.runtime(), plain.runtime()
+    tok = rc.tokenizer
+
+    def ids(ex) -> list[int]:
+        return encode_prompt(cached.format.render(ex.model_copy(update={"expected": []}), cached.options, tok), tok)
+
+    with_cache, without, share = [], [], []
     for ex in examples:
-        cached.predict_sync(ex)
-        cached.predict_sync(typed(ex, "x"))
-        a = cached.predict_sync(typed(ex, "xy"))[0]
-        b = plain.predict_sync(typed(ex, "xy"))[0]
-        with_cache.append(a.latency_ms)
-        without.append(b.latency_ms)
-        same += a.raw == b.raw
-    return with_cache, without, same
+        rc.generate(ids(ex), max_new_tokens=1, stop=[])
+        rc.generate(ids(typed(ex, "x")), max_new_tokens=1, stop=[])
+        prompt = ids(typed(ex, "xy"))
+        c0 = time.process_time()
+        rc.generate(prompt, max_new_tokens=1, stop=[])
+        c1 = time.process_time()
+        rp.generate(prompt, max_new_tokens=1, stop=[])
+        with_cache.append((c1 - c0) * 1000)
+        without.append((time.process_time() - c1) * 1000)
+        share.append(rc.reused / len(prompt))
+    return with_cache, without, share
 
 
 def main() -> None:
@@ -141,39 +176,53 @@ def main() -> None:
     extra = {"threads": threads}
     if not (Path(model) / "nextedit.json").is_file():
         extra["format"] = args.format or "zeta1"
-    examples = [ex for ex, _ in zip(read_examples(examples_file), range(args.n), strict=False)]
+    examples = renderable(read_examples(examples_file), model, extra, args.n)
     specs = [s.strip() for s in args.runtimes.split(",") if s.strip()]
-    results = []
-    for spec in specs:
-        r = measure(spec, RUNTIMES[spec], examples, model, extra)
-        print(f"{spec}: p50 {pct(r['total'], .5):,.0f} ms, p90 {pct(r['total'], .9):,.0f} ms", flush=True)
-        results.append(r)
-    base = results[0]
-    f32 = next((r for r in results if r["spec"] == "transformers-float32"), None)
+    from nextedit.train.sft import bf16_supported
+
+    if not bf16_supported() and "transformers-float32" in specs and "transformers" in specs:
+        specs.remove("transformers-float32")  # the default dtype is float32 here: the same runtime
+    arms = [Arm(spec, RUNTIMES[spec], model, extra, examples[0]) for spec in specs]
+    for i, ex in enumerate(examples):  # interleaved: load changes on a shared machine hit every runtime alike
+        for arm in arms:
+            arm.predict(ex)
+        print(f"example {i + 1}/{len(examples)}: " + ", ".join(f"{a.spec} {a.total[-1]:,.0f} ms" for a in arms),
+              flush=True)
+    base = arms[0]
+    f32 = next((a for a in arms if a.spec == "transformers-float32"), None) or \
+        (base if base.spec == "transformers" and not bf16_supported() else None)
     rows = []
-    for r in results:
-        same = sum(a == b for a, b in zip(r["outs"], base["outs"], strict=True))
-        same32 = sum(a == b for a, b in zip(r["outs"], f32["outs"], strict=True)) if f32 else None
-        decide = [t - g for t, g in zip(r["total"], r["gen"], strict=True)]
-        rows.append((r["spec"] + (" (baseline)" if r is base else ""), f"{pct(r['total'], .5):,.0f}",
-                     f"{pct(r['total'], .9):,.0f}", f"{pct(base['total'], .5) / pct(r['total'], .5):.2f}",
-                     f"{r['prefill']:,.0f}", f"{r['per_token']:.1f}", f"{statistics.median(decide):,.0f}",
+    for a in arms:
+        prefill = a.prefill(examples[:4])
+        per_token = [(g - prefill) / (n - 1) for g, n in zip(a.gen, a.n_out, strict=True) if n > 1]
+        same = sum(x == y for x, y in zip(a.outs, base.outs, strict=True))
+        same32 = sum(x == y for x, y in zip(a.outs, f32.outs, strict=True)) if f32 else None
+        scoring = [c - g for c, g in zip(a.cpu, a.gen, strict=True)]
+        label = a.spec + (f" ({'bf16' if bf16_supported() else 'float32'})" if a.spec == "transformers" else "")
+        rows.append((label + (", baseline" if a is base else ""), f"{pct(a.total, .5):,.0f}", f"{pct(a.total, .9):,.0f}",
+                     f"{pct(a.cpu, .5):,.0f}", f"{pct(base.cpu, .5) / pct(a.cpu, .5):.2f}", f"{prefill:,.0f}",
+                     f"{statistics.median(per_token):.1f}", f"{statistics.median(scoring):,.0f}",
                      f"{same}/{len(examples)}", "–" if same32 is None else f"{same32}/{len(examples)}"))
-    table = markdown_table(rows, headers=("runtime", "p50 ms", "p90 ms", "x baseline (p50)", "prefill ms",
-                                          "ms/output token", "scoring ms (p50)", "identical to baseline",
-                                          "identical to transformers float32"), align="lrrrrrrrr")
-    n_in, n_out = base["n_in"], base["n_out"]
+    table = markdown_table(rows, headers=("runtime", "p50 ms", "p90 ms", "p50 CPU ms", "x baseline (CPU p50)",
+                                          "prefill CPU ms", "CPU ms/output token", "scoring CPU ms (p50)",
+                                          "identical to baseline", "identical to transformers float32"),
+                           align="lrrrrrrrrr")
+    n_in, n_out = base.n_in, base.n_out
     lines = [*table, "",
              (f"Prompts: median {statistics.median(n_in):.0f} tokens; outputs: median {statistics.median(n_out):.0f} "
-              f"tokens (max {max(n_out)}). Prefill: one forward pass over a whole prompt (mean of 4); ms/output token: "
+              f"tokens (max {max(n_out)}). Runtimes run interleaved (each example on every runtime in turn); wall "
+              "times (p50/p90 ms) include waiting for the CPU on this shared machine, CPU times (process time, all "
+              "threads) do not. Prefill: one forward pass over a whole prompt (mean of 4); per output token: "
               "(generation - prefill) / (output tokens - 1), median; scoring: the candidate/confidence forward pass "
-              "with rendering and parsing (total - generation).")]
+              "with rendering and parsing (prediction - generation).")]
     if args.keystrokes and any(s.startswith("ct2") for s in specs):
-        with_cache, without, same = keystrokes(examples[:args.keystrokes], model, extra)
-        lines += ["", (f"Keystrokes (ct2 int8, {len(with_cache)} examples, the second character typed at the cursor "
-                       f"after a prediction): p50 {pct(with_cache, .5):,.0f} ms with the prompt-prefix cache, "
-                       f"{pct(without, .5):,.0f} ms without ({pct(without, .5) / pct(with_cache, .5):.2f}x); identical "
-                       f"outputs {same}/{len(with_cache)}.")]
+        with_cache, without, share = keystrokes(examples[:args.keystrokes], model, extra)
+        lines += ["", (f"Keystrokes (ct2 int8, {len(with_cache)} examples; the prompt after a second character typed at "
+                       f"the cursor, following a prediction and a first character): encoding it takes p50 "
+                       f"{pct(with_cache, .5):,.0f} CPU ms with the prompt-prefix cache and {pct(without, .5):,.0f} "
+                       f"without ({pct(without, .5) / pct(with_cache, .5):.2f}x); {statistics.mean(share):.0%} of the "
+                       "prompt comes from the cache. With int8 the split encoding can change outputs near ties, so "
+                       "`prefix_cache` is on by default only with float32 (exact, tests/test_runtimes.py).")]
     text = section("predict: runtimes (local student, p50/p90 per prediction)", lines,
                    extra=f"{threads} threads per runtime",
                    note=f" (model {model}, {len(examples)} held-out examples from {examples_file}, greedy, batch 1, "
