@@ -26,7 +26,6 @@ from nextedit.pipeline.runner import Step, run_pipeline
 
 BASELINES = ("noop", "propagate")
 STEPS = 8
-STUDENT = "student (LoRA)"
 BASE = "base (SmolLM2-135M)"
 #: The student withholds edits that undo more than this share of the user's last edit.
 MAX_REVERSAL = 0.5
@@ -58,6 +57,13 @@ class Plan:
     calibration_examples: int = 20
     #: the base model is evaluated on the first N evaluated examples only (its outputs are long and slow; 0: not)
     base_examples: int = 16
+    #: "lora" or "full" (every weight; on CPU a full fine-tune of 135M runs more tokens/s than LoRA)
+    method: str = "lora"
+
+    @property
+    def student(self) -> str:
+        """The student's name in tables and verdicts."""
+        return f"student ({'LoRA' if self.method == 'lora' else 'full fine-tune'})"
 
 
 FULL = Plan(max_commits=400, samples_per_commit=3,
@@ -117,7 +123,7 @@ def _train_student(out_dir: Path, train: Path, held_out: Path, plan: Plan, seed:
 
     config = TrainConfig.model_validate({
         "base_model": DEFAULT_BASE, "output_dir": str(out_dir / "student"), "format": STUDENT_FORMAT,
-        "format_options": plan.format_options, "method": "lora",
+        "format_options": plan.format_options, "method": plan.method,
         "data": {"train": str(train), "eval": str(held_out), "max_length": plan.max_length,
                  "max_eval_examples": plan.eval_loss_examples},
         "lora": {"r": 16, "alpha": 32},
@@ -184,8 +190,8 @@ def _verdicts(examples: list[Any], plan: Plan, seed: int) -> list[str]:
     from nextedit.evaluate.quality import compare_to_baselines, quality, verdict
 
     table = quality(examples, resamples=plan.resamples, seed=seed)
-    return [verdict(STUDENT, compare_to_baselines(table, STUDENT, list(BASELINES), resamples=plan.resamples,
-                                                  seed=seed))]
+    return [verdict(plan.student, compare_to_baselines(table, plan.student, list(BASELINES),
+                                                       resamples=plan.resamples, seed=seed))]
 
 
 def checks_step(dst: Path) -> Step | None:
@@ -232,10 +238,11 @@ def _table(summary: dict[str, Any], checks: dict[str, tuple[int, int]]) -> list[
 
 
 def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = False, seed: int = 0,
-                   console: Console | None = None, train: bool = True) -> QuickstartResult:
-    """Mine, check, split, fine-tune, predict (student, base, baselines), score and report; see the module doc."""
+                   console: Console | None = None, train: bool = True, plan: Plan | None = None) -> QuickstartResult:
+    """Mine, check, split, fine-tune, predict (student, base, baselines), score and report; see the module doc.
+    `plan` replaces the sizes of `fast` (experiments, benchmarks)."""
     console = console or Console(stderr=True)
-    plan = FAST if fast else FULL
+    plan = plan or (FAST if fast else FULL)
     t0 = time.monotonic()
     root = git_root(repo or Path.cwd())
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -294,13 +301,13 @@ def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = Fals
     base: tuple[str, dict[str, Any]] | None = None
     train_record: dict[str, Any] = {}
     if train:
-        step(6, f"format ({STUDENT_FORMAT}) and fine-tune SmolLM2-135M-Instruct with LoRA; calibrate abstention")
+        step(6, f"format ({STUDENT_FORMAT}) and fine-tune SmolLM2-135M-Instruct ({plan.method}); calibrate abstention")
         train_record = _train_student(out_dir, train_file, dev, plan, seed, console)
         model_opts = {"max_new_tokens": plan.max_new_tokens} if plan.max_new_tokens else {}
         student_dir = out_dir / "student" / "merged"
         threshold = _calibrate(student_dir, dev, out_dir / "calibration", plan, model_opts, console)
         train_record["abstain_below"] = threshold
-        providers = [(f"local:{student_dir}", {"label": STUDENT, **model_opts}), *providers]
+        providers = [(f"local:{student_dir}", {"label": plan.student, **model_opts}), *providers]
         if plan.base_examples:
             base = ("local:smollm2-135m-instruct", {"label": BASE, "format": STUDENT_FORMAT,
                                                     "format_options": plan.format_options, **model_opts})
