@@ -439,6 +439,8 @@ def _record_metrics(state: ServerState, arm: str, reason: str | None, timing: di
     m.latency.labels(arm).observe(timing["total_ms"] / 1000)
     if result is not None:
         m.backend_latency.labels(arm).observe(result.backend_ms / 1000)
+        if result.upstream_ms is not None:
+            m.upstream_latency.labels(arm).observe(result.upstream_ms / 1000)
         m.tokens.labels(arm, "input").inc(result.input_tokens)
         m.tokens.labels(arm, "output").inc(result.output_tokens)
     if reason == "cancelled":
@@ -459,7 +461,8 @@ async def _run_shadow(state: ServerState, req: PredictRequest, request_id: str, 
     if result is not None:
         reason, detail, prediction = await asyncio.to_thread(_outcome, result, req.snapshot)
     timing = {"total_ms": round((time.perf_counter() - t0) * 1000, 3),
-              "backend_ms": round(result.backend_ms, 3) if result else None}
+              "backend_ms": round(result.backend_ms, 3) if result else None,
+              "upstream_ms": round(result.upstream_ms, 3) if result and result.upstream_ms is not None else None}
     live_prediction = await live
     event = _predicted_event(state, req, request_id, arm, backend.model_version, reason, detail, prediction,
                              result, timing, kind="shadow", live_arm=live_arm)
@@ -510,6 +513,7 @@ async def handle_predict(state: ServerState, request: Request) -> Response:
         "parse_ms": round((t_parsed - t0) * 1000, 3),
         "queue_ms": round(result.queue_ms, 3) if result else None,
         "backend_ms": round(result.backend_ms, 3) if result else round((t_backend - t_parsed) * 1000, 3),
+        "upstream_ms": round(result.upstream_ms, 3) if result and result.upstream_ms is not None else None,
         "post_ms": round((t_end - t_backend) * 1000, 3),
     }
     _record_metrics(state, arm.name, reason, timing, result)
