@@ -8,7 +8,7 @@ replies are retried (honouring Retry-After); a request that still fails records 
 sample instead of failing the example. Secrets are scrubbed from the example before it is rendered
 (option `scrub`; by default on unless the URL's host is this machine) and put back in the answers.
 
-For rewrites, the request carries what engines need to answer fast (docs/engines.md): max_tokens sized
+For rewrites, the request carries what engines need to answer fast (docs/inference-engines.md): max_tokens sized
 from the editable region, the format's stop strings, and per-engine options (`engine = "llama.cpp"`:
 prompt caching and the per-request draft bounds of its speculative decoding; vLLM and SGLang configure
 n-gram speculation at server start). Cancelling the call (a superseded request, a passed deadline)
