@@ -320,3 +320,21 @@ def test_a_request_numbered_after_a_newer_announcement_is_cancelled_at_once():
         return older.cancel.is_set(), newer.cancel.is_set(), await older.superseded
 
     assert asyncio.run(scenario()) == (True, False, "r-new")
+
+
+def test_workers_refuse_a_memory_only_shared_state_and_bad_urls_are_named(tmp_path):
+    from typer.testing import CliRunner
+
+    from nextedit.cli import app
+    from nextedit.serve.shared import SharedStateError, open_shared, shared_url
+
+    config = write_config(tmp_path, str(tmp_path / "events.db"))
+    config.write_text('shared = "memory"\n' + config.read_text())
+    result = CliRunner().invoke(app, ["serve", str(config), "--workers", "2"])
+    assert result.exit_code == 2
+    assert "field shared: 'memory' is one process only" in " ".join(result.output.split())
+    assert shared_url(None, "sqlite:////var/ev.db") == "/var/ev.db-shared.db"
+    assert shared_url(None, "postgresql://db/x") == "postgresql://db/x"
+    assert shared_url("memory", "postgresql://db/x") == "memory"
+    with pytest.raises(SharedStateError, match="unknown shared-state URL"):
+        open_shared("redis://localhost")
