@@ -149,7 +149,11 @@ class Coordinator:
         window = int(now // WINDOW_S)
         retry = (window + 1) * WINDOW_S - now
         for scope, ident, limit, label in checks:
-            n = await asyncio.to_thread(self.shared.hit, f"{scope}\x1f{ident}\x1f{window}", 2 * WINDOW_S)
+            try:
+                n = await asyncio.to_thread(self.shared.hit, f"{scope}\x1f{ident}\x1f{window}", 2 * WINDOW_S)
+            except Exception as exc:  # noqa: BLE001 - limits fail open: an outage of the shared state is no 500
+                log.warning("shared state: rate-limit count failed, request admitted: %s", exc)
+                return
             if n > limit:
                 raise RateLimited(f"rate limit: more than {limit} requests per minute for this {label}; "
                                   f"retry in {retry:.0f} s", retry)

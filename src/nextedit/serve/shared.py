@@ -69,6 +69,7 @@ class SharedState:
     def close(self) -> None:
         """Stop listening and close this thread's connection."""
         self._stop.set()
+        self.busy.set()  # wake an idle poller
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -133,7 +134,8 @@ MESSAGE_TTL_S = 60.0
 
 
 class SQLiteShared(SharedState):
-    """Shared state in a SQLite file for the workers of one host (WAL; nothing here needs fsync)."""
+    """Shared state in a SQLite file for the workers of one host (WAL, synchronous=NORMAL: this state
+    is short-lived, so a commit need not survive power loss, only a process's death)."""
 
     def __init__(self, path: str | Path) -> None:
         super().__init__()
@@ -155,7 +157,7 @@ class SQLiteShared(SharedState):
         if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL: no fsync per commit, never corrupted
             conn.execute("PRAGMA busy_timeout=30000")
             self._local.conn = conn
         return conn
