@@ -340,3 +340,14 @@ def test_workers_refuse_a_memory_only_shared_state_and_bad_urls_are_named(tmp_pa
     assert shared_url("memory", "postgresql://db/x") == "memory"
     with pytest.raises(SharedStateError, match="unknown shared-state URL"):
         open_shared("redis://localhost")
+
+
+def test_workers_check_the_shared_state_before_starting(tmp_path):
+    from typer.testing import CliRunner
+
+    from nextedit.cli import app
+
+    config = write_config(tmp_path, str(tmp_path / "events.db"))
+    config.write_text('shared = "redis://cache:6379"\n' + config.read_text())
+    result = CliRunner().invoke(app, ["serve", str(config), "--workers", "2"])
+    assert result.exit_code == 2 and "unknown shared-state URL" in result.output

@@ -49,6 +49,11 @@ def register(app: typer.Typer) -> None:
                 raise ServeConfigError(f"{config}: field shared: 'memory' is one process only; "
                                        f"--workers {workers} needs a SQLite file or a postgresql:// URL")
             app_ = create_app(cfg, config_path=config) if workers == 1 else None
+            if app_ is None:  # the workers build their apps: check the store and the shared state here first
+                from nextedit.serve.shared import open_shared, shared_url
+                from nextedit.serve.store import open_store
+
+                open_shared(shared_url(cfg.shared, open_store(cfg.store).url)).close()
         except (ServeConfigError, StoreError, SharedStateError, ValueError) as exc:
             _err.print(f"[red]error[/red] {exc}")
             raise typer.Exit(2) from None
