@@ -351,3 +351,21 @@ def test_workers_check_the_shared_state_before_starting(tmp_path):
     config.write_text('shared = "redis://cache:6379"\n' + config.read_text())
     result = CliRunner().invoke(app, ["serve", str(config), "--workers", "2"])
     assert result.exit_code == 2 and "unknown shared-state URL" in result.output
+
+
+def test_per_key_limit_covers_every_v1_route(tmp_path):
+    from nextedit.serve.config import parse_config
+    from nextedit.serve.testing import ServerThread
+
+    config = parse_config({"store": str(tmp_path / "events.db"), "auth": {"api_keys": [KEY, "other-key"]},
+                           "limits": {"requests_per_key_per_minute": 3},
+                           "arms": [{"name": "prop", "backend": "propagate"}]})
+    if time.time() % 60 > 50:  # one-minute windows: start well inside one
+        time.sleep(61 - time.time() % 60)
+    with ServerThread(config) as server, httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as client:
+        statuses = [client.get("/v1/models").status_code,
+                    predict(client, "prop").status_code,
+                    client.post("/v1/completions", json={"prompt": "x", "max_tokens": 4}).status_code,
+                    client.get("/v1/models").status_code]
+        other = client.get("/v1/models", headers={"Authorization": "Bearer other-key"}).status_code
+    assert statuses == [200, 200, 400, 429] and other == 200  # propagate cannot complete: 400, still counted
