@@ -9,6 +9,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -108,7 +109,7 @@ share = 0.5
 name = "slow"
 backend = "propagate"
 share = 0.5
-delay_ms = 15000
+delay_ms = 4000
 """)
     return path
 
@@ -259,6 +260,19 @@ def test_rate_limits_count_across_replicas_and_a_reload_reaches_every_worker(clu
         assert "20 requests per minute" in answers[20].json()["error"]
         assert int(answers[20].headers["retry-after"]) >= 1
         assert {port for _, port in proxy.routes} == {a.port, b.port}
+
+        # Sticky arms: a user gets the same arm from either replica (and worker); all at once, as the
+        # slow arm takes seconds.
+        def arm_of(job: tuple[int, int]) -> tuple[int, str]:
+            user, k = job
+            body = {"snapshot": SNAPSHOT, "client_id": f"sticky-{user}-{k}", "user_id": f"sticky-user-{user}"}
+            with httpx.Client(base_url=url, headers=AUTH, timeout=60) as own:
+                return user, own.post("/v1/predict", json=body).json()["arm"]
+
+        with ThreadPoolExecutor(24) as pool:
+            served = list(pool.map(arm_of, [(user, k) for user in range(8) for k in range(3)]))
+        arms = {user: {arm for u, arm in served if u == user} for user in range(8)}
+        assert all(len(a) == 1 for a in arms.values()) and len(set().union(*arms.values())) == 2
 
         config.write_text(config.read_text().replace('name = "fast"', 'name = "fast"\nmodel_version = "fast-v2"'))
         reload = httpx.post(a.url + "/admin/reload", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30)
