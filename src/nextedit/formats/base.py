@@ -30,6 +30,7 @@ FORMATS: dict[str, str] = {
     "seed-multi-region": "nextedit.formats.multi_region:SeedMultiRegion",
     "sweep": "nextedit.formats.sweep:Sweep",
     "chat": "nextedit.formats.chat:Chat",
+    "zeta1-jump": "nextedit.formats.jump:Zeta1Jump",
 }
 # Other names accepted by get_format (lower case).
 ALIASES: dict[str, str] = {
