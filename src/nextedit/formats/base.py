@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nextedit.formats.budget import TokenCounter, Window, choose_window, token_counter
 from nextedit.patch import PatchError, apply, from_region, to_region
-from nextedit.record import Example, Snapshot
+from nextedit.record import Example, Location, Snapshot
 
 __all__ = [
     "FORMATS",
@@ -80,10 +80,12 @@ class Rendered:
 @dataclass(frozen=True)
 class Parsed:
     """A model output turned back into a unified diff against snapshot.text ("" = no edit) and the
-    predicted cursor (char offset in the text after applying the patch), when the output has one."""
+    predicted cursor (char offset in the text after applying the patch), when the output has one; `locations`:
+    where the output says the next edit is (formats that can answer with a jump)."""
 
     patch: str
     cursor: int | None
+    locations: tuple[Location, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from nextedit.formats.base import FormatError, FormatOptions, Frame, Rendered, cut_at
+from nextedit.formats.base import (
+    FormatError,
+    FormatOptions,
+    Frame,
+    Parsed,
+    Rendered,
+    cut_at,
+)
 from nextedit.formats.history import gather, render_event_fenced
 from nextedit.formats.zeta1 import (
     CURSOR,
@@ -77,6 +84,13 @@ class Zeta1Jump(Zeta1):
         prompt, messages = self.build_prompt(frame)
         return Rendered(prompt, messages, jump_target(example.locations[0]), frame.window.editable,
                         frame.window.context)
+
+    def parse(self, output: str, example: Example, options: FormatOptions | None = None,
+              tokenizer: Any = None) -> Parsed:
+        """As Zeta 1; a jump answer leaves the excerpt unchanged and carries its location in `Parsed.locations`."""
+        parsed = super().parse(output, example, options, tokenizer)
+        location = parse_jump(output)
+        return parsed if location is None else Parsed(parsed.patch, None, (location,))
 
     def build_prompt(self, frame: Frame) -> tuple[str, None]:
         sections = gather(frame, render_event=render_event_fenced, related_header=related_header)
