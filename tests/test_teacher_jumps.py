@@ -32,3 +32,23 @@ def test_jump_answer_parses_into_a_location() -> None:
     bad = parse_to_prediction(f"{JUMP_START}report.py\n{JUMP_END}", provider="teacher:x", sample=0, snapshot=snap,
                               scrubber=None)
     assert bad.error.startswith("unparseable jump:") and bad.patch is None
+
+
+def test_teacher_stage_with_jumps_records_the_location(tmp_path) -> None:
+    from llm_server import LLMServer
+    from test_teacher_llm import Script, client_options, make_example, run
+
+    from nextedit.teacher.stages import TeacherStage
+
+    script = Script()
+    script.set("pkg/mod0.py", "teacher", f"Next: the caller.\n{JUMP_START}pkg/report.py:12-12\n{HUNK}{JUMP_END}")
+    with LLMServer(responder=script) as server:
+        cfg = {"provider": "anthropic:claude-sonnet-4-6", "samples": 1, "prompt": {"jumps": True},
+               "client": client_options(tmp_path, base_url=server.url, api_key="test-key")}
+        summary, out = run(TeacherStage(cfg), [make_example(0)], tmp_path / "a.jsonl", tmp_path)
+    assert summary.failed == 0
+    system = "".join(b.get("text", "") for b in script.seen[0][2]["system"])
+    assert JUMP_INSTRUCTION in system
+    [pred] = out["ex0"].predictions
+    assert pred.patch == "" and pred.error is None
+    assert [(loc.path, loc.start_line, loc.end_line) for loc in pred.locations] == [("pkg/report.py", 11, 12)]
