@@ -40,7 +40,7 @@ def _example(text: str | None = None, *, cursor_line: int = 30, new: str | None 
 
 
 def test_registry_names_aliases_and_unknown() -> None:
-    assert NAMES == ["zeta1", "seed-multi-region", "sweep", "chat"]
+    assert NAMES == ["zeta1", "seed-multi-region", "sweep", "chat", "zeta1-jump"]
     for name in NAMES:
         fmt = get_format(name)
         assert fmt.name == name and fmt.version and fmt.stop and fmt.end_token in fmt.special_tokens

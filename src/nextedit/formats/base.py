@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nextedit.formats.budget import TokenCounter, Window, choose_window, token_counter
 from nextedit.patch import PatchError, apply, from_region, to_region
-from nextedit.record import Example, Snapshot
+from nextedit.record import Example, Location, Snapshot
 
 __all__ = [
     "FORMATS",
@@ -30,6 +30,7 @@ FORMATS: dict[str, str] = {
     "seed-multi-region": "nextedit.formats.multi_region:SeedMultiRegion",
     "sweep": "nextedit.formats.sweep:Sweep",
     "chat": "nextedit.formats.chat:Chat",
+    "zeta1-jump": "nextedit.formats.jump:Zeta1Jump",
 }
 # Other names accepted by get_format (lower case).
 ALIASES: dict[str, str] = {
@@ -79,10 +80,12 @@ class Rendered:
 @dataclass(frozen=True)
 class Parsed:
     """A model output turned back into a unified diff against snapshot.text ("" = no edit) and the
-    predicted cursor (char offset in the text after applying the patch), when the output has one."""
+    predicted cursor (char offset in the text after applying the patch), when the output has one; `locations`:
+    where the output says the next edit is (formats that can answer with a jump)."""
 
     patch: str
     cursor: int | None
+    locations: tuple[Location, ...] = ()
 
 
 @dataclass(frozen=True)

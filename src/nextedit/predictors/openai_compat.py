@@ -233,7 +233,7 @@ class OpenAICompatiblePredictor(Predictor):
                                       usage=u))
                 continue
             out.append(Prediction(provider=self.name, sample=i, raw=raw, patch=parsed.patch, cursor=parsed.cursor,
-                                  latency_ms=ms, usage=u))
+                                  locations=list(parsed.locations), latency_ms=ms, usage=u))
         return out
 
 
