@@ -1,6 +1,6 @@
 """The quickstart: the whole offline loop on this repository's own history, with a report at the end.
 
-mine -> context -> diagnostics -> validate -> split by time -> format + LoRA fine-tune of SmolLM2-135M ->
+mine -> context -> diagnostics -> validate -> split by time -> format + full fine-tune of SmolLM2-135M ->
 predict the held-out examples (student, base model, noop, propagate) -> deterministic checks -> score ->
 report. No network, API key or GPU; every step caches, so a re-run resumes.
 """
@@ -69,15 +69,15 @@ class Plan:
 FULL = Plan(max_commits=400, samples_per_commit=3,
             format_options={"editable_tokens": 80, "context_tokens": 128, "related_tokens": 128,
                             "history_tokens": 128, "history_events": 3},
-            max_length=640, train_steps=14, batch_size=2, gradient_accumulation=1, learning_rate=3e-4,
+            max_length=640, train_steps=28, batch_size=2, gradient_accumulation=1, learning_rate=1e-4,
             eval_loss_examples=16, predict_examples=60, max_new_tokens=None, resamples=1000,
-            calibration_examples=8, base_examples=0)
+            calibration_examples=8, base_examples=0, method="full")
 FAST = Plan(max_commits=12, samples_per_commit=2,
             format_options={"editable_tokens": 96, "context_tokens": 48, "related_tokens": 0,
                             "history_tokens": 96, "history_events": 2, "diagnostics": False},
-            max_length=768, train_steps=3, batch_size=1, gradient_accumulation=1, learning_rate=3e-4,
+            max_length=768, train_steps=3, batch_size=1, gradient_accumulation=1, learning_rate=1e-4,
             eval_loss_examples=2, predict_examples=2, max_new_tokens=48, resamples=200, calibration_examples=2,
-            base_examples=2)
+            base_examples=2, method="full")
 STUDENT_FORMAT = "zeta1"
 
 
@@ -116,7 +116,7 @@ def _count(path: Path) -> int:
 
 
 def _train_student(out_dir: Path, train: Path, held_out: Path, plan: Plan, seed: int, console: Console) -> dict:
-    """LoRA fine-tune of the embedded SmolLM2 on the training split (reused when the same config already ran)."""
+    """Fine-tune (plan.method) the embedded SmolLM2 on the training split (reused when the same config already ran)."""
     from nextedit.train.base_models import DEFAULT_BASE
     from nextedit.train.config import TrainConfig
     from nextedit.train.sft import train as run_train
