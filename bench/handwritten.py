@@ -77,6 +77,8 @@ def main() -> None:
     from nextedit.evaluate.quality import Contender, predict_all, score_file
     from nextedit.evaluate.running import import_markdown
 
+    if not args.cases.is_dir():
+        ap.error(f"--cases {args.cases}: no such folder")
     t0 = time.monotonic()
     out = args.out or Path(tempfile.mkdtemp(prefix="handwritten-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -101,11 +103,11 @@ def main() -> None:
                "no-edit P / R", "reversal", "parse errors")
     seconds = round(time.monotonic() - t0, 1)
     counts = ", ".join(f"{k} {len(v)}" for k, v in sorted(groups.items()))
-    lines = [f"{len(examples)} handwritten cases from `{args.cases.relative_to(ROOT) if args.cases.is_relative_to(ROOT) else args.cases}` "
-             f"({counts}); deltaChrF v3 per case, 95% bootstrap intervals over cases ({args.resamples} "
-             "resamples, seed 0); Δ vs noop is the paired difference in the same run; no-edit P / R: precision "
-             "and recall of predicting no edit where none is expected.", "",
-             *markdown_table(rows, headers, "llrrrrrrr"), "", f"{seconds} s in all."]
+    where = args.cases.relative_to(ROOT) if args.cases.is_relative_to(ROOT) else args.cases
+    intro = (f"{len(examples)} handwritten cases from `{where}` ({counts}); deltaChrF v3 per case, 95% bootstrap "
+             f"intervals over cases ({args.resamples} resamples, seed 0); Δ vs noop is the paired difference in the "
+             "same run; no-edit P / R: precision and recall of predicting no edit where none is expected.")
+    lines = [intro, "", *markdown_table(rows, headers, "llrrrrrrr"), "", f"{seconds} s in all."]
     (out / "handwritten.json").write_text(json.dumps(figures, indent=2, default=str))
     print("\n".join(lines))
     print(f"work folder: {out}")
