@@ -89,7 +89,7 @@ def test_bench_script_runs_on_a_few_cases(tmp_path):
     out = tmp_path / "out"
     run = subprocess.run([sys.executable, str(ROOT / "bench" / "handwritten.py"), "--cases", str(cases),
                           "--out", str(out), "--resamples", "50", "--provider", "noop"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=300,
+                         check=False, capture_output=True, text=True, cwd=ROOT, timeout=300,
                          env={"PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
     assert run.returncode == 0, run.stderr
     assert "| rename | propagate | 1 |" in run.stdout
@@ -102,7 +102,7 @@ def test_bench_script_runs_on_a_few_cases(tmp_path):
 
 def test_bench_script_rejects_a_missing_folder(tmp_path):
     run = subprocess.run([sys.executable, str(ROOT / "bench" / "handwritten.py"), "--cases", str(tmp_path / "nope")],
-                         capture_output=True, text=True, cwd=ROOT, timeout=120,
+                         check=False, capture_output=True, text=True, cwd=ROOT, timeout=120,
                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
     assert run.returncode == 2
     assert "nope: no such folder" in run.stderr
