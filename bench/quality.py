@@ -80,7 +80,7 @@ def main() -> None:
         student_contenders,
         verdict,
     )
-    from nextedit.evaluate.running import import_markdown
+    from nextedit.evaluate.running import import_markdown, markdown_inputs
     from nextedit.train.export import read_metadata
 
     t0 = time.monotonic()
@@ -122,7 +122,7 @@ def main() -> None:
     sets = [tuple(s.split("=", 1)) for s in args.test]
     for name, folder in zed:
         zed_file = args.out / f"{name}.jsonl"
-        import_markdown(sorted(folder.glob("*.md")), zed_file)
+        import_markdown(markdown_inputs([folder]) or [], zed_file)  # a folder's README is no case
         sets.append((name, str(zed_file)))
     results: dict = {"student": str(student), "threshold": threshold, "max_reversal": reversal, "train": train_info,
                      "sets": {}}
