@@ -9,7 +9,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nextedit.formats import FORMATS, FormatOptions, get_format
-from nextedit.formats.escape import SENTINEL, escape, escape_diff, unescape, unescape_diff
+from nextedit.formats.escape import (
+    SENTINEL,
+    escape,
+    escape_diff,
+    unescape,
+    unescape_diff,
+)
 from nextedit.patch import apply, make
 from nextedit.record import parse_example
 
