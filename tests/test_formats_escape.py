@@ -77,3 +77,20 @@ def test_planted_markers_stay_text_and_round_trip(name: str, file_plant: str, ne
     assert apply(parsed.patch, text) == new
     if fmt.cursor_token and fmt.cursor_token in rendered.target:
         assert parsed.cursor == example.expected_cursors[0]
+
+
+@settings(max_examples=15, deadline=None)
+@given(plant=planted)
+def test_jump_answers_with_planted_markers_round_trip(plant: str) -> None:
+    fmt = get_format("zeta1-jump")
+    example, _, _ = _example("a", "b", "c")
+    hunk = f"@@ -40,1 +40,1 @@\n-old = 1\n+new = '{plant}'\n"
+    location = {"path": f"pkg/{plant.strip()}.py", "start_line": 39, "end_line": 40, "patch": hunk}
+    jump = example.model_copy(update={"expected": [], "expected_cursors": [],
+                                      "locations": [parse_example({"id": "l", "snapshot": {
+                                          "path": PATH, "text": "", "cursor": 0}, "locations": [location]})
+                                          .locations[0]]})
+    rendered = fmt.render(jump, WIDE)
+    assert rendered.target.count("<|next_edit_at|>") == 1 and rendered.target.count("<|next_edit_end|>") == 1
+    [got] = fmt.parse(rendered.target, jump, WIDE).locations
+    assert (got.path, got.patch, got.start_line, got.end_line) == (location["path"], hunk, 39, 40)
