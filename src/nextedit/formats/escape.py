@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 __all__ = ["SENTINEL", "escape", "escape_diff", "unescape", "unescape_diff", "unescaped_offset"]
 
@@ -13,14 +14,22 @@ SENTINEL = "\u2060"
 _UNESCAPE = re.compile(SENTINEL + "(" + SENTINEL + ")?")
 
 
+@lru_cache(maxsize=64)
+def _pattern(markers: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One regex for the markers, less those containing another (breaking the inner one breaks them too)."""
+    kept = {m for m in markers if m and not any(o and o != m and o in m for o in markers)}
+    if not kept:
+        return None
+    return re.compile("|".join(re.escape(m) for m in sorted(kept, key=len, reverse=True)))
+
+
 def escape(text: str, markers: Iterable[str]) -> str:
     """`text` with every sentinel doubled and every marker occurrence broken by a sentinel (no marker remains)."""
-    found = sorted({m for m in markers if m and m in text}, key=len, reverse=True)
     if SENTINEL in text:
         text = text.replace(SENTINEL, SENTINEL * 2)
-    if not found:
+    pattern = _pattern(tuple(markers))
+    if pattern is None:
         return text
-    pattern = re.compile("|".join(re.escape(m) for m in found))
     while pattern.search(text):  # overlapping occurrences (e.g. "<|a<|a|>") need another pass
         text = pattern.sub(lambda m: m.group(0)[0] + SENTINEL + m.group(0)[1:], text)
     return text
