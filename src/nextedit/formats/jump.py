@@ -75,20 +75,19 @@ class Zeta1Jump(Zeta1):
     stop: ClassVar[list[str]] = [EDITABLE_END, JUMP_END]
     answer_prefix: ClassVar[str] = ""
 
-    def render(self, example: Example, options: FormatOptions | None = None, tokenizer: Any = None) -> Rendered:
+    def render_escaped(self, example: Example, options: FormatOptions | None, tokenizer: Any) -> Rendered:
         """As Zeta 1; an example with no expected edit but with locations gets the first location as target."""
         if example.expected or not example.locations:
-            return super().render(example, options, tokenizer)
-        self.check_input(example)
+            return super().render_escaped(example, options, tokenizer)
         frame = self.frame(example, options, tokenizer)
         prompt, messages = self.build_prompt(frame)
         return Rendered(prompt, messages, jump_target(example.locations[0]), frame.window.editable,
                         frame.window.context)
 
-    def parse(self, output: str, example: Example, options: FormatOptions | None = None,
-              tokenizer: Any = None) -> Parsed:
+    def parse_escaped(self, output: str, example: Example, options: FormatOptions | None,
+                      tokenizer: Any) -> Parsed:
         """As Zeta 1; a jump answer leaves the excerpt unchanged and carries its location in `Parsed.locations`."""
-        parsed = super().parse(output, example, options, tokenizer)
+        parsed = super().parse_escaped(output, example, options, tokenizer)
         location = parse_jump(output)
         return parsed if location is None else Parsed(parsed.patch, None, (location,))
 
