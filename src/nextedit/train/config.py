@@ -82,6 +82,16 @@ class ExportConfig(_Section):
 
     merged: bool = True
     adapter: bool = True
+    runtimes: list[Literal["ct2"]] = Field(default_factory=list, description="inference runtimes to export the "
+                                           "merged model for: ct2 writes ct2/ (CTranslate2, for CPU inference)")
+    ct2_quantization: Literal["float32", "int8_float32", "int8", "bfloat16"] = Field(
+        "float32", description="weights stored in ct2/: float32 loads as any compute_type, int8 is 4x smaller")
+
+    @model_validator(mode="after")
+    def _runtimes_need_merged(self) -> ExportConfig:
+        if self.runtimes and not self.merged:
+            raise ValueError("runtimes are exported from the merged model: set merged = true")
+        return self
 
 
 class DistributedConfig(_Section):
@@ -230,6 +240,7 @@ enabled = false                        # preference training on examples with a 
 [export]
 merged = true
 adapter = true
+runtimes = []                          # ["ct2"]: also write ct2/ (CTranslate2) for fast CPU inference
 
 [distributed]
 processes = 1                          # data-parallel processes per node (one per GPU); 1 = one process

@@ -1,4 +1,5 @@
-"""Export a trained model: a merged HF folder (what `local:PATH` loads) and the LoRA adapter, each with nextedit.json."""
+"""Export a trained model: a merged HF folder (what `local:PATH` loads), the LoRA adapter and runtime copies
+(ct2/), each with nextedit.json."""
 
 from __future__ import annotations
 
@@ -77,4 +78,15 @@ def export_model(model: Any, tokenizer: Any, out_dir: Path, metadata: dict[str, 
         tokenizer.save_pretrained(str(tmp))
         (tmp / METADATA_FILE).write_text(json.dumps({**metadata, "kind": "merged"}, indent=2))
         written["merged"] = finish()
+    return written
+
+
+def export_runtimes(merged: Path, out_dir: Path, runtimes: list[str], *, quantization: str = "float32") -> dict[str, Path]:
+    """Convert the merged folder for each inference runtime named (ct2: `out_dir/ct2`); returns the folders written."""
+    from nextedit.predictors.runtimes import EXPORT_DIRS, export_ct2
+
+    written: dict[str, Path] = {}
+    for name in runtimes:
+        if name == "ct2":
+            written[name] = export_ct2(merged, out_dir / EXPORT_DIRS[name], quantization=quantization)
     return written

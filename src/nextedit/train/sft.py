@@ -86,28 +86,32 @@ def bf16_supported() -> bool:
         return False
 
 
+def free_cores(setting: int | str = "auto", *, share: int = 1) -> int:
+    """CPU threads to use: "auto" = the cores left idle by other processes (at least 1), split between the
+    `share` processes of this machine; a number is taken as given."""
+    import os
+
+    if setting != "auto":
+        return max(1, int(setting))
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = 0.0
+    # The 1-minute load includes this process when it is already busy (mining, a previous step): count
+    # one unit of it as ours.
+    return max(1, min(cores, round(cores - max(0.0, load - 1.0))) // share)
+
+
 def cpu_threads(setting: int | str = "auto", *, share: int = 1) -> int:
-    """Set and return torch's CPU thread count. "auto" = the cores left idle by other processes (at least 1),
-    split between the `share` training processes of this machine.
+    """Set and return torch's CPU thread count (`free_cores`).
 
     On a shared machine, OpenMP threads that outnumber the free cores are pre-empted at every barrier:
     one LoRA step of SmolLM2 measured 3.5 s with 1 thread and 45-80 s with 2 threads at load 7 on 2 cores.
     """
-    import os
-
     import torch
 
-    cores = os.cpu_count() or 1
-    if setting == "auto":
-        try:
-            load = os.getloadavg()[0]
-        except OSError:
-            load = 0.0
-        # The 1-minute load includes this process when it is already busy (mining, a previous step): count
-        # one unit of it as ours.
-        n = max(1, min(cores, round(cores - max(0.0, load - 1.0))) // share)
-    else:
-        n = max(1, int(setting))
+    n = free_cores(setting, share=share)
     torch.set_num_threads(n)
     return n
 
@@ -236,6 +240,11 @@ def _first_last(history: list[dict[str, Any]], key: str) -> tuple[float | None, 
 def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
     """Run SFT (and DPO when enabled) as configured, export, write train.json; returns the result."""
     require_training_packages()
+    if "ct2" in config.export.runtimes:
+        import importlib.util
+
+        if importlib.util.find_spec("ctranslate2") is None:  # fail now, not after training
+            raise TrainError("[export] runtimes = [\"ct2\"] needs CTranslate2: pip install 'nextedit[cpu]'")
     from nextedit.train import distributed as ddp
 
     if ddp.needs_launch(config.distributed):
@@ -257,7 +266,7 @@ def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
     from nextedit.formats import FormatOptions, get_format
     from nextedit.train.base_models import resolve_base
     from nextedit.train.data import sft_rows
-    from nextedit.train.export import export_model, model_metadata
+    from nextedit.train.export import export_model, export_runtimes, model_metadata
 
     datasets.disable_progress_bars()
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
@@ -410,6 +419,9 @@ def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
                                adapter=config.export.adapter)
     else:
         written = {}  # rank 0 exports; the other ranks hold the same weights
+    if main_process and "merged" in written:
+        written |= export_runtimes(written["merged"], out, config.export.runtimes,
+                                   quantization=config.export.ct2_quantization)
     result.exported = {k: str(v) for k, v in written.items()}
     result.seconds = time.monotonic() - t0
     if main_process:
