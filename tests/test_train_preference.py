@@ -12,15 +12,15 @@ import pytest
 pytest.importorskip("trl")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from feedback_fixtures import BAD, GOOD, TEXT, record
 from tiny_model import build_tiny_model, build_tokenizer
 from typer.testing import CliRunner
 
 from nextedit import patch as patchlib
 from nextedit.cli import app
-from nextedit.feedback.records import FeedbackPrediction, FeedbackRecord
+from nextedit.feedback.records import FeedbackRecord
 from nextedit.formats import FormatOptions, get_format
 from nextedit.jsonl import write_examples
-from nextedit.record import Settled, Snapshot
 from nextedit.train.config import (
     PreferenceConfig,
     TrainConfig,
@@ -31,18 +31,7 @@ from nextedit.train.export import METADATA_FILE, model_metadata
 from nextedit.train.preference import PreferenceStats, Renderer, dpo_pairs, kto_rows
 from nextedit.train.sft import train
 
-TEXT = "def restock(item, qty):\n    item.count += amount\n    log(item, amount)\n"
-GOOD = TEXT.replace("amount", "qty")
-BAD = TEXT.replace("amount", "count")
 OPTIONS = {"editable_tokens": 64, "context_tokens": 32, "related_tokens": 0, "history_tokens": 0}
-
-
-def record(i: int, outcome: str, region: str, settled: str | None, *, user: str = "u-1") -> FeedbackRecord:
-    snap = Snapshot(path="stock.py", text=TEXT, cursor=20)
-    patch = patchlib.make(TEXT, region, path="stock.py")
-    return FeedbackRecord(id=f"fb-{i}", request_id=f"r{i}", user=user, snapshot=snap,
-                          prediction=FeedbackPrediction(patch=patch, region=region), outcome=outcome,
-                          settled=Settled(text=settled) if settled is not None else None)
 
 
 def records() -> list[FeedbackRecord]:

@@ -88,3 +88,95 @@ def export(
     _err.print(f"train -> {output}" + (f"; eval -> {held_out}" if eval_users > 0 else ""))
     if errors:
         raise typer.Exit(1)
+
+
+def _fmt_ci(entry: dict | None, digits: int, signed: bool = False) -> str:
+    if entry is None:
+        return "–"
+    sign = "+" if signed else ""
+    ci = entry.get("ci")
+    text = f"{entry['mean']:{sign}.{digits}f}"
+    return text + (f" [{ci[0]:{sign}.{digits}f}, {ci[1]:{sign}.{digits}f}]" if ci else "")
+
+
+def print_offline_table(result: dict, console: Console) -> None:
+    """Means per model, then paired differences against the current student, as rich tables."""
+    from rich.table import Table
+
+    from nextedit.feedback.offline import METRICS
+    from nextedit.tables import print_table
+
+    table = Table(title=f"held-out users: {result['users']} users, {result['records']} records "
+                        f"({', '.join(f'{n} {k}' for k, n in result['outcomes'].items())})")
+    table.add_column("model")
+    for _, label in METRICS.values():
+        table.add_column(label)
+    table.add_column("errors")
+    for name, m in result["models"].items():
+        table.add_row(escape(name) + (" (current)" if name == result["current"] else ""),
+                      *(_fmt_ci(m[k], 2 if k == "delta_chrf" else 3) for k in METRICS), str(m["errors"]))
+    print_table(table, console)
+    for name, paired in result["paired"].items():
+        diff = Table(title=f"{escape(name)} - {escape(result['current'])} (paired, {result['interval']})")
+        diff.add_column("metric")
+        diff.add_column("difference [95% CI]")
+        diff.add_column("records")
+        diff.add_column("verdict")
+        for key, (_, label) in METRICS.items():
+            d = paired.get(key)
+            diff.add_row(label, _fmt_ci(d, 2 if key == "delta_chrf" else 3, signed=True),
+                         str(d["records"]) if d else "0", d.get("verdict", "–") if d else "–")
+        print_table(diff, console)
+
+
+@feedback_app.command("eval")
+def evaluate(
+    records_file: Annotated[Path, typer.Argument(help="Held-out users' feedback records (`feedback export "
+                                                      "--eval-users`).")],
+    candidate: Annotated[list[str], typer.Option("--candidate", "-p", help="New student(s): provider string, "
+                                                 "e.g. local:runs/kto/merged (repeatable).")],
+    current: Annotated[str, typer.Option("--current", help="The current student: `recorded` (the logged "
+                                         "predictions) or a provider string.")] = "recorded",
+    option: Annotated[list[str] | None, typer.Option("--option", help="Predictor option KEY=VALUE for every "
+                                                     "re-run model (repeatable).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Evaluate the first N records.")] = None,
+    resamples: Annotated[int, typer.Option("--resamples", min=100, help="Bootstrap resamples.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the result as JSON here.")] = None,
+) -> None:
+    """Before any rollout: how often each candidate reproduces rejected predictions, abstains where users
+    rejected, keeps accepted ones, its deltaChrF against the settled text and its reversal ratio, each
+    paired against the current student with intervals over users."""
+    import orjson
+
+    from nextedit.evaluate.running import parse_options
+    from nextedit.feedback.offline import (
+        RECORDED,
+        evaluate_answers,
+        predict_answers,
+        recorded_answer,
+    )
+    from nextedit.feedback.records import FeedbackError, read_feedback
+    from nextedit.predictors import PredictorError, get_predictor
+
+    try:
+        records = list(read_feedback(records_file))
+        options = parse_options(option or [])
+        models = {name: None if name == RECORDED else get_predictor(name, **options)
+                  for name in dict.fromkeys([current, *candidate])}
+    except (FeedbackError, PredictorError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    records = records[:limit] if limit else records
+    if not records:
+        raise _fail(f"{records_file}: no feedback records")
+    answers = {}
+    for name, predictor in models.items():
+        if predictor is None:
+            answers[name] = [recorded_answer(r) for r in records]
+            continue
+        _err.print(f"predicting {len(records)} records with {escape(name)} ...")
+        answers[name] = predict_answers(records, predictor)
+    result = evaluate_answers(records, answers, current=current, resamples=resamples, seed=seed)
+    print_offline_table(result, _out)
+    if json_out:
+        json_out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
