@@ -67,9 +67,11 @@ def _region(record: FeedbackRecord, patch: str | None) -> Answer:
 def predict_answers(records: list[FeedbackRecord], predictor: Any,
                     progress: Callable[[int], None] | None = None) -> list[Answer]:
     """The predictor's answer (one greedy sample) for each record's snapshot."""
+    import asyncio
+
     out = []
     for i, rec in enumerate(records):
-        preds = predictor.predict(Example(id=rec.id, snapshot=rec.snapshot))
+        preds = asyncio.run(predictor.predict_async(Example(id=rec.id, snapshot=rec.snapshot)))
         pred = preds[0] if preds else None
         answer = _region(rec, pred.patch if pred is not None else None)
         if pred is not None and pred.error and answer.error is None:
