@@ -65,6 +65,7 @@ class Interaction:
     shown: bool
     outcome: str | None  # accepted | rejected | ignored | None (nothing shown)
     match: float | None  # deltaChrF of the prediction against the mined edit
+    region: str | None = None  # the editable region the prediction proposes (None: nothing shown)
 
 
 def expected_region(example: Example) -> str | None:
@@ -155,7 +156,7 @@ def drive(url: str, users: Sequence[SimUser], policy: Policy, *, arm: str | None
                                    "quiet_s": policy.quiet_s, "at": _iso(clock + timedelta(seconds=wait + 12))})
                     for ev in events:
                         client.post("/v1/events", json={"request_id": rid, **ev}).raise_for_status()
-                    out.append(Interaction(user.id, ex.id, served, rid, True, outcome, match))
+                    out.append(Interaction(user.id, ex.id, served, rid, True, outcome, match, region))
                 done += 1
                 if progress is not None:
                     progress(done)
@@ -255,21 +256,16 @@ def _split_salt(users: Sequence[SimUser], fraction: float) -> str:
 def run_loop(examples: Sequence[Example], student: Path, work: Path, loop: LoopConfig, *,
              say: Callable[[str], None] = lambda s: None) -> LoopResult:
     """Collect events from every simulated user on the SFT student, export them split by user, train each
-    method on the training users' records, then evaluate the new students offline (`feedback eval`'s
-    metrics on the held-out users' records) and online (the held-out users on arms of a real server)."""
+    method on the training users' records, then evaluate the new students online (the held-out users on
+    arms of a real server) and offline (`feedback eval`'s metrics on the held-out users' records)."""
     from nextedit.feedback.export import (
         ExportStats,
         eval_user,
         export_feedback,
         user_key,
     )
-    from nextedit.feedback.offline import (
-        evaluate_answers,
-        predict_answers,
-        recorded_answer,
-    )
+    from nextedit.feedback.offline import Answer, evaluate_answers, recorded_answer
     from nextedit.jsonl import JsonlWriter
-    from nextedit.predictors import get_predictor
     from nextedit.serve.store import open_store
     from nextedit.serve.testing import ServerThread
     from nextedit.train.config import TrainConfig
@@ -319,15 +315,6 @@ def run_loop(examples: Sequence[Example], student: Path, work: Path, loop: LoopC
         say(f"{method}: {result.steps} steps in {seconds[f'train {method}']:.0f} s")
 
     t0 = time.monotonic()
-    answers = {"sft (recorded)": [recorded_answer(r) for r in eval_records]}
-    for method, path in models.items():
-        predictor = get_predictor(f"local:{path}", **loop.predictor_options)
-        answers[method] = predict_answers(eval_records, predictor)
-    offline = evaluate_answers(eval_records, answers, current="sft (recorded)", resamples=loop.resamples,
-                               seed=loop.seed) if eval_records else {}
-    seconds["offline eval"] = time.monotonic() - t0
-
-    t0 = time.monotonic()
     new_rows: list[Interaction] = []
     arms = [("sft", f"local:{student}"), *((m, f"local:{p}") for m, p in models.items())]
     with ServerThread(_serve_config(work / "eval-events.db", arms, loop)) as server:
@@ -337,6 +324,18 @@ def run_loop(examples: Sequence[Example], student: Path, work: Path, loop: LoopC
     # The SFT arm's answers for the held-out users are those of the collection (same model, greedy, same draws).
     online_rows = [it for it in collected if it.user in held] + new_rows
     online = acceptance(online_rows, ["sft", *models], "sft", resamples=loop.resamples, seed=loop.seed)
+    # Offline: `feedback eval`'s metrics on the held-out users' records. Each new student's answer for a record
+    # is its (greedy, deterministic) answer to the same snapshot in the online phase: no second generation.
+    by_example = {(it.user, it.example, it.arm): it for it in new_rows}
+    example_of = {it.request_id: (it.user, it.example) for it in collected}
+    answers = {"sft (recorded)": [recorded_answer(r) for r in eval_records]}
+    for method in models:
+        answers[method] = []
+        for rec in eval_records:
+            it = by_example.get((*example_of[rec.request_id], method))
+            answers[method].append(Answer(it.region if it is not None and it.region is not None else rec.original))
+    offline = evaluate_answers(eval_records, answers, current="sft (recorded)", resamples=loop.resamples,
+                               seed=loop.seed) if eval_records else {}
     return LoopResult(users={"train": [u.id for u in users if u.id not in held], "eval": sorted(held)},
                       collection=acceptance(collected, ["sft"], "sft", resamples=loop.resamples, seed=loop.seed),
                       export=stats.lines(), training=training, offline=offline, online=online, seconds=seconds,
