@@ -10,11 +10,11 @@ Usage: nice -n 10 .venv/bin/python bench/feedback_sim.py [--repos /work/shared/d
 2. `nextedit.feedback.simulate.run_loop`: every scripted user works through their examples against a real
    uvicorn `nextedit serve` with the student as its only arm (accepting predictions whose deltaChrF against
    the mined next edit is >= 50, rejecting the rest, 10% of decisions flipped, 5% left undecided); the event
-   store is exported split by user (30% held out); KTO and DPO (LoRA, beta 0.1) train from the student on the
-   training users' records; the new students are evaluated offline (`feedback eval` metrics on the held-out
-   users' records, paired against the recorded SFT answers) and online (the held-out users on a server with
-   sft / kto / dpo arms): acceptance = accepted / shown and accepted per request, paired differences to the
-   SFT arm with 95% bootstrap intervals over users.
+   store is exported split by user (30% held out); KTO and DPO train from the student on the training users'
+   records (LoRA, beta 0.1, lr 1e-4, --pref-steps steps of 2 rows); the new students are evaluated online (the
+   held-out users on a server with sft / kto / dpo arms: acceptance = accepted / shown and accepted per
+   request, paired differences to the SFT arm with 95% bootstrap intervals over users) and offline
+   (`feedback eval` metrics on the held-out users' records, paired against the recorded SFT answers).
 Appends a section to BENCHMARKS.md (the SFT student's training time is reported apart from the loop's).
 """
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -127,7 +128,7 @@ def tables(result) -> list[str]:
                              f"{d['mean']:+.{digits}f}{_ci(d['ci'], scale, digits)}", d["records"], d["verdict"]))
         lines += markdown_table(rows, ("model", "metric", "sft", "new", "new - sft [95% CI]", "records",
                                        "verdict"), "llrrrrl")
-    lines += ["", "Training (from the SFT student, LoRA r16, beta 0.1): "
+    lines += ["", "Training (from the SFT student, LoRA r16, beta 0.1, lr 1e-4): "
               + "; ".join(f"{m}: {t['rows']} rows"
                           + (f" ({t['desirable']} desirable / {t['undesirable']} undesirable)" if m == "kto"
                              else f" ({t['pairs']} pairs)")
@@ -143,8 +144,9 @@ def main() -> int:
     parser.add_argument("--repos", type=Path, default=Path("/work/shared/data/repos"))
     parser.add_argument("--work", type=Path, default=Path("/tmp/nextedit-feedback-sim"))
     parser.add_argument("--student", type=Path, default=None, help="an SFT student folder (skips SFT)")
-    parser.add_argument("--users", type=int, default=20)
-    parser.add_argument("--sim-commits", type=int, default=30, help="commits mined per simulation repository")
+    parser.add_argument("--users", type=int, default=16)
+    parser.add_argument("--sim-commits", type=int, default=16, help="commits mined per simulation repository "
+                        "(two samples each)")
     parser.add_argument("--sft-steps", type=int, default=24)
     parser.add_argument("--pref-steps", type=int, default=12)
     parser.add_argument("--fast", action="store_true", help="a smoke run: few users, commits and steps")
@@ -154,7 +156,7 @@ def main() -> int:
         args.users, args.sim_commits, args.sft_steps, args.pref_steps = 6, 4, 2, 2
     args.work.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    sim = mined(args.repos, SIM_REPOS, args.work, args.sim_commits, 1)
+    sim = mined(args.repos, SIM_REPOS, args.work, args.sim_commits, 2)
     sft_note = ""
     if args.student is None:
         sft = mined(args.repos, SFT_REPOS, args.work, 8 if args.fast else 60, 2)
@@ -169,15 +171,18 @@ def main() -> int:
     print(f"{len(sim)} simulation examples; student {student}", file=sys.stderr)
     loop = LoopConfig(users=args.users, eval_users=0.3, policy=Policy(), max_length=512,
                       predictor_options={"max_new_tokens": 96}, resamples=1000,
-                      preference={"max_steps": args.pref_steps, "batch_size": 2, "learning_rate": 5e-5,
+                      preference={"max_steps": args.pref_steps, "batch_size": 2, "learning_rate": 1e-4,
                                   "beta": 0.1})
     result = run_loop(sim, student, args.work / "loop", loop, say=lambda s: print(s, file=sys.stderr))
     total = time.monotonic() - t0
-    lines = [f"Simulation examples: {len(sim)} mined from {', '.join(SIM_REPOS)} (one sample per commit), "
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime
+    lines = [f"Simulation examples: {len(sim)} mined from {', '.join(SIM_REPOS)} (two samples per commit), "
              f"dealt to {args.users} scripted users ({len(result.users['eval'])} held out by the export's hash). "
              "Users accept a prediction whose deltaChrF against the mined next edit is >= 50, reject the rest, "
              "flip 10% of decisions and leave 5% undecided; the region then settles to the mined edit. "
-             + sft_note + f" Whole run {total:.0f} s.", "", *tables(result)]
+             + sft_note + f" Whole run {total:.0f} s wall, {cpu:.0f} s CPU (this process, all threads).", "",
+             *tables(result)]
     print("\n".join(lines))
     (args.work / "result.json").write_text(json.dumps({"online": result.online, "offline": result.offline,
                                                        "training": result.training, "seconds": result.seconds},

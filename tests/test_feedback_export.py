@@ -3,6 +3,8 @@ outcomes, time to decision, settled text, a user-level split, and one-line error
 
 from __future__ import annotations
 
+import os
+
 import orjson
 from typer.testing import CliRunner
 
@@ -10,7 +12,7 @@ from nextedit import patch as patchlib
 from nextedit.cli import app
 from nextedit.feedback.export import ExportStats, eval_user, export_feedback, user_key
 from nextedit.feedback.records import FeedbackError, read_feedback
-from nextedit.serve.store import SQLiteStore
+from nextedit.serve.store import EventStore, SQLiteStore, open_store
 
 runner = CliRunner()
 
@@ -37,7 +39,10 @@ def event(kind: str, rid: str, at: str, **kw) -> dict:
 
 
 def make_store(path) -> SQLiteStore:
-    store = SQLiteStore(path)
+    return fill(SQLiteStore(path))
+
+
+def fill(store: EventStore) -> EventStore:
     rows = [
         ("requests", request("acc", "alice")),
         ("events", event("shown", "acc", "2026-11-22T10:00:00.100Z")),
@@ -153,3 +158,17 @@ def test_read_feedback_names_file_line_and_field(tmp_path):
         assert str(exc).startswith(f"{path}:2: field outcome: Input should be")
     else:
         raise AssertionError("a bad outcome was accepted")
+
+
+def test_export_reads_a_postgresql_store():
+    """Against $NEXTEDIT_TEST_POSTGRES_URL when set, else a throwaway local cluster (tests/postgres_support.py)."""
+    from contextlib import ExitStack
+
+    from postgres_support import postgres_cluster
+
+    with ExitStack() as stack:
+        url = os.environ.get("NEXTEDIT_TEST_POSTGRES_URL") or stack.enter_context(postgres_cluster())
+        fill(open_store(url))
+        records = {r.request_id: r.outcome for r in export_feedback(open_store(url), since="2026-11-01")}
+        assert records == {"acc": "accepted", "part": "partially_accepted", "rej": "rejected", "ign": "ignored",
+                           "silent": "ignored"}
