@@ -232,6 +232,36 @@ def _weights(pref: PreferenceConfig, stats: PreferenceStats) -> tuple[float, flo
     return float(desirable), float(undesirable)
 
 
+def trl_trainer(kind: str, model: Any, tokenizer: Any, rows: list[dict[str, Any]], *,
+                eval_rows: list[dict[str, Any]] | None = None, output_dir: Path, beta: float, learning_rate: float,
+                epochs: float, max_steps: int, batch_size: int, gradient_accumulation: int, bf16: bool,
+                max_length: int, seed: int, peft_config: Any = None, **extra: Any) -> Any:
+    """A TRL KTOTrainer (`kind` "kto": rows {prompt, completion, label}) or DPOTrainer ("dpo": rows {prompt,
+    chosen, rejected}) logging every step, saving nothing, with the model's initial state as the reference;
+    `extra` goes to its config (e.g. desirable_weight, loss_type)."""
+    import torch
+    from datasets import Dataset
+    from transformers import PrinterCallback
+
+    if kind == "kto":
+        from trl import KTOConfig as Config
+        from trl import KTOTrainer as Trainer
+    else:
+        from trl import DPOConfig as Config
+        from trl import DPOTrainer as Trainer
+    args = Config(output_dir=str(output_dir), beta=beta, learning_rate=learning_rate, num_train_epochs=epochs,
+                  max_steps=max_steps, per_device_train_batch_size=batch_size, per_device_eval_batch_size=batch_size,
+                  gradient_accumulation_steps=gradient_accumulation, bf16=bf16, max_length=max_length,
+                  logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=True, seed=seed, data_seed=seed,
+                  gradient_checkpointing=False, use_cpu=not torch.cuda.is_available(), dataloader_pin_memory=False,
+                  **extra)
+    trainer = Trainer(model=model, ref_model=None, args=args, train_dataset=Dataset.from_list(rows),
+                      eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None, processing_class=tokenizer,
+                      peft_config=peft_config)
+    trainer.remove_callback(PrinterCallback)  # nextedit prints its own lines
+    return trainer
+
+
 def _student(config: TrainConfig) -> tuple[Path, Any, Any, dict[str, Any]]:
     """The student's folder, format, options and nextedit.json (the config's format settings win when set)."""
     from nextedit.formats import FormatOptions, get_format
@@ -250,8 +280,7 @@ def train_preference(config: TrainConfig, *, console: Any = None) -> Any:
     """Run KTO or DPO (config.method) from the SFT student `base_model`, export, write train.json."""
     import datasets
     import torch
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, PrinterCallback
+    from transformers import AutoModelForCausalLM
 
     from nextedit.train.export import export_model, model_metadata
     from nextedit.train.sft import (
@@ -297,31 +326,17 @@ def train_preference(config: TrainConfig, *, console: Any = None) -> Any:
 
         peft_config = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
                                  target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
-    common: dict[str, Any] = {
-        "output_dir": str(out / "checkpoints"), "beta": pref.beta, "learning_rate": pref.learning_rate,
-        "num_train_epochs": pref.epochs, "max_steps": pref.max_steps,
-        "per_device_train_batch_size": pref.batch_size, "per_device_eval_batch_size": pref.batch_size,
-        "gradient_accumulation_steps": pref.gradient_accumulation, "bf16": bf16,
-        "max_length": config.data.max_length, "logging_steps": 1, "save_strategy": "no", "report_to": [],
-        "disable_tqdm": True, "seed": pref.seed, "data_seed": pref.seed, "gradient_checkpointing": False,
-        "use_cpu": not torch.cuda.is_available(), "dataloader_pin_memory": False}
+    extra: dict[str, Any] = {}
     if method == "kto":
-        from trl import KTOConfig, KTOTrainer
-
-        desirable, undesirable = _weights(pref, stats)
-        args = KTOConfig(**common, desirable_weight=desirable, undesirable_weight=undesirable)
-        trainer_class: Any = KTOTrainer
-    else:
-        from trl import DPOConfig, DPOTrainer
-
-        losses = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, pref.sft_weight]} if pref.sft_weight \
-            else {"loss_type": ["sigmoid"]}
-        args = DPOConfig(**common, **losses)
-        trainer_class = DPOTrainer
-    trainer = trainer_class(model=model, ref_model=None, args=args, train_dataset=Dataset.from_list(rows),
-                            eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-                            processing_class=tokenizer, peft_config=peft_config)
-    trainer.remove_callback(PrinterCallback)
+        extra["desirable_weight"], extra["undesirable_weight"] = _weights(pref, stats)
+    elif pref.sft_weight:
+        extra.update(loss_type=["sigmoid", "sft"], loss_weights=[1.0, pref.sft_weight])
+    trainer = trl_trainer(method, model, tokenizer, rows, eval_rows=eval_rows, output_dir=out / "checkpoints",
+                          beta=pref.beta, learning_rate=pref.learning_rate, epochs=pref.epochs,
+                          max_steps=pref.max_steps, batch_size=pref.batch_size,
+                          gradient_accumulation=pref.gradient_accumulation, bf16=bf16,
+                          max_length=config.data.max_length, seed=pref.seed, peft_config=peft_config, **extra)
+    args = trainer.args
     summary: dict[str, Any] = {"method": method, "beta": pref.beta, "adapter": pref.adapter,
                                **{k: v for k, v in asdict(stats).items() if k != "skipped"},
                                "skipped": dict(stats.skipped)}
