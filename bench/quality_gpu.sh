@@ -23,6 +23,7 @@ pick() { for f in "$DATA/$1.jsonl.gz" "$DATA/$1.jsonl"; do [ -f "$f" ] && { echo
 args=(--train-config recipes/gpu-train.toml --train "$(pick train)" --dev "$(pick dev)"
       --test "held-out-repos=$(pick test)" --out "$OUT" --title "GPU recipe (recipes/gpu-train.toml)")
 [ -d "$DATA/zed-evals" ] && args+=(--zed "$DATA/zed-evals")
+[ -d bench/cases/handwritten ] && args+=(--zed bench/cases/handwritten)
 [ -n "${BASE_MODEL:-}" ] && args+=(--base-model "$BASE_MODEL")
 [ "${APPEND:-0}" = 1 ] && args+=(--append)
 "$PY" bench/quality.py "${args[@]}"

@@ -1,6 +1,6 @@
 """Benchmark `nextedit serve`: overhead over the raw backend, prompt lookup on SmolLM2, load + kill -9.
 
-    python bench/serve.py [--parts overhead,lookup,load] [--load-seconds 60] [--editors 200]
+    python bench/serve.py [--parts overhead,lookup,load,workers] [--load-seconds 60] [--editors 200]
 
 (1) overhead: the same snapshot through the propagate predictor called directly (baseline) and
     through the server (subprocess on 127.0.0.1, 50 concurrent clients): p50/p99 of both.
@@ -8,6 +8,9 @@
 (3) load: N concurrent simulated editors (predict -> shown -> accepted/rejected -> settled) for S
     seconds: 5xx count; then kill -9 the server while they keep sending events and count
     acknowledged events missing from the store (target 0).
+(4) workers: `nextedit serve --workers N` (propagate backend, closed-loop clients on keep-alive
+    connections): one worker with `shared = "memory"` (baseline: no cross-process state), one and
+    two workers with the SQLite shared state: throughput ratio against the baseline, p50/p99.
 Appends a section to BENCHMARKS.md.
 """
 
@@ -206,6 +209,52 @@ def bench_overhead(tmp: Path, clients: int = 50, per_client: int = 40) -> list[t
     return rows
 
 
+# -- (4) workers --------------------------------------------------------------------------------
+def bench_workers(tmp: Path, clients: int = 32, per_client: int = 60) -> list[tuple[str, str]]:
+    from nextedit.serve.testing import ServeProcess
+
+    def run(name: str, workers: int, shared: str | None) -> tuple[float, float, float, int]:
+        cfg = tmp / f"workers-{name}.toml"
+        write_config(cfg, tmp / f"workers-{name}.db", [{"name": "prop", "backend": "propagate", "share": 1.0}])
+        if shared:
+            cfg.write_text(f'shared = "{shared}"\n' + cfg.read_text())
+        lat: list[float] = []
+        errors = 0
+
+        async def client(i: int) -> None:
+            nonlocal errors
+            http = RawClient(server.url)
+            for k in range(per_client):
+                t = time.perf_counter()
+                status, _ = await http.post("/v1/predict", {"snapshot": SNAP, "client_id": f"c{i}",
+                                                            "user_id": f"u{i}-{k}"})
+                lat.append((time.perf_counter() - t) * 1000)
+                errors += status != 200
+            http.close()
+
+        async def main() -> None:
+            await asyncio.gather(*(client(i) for i in range(clients)))
+
+        with ServeProcess(cfg, workers=workers, env={"HF_HUB_OFFLINE": "1"}) as server:
+            asyncio.run(main())  # warm-up: imports, connections, SQLite pages
+            lat.clear()
+            t0 = time.perf_counter()
+            asyncio.run(main())
+            wall = time.perf_counter() - t0
+        return len(lat) / wall, pct(lat, 50), pct(lat, 99), errors
+
+    runs = {"1 worker, shared = memory (baseline)": run("mem", 1, "memory"),
+            "1 worker, SQLite shared state": run("one", 1, None),
+            "2 workers, SQLite shared state": run("two", 2, None)}
+    base = next(iter(runs.values()))[0]
+    rows = [(name, f"{rps:.0f} req/s ({rps / base:.2f}x); p50 / p99 {p50:.2f} / {p99:.2f} ms; non-200: {err}")
+            for name, (rps, p50, p99, err) in runs.items()]
+    two, one = runs["2 workers, SQLite shared state"][0], runs["1 worker, SQLite shared state"][0]
+    rows.append(("2 workers / 1 worker throughput (both with shared state)", f"{two / one:.2f}x"))
+    rows.append(("clients", f"{clients} closed-loop clients x {per_client} predicts, in this process"))
+    return rows
+
+
 # -- (2) prompt lookup --------------------------------------------------------------------------
 def bench_lookup(tmp: Path, requests: int = 8) -> list[tuple[str, str]]:
     arms = [{"name": "lookup", "backend": "local:smollm2-135m-instruct", "format": "zeta1", "share": 0.5,
@@ -347,6 +396,9 @@ def main() -> None:
             print(sections[-1])
         if "lookup" in parts:
             sections.append(("prompt lookup (SmolLM2-135M, CPU)", bench_lookup(tmp)))
+            print(sections[-1])
+        if "workers" in parts:
+            sections.append(("workers (nextedit serve --workers N, propagate backend)", bench_workers(tmp)))
             print(sections[-1])
         if "load" in parts:
             sections.append((f"load ({args.editors} simulated editors) and kill -9",

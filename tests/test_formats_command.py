@@ -34,14 +34,20 @@ def _example(i: int, **update) -> dict:
     return data
 
 
+def _marker_example() -> dict:
+    """ex-6: a marker string in the file (escaped, not refused)."""
+    data = _example(6)
+    data["snapshot"]["text"] = TEXT + "# <|marker_1|>\n"
+    return data
+
+
 @pytest.fixture
 def examples_file(tmp_path: Path) -> Path:
     path = tmp_path / "in.jsonl"
     rows = [_example(i) for i in range(5)]
     rows.append(_example(5, expected=[]))  # no expected patch
-    bad = _example(6)
-    bad["snapshot"]["text"] = TEXT + "# <|marker_1|>\n"
-    rows.append(bad)
+    rows.append(_marker_example())
+    rows.append(_example(7, expected=[make("x = 1\n", "x = 2\n", path=PATH)]))  # does not apply
     write_examples(path, [parse_example(r) for r in rows])
     with open(path, "ab") as fh:
         fh.write(b'{"id": "broken", "snapshot": \n')
@@ -57,23 +63,24 @@ def test_format_writes_rows_and_a_failed_file(examples_file: Path, tmp_path: Pat
     out = tmp_path / "train.jsonl"
     result = _run(str(examples_file), "--format", "seed-multi-region", "-o", str(out))
     assert result.exit_code == 0, result.output
-    assert "5 rows (seed-multi-region v1)" in result.output and "3 refused" in result.output
+    assert "6 rows (seed-multi-region v1)" in result.output and "3 refused" in result.output
     rows = [row for _, row in read_dicts(out)]
-    assert [r["id"] for r in rows] == [f"ex-{i}" for i in range(5)]
+    assert [r["id"] for r in rows] == [f"ex-{i}" for i in (0, 1, 2, 3, 4, 6)]
     fmt = get_format("seed-multi-region")
+    examples = [parse_example(d) for d in [*(_example(i) for i in range(5)), _marker_example()]]
     for row in rows:
         assert set(row) == {"id", "format", "format_version", "prompt", "completion"}
         assert row["format"] == "seed-multi-region" and row["format_version"] == "1"
         assert row["completion"].endswith("<[end▁of▁sentence]>")
-        ex = parse_example(_example(int(row["id"][3:])))
-        got = apply(fmt.parse(row["completion"], ex).patch, TEXT)
-        assert got == apply(ex.expected[0], TEXT)
+        ex = next(e for e in examples if e.id == row["id"])
+        got = apply(fmt.parse(row["completion"], ex).patch, ex.snapshot.text)
+        assert got == apply(ex.expected[0], ex.snapshot.text)
     failed = {r["id"]: r for _, r in read_dicts(tmp_path / "train.failed.jsonl")}
-    assert set(failed) == {"ex-5", "ex-6", None}
+    assert set(failed) == {"ex-5", "ex-7", None}
     assert "no expected patch" in failed["ex-5"]["reason"]
-    assert "snapshot.text contains '<|marker_1|>'" in failed["ex-6"]["reason"]
-    assert failed[None]["line"] == 8 and "malformed JSON" in failed[None]["reason"]
-    assert failed["ex-6"]["stage"] == "format:seed-multi-region" and failed["ex-6"]["record"]["id"] == "ex-6"
+    assert "expected[0] does not apply" in failed["ex-7"]["reason"]
+    assert failed[None]["line"] == 9 and "malformed JSON" in failed[None]["reason"]
+    assert failed["ex-7"]["stage"] == "format:seed-multi-region" and failed["ex-7"]["record"]["id"] == "ex-7"
 
 
 def test_empty_as_no_edit_and_knobs(examples_file: Path, tmp_path: Path) -> None:
@@ -126,7 +133,7 @@ def test_parquet_and_hf_dataset_export(examples_file: Path, tmp_path: Path) -> N
     assert [r["id"] for r in table] == [r["id"] for r in rows]
     assert table[0]["prompt"] == rows[0]["prompt"] and table[0]["messages"] == rows[0]["messages"]
     loaded = datasets.load_from_disk(str(hf))
-    assert len(rows) == 6  # "<|marker_1|>" means nothing to the chat format
+    assert len(rows) == 6
     assert loaded["id"] == [r["id"] for r in rows] and loaded[2]["completion"] == rows[2]["completion"]
     # A format without messages leaves the column null.
     zeta = tmp_path / "z.jsonl"

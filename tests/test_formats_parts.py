@@ -1,4 +1,4 @@
-"""Student formats: registry, refusals, knobs (history, diagnostics, related, budgets, tokenizer), marker
+"""Student formats: registry, marker escaping, knobs (history, diagnostics, related, budgets, tokenizer), marker
 blocks, and parsing of imperfect model outputs."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 
 from nextedit.formats import FORMATS, FormatError, FormatOptions, get_format
 from nextedit.formats.budget import choose_window, estimate_tokens, token_counter
+from nextedit.formats.escape import SENTINEL
 from nextedit.formats.multi_region import block_bounds, marker
 from nextedit.patch import apply, make
 from nextedit.record import Example, parse_example
@@ -40,7 +41,7 @@ def _example(text: str | None = None, *, cursor_line: int = 30, new: str | None 
 
 
 def test_registry_names_aliases_and_unknown() -> None:
-    assert NAMES == ["zeta1", "seed-multi-region", "sweep", "chat"]
+    assert NAMES == ["zeta1", "seed-multi-region", "sweep", "chat", "zeta1-jump"]
     for name in NAMES:
         fmt = get_format(name)
         assert fmt.name == name and fmt.version and fmt.stop and fmt.end_token in fmt.special_tokens
@@ -60,21 +61,21 @@ def test_spec_lists_what_a_trainer_needs() -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_inputs_with_special_tokens_are_refused(name: str) -> None:
+def test_inputs_with_special_tokens_are_escaped(name: str) -> None:
     fmt = get_format(name)
+    plain = [{"path": "lib/x.py", "text": "x = 'y'\n"}]
+    clean = fmt.render(_example(_text(4) + "# y\n", cursor_line=1, related=plain)).prompt
     for token in fmt.special_tokens[:6]:
-        text = _text(4) + f"# {token}\n"
-        with pytest.raises(FormatError, match=r"snapshot\.text contains .* special token of format"):
-            fmt.render(_example(text, cursor_line=1))
-    related = [{"path": "lib/x.py", "text": f"x = '{fmt.special_tokens[0]}'\n"}]
-    with pytest.raises(FormatError, match=r"snapshot\.related\[0\]\.text contains"):
-        fmt.render(_example(_text(4), cursor_line=1, related=related))
+        related = [{"path": "lib/x.py", "text": f"x = '{token}'\n"}]
+        prompt = fmt.render(_example(_text(4) + f"# {token}\n", cursor_line=1, related=related)).prompt
+        assert prompt.count(token) == clean.count(token)
+        assert f"# {token[0]}{SENTINEL}{token[1:]}" in prompt
 
 
-def test_seed_refuses_any_marker_like_text() -> None:
-    with pytest.raises(FormatError, match="'<\\|marker_'"):
-        get_format("seed-multi-region").render(_example(_text(4) + "s = '<|marker_999|>'\n", cursor_line=1))
-    get_format("zeta1").render(_example(_text(4) + "s = '<|marker_999|>'\n", cursor_line=1))
+def test_marker_like_text_is_escaped_in_seed_only() -> None:
+    text = _text(4) + "s = '<|marker_999|>'\n"
+    assert "<|marker_999|>" not in get_format("seed-multi-region").render(_example(text, cursor_line=1)).prompt
+    assert "<|marker_999|>" in get_format("zeta1").render(_example(text, cursor_line=1)).prompt
 
 
 @pytest.mark.parametrize("name", NAMES)

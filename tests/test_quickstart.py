@@ -1,5 +1,5 @@
 """The quickstart (`nextedit quickstart --fast`) runs end to end on a small real git repository: mine, split,
-LoRA-train the embedded SmolLM2 for a few steps, predict with student, base and baselines, check, report."""
+fine-tune the embedded SmolLM2 for a few steps, predict with student, base and baselines, check, report."""
 
 import importlib.util
 import json
@@ -10,7 +10,9 @@ import sys
 import pytest
 from _mine_fixtures import scripted_repo
 
-STUDENT, BASE = "student (LoRA)", "base (SmolLM2-135M)"
+from nextedit.quickstart import FAST
+
+STUDENT, BASE = FAST.student, "base (SmolLM2-135M)"
 
 
 def test_quickstart_fast_runs_end_to_end(tmp_path):
@@ -32,7 +34,7 @@ def test_quickstart_fast_runs_end_to_end(tmp_path):
     for stats in summary["providers"].values():
         assert stats["counts"]["predictions"] == evaluated
     train = summary["quickstart"]["train"]
-    assert train["steps"] == 3 and train["train_rows"] > 0 and train["method"] == "lora"
+    assert train["steps"] == 3 and train["train_rows"] > 0 and train["method"] == FAST.method
     meta = json.loads((out / "student" / "merged" / "nextedit.json").read_text())
     assert meta["format"] == "zeta1" and meta["base_model"] == "smollm2-135m-instruct"
     # abstention was calibrated on dev predictions and stored with the model, with the reversal guard

@@ -71,15 +71,19 @@ def test_unknown_store_url_is_a_clear_error():
         open_store("mysql://localhost/db")
 
 
-@pytest.mark.skipif(not os.environ.get("NEXTEDIT_TEST_POSTGRES_URL"),
-                    reason="set NEXTEDIT_TEST_POSTGRES_URL=postgresql://... to test the PostgreSQL store")
 def test_postgres_store_round_trip():
-    pytest.importorskip("psycopg")
-    store = open_store(os.environ["NEXTEDIT_TEST_POSTGRES_URL"]).start()
-    try:
-        before = store.count("events")
-        event_id = store.append_sync({"type": "shown", "request_id": "pg-test", "arm": "a"})
-        assert store.count("events") == before + 1
-        assert any(e.id == event_id for e in store.by_request("pg-test", "events"))
-    finally:
-        store.close()
+    """Against $NEXTEDIT_TEST_POSTGRES_URL when set, else a throwaway local cluster (tests/postgres_support.py)."""
+    from contextlib import ExitStack
+
+    from postgres_support import postgres_cluster
+
+    with ExitStack() as stack:
+        url = os.environ.get("NEXTEDIT_TEST_POSTGRES_URL") or stack.enter_context(postgres_cluster())
+        store = open_store(url).start()
+        try:
+            before = store.count("events")
+            event_id = store.append_sync({"type": "shown", "request_id": "pg-test", "arm": "a"})
+            assert store.count("events") == before + 1
+            assert any(e.id == event_id for e in store.by_request("pg-test", "events"))
+        finally:
+            store.close()

@@ -207,3 +207,19 @@ def test_events_without_times_need_them_only_for_replay(tmp_path):
     assert ex.settled.text == SETTLED and ex.trace["at"] is None
     assert errors == [f"{src}:3: field at: needed to replay edits"]
     assert list(import_traces([src], replay=False, on_error=lambda *a: errors.append("x"))) and errors[1:] == []
+
+
+def test_accepted_prediction_touched_up_before_it_settled_is_not_a_negative(tmp_path):
+    src = write(tmp_path / "t.jsonl", [
+        request("r1"),  # predicts PREDICTED; the user accepts it, then rewrites the body
+        {"type": "shown", "request_id": "r1", "at": 100.1},
+        {"type": "accepted", "request_id": "r1", "at": 100.5},
+        {"type": "settled", "request_id": "r1", "text": SETTLED},
+        request("r2"),  # the same prediction, rejected: still a negative
+        {"type": "rejected", "request_id": "r2", "reason": "rejected"},
+        {"type": "settled", "request_id": "r2", "text": SETTLED},
+    ])
+    a, b = list(import_traces([src]))
+    assert a.rejected is None and a.trace["accepted"] and a.trace["touched_up"]
+    assert patchlib.to_region(a.expected[0], TEXT, tuple(EDITABLE))[1] == SETTLED
+    assert b.rejected is not None and not b.trace["touched_up"]

@@ -1,6 +1,6 @@
 """The quickstart: the whole offline loop on this repository's own history, with a report at the end.
 
-mine -> context -> diagnostics -> validate -> split by time -> format + LoRA fine-tune of SmolLM2-135M ->
+mine -> context -> diagnostics -> validate -> split by time -> format + full fine-tune of SmolLM2-135M ->
 predict the held-out examples (student, base model, noop, propagate) -> deterministic checks -> score ->
 report. No network, API key or GPU; every step caches, so a re-run resumes.
 """
@@ -26,7 +26,6 @@ from nextedit.pipeline.runner import Step, run_pipeline
 
 BASELINES = ("noop", "propagate")
 STEPS = 8
-STUDENT = "student (LoRA)"
 BASE = "base (SmolLM2-135M)"
 #: The student withholds edits that undo more than this share of the user's last edit.
 MAX_REVERSAL = 0.5
@@ -58,20 +57,27 @@ class Plan:
     calibration_examples: int = 20
     #: the base model is evaluated on the first N evaluated examples only (its outputs are long and slow; 0: not)
     base_examples: int = 16
+    #: "lora" or "full" (every weight; on CPU a full fine-tune of 135M runs more tokens/s than LoRA)
+    method: str = "lora"
+
+    @property
+    def student(self) -> str:
+        """The student's name in tables and verdicts."""
+        return f"student ({'LoRA' if self.method == 'lora' else 'full fine-tune'})"
 
 
 FULL = Plan(max_commits=400, samples_per_commit=3,
             format_options={"editable_tokens": 80, "context_tokens": 128, "related_tokens": 128,
                             "history_tokens": 128, "history_events": 3},
-            max_length=640, train_steps=14, batch_size=2, gradient_accumulation=1, learning_rate=3e-4,
+            max_length=640, train_steps=28, batch_size=2, gradient_accumulation=1, learning_rate=1e-4,
             eval_loss_examples=16, predict_examples=60, max_new_tokens=None, resamples=1000,
-            calibration_examples=8, base_examples=0)
+            calibration_examples=8, base_examples=0, method="full")
 FAST = Plan(max_commits=12, samples_per_commit=2,
             format_options={"editable_tokens": 96, "context_tokens": 48, "related_tokens": 0,
                             "history_tokens": 96, "history_events": 2, "diagnostics": False},
-            max_length=768, train_steps=3, batch_size=1, gradient_accumulation=1, learning_rate=3e-4,
+            max_length=768, train_steps=3, batch_size=1, gradient_accumulation=1, learning_rate=1e-4,
             eval_loss_examples=2, predict_examples=2, max_new_tokens=48, resamples=200, calibration_examples=2,
-            base_examples=2)
+            base_examples=2, method="full")
 STUDENT_FORMAT = "zeta1"
 
 
@@ -110,14 +116,14 @@ def _count(path: Path) -> int:
 
 
 def _train_student(out_dir: Path, train: Path, held_out: Path, plan: Plan, seed: int, console: Console) -> dict:
-    """LoRA fine-tune of the embedded SmolLM2 on the training split (reused when the same config already ran)."""
+    """Fine-tune (plan.method) the embedded SmolLM2 on the training split (reused when the same config already ran)."""
     from nextedit.train.base_models import DEFAULT_BASE
     from nextedit.train.config import TrainConfig
     from nextedit.train.sft import train as run_train
 
     config = TrainConfig.model_validate({
         "base_model": DEFAULT_BASE, "output_dir": str(out_dir / "student"), "format": STUDENT_FORMAT,
-        "format_options": plan.format_options, "method": "lora",
+        "format_options": plan.format_options, "method": plan.method,
         "data": {"train": str(train), "eval": str(held_out), "max_length": plan.max_length,
                  "max_eval_examples": plan.eval_loss_examples},
         "lora": {"r": 16, "alpha": 32},
@@ -184,8 +190,8 @@ def _verdicts(examples: list[Any], plan: Plan, seed: int) -> list[str]:
     from nextedit.evaluate.quality import compare_to_baselines, quality, verdict
 
     table = quality(examples, resamples=plan.resamples, seed=seed)
-    return [verdict(STUDENT, compare_to_baselines(table, STUDENT, list(BASELINES), resamples=plan.resamples,
-                                                  seed=seed))]
+    return [verdict(plan.student, compare_to_baselines(table, plan.student, list(BASELINES),
+                                                       resamples=plan.resamples, seed=seed))]
 
 
 def checks_step(dst: Path) -> Step | None:
@@ -232,10 +238,11 @@ def _table(summary: dict[str, Any], checks: dict[str, tuple[int, int]]) -> list[
 
 
 def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = False, seed: int = 0,
-                   console: Console | None = None, train: bool = True) -> QuickstartResult:
-    """Mine, check, split, fine-tune, predict (student, base, baselines), score and report; see the module doc."""
+                   console: Console | None = None, train: bool = True, plan: Plan | None = None) -> QuickstartResult:
+    """Mine, check, split, fine-tune, predict (student, base, baselines), score and report; see the module doc.
+    `plan` replaces the sizes of `fast` (experiments, benchmarks)."""
     console = console or Console(stderr=True)
-    plan = FAST if fast else FULL
+    plan = plan or (FAST if fast else FULL)
     t0 = time.monotonic()
     root = git_root(repo or Path.cwd())
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -294,13 +301,13 @@ def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = Fals
     base: tuple[str, dict[str, Any]] | None = None
     train_record: dict[str, Any] = {}
     if train:
-        step(6, f"format ({STUDENT_FORMAT}) and fine-tune SmolLM2-135M-Instruct with LoRA; calibrate abstention")
+        step(6, f"format ({STUDENT_FORMAT}) and fine-tune SmolLM2-135M-Instruct ({plan.method}); calibrate abstention")
         train_record = _train_student(out_dir, train_file, dev, plan, seed, console)
         model_opts = {"max_new_tokens": plan.max_new_tokens} if plan.max_new_tokens else {}
         student_dir = out_dir / "student" / "merged"
         threshold = _calibrate(student_dir, dev, out_dir / "calibration", plan, model_opts, console)
         train_record["abstain_below"] = threshold
-        providers = [(f"local:{student_dir}", {"label": STUDENT, **model_opts}), *providers]
+        providers = [(f"local:{student_dir}", {"label": plan.student, **model_opts}), *providers]
         if plan.base_examples:
             base = ("local:smollm2-135m-instruct", {"label": BASE, "format": STUDENT_FORMAT,
                                                     "format_options": plan.format_options, **model_opts})

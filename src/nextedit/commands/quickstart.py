@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         """Run the offline loop end to end on this repository's own git history.
 
         No network, API key or GPU. Mines examples, retrieves related code and diagnostics, validates,
-        splits by time, fine-tunes SmolLM2-135M-Instruct with LoRA on the older examples, predicts the
+        splits by time, fine-tunes every weight of SmolLM2-135M-Instruct on the older examples, predicts the
         held-out ones with the student, its base model and the noop / propagate baselines, runs the
         deterministic checks, scores and writes an evaluation report. Re-running resumes and reuses
         cached results.
@@ -70,7 +70,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"examples: {counts}")
         if result.train:
             t = result.train
-            console.print(f"student: {t.get('steps')} LoRA steps on {t.get('train_rows')} rows, held-out loss "
+            console.print(f"student: {t.get('steps')} {t.get('method', '')} steps on {t.get('train_rows')} rows, held-out loss "
                           f"{_fmt(t.get('eval_loss_before'))} -> {_fmt(t.get('eval_loss_after'))}; "
                           f"model: {(t.get('exported') or {}).get('merged')}")
         for line in result.verdicts:

@@ -65,3 +65,19 @@ def f1_ci(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, *, resamples: int = DE
             return np.where(den > 0, 2 * s_tp / np.where(den > 0, den, 1), 1.0)
 
     return _interval(_resampled_stats(cols, stat, resamples, seed), level)
+
+
+def ratio_difference_ci(num_b: np.ndarray, den_b: np.ndarray, num_a: np.ndarray, den_a: np.ndarray, *,
+                        resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+                        level: float = DEFAULT_LEVEL) -> tuple[float, float] | None:
+    """CI of sum(num_b)/sum(den_b) - sum(num_a)/sum(den_a) over resampled clusters (rows = clusters seen by
+    both runs, e.g. users): a paired comparison of two ratios such as acceptance rates."""
+    cols = [np.asarray(c, dtype=float) for c in (num_b, den_b, num_a, den_a)]
+    if cols[0].size == 0 or cols[1].sum() == 0 or cols[3].sum() == 0:
+        return None
+
+    def stat(nb: np.ndarray, db: np.ndarray, na: np.ndarray, da: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return nb / db - na / da
+
+    return _interval(_resampled_stats(cols, stat, resamples, seed), level)

@@ -9,8 +9,15 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from nextedit.formats.budget import TokenCounter, Window, choose_window, token_counter
+from nextedit.formats.escape import (
+    escape,
+    escape_diff,
+    unescape,
+    unescape_diff,
+    unescaped_offset,
+)
 from nextedit.patch import PatchError, apply, from_region, to_region
-from nextedit.record import Example, Snapshot
+from nextedit.record import Example, Location, Snapshot
 
 __all__ = [
     "FORMATS",
@@ -30,6 +37,7 @@ FORMATS: dict[str, str] = {
     "seed-multi-region": "nextedit.formats.multi_region:SeedMultiRegion",
     "sweep": "nextedit.formats.sweep:Sweep",
     "chat": "nextedit.formats.chat:Chat",
+    "zeta1-jump": "nextedit.formats.jump:Zeta1Jump",
 }
 # Other names accepted by get_format (lower case).
 ALIASES: dict[str, str] = {
@@ -79,10 +87,12 @@ class Rendered:
 @dataclass(frozen=True)
 class Parsed:
     """A model output turned back into a unified diff against snapshot.text ("" = no edit) and the
-    predicted cursor (char offset in the text after applying the patch), when the output has one."""
+    predicted cursor (char offset in the text after applying the patch), when the output has one; `locations`:
+    where the output says the next edit is (formats that can answer with a jump)."""
 
     patch: str
     cursor: int | None
+    locations: tuple[Location, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -179,9 +189,9 @@ class StudentFormat:
 
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
-    #: Strings that have a meaning in the format; inputs containing any of them are refused.
+    #: Strings that have a meaning in the format; escaped wherever they occur in inputs (`formats.escape`).
     special_tokens: ClassVar[tuple[str, ...]] = ()
-    #: Substrings refused in inputs beyond the special tokens (e.g. the start of numbered markers).
+    #: Substrings escaped in inputs beyond the special tokens (e.g. the start of numbered markers).
     reserved: ClassVar[tuple[str, ...]] = ()
     #: Stop sequences for generation.
     stop: ClassVar[list[str]] = []
@@ -197,11 +207,42 @@ class StudentFormat:
     def render(self, example: Example, options: FormatOptions | None = None, tokenizer: Any = None) -> Rendered:
         """Prompt (and messages) for the example and, when it has one, the target for expected[0].
 
-        Raises FormatError when an input contains one of the format's special tokens, when the cursor
-        line does not fit the editable budget, or when expected[0] does not apply or changes text
-        outside the editable window chosen for the budget (the window is never grown for the target,
-        so training prompts look exactly like inference prompts)."""
-        self.check_input(example)
+        Marker strings of the format inside the example's text, paths, history, related code and diagnostics
+        are escaped (`formats.escape`), so they never end or corrupt the prompt; `parse` undoes it.
+        Raises FormatError when the cursor line does not fit the editable budget, or when expected[0] does
+        not apply or changes text outside the editable window chosen for the budget (the window is never
+        grown for the target, so training prompts look exactly like inference prompts)."""
+        escaped = self.escape_example(example)
+        rendered = self.render_escaped(escaped, options, tokenizer)
+        if escaped is example:
+            return rendered
+        text = escaped.snapshot.text
+        back = (lambda r: (unescaped_offset(text, r[0]), unescaped_offset(text, r[1])))
+        return Rendered(rendered.prompt, rendered.messages, rendered.target, back(rendered.editable),
+                        back(rendered.context))
+
+    def parse(self, output: str, example: Example, options: FormatOptions | None = None,
+              tokenizer: Any = None) -> Parsed:
+        """Turn a model output back into a patch against snapshot.text and a cursor; FormatError if unparseable.
+        Escaped marker strings in the output are unescaped."""
+        escaped = self.escape_example(example)
+        parsed = self.parse_escaped(output, escaped, options, tokenizer)
+        if escaped is example and unescape(output) == output:
+            return parsed
+        patch = unescape_diff(parsed.patch)
+        cursor = parsed.cursor
+        if cursor is not None:
+            try:
+                after = apply(parsed.patch, escaped.snapshot.text, start_line=escaped.snapshot.start_line)
+            except PatchError:
+                after = escaped.snapshot.text
+            cursor = unescaped_offset(after, cursor)
+        locations = tuple(loc.model_copy(update={"path": unescape(loc.path), "patch": loc.patch and
+                                                 unescape_diff(loc.patch)}) for loc in parsed.locations)
+        return Parsed(patch, cursor, locations)
+
+    def render_escaped(self, example: Example, options: FormatOptions | None, tokenizer: Any) -> Rendered:
+        """`render` on an example whose marker strings are already escaped."""
         frame = self.frame(example, options, tokenizer)
         target = None
         if example.expected:
@@ -210,9 +251,9 @@ class StudentFormat:
         prompt, messages = self.build_prompt(frame)
         return Rendered(prompt, messages, target, frame.window.editable, frame.window.context)
 
-    def parse(self, output: str, example: Example, options: FormatOptions | None = None,
-              tokenizer: Any = None) -> Parsed:
-        """Turn a model output back into a patch against snapshot.text and a cursor; FormatError if unparseable."""
+    def parse_escaped(self, output: str, example: Example, options: FormatOptions | None,
+                      tokenizer: Any) -> Parsed:
+        """`parse` against an escaped example: the patch and cursor refer to the escaped text."""
         frame = self.frame(example, options, tokenizer)
         new_region, cursor = self.decode_output(output, frame)
         return self.to_parsed(frame, new_region, cursor)
@@ -239,23 +280,60 @@ class StudentFormat:
             raise FormatError(str(exc)) from None
         return Frame(example, options, count, window, tokenizer)
 
-    def check_input(self, example: Example) -> None:
-        """Refuse an example whose text (or context, history, diagnostics, expected patch) contains a token
-        with a meaning in this format."""
+    def markers(self) -> tuple[str, ...]:
+        """The strings escaped in inputs: special tokens, reserved prefixes, stop and end strings."""
+        return tuple(m for m in dict.fromkeys((*self.special_tokens, *self.reserved, *self.stop, self.end_token,
+                                               self.cursor_token)) if m)
+
+    def escape_example(self, example: Example) -> Example:
+        """The example with the format's marker strings escaped in every text it shows (the same object when
+        nothing needs escaping); offsets (cursor, editable, expected cursors) follow the escaped text."""
+        markers = self.markers()
         snap = example.snapshot
-        fields: list[tuple[str, str]] = [("snapshot.path", snap.path), ("snapshot.text", snap.text)]
-        fields += [(f"snapshot.history[{i}].diff", ev.diff) for i, ev in enumerate(snap.history)]
-        fields += [(f"snapshot.history[{i}].path", ev.path) for i, ev in enumerate(snap.history)]
-        fields += [(f"snapshot.related[{i}].text", r.text) for i, r in enumerate(snap.related)]
-        fields += [(f"snapshot.related[{i}].path", r.path) for i, r in enumerate(snap.related)]
-        fields += [(f"snapshot.diagnostics[{i}].message", d.message) for i, d in enumerate(snap.diagnostics)]
-        if example.expected:
-            fields.append(("expected[0]", example.expected[0]))
-        banned = tuple(dict.fromkeys((*self.special_tokens, *self.reserved)))
-        for field, value in fields:
-            for token in banned:
-                if token and token in value:
-                    raise FormatError(f"{field} contains {token!r}, a special token of format {self.name}")
+        texts = [snap.path, snap.text, *(e.diff for e in snap.history), *(e.path for e in snap.history),
+                 *(r.text for r in snap.related), *(r.path for r in snap.related),
+                 *(d.message for d in snap.diagnostics), *example.expected,
+                 *(loc.path for loc in example.locations), *(loc.patch or "" for loc in example.locations)]
+        if not any(escape(t, markers) != t for t in texts):
+            return example
+        text = escape(snap.text, markers)
+
+        def at(offset: int) -> int:
+            return len(escape(snap.text[:offset], markers))
+
+        def esc_path(path: str | None) -> str | None:
+            return None if path is None else escape(path, markers)
+
+        new_snap = snap.model_copy(update={
+            "path": escape(snap.path, markers), "text": text, "cursor": at(snap.cursor),
+            "editable": None if snap.editable is None else (at(snap.editable[0]), at(snap.editable[1])),
+            "history": [e.model_copy(update={"path": escape(e.path, markers), "old_path": esc_path(e.old_path),
+                                             "diff": escape_diff(e.diff, markers)}) for e in snap.history],
+            "related": [r.model_copy(update={"path": escape(r.path, markers), "text": escape(r.text, markers)})
+                        for r in snap.related],
+            "diagnostics": [d.model_copy(update={"message": escape(d.message, markers)}) for d in snap.diagnostics],
+        })
+        update: dict[str, Any] = {
+            "snapshot": new_snap, "expected": [escape_diff(p, markers) for p in example.expected],
+            "locations": [loc.model_copy(update={"path": escape(loc.path, markers),
+                                                 "patch": loc.patch and escape_diff(loc.patch, markers)})
+                          for loc in example.locations],
+        }
+        if example.expected_cursors:
+            update["expected_cursors"] = [self._escaped_cursor(example, i, c, markers)
+                                          for i, c in enumerate(example.expected_cursors)]
+        return example.model_copy(update=update)
+
+    @staticmethod
+    def _escaped_cursor(example: Example, i: int, cursor: int | None, markers: tuple[str, ...]) -> int | None:
+        """Expected cursor i (an offset in the text after expected[i]) as an offset in the escaped after-text."""
+        if cursor is None or i >= len(example.expected):
+            return cursor
+        try:
+            after = apply(example.expected[i], example.snapshot.text, start_line=example.snapshot.start_line)
+        except PatchError:
+            return cursor
+        return len(escape(after[:cursor], markers))
 
     def expected_region(self, frame: Frame) -> tuple[str, int | None]:
         """The editable region after expected[0] and the expected cursor as an offset into it (or None)."""

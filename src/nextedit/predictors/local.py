@@ -235,7 +235,10 @@ class LocalPredictor(Predictor):
                 if pred.patch is None:
                     pred.error = error
                 pred.latency_ms = round(ms + (time.perf_counter() - t0) * 1000, 1)
-                out.append(guard(example, pred, abstain_below=self.abstain_below, max_reversal=self.max_reversal))
+                pred = guard(example, pred, abstain_below=self.abstain_below, max_reversal=self.max_reversal)
+                if parsed is not None and parsed.locations:
+                    pred.locations = list(parsed.locations)
+                out.append(pred)
             return out
 
     def _decide(self, example: Example, pred: Prediction, raw: str | None, prompt_ids: list[int],

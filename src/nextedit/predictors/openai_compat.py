@@ -7,12 +7,20 @@ model name may follow the URL after `#` (`openai-compatible:http://host:8000/v1#
 replies are retried (honouring Retry-After); a request that still fails records the error on every
 sample instead of failing the example. Secrets are scrubbed from the example before it is rendered
 (option `scrub`; by default on unless the URL's host is this machine) and put back in the answers.
+
+For rewrites, the request carries what engines need to answer fast (docs/inference-engines.md): max_tokens sized
+from the editable region, the format's stop strings, and per-engine options (`engine = "llama.cpp"`:
+prompt caching and the per-request draft bounds of its speculative decoding; vLLM and SGLang configure
+n-gram speculation at server start). Cancelling the call (a superseded request, a passed deadline)
+closes its connection, which stops generation upstream; each prediction's `latency_ms` is the upstream
+round trip alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import math
 import os
 import time
 from typing import Any
@@ -22,6 +30,7 @@ from nextedit.predictors.base import Predictor, PredictorError
 from nextedit.record import Example, Prediction, Usage
 
 RETRY_STATUSES = {408, 409, 429, 500, 502, 503, 504}
+ENGINES = ("generic", "llama.cpp", "vllm", "sglang")
 
 
 class OpenAICompatiblePredictor(Predictor):
@@ -31,16 +40,25 @@ class OpenAICompatiblePredictor(Predictor):
     endpoint ("completions" | "chat"), max_tokens (1024), temperature (0), top_p (1), api_key (default
     $NEXTEDIT_API_KEY or $OPENAI_API_KEY), timeout_s (60), max_retries (2), label, scrub (replace
     secrets by placeholders before sending; default: on unless the URL's host is a loopback address).
+    Engine options: engine ("generic", "llama.cpp", "vllm", "sglang"), auto_max_tokens (True: ask for
+    about what rewriting the editable region takes, at most max_tokens), chars_per_token (3.0), stop
+    (extra stop strings), draft_max / draft_min (llama.cpp: per-request speculative draft bounds),
+    n_probs (llama.cpp: top-token probabilities in the reply), extra_body (merged into every request).
     """
 
     scheme = "openai-compatible"
-    version = "1"
+    version = "2"
+    #: Its latency is an upstream server's (reported apart from the server's own time).
+    upstream = True
 
     def __init__(self, argument: str | None = None, *, format: str | None = None,
                  format_options: dict[str, Any] | None = None, model: str | None = None,
                  endpoint: str = "completions", max_tokens: int = 1024, temperature: float = 0.0,
                  top_p: float = 1.0, api_key: str | None = None, timeout_s: float = 60.0, max_retries: int = 2,
-                 label: str | None = None, scrub: bool | None = None) -> None:
+                 label: str | None = None, scrub: bool | None = None, engine: str = "generic",
+                 auto_max_tokens: bool = True, chars_per_token: float = 3.0, stop: list[str] | None = None,
+                 draft_max: int | None = None, draft_min: int | None = None, n_probs: int | None = None,
+                 extra_body: dict[str, Any] | None = None) -> None:
         if not argument:
             raise PredictorError("provider openai-compatible needs a URL: openai-compatible:http://HOST:PORT/v1")
         self.argument = argument
@@ -49,6 +67,10 @@ class OpenAICompatiblePredictor(Predictor):
             raise PredictorError(f"openai-compatible:{argument}: the URL must start with http:// or https://")
         if not format:
             raise PredictorError(f"openai-compatible:{argument}: pass the student format, e.g. --option format=zeta1")
+        if engine not in ENGINES:
+            raise PredictorError(f"openai-compatible: engine must be one of {', '.join(ENGINES)} (got {engine!r})")
+        if chars_per_token <= 0:
+            raise PredictorError(f"openai-compatible: chars_per_token must be positive (got {chars_per_token})")
         if endpoint not in ("completions", "chat"):
             raise PredictorError(f"openai-compatible: endpoint must be 'completions' or 'chat' (got {endpoint!r})")
         try:
@@ -73,49 +95,96 @@ class OpenAICompatiblePredictor(Predictor):
         self.max_retries = int(max_retries)
         self.label = label
         self.scrub = _is_remote(self.base_url) if scrub is None else bool(scrub)
+        self.engine = engine
+        self.auto_max_tokens = bool(auto_max_tokens)
+        self.chars_per_token = float(chars_per_token)
+        self.extra_stop = [str(x) for x in (stop or [])]
+        self.draft_max, self.draft_min, self.n_probs = draft_max, draft_min, n_probs
+        self.extra_body = dict(extra_body or {})
+        self._pooled: tuple[asyncio.AbstractEventLoop, Any] | None = None
 
     @property
     def name(self) -> str:
         """`label` when given, else `openai-compatible:URL`."""
         return self.label or f"openai-compatible:{self.argument}"
 
-    def request_body(self, rendered: Any, samples: int) -> tuple[str, dict[str, Any]]:
+    def tokens_for(self, example: Example | None) -> int:
+        """max_tokens for an example: about 1.5x the editable region's tokens plus 64 (a rewrite of the
+        region, its markers and some growth), never more than the `max_tokens` option."""
+        if example is None or not self.auto_max_tokens:
+            return self.max_tokens
+        snap = example.snapshot
+        start, end = snap.editable or (0, len(snap.text))
+        estimate = math.ceil((end - start) / self.chars_per_token * 1.5) + 64
+        return max(1, min(self.max_tokens, estimate))
+
+    def request_body(self, rendered: Any, samples: int, example: Example | None = None) -> tuple[str, dict[str, Any]]:
         """The endpoint path and JSON body for one rendered example."""
-        body: dict[str, Any] = {"model": self.model, "max_tokens": self.max_tokens, "temperature": self.temperature,
-                                "top_p": self.top_p, "n": samples}
-        if self.format.stop:
-            body["stop"] = list(self.format.stop)[:4]  # the OpenAI API takes at most 4
+        body: dict[str, Any] = {"model": self.model, "max_tokens": self.tokens_for(example),
+                                "temperature": self.temperature, "top_p": self.top_p, "n": samples}
+        stops = list(dict.fromkeys([*self.format.stop, *self.extra_stop]))
+        if stops:
+            # The OpenAI API takes at most 4; llama.cpp, vLLM and SGLang take any number.
+            body["stop"] = stops[:4] if self.engine == "generic" else stops
+        if self.engine == "llama.cpp":
+            body["cache_prompt"] = True  # reuse the KV cache of the previous request's common prefix
+            if self.draft_max is not None:
+                body["speculative.n_max"] = int(self.draft_max)
+            if self.draft_min is not None:
+                body["speculative.n_min"] = int(self.draft_min)
+            if self.n_probs is not None:
+                body["n_probs"] = int(self.n_probs)
+        body.update(self.extra_body)
         if self.endpoint == "chat":
             messages = rendered.messages or [{"role": "user", "content": rendered.prompt}]
             return "/chat/completions", {**body, "messages": messages}
         return "/completions", {**body, "prompt": rendered.prompt}
 
+    def _client(self) -> Any:
+        """This event loop's pooled client (connections are kept alive between requests)."""
+        import httpx
+
+        loop = asyncio.get_running_loop()
+        if self._pooled is None or self._pooled[0] is not loop or self._pooled[1].is_closed:
+            # A client belongs to one loop; a client of a loop that is gone is left to the collector.
+            self._pooled = (loop, httpx.AsyncClient(timeout=self.timeout_s))
+        return self._pooled[1]
+
+    def close(self) -> None:
+        """Close the pooled client (on its own loop; callable from any thread)."""
+        pooled, self._pooled = self._pooled, None
+        if pooled is not None and not pooled[0].is_closed():
+            loop, client = pooled
+            loop.call_soon_threadsafe(lambda: loop.create_task(client.aclose()))
+
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         import httpx
 
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        async with httpx.AsyncClient(timeout=self.timeout_s) as client:
-            for attempt in range(self.max_retries + 1):
+        # Cancelling this coroutine (superseded request, deadline) closes the request's connection:
+        # llama.cpp, vLLM and SGLang stop generating for a client that went away.
+        client = self._client()
+        for attempt in range(self.max_retries + 1):
+            try:
+                resp = await client.post(self.base_url + path, json=body, headers=headers)
+            except httpx.TransportError as exc:
+                if attempt >= self.max_retries:
+                    raise RuntimeError(f"{type(exc).__name__}: {exc}") from None
+                await asyncio.sleep(0.5 * 2 ** attempt)
+                continue
+            if resp.status_code in RETRY_STATUSES and attempt < self.max_retries:
                 try:
-                    resp = await client.post(self.base_url + path, json=body, headers=headers)
-                except httpx.TransportError as exc:
-                    if attempt >= self.max_retries:
-                        raise RuntimeError(f"{type(exc).__name__}: {exc}") from None
-                    await asyncio.sleep(0.5 * 2 ** attempt)
-                    continue
-                if resp.status_code in RETRY_STATUSES and attempt < self.max_retries:
-                    try:
-                        wait = float(resp.headers.get("retry-after", ""))
-                    except ValueError:
-                        wait = 0.5 * 2 ** attempt
-                    await asyncio.sleep(min(wait, 30.0))
-                    continue
-                if resp.status_code != 200:
-                    raise RuntimeError(f"HTTP {resp.status_code}: {resp.text[:200]}")
-                try:
-                    return resp.json()
+                    wait = float(resp.headers.get("retry-after", ""))
                 except ValueError:
-                    raise RuntimeError(f"reply is not JSON: {resp.text[:100]!r}") from None
+                    wait = 0.5 * 2 ** attempt
+                await asyncio.sleep(min(wait, 30.0))
+                continue
+            if resp.status_code != 200:
+                raise RuntimeError(f"HTTP {resp.status_code}: {resp.text[:200]}")
+            try:
+                return resp.json()
+            except ValueError:
+                raise RuntimeError(f"reply is not JSON: {resp.text[:100]!r}") from None
         raise RuntimeError("no reply")  # pragma: no cover - the loop always returns or raises
 
     def _texts(self, reply: dict[str, Any]) -> list[str]:
@@ -138,7 +207,7 @@ class OpenAICompatiblePredictor(Predictor):
             rendered = self.format.render(shown, self.options)
         except FormatError as exc:
             return [Prediction(provider=self.name, sample=i, error=f"render: {exc}") for i in range(samples)]
-        path, body = self.request_body(rendered, samples)
+        path, body = self.request_body(rendered, samples, example)
         t0 = time.perf_counter()
         try:
             reply = await self._post(path, body)
@@ -164,7 +233,7 @@ class OpenAICompatiblePredictor(Predictor):
                                       usage=u))
                 continue
             out.append(Prediction(provider=self.name, sample=i, raw=raw, patch=parsed.patch, cursor=parsed.cursor,
-                                  latency_ms=ms, usage=u))
+                                  locations=list(parsed.locations), latency_ms=ms, usage=u))
         return out
 
 

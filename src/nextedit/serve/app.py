@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -27,9 +28,11 @@ from nextedit.serve.arms import assign_arm, shadow_arms
 from nextedit.serve.backends import BackendCancelled, BackendPool, BackendResult
 from nextedit.serve.cancel import InflightRegistry
 from nextedit.serve.config import ArmConfig, ServeConfig, ServeConfigError, load_config
+from nextedit.serve.coordinator import Coordinator, RateLimited
 from nextedit.serve.edits import char_edits
 from nextedit.serve.metrics import ServeMetrics
 from nextedit.serve.request_ids import RequestIds
+from nextedit.serve.shared import open_shared, shared_url
 from nextedit.serve.store import EventStore, open_store, utc_now
 
 log = logging.getLogger("nextedit.serve")
@@ -41,9 +44,9 @@ REASONS = ("empty", "timeout", "parse_failed", "filtered", "cancelled", "error")
 class HTTPProblem(Exception):
     """An error answered as JSON {"error": message} with a 4xx status."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.headers = status, message, headers
 
 
 class PredictRequest(BaseModel):
@@ -193,6 +196,8 @@ class ServerState:
         self.backends.update(config.arms)
         self.store = store or open_store(config.store)
         self.inflight = InflightRegistry()
+        self.coordinator = Coordinator(open_shared(shared_url(config.shared, self.store.url)), self.inflight,
+                                       config_path=config_path, reload=self.reload)
         self.metrics = ServeMetrics()
         self.recent = RecentPredictions(config.remember_s)
         self.ids = RequestIds(config.auth.id_key())
@@ -204,7 +209,7 @@ class ServerState:
         if self.config_path is None:
             raise ServeConfigError("this server was started without a config file; nothing to reload")
         fresh = load_config(self.config_path)
-        changed = [k for k in ("store", "host", "port", "max_body_bytes") if getattr(fresh, k) != getattr(self.config, k)]
+        changed = [k for k in ("store", "shared", "host", "port", "max_body_bytes") if getattr(fresh, k) != getattr(self.config, k)]
         if changed:
             raise ServeConfigError(f"{self.config_path}: {', '.join(changed)} cannot change on reload; restart the server")
         self.backends.update(fresh.arms)
@@ -228,6 +233,14 @@ def _bearer(request: Request) -> str | None:
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
     return None
+
+
+async def admit(state: ServerState, request: Request, user_id: str | None = None) -> None:
+    """429 when the request is over a configured rate limit ([limits], counted across processes)."""
+    try:
+        await state.coordinator.admit(state.config.limits, _bearer(request), user_id)
+    except RateLimited as exc:
+        raise HTTPProblem(429, str(exc), {"retry-after": str(max(1, round(exc.retry_after_s)))}) from None
 
 
 def require_api_key(state: ServerState, request: Request) -> None:
@@ -426,6 +439,8 @@ def _record_metrics(state: ServerState, arm: str, reason: str | None, timing: di
     m.latency.labels(arm).observe(timing["total_ms"] / 1000)
     if result is not None:
         m.backend_latency.labels(arm).observe(result.backend_ms / 1000)
+        if result.upstream_ms is not None:
+            m.upstream_latency.labels(arm).observe(result.upstream_ms / 1000)
         m.tokens.labels(arm, "input").inc(result.input_tokens)
         m.tokens.labels(arm, "output").inc(result.output_tokens)
     if reason == "cancelled":
@@ -446,7 +461,8 @@ async def _run_shadow(state: ServerState, req: PredictRequest, request_id: str, 
     if result is not None:
         reason, detail, prediction = await asyncio.to_thread(_outcome, result, req.snapshot)
     timing = {"total_ms": round((time.perf_counter() - t0) * 1000, 3),
-              "backend_ms": round(result.backend_ms, 3) if result else None}
+              "backend_ms": round(result.backend_ms, 3) if result else None,
+              "upstream_ms": round(result.upstream_ms, 3) if result and result.upstream_ms is not None else None}
     live_prediction = await live
     event = _predicted_event(state, req, request_id, arm, backend.model_version, reason, detail, prediction,
                              result, timing, kind="shadow", live_arm=live_arm)
@@ -462,6 +478,7 @@ async def handle_predict(state: ServerState, request: Request) -> Response:
     t0 = time.perf_counter()
     require_api_key(state, request)
     req = parse_body(PredictRequest, await request.body())
+    await admit(state, request, req.user_id)
     config = state.config
     if req.arm is not None and (config.arm(req.arm) is None or config.arm(req.arm).shadow):
         req.arm = None  # an unknown or shadow preference falls back to assignment
@@ -473,7 +490,7 @@ async def handle_predict(state: ServerState, request: Request) -> Response:
     live_done: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
     for shadow in shadow_arms(config, request_id, arm):
         state.spawn(_run_shadow(state, req, request_id, shadow, live_done, arm.name))
-    entry = state.inflight.start(req.client_id, snap.path, request_id)
+    entry = state.coordinator.start_request(req.client_id, snap.path, request_id)
     state.metrics.inflight.inc()
     prediction = None
     try:
@@ -486,7 +503,7 @@ async def handle_predict(state: ServerState, request: Request) -> Response:
             if prediction is not None and time.perf_counter() > deadline:
                 reason, detail, prediction = "timeout", f"answer ready after the {config.deadline_ms:g} ms deadline", None
     finally:
-        state.inflight.finish(req.client_id, snap.path, entry)
+        state.coordinator.finish_request(req.client_id, snap.path, entry)
         state.metrics.inflight.dec()
         if not live_done.done():
             live_done.set_result(prediction)  # shadows compare against it (None when this request failed)
@@ -496,18 +513,16 @@ async def handle_predict(state: ServerState, request: Request) -> Response:
         "parse_ms": round((t_parsed - t0) * 1000, 3),
         "queue_ms": round(result.queue_ms, 3) if result else None,
         "backend_ms": round(result.backend_ms, 3) if result else round((t_backend - t_parsed) * 1000, 3),
+        "upstream_ms": round(result.upstream_ms, 3) if result and result.upstream_ms is not None else None,
         "post_ms": round((t_end - t_backend) * 1000, 3),
     }
     _record_metrics(state, arm.name, reason, timing, result)
+    info = {"arm": arm.name, "model_version": backend.model_version, "user_id": req.user_id,
+            "client_id": req.client_id, "collectable": req.collectable, "path": snap.path}
     if prediction is not None:
-        state.recent.put(request_id, {
-            "arm": arm.name, "model_version": backend.model_version, "user_id": req.user_id,
-            "client_id": req.client_id, "before": prediction["_before"], "after": prediction["_after"],
-            "collectable": req.collectable, "path": snap.path})
-    else:
-        state.recent.put(request_id, {"arm": arm.name, "model_version": backend.model_version,
-                                      "user_id": req.user_id, "client_id": req.client_id, "collectable": req.collectable,
-                                      "path": snap.path})
+        info.update(before=prediction["_before"], after=prediction["_after"])
+    state.recent.put(request_id, info)
+    await state.coordinator.remember(request_id, info, config.remember_s)  # other workers join events with it
     body = {
         "request_id": request_id, "model_version": backend.model_version, "arm": arm.name,
         "prediction": None if prediction is None else {k: v for k, v in prediction.items() if not k.startswith("_")},
@@ -559,7 +574,7 @@ def _lookup_stored(state: ServerState, request_id: str) -> dict[str, Any] | None
 async def issuer_of(state: ServerState, request_id: str, *, need_regions: bool = False) -> dict[str, Any] | None:
     """What the server knows of a request it issued (arm, model version, user, ...), or None when it
     did not issue it: from memory, else from a signed id (arm only), else from the store."""
-    info = state.recent.get(request_id)
+    info = state.recent.get(request_id) or await state.coordinator.recall(request_id)
     if info is not None:
         return info
     signed = state.ids.arm_of(request_id, [a.name for a in state.config.arms])
@@ -574,6 +589,7 @@ async def handle_event(state: ServerState, request: Request) -> Response:
     """POST /v1/events: store a feedback event durably, then acknowledge with its id."""
     require_api_key(state, request)
     ev = parse_body(EventRequest, await request.body())
+    await admit(state, request)
     if ev.type == "settled" and ev.settled_text is None:
         raise HTTPProblem(422, "field settled_text: required for a settled event")
     if ev.type == "rejected" and not ev.reason:
@@ -624,11 +640,13 @@ def create_app(config: ServeConfig, *, config_path: str | Path | None = None,
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
         state.store.start()
+        await state.coordinator.start()
         try:
             yield
         finally:
             for task in list(state.tasks):
                 task.cancel()
+            await state.coordinator.close()
             state.backends.close()
             await asyncio.to_thread(state.store.close)
 
@@ -639,7 +657,9 @@ def create_app(config: ServeConfig, *, config_path: str | Path | None = None,
     @app.exception_handler(HTTPProblem)
     async def _problem(_request: Request, exc: HTTPProblem) -> Response:
         state.metrics.rejected_http.labels(str(exc.status)).inc()
-        return _json({"error": exc.message}, status=exc.status)
+        resp = _json({"error": exc.message}, status=exc.status)
+        resp.headers.update(exc.headers or {})
+        return resp
 
     @app.post("/v1/predict")
     async def predict(request: Request) -> Response:
@@ -651,7 +671,8 @@ def create_app(config: ServeConfig, *, config_path: str | Path | None = None,
 
     @app.get("/healthz")
     async def healthz() -> Response:
-        return _json({"ok": True, "arms": [a.name for a in state.config.arms], "reloads": state.reloads})
+        return _json({"ok": True, "arms": [a.name for a in state.config.arms], "reloads": state.reloads,
+                      "pid": os.getpid()})
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -664,6 +685,7 @@ def create_app(config: ServeConfig, *, config_path: str | Path | None = None,
             fresh = await asyncio.to_thread(state.reload)
         except (ServeConfigError, Exception) as exc:  # noqa: BLE001 - the old config stays live
             raise HTTPProblem(422, f"reload refused, old config kept: {exc}") from None
+        await state.coordinator.publish_config()  # the other workers and replicas reload too
         return _json({"ok": True, "arms": [a.model_dump() for a in fresh.arms]})
 
     @app.get("/admin/config")

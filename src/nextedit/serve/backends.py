@@ -39,6 +39,8 @@ class BackendResult:
     output_tokens: int = 0
     queue_ms: float = 0.0
     backend_ms: float = 0.0
+    #: The upstream server's round trip (HTTP backends; None for in-process ones), part of backend_ms.
+    upstream_ms: float | None = None
 
 
 @dataclass
@@ -154,6 +156,7 @@ class Backend:
             output_tokens=usage.output_tokens if usage else 0,
             queue_ms=queue_s * 1000,
             backend_ms=(done - queued - queue_s) * 1000,
+            upstream_ms=first.latency_ms if getattr(self.predictor, "upstream", False) else None,
         )
 
     async def complete(self, prompt: str | list[dict[str, Any]], *, max_tokens: int, stop: list[str] | None,

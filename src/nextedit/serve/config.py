@@ -9,6 +9,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+#: The request-id key `nextedit serve --workers N` shares with its workers when the config has none.
+WORKERS_ID_KEY_ENV = "NEXTEDIT_SERVE_ID_KEY"
+
 
 class ServeConfigError(ValueError):
     """A configuration file that cannot be used; `str()` names the file and the field."""
@@ -67,7 +70,8 @@ class AuthConfig(_Strict):
         """The request-id signing key (env variable wins over the inline value), or None."""
         if self.request_id_key_env and os.environ.get(self.request_id_key_env):
             return os.environ[self.request_id_key_env]
-        return self.request_id_key or None
+        # `nextedit serve --workers N` hands its workers one key when the config names none.
+        return self.request_id_key or os.environ.get(WORKERS_ID_KEY_ENV) or None
 
 
 class PrivacyConfig(_Strict):
@@ -79,6 +83,15 @@ class PrivacyConfig(_Strict):
     entropy: bool = True
 
 
+class LimitsConfig(_Strict):
+    """Rate limits, counted across every worker and replica through the shared state (0 = off)."""
+
+    #: Every /v1 request, per API key.
+    requests_per_key_per_minute: int = Field(default=0, ge=0)
+    #: POST /v1/predict, per user id.
+    predict_per_user_per_minute: int = Field(default=0, ge=0)
+
+
 class ServeConfig(_Strict):
     """Everything `nextedit serve CONFIG.toml` needs."""
 
@@ -88,6 +101,10 @@ class ServeConfig(_Strict):
     deadline_ms: float = Field(default=300.0, gt=0)
     #: Event store: a SQLite file path (or sqlite:///PATH) or a postgresql:// URL.
     store: str = "nextedit-events.db"
+    #: Cross-process state (supersession, kept-rate join, reloads, rate limits): "memory" (one
+    #: process), a SQLite file, or a postgresql:// URL. Default: the store's PostgreSQL, else a
+    #: SQLite side file `<store>-shared.db` (docs/serving.md, "Scaling out").
+    shared: str | None = None
     #: Salt of the user hash that assigns arms; change it to re-randomise users for a new experiment.
     salt: str = "nextedit"
     max_body_bytes: int = Field(default=1_000_000, gt=0)
@@ -95,6 +112,7 @@ class ServeConfig(_Strict):
     remember_s: float = Field(default=900.0, gt=0)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
     arms: list[ArmConfig] = Field(min_length=1)
 
     @field_validator("arms")
@@ -159,6 +177,8 @@ def load_config(path: str | Path) -> ServeConfig:
         raise ServeConfigError(f"{path}: invalid TOML ({exc})") from None
     config = parse_config(data, source=str(path))
     config.store = resolve_store(config.store, path.parent)
+    if config.shared and config.shared != "memory":
+        config.shared = resolve_store(config.shared, path.parent)
     return config
 
 

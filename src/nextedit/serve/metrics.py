@@ -27,6 +27,9 @@ class ServeMetrics:
                                  ["arm"], buckets=LATENCY_BUCKETS, registry=r)
         self.backend_latency = Histogram("nextedit_backend_latency_seconds", "Time inside the backend call.",
                                          ["arm"], buckets=LATENCY_BUCKETS, registry=r)
+        self.upstream_latency = Histogram("nextedit_upstream_latency_seconds", "Round trip to an upstream "
+                                          "inference server (HTTP arms), part of the backend time.",
+                                          ["arm"], buckets=LATENCY_BUCKETS, registry=r)
         self.tokens = Counter("nextedit_tokens", "Model tokens, by arm and direction (input, output).",
                               ["arm", "direction"], registry=r)
         self.cancellations = Counter("nextedit_cancellations", "Requests cancelled by a newer request "

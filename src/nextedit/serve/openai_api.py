@@ -117,11 +117,18 @@ def _headers(state: ServerState, arm: ArmConfig, request_id: str) -> dict[str, s
 
 def add_openai_routes(app: FastAPI, state: ServerState) -> None:
     """Register the OpenAI-compatible routes on the app."""
-    from nextedit.serve.app import HTTPProblem, _json, parse_body, require_api_key
+    from nextedit.serve.app import (
+        HTTPProblem,
+        _json,
+        admit,
+        parse_body,
+        require_api_key,
+    )
 
     @app.get("/v1/models")
     async def models(request: Request) -> Response:
         require_api_key(state, request)
+        await admit(state, request)
         data = [{"id": a.name, "object": "model", "owned_by": "nextedit",
                  "model_version": state.backends.by_arm[a.name].model_version}
                 for a in state.config.arms if not a.shadow]
@@ -131,6 +138,7 @@ def add_openai_routes(app: FastAPI, state: ServerState) -> None:
     async def completions(request: Request) -> Response:
         require_api_key(state, request)
         req = parse_body(CompletionRequest, await request.body())
+        await admit(state, request, req.user)
         if req.stream:
             raise HTTPProblem(400, "field stream: streaming is not supported; send stream=false")
         arm = _pick_arm(state, req.model, req.user)
@@ -159,6 +167,7 @@ def add_openai_routes(app: FastAPI, state: ServerState) -> None:
     async def chat_completions(request: Request) -> Response:
         require_api_key(state, request)
         req = parse_body(ChatRequest, await request.body())
+        await admit(state, request, req.user)
         if req.stream:
             raise HTTPProblem(400, "field stream: streaming is not supported; send stream=false")
         arm = _pick_arm(state, req.model, req.user)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 from nextedit.predictors import PREDICTORS, Predictor, get_predictor
@@ -121,3 +127,62 @@ class ServerThread:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=20)
+
+
+class ServeProcess:
+    """`nextedit serve CONFIG --workers N` as a real process (own session, so `kill()` is a kill -9 of
+    the server and all its workers) on a free 127.0.0.1 port.
+
+        with ServeProcess(config_path, workers=2) as server:
+            httpx.post(server.url + "/v1/predict", ...)
+    """
+
+    def __init__(self, config_path: str | Path, *, workers: int = 1, env: dict[str, str] | None = None) -> None:
+        self.config_path, self.workers = Path(config_path), workers
+        self.port = free_port()
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = self.config_path.parent / f"serve-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        """http://127.0.0.1:PORT"""
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServeProcess:  # noqa: PYI034
+        import httpx
+
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "nextedit", "serve", str(self.config_path), "--port", str(self.port),
+                 "--workers", str(self.workers)], stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                start_new_session=True)
+        deadline, spread = time.monotonic() + 60, None
+        #: Worker pids seen answering /healthz (the kernel spreads new connections over the workers).
+        self.pids: set[int] = set()
+        while len(self.pids) < self.workers and (spread is None or time.monotonic() < spread):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"nextedit serve did not start: {self.log.read_text()[-2000:]}")
+            try:
+                with httpx.Client(timeout=2) as client:
+                    self.pids.add(client.get(self.url + "/healthz").json()["pid"])
+                spread = spread or time.monotonic() + 5  # then give the other workers a few seconds
+            except (httpx.HTTPError, ValueError, KeyError):
+                time.sleep(0.1)
+        return self
+
+    def kill(self) -> None:
+        """kill -9 the server and its workers."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()

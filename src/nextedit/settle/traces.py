@@ -346,8 +346,9 @@ def import_traces(files: Iterable[str | Path], *, require_consent: bool = False,
 
     `expected` is the diff from the request's editable region to the settled text (as Zed's
     `settled` import does; `nextedit settle` later swaps it for the closest candidate), `settled`
-    the settled text, `rejected` the model's own output when it differs from the settled text, and
-    an extra `trace` field the request's metadata and outcome (shown / accepted / rejected reason).
+    the settled text, `rejected` the model's own output when it differs from the settled text and the
+    user did not accept it, and an extra `trace` field the request's metadata and outcome (shown /
+    accepted / rejected reason / touched_up: accepted, then edited before it settled).
     """
     paths = [Path(f) for f in files]
     stats = stats if stats is not None else ImportStats()
@@ -397,12 +398,15 @@ def _example(ev: RequestEvent, text: str, quiet_s: float, outcome: _Outcome, how
         expected = [patchlib.from_region(snap.text, editable, text, path=snap.path, start_line=snap.start_line)]
     patch = ev.prediction.patch if ev.prediction is not None else ""
     rejected = None
+    touched_up = False
     if patch.strip():
         try:
             predicted = patchlib.to_region(patch, snap.text, editable, start_line=snap.start_line)[1]
         except patchlib.PatchError:
             predicted = None
-        rejected = None if predicted == text else patch
+        # An explicitly accepted prediction the user then touched up is a positive, never a negative.
+        touched_up = outcome.accepted and predicted != text
+        rejected = None if predicted == text or outcome.accepted else patch
     src = ev.source or {}
     when = datetime.fromtimestamp(ev.at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ev.at is not None else None
     source = Source(kind="trace", repo=src.get("repo"), revision=src.get("revision"), license=src.get("license"),
@@ -415,6 +419,6 @@ def _example(ev: RequestEvent, text: str, quiet_s: float, outcome: _Outcome, how
         "client_id": ev.client_id, "user_id": ev.user_id, "collectable": ev.collectable,
         "open_source": ev.open_source, "at": ev.at, "reason": ev.reason, "prediction": patch or None,
         "shown": outcome.shown, "accepted": outcome.accepted, "rejected": outcome.rejected,
-        "rejected_reason": outcome.rejected_reason, "settled_by": how,
+        "rejected_reason": outcome.rejected_reason, "touched_up": touched_up, "settled_by": how,
     }
     return example

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from nextedit.formats.base import FormatError
+from nextedit.formats.jump import parse_jump
 from nextedit.llm import ChatRequest, ClientOptions, LLMClient, get_client
 from nextedit.privacy.licenses import LicenseExpressionError, license_allowed
 from nextedit.privacy.records import learn_example
@@ -121,6 +123,14 @@ def parse_to_prediction(raw: str, *, provider: str, sample: int, snapshot: Snaps
     """A Prediction from one answer: patch and cursor, or `error` when it cannot be read.
     KEEP_PREVIOUS (repair) copies `previous`'s patch and cursor."""
     fields: dict[str, Any] = {"provider": provider, "sample": sample, "raw": raw, **extra}
+    try:
+        location = parse_jump(raw)
+    except FormatError as exc:
+        return Prediction(**fields, error=f"unparseable jump: {exc}")
+    if location is not None:  # a jump (prompt option `jumps`): the excerpt stays, the edit is elsewhere
+        if scrubber is not None and location.patch:
+            location.patch = scrubber.unscrub(location.patch)
+        return Prediction(**fields, patch="", locations=[location.model_copy(update={"reason": "teacher"})])
     try:
         parsed = parse_output(raw, allow_keep_previous=allow_keep_previous)
     except ParseError as exc:

@@ -11,6 +11,7 @@ from typing import Any
 import jinja2
 from pydantic import BaseModel, ConfigDict, Field
 
+from nextedit.formats.jump import JUMP_END, JUMP_START
 from nextedit.record import Example, HistoryEvent, Snapshot
 
 __all__ = [
@@ -31,6 +32,16 @@ TEMPLATES = ("teacher.md.j2", "repair.md.j2", "judge.md.j2")
 FENCE = "`````"
 
 
+#: Added to the system prompt with `jumps = true`; the answer syntax is the `zeta1-jump` student format's.
+JUMP_INSTRUCTION = (
+    "# Jumps\n\nIf the user's next edit is not in the current file's editable region but elsewhere (further down "
+    "the file, or in another file), you may answer with a jump instead of the rewritten region: "
+    f"`{JUMP_START}path:first-last` (1-based file lines of the place), a newline, the edit there as a unified "
+    f"diff hunk (`@@ -a,b +c,d @@` numbered as file lines), and `{JUMP_END}`. Answer with the region when the "
+    "next edit is in it."
+)
+
+
 class PromptOptions(BaseModel):
     """What goes into the teacher prompt (budgets follow Zed's teacher: 128 history lines, 1024 tokens)."""
 
@@ -40,6 +51,7 @@ class PromptOptions(BaseModel):
     related_tokens: int = Field(1024, ge=0, description="budget for related excerpts (tokens = bytes/3)")
     diagnostics: bool = Field(True, description="include diagnostics near the cursor")
     max_diagnostics: int = Field(10, ge=0, description="nearest N diagnostics to the cursor")
+    jumps: bool = Field(False, description="let the teacher answer with a jump: where the next edit is, elsewhere")
 
 
 @dataclass(frozen=True)
@@ -184,8 +196,9 @@ def build_prompt(example: Example, options: PromptOptions | None = None) -> Teac
         "diagnostics": render_diagnostics(snap, opts.max_diagnostics) if opts.diagnostics else "",
         "path": snap.path,
     }
+    system = render_template("teacher.md.j2", "system", **context)
     return TeacherPrompt(
-        system=render_template("teacher.md.j2", "system", **context),
+        system=system + "\n\n" + JUMP_INSTRUCTION if opts.jumps else system,
         user=render_template("teacher.md.j2", "task", **context),
         version=prompt_version(),
     )

@@ -77,6 +77,32 @@ class DpoConfig(_Section):
     gradient_accumulation: int = Field(1, ge=1)
 
 
+class PreferenceConfig(_Section):
+    """Preference training from feedback records (method = "kto" or "dpo"), starting from an SFT student."""
+
+    adapter: Literal["lora", "full"] = Field("lora", description="train a LoRA adapter on the student (merged at "
+                                             "export) or every weight")
+    beta: float = Field(0.1, gt=0, description="KL strength: higher keeps the model closer to the SFT student")
+    learning_rate: float = Field(1e-5, gt=0)
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(-1, description="stop after this many optimiser steps (-1: run all epochs)")
+    batch_size: int = Field(4, ge=1, description="rows per forward pass (KTO needs at least 2: its KL estimate "
+                            "pairs each row with another row of the batch)")
+    gradient_accumulation: int = Field(1, ge=1)
+    ignored: Literal["skip", "undesirable"] = Field("skip", description="KTO: what a shown prediction nobody "
+                                                    "decided on counts as")
+    use_settled: bool = Field(True, description="the settled text as a desirable completion (KTO) or the "
+                              "chosen side of a pair (DPO) where it differs from the prediction")
+    desirable_weight: float | Literal["auto"] = Field("auto", description="KTO: weight of desirable rows; auto "
+                                                      "balances desirable against undesirable counts")
+    undesirable_weight: float | Literal["auto"] = "auto"
+    sft_data: Path | None = Field(None, description="SFT examples (records with expected patches) mixed in")
+    sft_ratio: float = Field(0.0, ge=0, description="SFT rows per feedback row (KTO: desirable rows; DPO: rows "
+                             "trained by the NLL term alone, so sft_weight must be > 0)")
+    sft_weight: float = Field(0.0, ge=0, description="DPO: weight of an NLL term on the chosen side (RPO)")
+    seed: int = 0
+
+
 class ExportConfig(_Section):
     """What to write at the end: a merged HF folder (for `local:PATH`) and/or the adapter alone."""
 
@@ -127,24 +153,38 @@ class TrainConfig(_Section):
     output_dir: Path = Field(Path("runs/student"), description="checkpoints/, merged/, adapter/, train.json")
     format: str = Field("zeta1", description="student prompt format (nextedit.formats)")
     format_options: dict[str, Any] = Field(default_factory=dict, description="FormatOptions overrides")
-    method: Literal["lora", "full"] = "lora"
+    method: Literal["lora", "full", "kto", "dpo"] = Field("lora", description="lora / full: SFT on examples; "
+                                                          "kto / dpo: preference training of an SFT student "
+                                                          "(base_model) on feedback records ([preference])")
     add_special_tokens: bool = Field(False, description="add the format's markers as real tokens (full only)")
     resume: bool = Field(True, description="continue from the newest checkpoint in output_dir")
     data: DataConfig
     lora: LoraConfig = Field(default_factory=LoraConfig)
     train: ScheduleConfig = Field(default_factory=ScheduleConfig)
     dpo: DpoConfig = Field(default_factory=DpoConfig)
+    preference: PreferenceConfig = Field(default_factory=PreferenceConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+
+    @model_validator(mode="after")
+    def _preference_settings(self) -> TrainConfig:
+        p = self.preference
+        if self.method == "kto" and p.batch_size < 2:
+            raise ValueError("method = \"kto\" needs preference.batch_size >= 2 (its KL estimate pairs rows "
+                             "within a batch)")
+        if self.method == "dpo" and p.sft_data is not None and p.sft_ratio > 0 and p.sft_weight <= 0:
+            raise ValueError("method = \"dpo\" with preference.sft_data needs preference.sft_weight > 0 (SFT rows "
+                             "train through the NLL term only)")
+        return self
 
     def resolve_paths(self, root: Path) -> TrainConfig:
         """A copy with relative data/output paths (and a relative base-model path that exists) made absolute."""
         def fix(p: Path | None) -> Path | None:
-            return None if p is None or p.is_absolute() else root / p
+            return p if p is None or p.is_absolute() else root / p
 
-        data = self.data.model_copy(update={"train": fix(self.data.train) or self.data.train,
-                                            "eval": fix(self.data.eval) if self.data.eval else None})
-        update: dict[str, Any] = {"data": data, "output_dir": fix(self.output_dir) or self.output_dir}
+        data = self.data.model_copy(update={"train": fix(self.data.train), "eval": fix(self.data.eval)})
+        pref = self.preference.model_copy(update={"sft_data": fix(self.preference.sft_data)})
+        update: dict[str, Any] = {"data": data, "output_dir": fix(self.output_dir), "preference": pref}
         base = Path(self.base_model).expanduser()
         if not base.is_absolute() and (root / base).exists():
             update["base_model"] = str(root / base)
@@ -236,6 +276,15 @@ save_steps = 50
 
 [dpo]
 enabled = false                        # preference training on examples with a `rejected` patch
+
+# method = "kto" or "dpo": preference training of an SFT student (base_model = its merged/ folder) on
+# feedback records (data.train = `nextedit feedback export` output); docs/feedback.md
+[preference]
+adapter = "lora"                       # or "full"
+beta = 0.1                             # KL strength: higher stays closer to the SFT student
+learning_rate = 1e-5
+batch_size = 4
+sft_ratio = 0.0                        # SFT rows (from sft_data) per feedback row
 
 [export]
 merged = true

@@ -18,12 +18,8 @@ def run_dpo(config: TrainConfig, model: Any, tokenizer: Any, fmt: Any, options: 
 
     When no example has a usable rejected patch, the SFT model is returned unchanged.
     """
-    import torch
-    from datasets import Dataset
-    from transformers import PrinterCallback
-    from trl import DPOConfig, DPOTrainer
-
     from nextedit.train.data import dpo_rows
+    from nextedit.train.preference import trl_trainer
     from nextedit.train.sft import use_bf16
 
     say = console.print if console is not None else (lambda *a, **k: None)
@@ -42,15 +38,12 @@ def run_dpo(config: TrainConfig, model: Any, tokenizer: Any, fmt: Any, options: 
         peft_config = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
                                  target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
     d = config.dpo
-    args = DPOConfig(output_dir=str(config.output_dir / "dpo-checkpoints"), beta=d.beta, learning_rate=d.learning_rate,
-                     num_train_epochs=d.epochs, max_steps=d.max_steps, per_device_train_batch_size=d.batch_size,
-                     gradient_accumulation_steps=d.gradient_accumulation, bf16=use_bf16(config.train.bf16),
-                     max_length=config.data.max_length, logging_steps=1, save_strategy="no", report_to=[],
-                     disable_tqdm=True, seed=config.train.seed, use_cpu=not torch.cuda.is_available())
     t0 = time.monotonic()
-    trainer = DPOTrainer(model=model, ref_model=None, args=args,
-                         train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=peft_config)
-    trainer.remove_callback(PrinterCallback)
+    trainer = trl_trainer("dpo", model, tokenizer, rows, output_dir=config.output_dir / "dpo-checkpoints",
+                          beta=d.beta, learning_rate=d.learning_rate, epochs=d.epochs, max_steps=d.max_steps,
+                          batch_size=d.batch_size, gradient_accumulation=d.gradient_accumulation,
+                          bf16=use_bf16(config.train.bf16), max_length=config.data.max_length,
+                          seed=config.train.seed, peft_config=peft_config)
     trainer.train()
     history = [h for h in trainer.state.log_history if "loss" in h]
     summary = {"rows": stats.rows, "steps": trainer.state.global_step, "seconds": round(time.monotonic() - t0, 1),

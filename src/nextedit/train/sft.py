@@ -41,6 +41,7 @@ class TrainResult:
     exported: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     dpo: dict[str, Any] | None = None
+    preference: dict[str, Any] | None = None
     distributed: dict[str, Any] | None = None
     log_history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -54,6 +55,11 @@ class TrainResult:
             before = "n/a" if self.eval_loss_before is None else f"{self.eval_loss_before:.3f}"
             after = "n/a" if self.eval_loss_after is None else f"{self.eval_loss_after:.3f}"
             out.append(f"held-out loss {before} -> {after} ({self.eval_rows} rows)")
+        if self.preference:
+            p = self.preference
+            rows = (f"{p['pairs']} pairs" if p["method"] == "dpo"
+                    else f"{p['desirable']} desirable / {p['undesirable']} undesirable")
+            out.append(f"{p['method']} (beta {p['beta']}): {rows}, {p['sft_rows']} SFT rows")
         if self.distributed:
             d = self.distributed
             out.append(f"data-parallel on {d['world_size']} processes ({d['backend']}): "
@@ -238,13 +244,18 @@ def _first_last(history: list[dict[str, Any]], key: str) -> tuple[float | None, 
 
 
 def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
-    """Run SFT (and DPO when enabled) as configured, export, write train.json; returns the result."""
+    """Run SFT (and DPO when enabled), or preference training (method kto / dpo), as configured; export, write
+    train.json; returns the result."""
     require_training_packages()
     if "ct2" in config.export.runtimes:
         import importlib.util
 
         if importlib.util.find_spec("ctranslate2") is None:  # fail now, not after training
             raise TrainError("[export] runtimes = [\"ct2\"] needs CTranslate2: pip install 'nextedit[cpu]'")
+    if config.method in ("kto", "dpo"):
+        from nextedit.train.preference import train_preference
+
+        return train_preference(config, console=console)
     from nextedit.train import distributed as ddp
 
     if ddp.needs_launch(config.distributed):
