@@ -145,10 +145,10 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/nextedit-feedback-sim"))
     parser.add_argument("--student", type=Path, default=None, help="an SFT student folder (skips SFT)")
     parser.add_argument("--users", type=int, default=16)
-    parser.add_argument("--sim-commits", type=int, default=16, help="commits mined per simulation repository "
+    parser.add_argument("--sim-commits", type=int, default=40, help="commits mined per simulation repository "
                         "(two samples each)")
     parser.add_argument("--sft-steps", type=int, default=24)
-    parser.add_argument("--pref-steps", type=int, default=12)
+    parser.add_argument("--pref-steps", type=int, default=8)
     parser.add_argument("--fast", action="store_true", help="a smoke run: few users, commits and steps")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
@@ -167,7 +167,11 @@ def main() -> int:
                     "0 when reused from --work).")
     else:
         student = args.student
-        sft_note = f"SFT student: {student}."
+        record = student.parent / "train.json"
+        saved = json.loads(record.read_text()) if record.is_file() else None
+        sft_note = (f"SFT student: {student}" + (f" ({saved['base_model']}, {saved['method']} fine-tune, "
+                                                  f"{saved['steps']} steps on {saved['train_rows']} rows)"
+                                                  if saved else "") + ".")
     print(f"{len(sim)} simulation examples; student {student}", file=sys.stderr)
     loop = LoopConfig(users=args.users, eval_users=0.3, policy=Policy(), max_length=512,
                       predictor_options={"max_new_tokens": 96}, resamples=1000,

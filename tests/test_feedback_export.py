@@ -87,6 +87,8 @@ def test_export_gives_one_record_per_shown_prediction_with_its_outcome(tmp_path)
     assert acc.snapshot.text == TEXT and acc.model_version == "student-v1" and acc.at.startswith("2026-11-22T10:00")
     assert acc.user == user_key("alice", None, "acc") and "alice" not in acc.model_dump_json()
     assert (stats.requests, stats.not_shown, stats.no_prediction) == (7, 1, 1)
+    assert not list(export_feedback(store, since="2026-11-01", model_versions={"student-v2"}))
+    assert len(list(export_feedback(store, since="2026-11-01", model_versions={"student-v1"}))) == 5
 
 
 def test_user_split_keeps_every_user_on_one_side(tmp_path):

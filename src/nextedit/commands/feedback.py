@@ -49,6 +49,8 @@ def export(
                                                    "salt, same split on every export).")] = None,
     require_open_source: Annotated[bool, typer.Option("--require-open-source", help="Keep only requests from "
                                                       "open-source repositories.")] = False,
+    model_version: Annotated[list[str] | None, typer.Option("--model-version", help="Keep only predictions "
+                                                            "served by this model version (repeatable).")] = None,
 ) -> None:
     """One record per shown prediction: prompt context (snapshot), prediction, explicit outcome (accepted,
     partially_accepted, rejected, ignored), time to decision and settled text; no user on both sides."""
@@ -68,6 +70,7 @@ def export(
         ev_store = open_existing_store(store)
         records = export_feedback(ev_store, since=since, eval_users=eval_users,
                                   salt=split_salt or DEFAULT_SPLIT_SALT, require_open_source=require_open_source,
+                                  model_versions=set(model_version) if model_version else None,
                                   on_error=errors.append, stats=stats)
         with JsonlWriter(output) as train_out:
             if eval_users > 0:

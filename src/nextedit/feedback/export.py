@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +55,7 @@ class ExportStats:
     no_prediction: int = 0
     not_shown: int = 0
     not_open_source: int = 0
+    other_model: int = 0
     failed: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     splits: Counter[str] = field(default_factory=Counter)
@@ -66,7 +67,8 @@ class ExportStats:
         split = (f"split: train {self.splits['train']} records / {len(self.users['train'])} users, "
                  f"eval {self.splits['eval']} records / {len(self.users['eval'])} users")
         skipped = (f"skipped: {self.no_prediction} without a prediction, {self.not_shown} never shown, "
-                   f"{self.not_open_source} not open source, {self.failed} unreadable")
+                   f"{self.not_open_source} not open source, {self.other_model} of other model versions, "
+                   f"{self.failed} unreadable")
         return [f"{self.records} records from {self.requests} stored requests ({outcomes})", split, skipped]
 
 
@@ -175,13 +177,15 @@ def _index(store: EventStore, since: str | None, stats: ExportStats, report: OnE
 
 def export_feedback(store: EventStore, *, since: str | None = None, eval_users: float = 0.0,
                     salt: str = DEFAULT_SPLIT_SALT, require_open_source: bool = False,
-                    on_error: OnError | None = None, stats: ExportStats | None = None) -> Iterator[FeedbackRecord]:
+                    model_versions: Collection[str] | None = None, on_error: OnError | None = None,
+                    stats: ExportStats | None = None) -> Iterator[FeedbackRecord]:
     """One FeedbackRecord per shown prediction of a collectable request at or after `since` (ISO).
 
     Outcome: `accepted` / `partially_accepted` (an accepted event whose reason is in PARTIAL_REASONS),
     `rejected` (a rejected event with any other reason than those in IGNORED_REASONS), `ignored` (shown,
     then no decision, or a rejection reason in IGNORED_REASONS). A fraction `eval_users` of users (by a
-    salted hash of their pseudonymous key) goes to the `eval` split, everyone else to `train`.
+    salted hash of their pseudonymous key) goes to the `eval` split, everyone else to `train`. With
+    `model_versions`, only predictions served by those model versions are exported.
     """
     if not 0.0 <= eval_users < 1.0:
         raise FeedbackError(f"--eval-users {eval_users}: a fraction in [0, 1) of users to hold out")
@@ -202,6 +206,9 @@ def export_feedback(store: EventStore, *, since: str | None = None, eval_users: 
             continue
         if require_open_source and not ev.open_source:
             stats.not_open_source += 1
+            continue
+        if model_versions is not None and ev.model_version not in model_versions:
+            stats.other_model += 1
             continue
         snap = ev.snapshot
         try:
