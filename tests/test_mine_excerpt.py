@@ -103,3 +103,38 @@ def test_syntax_rows_never_pass_the_last_line():
     lines = ["\n"]
     ranges = choose_ranges(lines, 0, tree=parse_tree("\n", "x.py"))
     assert ranges.editable == (0, 1) and ranges.context == (0, 1)
+
+
+def _nodes(tree) -> list[tuple]:
+    """Every node of a tree in document order: type, byte and point ranges, error flags."""
+    out, cursor = [], tree.walk()
+    while True:
+        n = cursor.node
+        out.append((n.type, n.start_byte, n.end_byte, n.start_point, n.end_point, n.is_error, n.is_missing))
+        if cursor.goto_first_child():
+            continue
+        while not cursor.goto_next_sibling():
+            if not cursor.goto_parent():
+                return out
+
+
+def test_incremental_reparse_gives_the_tree_of_a_fresh_parse():
+    from nextedit.languages import ts_parser
+
+    base = _python_file()
+    versions = [
+        base,
+        base.replace("values[3] = values[3] + offset * 3", "values[3] = values[3] - offs"),  # half-typed
+        base.replace("def beta(values, offset):\n", "def beta(values, offset, scale=1):\n"),
+        base.replace("    return values\n\n\n", "    return values\n\n\nclass Extra:\n    x = (1,\n", 1),  # unclosed
+        "# é ü\n" + base,  # multi-byte characters before everything
+        base[:len(base) // 2],
+        "",
+        base,
+    ]
+    fresh = ts_parser("python")
+    if fresh is None:
+        pytest.skip("no tree-sitter Python grammar")
+    for text in versions:
+        got = parse_tree(text, "pkg/incremental_check.py")
+        assert _nodes(got) == _nodes(fresh.parse(text.encode("utf-8")))

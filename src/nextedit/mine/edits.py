@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from nextedit.mine.gitlog import RawHunk
 
@@ -24,12 +25,13 @@ class Edit:
     old: tuple[str, ...]
     new: tuple[str, ...]
 
-    @property
+    # Cached: both are read for every pair of units while a commit's samples are built.
+    @cached_property
     def key(self) -> tuple[int, int]:
         """Position of the unit among the units of its file."""
         return (self.hunk, self.piece)
 
-    @property
+    @cached_property
     def delta(self) -> int:
         """How many lines the unit adds to its file (negative when it removes lines)."""
         return len(self.new) - len(self.old)
@@ -85,4 +87,5 @@ def apply_edits(old_lines: Sequence[str], edits: Iterable[Edit]) -> list[str]:
 
 def current_start(edit: Edit, applied: Iterable[Edit]) -> int:
     """Where `edit` starts (0-based line) in its file once the `applied` units of that file are in."""
-    return edit.old_start + sum(e.delta for e in applied if e.path == edit.path and e.key < edit.key)
+    path, key = edit.path, edit.key
+    return edit.old_start + sum(e.delta for e in applied if e.path == path and e.key < key)

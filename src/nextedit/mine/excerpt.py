@@ -3,12 +3,14 @@ snapped to lines and grown to enclosing tree-sitter syntax nodes (reference/zed-
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
 from nextedit.languages import language_for_path, ts_parser
+from nextedit.metrics.text import common_prefix, common_suffix
 from nextedit.patch import split_lines
 
 EDITABLE_TOKENS = 350
@@ -43,13 +45,45 @@ def line_cost(line: str) -> int:
     return max(1, len(line.encode("utf-8", "surrogatepass")) // 3)
 
 
+#: The last tree parsed per (language, path) in this process, with its source: the base of the next parse.
+_LAST_TREES: OrderedDict[tuple[str, str], tuple[bytes, Any]] = OrderedDict()
+_KEEP_TREES = 16
+
+
+def _point(data: bytes, offset: int) -> tuple[int, int]:
+    """(row, byte column) of a byte offset."""
+    return data.count(b"\n", 0, offset), offset - (data.rfind(b"\n", 0, offset) + 1)
+
+
 def parse_tree(text: str, path: str) -> Any | None:
-    """A tree-sitter tree of a file when its language has a grammar installed, else None."""
+    """A tree-sitter tree of a file when its language has a grammar installed, else None.
+
+    The samples of a commit (and of the commits before it) are versions of the same files a few edits
+    apart: the last tree of the same path is edited to the new text and re-parsed incrementally, which
+    reuses the unchanged subtrees and gives the tree a fresh parse gives (tests/test_mine_excerpt.py)."""
     lang = language_for_path(path)
     parser = ts_parser(lang.name) if lang else None
     if parser is None:
         return None
-    return parser.parse(text.encode("utf-8", "surrogatepass"))
+    assert lang is not None
+    data = text.encode("utf-8", "surrogatepass")
+    key = (lang.name, path)
+    last = _LAST_TREES.pop(key, None)
+    if last is None:
+        tree = parser.parse(data)
+    else:
+        old, base = last
+        p = common_prefix(old, data)
+        s = common_suffix(old, data, min(len(old), len(data)) - p)
+        base = base.copy()
+        base.edit(start_byte=p, old_end_byte=len(old) - s, new_end_byte=len(data) - s,
+                  start_point=_point(old, p), old_end_point=_point(old, len(old) - s),
+                  new_end_point=_point(data, len(data) - s))
+        tree = parser.parse(data, base)
+    _LAST_TREES[key] = (data, tree)
+    while len(_LAST_TREES) > _KEEP_TREES:
+        _LAST_TREES.popitem(last=False)
+    return tree
 
 
 def enclosing_rows(tree: Any, rows: tuple[int, int]) -> list[tuple[int, int]]:
@@ -74,7 +108,10 @@ class _Costs:
     def __init__(self, lines: Sequence[str], costs: Sequence[int] | None = None):
         self.n = len(lines)
         if costs is None:  # an ASCII line's UTF-8 length is its length: skip the encode
-            costs = [(len(line) // 3 or 1) if line.isascii() else line_cost(line) for line in lines]
+            if "".join(lines).isascii():
+                costs = [n // 3 or 1 for n in map(len, lines)]
+            else:
+                costs = [(len(line) // 3 or 1) if line.isascii() else line_cost(line) for line in lines]
         self.prefix = [0, *accumulate(costs)]
 
     def of(self, a: int, b: int) -> int:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Self
@@ -209,10 +210,40 @@ def parse_diff_tree(output: bytes) -> list[FileChange]:
 class GitObjects:
     """A long-lived `git cat-file --batch` process: read commits and blobs by id, one pipe round-trip each."""
 
+    #: Blobs kept in memory: a commit's parent blob is often the next (older) commit's new blob of that file.
+    CACHE_BLOBS = 64
+
     def __init__(self, repo: str | Path):
         self.repo = str(repo)
         self._proc = subprocess.Popen(_git(repo, "cat-file", "--batch"), stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self._blobs: OrderedDict[str, bytes] = OrderedDict()
+
+    def prefetch(self, oids: Iterable[str | None]) -> None:
+        """Read several blobs in one pipe round-trip into the blob cache (missing objects are left for `blob`
+        to report)."""
+        want = [o for o in dict.fromkeys(oids) if o is not None and o not in self._blobs][:self.CACHE_BLOBS]
+        if not want:
+            return
+        stdin: IO[bytes] = self._proc.stdin  # type: ignore[assignment]
+        stdout: IO[bytes] = self._proc.stdout  # type: ignore[assignment]
+        # At most CACHE_BLOBS ids (~2.6 KB): the whole request fits the pipe before git answers.
+        stdin.write(b"".join(o.encode("ascii") + b"\n" for o in want))
+        stdin.flush()
+        for oid in want:
+            header = stdout.readline().split()
+            if len(header) != 3:
+                continue  # "<oid> missing" (or ambiguous): no content follows
+            data = stdout.read(int(header[2]))
+            stdout.read(1)
+            if header[1] == b"blob":
+                self._keep(oid, data)
+
+    def _keep(self, oid: str, data: bytes) -> None:
+        self._blobs[oid] = data
+        self._blobs.move_to_end(oid)
+        while len(self._blobs) > self.CACHE_BLOBS:
+            self._blobs.popitem(last=False)
 
     def read(self, oid: str) -> tuple[str, bytes]:
         """(object type, content) of an object; raises GitError when it does not exist."""
@@ -230,7 +261,16 @@ class GitObjects:
 
     def blob(self, oid: str | None) -> bytes:
         """A blob's bytes (b"" for None, the side of an added or deleted file)."""
-        return b"" if oid is None else self.read(oid)[1]
+        if oid is None:
+            return b""
+        data = self._blobs.get(oid)
+        if data is None:
+            kind, data = self.read(oid)
+            if kind == "blob":
+                self._keep(oid, data)
+        else:
+            self._blobs.move_to_end(oid)
+        return data
 
     def close(self) -> None:
         """Stop the cat-file process."""

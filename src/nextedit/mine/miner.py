@@ -174,8 +174,11 @@ def select_files(changes: list[FileChange], cfg: MineConfig, objects: GitObjects
     """The changed files worth mining, with their parent and new lines, and {path: reason} for the rest."""
     kept: list[tuple[FileChange, list[str], list[str]]] = []
     skipped: dict[str, str] = {}
-    for change in changes:
-        reason = _file_skip_reason(change, cfg)
+    reasons = [_file_skip_reason(change, cfg) for change in changes]
+    # Both sides of every file that may be mined, in one round-trip to git (most are read below).
+    objects.prefetch(oid for change, reason in zip(changes, reasons, strict=True) if reason is None
+                     for oid in (change.new_oid, change.old_oid))
+    for change, reason in zip(changes, reasons, strict=True):
         if reason is None:
             new_data = objects.blob(change.new_oid)
             reason = content_skip_reason(new_data, cfg.filters.skip_files)

@@ -11,6 +11,7 @@ import numpy as np
 from datasketch import MinHash, MinHashLSH
 
 from nextedit.dataset.dedup import cursor_window, shingle_hashes, tokenize
+from nextedit.metrics.text import common_prefix, common_suffix
 from nextedit.mine.config import FilterConfig
 from nextedit.patch import changed_lines
 from nextedit.record import Example
@@ -24,8 +25,15 @@ def _squeeze(lines: list[str]) -> str:
 
 
 def whitespace_only(old_lines: list[str], new_lines: list[str]) -> bool:
-    """True when two versions of a file differ, but only in whitespace (indentation, blank lines, line breaks)."""
-    return old_lines != new_lines and _squeeze(old_lines) == _squeeze(new_lines)
+    """True when two versions of a file differ, but only in whitespace (indentation, blank lines, line breaks).
+
+    Removing whitespace commutes with concatenation, so only the lines between the common leading and
+    trailing lines are compared."""
+    if old_lines == new_lines:
+        return False
+    p = common_prefix(old_lines, new_lines)
+    s = common_suffix(old_lines, new_lines, min(len(old_lines), len(new_lines)) - p)
+    return _squeeze(old_lines[p:len(old_lines) - s]) == _squeeze(new_lines[p:len(new_lines) - s])
 
 
 def file_filter_reason(old_lines: list[str], new_lines: list[str], removed: int, cfg: FilterConfig) -> str | None:
