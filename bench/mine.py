@@ -6,7 +6,11 @@ functions with call sites, line edits, deletions and lock-file bumps), then mine
 and with one worker per CPU, each in its own process. Reports commits/s, examples/s and peak RSS (of the
 main process, and of its whole process tree: workers and git, sampled every 50 ms), and
 the ratio to a baseline measured in the same run: `git log -p` over the same commits (what just
-reading the history costs). Appends a section to BENCHMARKS.md.
+reading the history costs). Wall times on a shared machine swing with its load, so CPU times (user + system
+of the whole process tree: mining workers and git) are reported beside them, and the ratio to `git log -p`
+is also given by CPU time. `--baseline-src DIR` mines once more (1 worker) with another checkout's `src`
+(e.g. the main branch) in the same run, interleaved, to report the speed-up and check the output is identical.
+Appends a section to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -170,11 +175,23 @@ def _tree_rss_mb(root: int) -> float:
     return total_kb / 1024
 
 
-def run_mine(repo: Path, out: Path, workers: int, samples: int, max_commits: int = 0) -> dict:
-    """Mine in a child process; sample the RSS of its whole process tree (workers, git) every 50 ms."""
+def _children_cpu() -> float:
+    """CPU seconds of the finished child processes of this process (and of theirs)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_mine(repo: Path, out: Path, workers: int, samples: int, max_commits: int = 0, src: Path | None = None
+             ) -> dict:
+    """Mine in a child process (importing nextedit from `src` when given); sample the RSS of its whole
+    process tree (workers, git) every 50 ms; CPU time of that tree."""
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    cpu0 = _children_cpu()
     proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(repo), str(out), str(workers), str(samples),
                              str(max_commits)],
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, text=True, env=env)
     peak = 0.0
     while proc.poll() is None:
         peak = max(peak, _tree_rss_mb(proc.pid))
@@ -184,7 +201,19 @@ def run_mine(repo: Path, out: Path, workers: int, samples: int, max_commits: int
         raise SystemExit(f"mining failed (exit {proc.returncode})")
     result = json.loads(stdout.strip().splitlines()[-1])
     result["rss_tree_mb"] = peak
+    result["cpu"] = _children_cpu() - cpu0
     return result
+
+
+def git_log_time(repo: Path, commits: int, repeats: int = 3) -> tuple[float, float]:
+    """(wall, CPU) seconds of `git log -p` over the first `commits` commits: the fastest of `repeats` runs."""
+    best = (float("inf"), float("inf"))
+    for _ in range(repeats):
+        c0, t0 = _children_cpu(), time.perf_counter()
+        subprocess.run(["git", "-C", str(repo), "log", "-p", "--no-merges", "--histogram",
+                        f"--max-count={commits}", "HEAD"], check=True, stdout=subprocess.DEVNULL)
+        best = min(best, (time.perf_counter() - t0, _children_cpu() - c0))
+    return best
 
 
 def main() -> None:
@@ -194,6 +223,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=3)
     ap.add_argument("--repo", type=Path, help="a real repository instead of the generated one: a git bundle "
                     "(cloned into a temporary folder) or a repository folder; --commits limits the commits mined")
+    ap.add_argument("--baseline-src", type=Path, help="another checkout's src folder to mine with too (1 worker)")
     ap.add_argument("--no-append", action="store_true", help="print only, do not append to BENCHMARKS.md")
     args = ap.parse_args()
     cpus = os.cpu_count() or 1
@@ -210,24 +240,33 @@ def main() -> None:
                 repo = args.repo
             what = f"{args.repo.name}, first {args.commits} commits of `git log`"
             limit = args.commits
-        t0 = time.perf_counter()
-        subprocess.run(["git", "-C", str(repo), "log", "-p", "--no-merges", "--histogram",
-                        f"--max-count={args.commits}", "HEAD"], check=True, stdout=subprocess.DEVNULL)
-        git_log_s = time.perf_counter() - t0
+        git_log_s, git_log_cpu = git_log_time(repo, args.commits)
+        old = None
+        if args.baseline_src is not None:
+            old = run_mine(repo, Path(tmp) / "old.jsonl", 1, args.samples, limit, src=args.baseline_src)
         one = run_mine(repo, Path(tmp) / "one.jsonl", 1, args.samples, limit)
         many = run_mine(repo, Path(tmp) / "many.jsonl", cpus, args.samples, limit)
         same = (Path(tmp) / "one.jsonl").read_bytes() == (Path(tmp) / "many.jsonl").read_bytes()
+        same_old = old is not None and (Path(tmp) / "one.jsonl").read_bytes() == (Path(tmp) / "old.jsonl").read_bytes()
 
     git_rate = args.commits / git_log_s
+    git_cpu_rate = args.commits / git_log_cpu
     rows = [
         ("repository", what),
-        ("baseline: `git log -p` over the same commits", f"{git_log_s:.2f} s ({git_rate:.0f} commits/s)"),
+        ("baseline: `git log -p` over the same commits (fastest of 3)",
+         f"{git_log_s:.2f} s wall, {git_log_cpu:.2f} s CPU ({git_rate:.0f} commits/s wall, {git_cpu_rate:.0f} per CPU-s)"),
     ]
-    for label, r in (("mine, 1 worker", one), (f"mine, {cpus} workers", many)):
+    runs = [("mine, 1 worker", one), (f"mine, {cpus} workers", many)]
+    if old is not None:
+        runs.insert(0, ("mine, 1 worker, --baseline-src", old))
+    for label, r in runs:
         rows += [
             (f"{label}: wall", f"{r['wall']:.2f} s ({r['wall'] / git_log_s:.1f}x git log -p)"),
             (f"{label}: commits/s", (f"{r['commits'] / r['wall']:.1f} "
                                     f"({100 * r['commits'] / r['wall'] / git_rate:.1f} % of git log -p; goal 20 %)")),
+            (f"{label}: CPU (process tree)", (f"{r['cpu']:.2f} s = {r['commits'] / r['cpu']:.1f} commits per CPU-s "
+                                             f"({100 * r['commits'] / r['cpu'] / git_cpu_rate:.1f} % of git log -p "
+                                             "by CPU time)")),
             (f"{label}: examples/s", (f"{r['examples'] / r['wall']:.1f} ({r['examples']} examples, "
                                      f"{r['failed']} failed, {r['mined']} commits mined)")),
             (f"{label}: peak RSS main process / whole process tree", (f"{r['rss_main_mb']:.0f} MB / "
@@ -235,6 +274,10 @@ def main() -> None:
         ]
     rows.append((f"speed-up {cpus} workers / 1 worker", f"{one['wall'] / many['wall']:.2f}x"))
     rows.append(("same output with 1 and N workers", "yes" if same else "NO"))
+    if old is not None:
+        rows.append(("speed-up over --baseline-src (1 worker): wall / CPU",
+                     f"{old['wall'] / one['wall']:.2f}x / {old['cpu'] / one['cpu']:.2f}x"))
+        rows.append(("same output as --baseline-src", "yes" if same_old else "NO"))
     print_rows(rows)
     if not args.no_append:
         append_section("mine", markdown_table(rows),
