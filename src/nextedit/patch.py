@@ -313,7 +313,10 @@ def _matching_blocks(a: list[str], b: list[str]) -> list[_Block]:
                 i0, j0 = i + 1, j + 1
             stack.append((i0, ahi, j0, bhi))
             continue
-        # No unique lines to anchor on: difflib; its junk heuristic only for big gaps (speed).
+        # No unique lines to anchor on: difflib; its junk heuristic only for big gaps (speed). Sides
+        # with no line in common (most replaced lines) have no matching block: skip building a matcher.
+        if set(a[alo:ahi]).isdisjoint(b[blo:bhi]):
+            continue
         big = (ahi - alo) + (bhi - blo) > 2000
         matcher = difflib.SequenceMatcher(None, a[alo:ahi], b[blo:bhi], autojunk=big)
         blocks.extend(
