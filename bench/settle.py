@@ -10,15 +10,21 @@ user's edit, some a similar one, some another edit). Times, in one run:
 - settle: the whole `nextedit settle` work (settle stage in 2 worker processes with the result
   cache on, then the band pass and the report), as the command runs it.
 Prints a table, projects 100,000 x 50 linearly from the measured wall time, and appends a
-section to BENCHMARKS.md.
+section to BENCHMARKS.md. `--baseline-src DIR` also runs the settle stage with another checkout's `src`
+(e.g. the main branch), both in child processes and interleaved (`--repeats` times each), and reports the
+wall and CPU ratios and whether the outputs are identical.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
 import resource
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -166,6 +172,68 @@ def settle_run(examples: Path, cands: Path, workdir: Path, samples: int, workers
             "failed": summary.failed, "kept": result["counts"]["kept"]}
 
 
+_CHILD = r"""
+import json, resource, sys, time
+from pathlib import Path
+from nextedit.pipeline.engine import run_stage
+from nextedit.settle.band import distances_path
+from nextedit.settle.stage import stage_for
+if __name__ == "__main__":
+    examples, cands, out, samples, workers = sys.argv[1:6]
+    stage = stage_for({"provider": f"scripted:{cands}", "samples": int(samples)})
+    t0 = time.perf_counter()
+    run_stage(stage, Path(examples), distances_path(out), concurrency=int(workers), cache=True,
+              cache_path=Path(out).parent / (Path(out).name + ".cache.sqlite"), progress=False, restart=True)
+    print(json.dumps({"wall": time.perf_counter() - t0}))
+"""
+
+
+def child_stage(examples: Path, cands: Path, out: Path, samples: int, workers: int, src: Path) -> dict[str, float]:
+    """The settle stage in a child process importing nextedit from `src`: wall and CPU seconds (process tree)."""
+    script = out.parent / "settle_child.py"
+    script.write_text(_CHILD)
+    for stale in out.parent.glob(out.name + ".cache.sqlite*"):
+        stale.unlink()
+    c0 = _cpu()
+    proc = subprocess.run([sys.executable, str(script), str(examples), str(cands), str(out), str(samples),
+                           str(workers)], env={**os.environ, "PYTHONPATH": str(src)}, capture_output=True,
+                          text=True, check=True)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"wall": result["wall"], "cpu": _cpu() - c0}
+
+
+def _same_records(a: Path, b: Path) -> bool:
+    """Whether two JSONL files hold the same records once their lineage (run times) is left out."""
+    def strip(raw: bytes) -> dict:
+        d = orjson.loads(raw)
+        d.pop("lineage", None)
+        return d
+
+    with a.open("rb") as fa, b.open("rb") as fb:
+        return all(strip(x) == strip(y) for x, y in zip(fa, fb, strict=True))
+
+
+def compare(examples: Path, cands: Path, workdir: Path, samples: int, workers: int, baseline_src: Path,
+            repeats: int) -> list[tuple[str, str]]:
+    """Rows comparing the settle stage of `baseline_src` and of this checkout (interleaved runs, best of each)."""
+    here = Path(__file__).resolve().parent.parent / "src"
+    runs: dict[str, list[dict[str, float]]] = {"baseline": [], "this": []}
+    for _ in range(repeats):
+        for name, src in (("baseline", baseline_src), ("this", here)):
+            runs[name].append(child_stage(examples, cands, workdir / f"{name}.jsonl", samples, workers, src))
+    best = {k: {m: min(r[m] for r in v) for m in ("wall", "cpu")} for k, v in runs.items()}
+    same = _same_records(distances_path(workdir / "baseline.jsonl"), distances_path(workdir / "this.jsonl"))
+    b, t = best["baseline"], best["this"]
+    return [
+        (f"settle stage, --baseline-src ({workers} workers, best of {repeats})",
+         f"{b['wall']:.1f} s wall, {b['cpu']:.1f} s CPU"),
+        (f"settle stage, this checkout ({workers} workers, best of {repeats})",
+         f"{t['wall']:.1f} s wall, {t['cpu']:.1f} s CPU"),
+        ("speed-up over --baseline-src: wall / CPU", f"{b['wall'] / t['wall']:.2f}x / {b['cpu'] / t['cpu']:.2f}x"),
+        ("same stage output as --baseline-src (records without lineage)", "yes" if same else "NO"),
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=10_000)
@@ -174,6 +242,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--kernel-examples", type=int, default=2000, help="examples for the distance-only timing")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/nextedit-bench-settle"))
+    ap.add_argument("--baseline-src", type=Path, help="another checkout's src folder to run the stage with too")
+    ap.add_argument("--repeats", type=int, default=2, help="interleaved runs of each stage with --baseline-src")
     ap.add_argument("--no-append", action="store_true", help="print only, do not append to BENCHMARKS.md")
     args = ap.parse_args()
 
@@ -212,6 +282,8 @@ def main() -> None:
          f"{project_cpu / 60:.1f} min = {project_cpu / 180:.2f} x the 3-min limit"),
         ("wall time / (CPU time / workers)", f"{run['total'] / (run['cpu'] / args.workers):.1f} (1 = no waiting)"),
     ]
+    if args.baseline_src is not None:
+        rows += compare(examples, cands, args.workdir, args.samples, args.workers, args.baseline_src, args.repeats)
     print_rows(rows)
     if args.no_append:
         return

@@ -78,7 +78,8 @@ class RegionApplier:
     `margin` lines of context (`fastapply`), `patch.apply` on that window (less text to index, the
     same exact-context rules), and `patch.to_region` on the whole text; it raises PatchError like
     `patch.to_region` when the patch does not apply or edits outside the region. The window is
-    computed once per snapshot, not once per candidate.
+    computed once per snapshot, not once per candidate, and a patch seen before (samples often repeat)
+    is answered from memory.
     """
 
     def __init__(self, text: str, editable: tuple[int, int], *, start_line: int = 0, margin: int = 3) -> None:
@@ -86,8 +87,9 @@ class RegionApplier:
         start, end = editable
         self.ws, self.we = _window(text, start, end, margin)
         self.window = text[self.ws:self.we]
-        self.lines = split_keep(self.window)
         self.first_row = start_line + text.count("\n", 0, self.ws)
+        self.lines = split_keep(self.window)
+        self.seen: dict[str, str] = {}
         self.prefix, self.suffix = text[self.ws:start], text[end:self.we]
 
     def _inner(self, new: str) -> str | None:
@@ -98,6 +100,12 @@ class RegionApplier:
 
     def region(self, patch: str) -> str:
         """The editable region once `patch` is applied."""
+        found = self.seen.get(patch)
+        if found is None:
+            found = self.seen[patch] = self._region(patch)
+        return found
+
+    def _region(self, patch: str) -> str:
         new_lines = apply_at_hints(patch, self.lines, self.first_row)
         if new_lines is not None:
             found = self._inner("".join(new_lines))
