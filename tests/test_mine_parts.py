@@ -81,6 +81,21 @@ def test_commit_patches_hunks_statuses_and_binary(tmp_path):
             objects.read("0" * 40)
 
 
+
+def test_blobs_prefetched_in_one_round_trip_are_the_blobs_read_one_by_one(tmp_path):
+    repo, shas = scripted_repo(tmp_path / "shop")
+    oids = [oid for sha in shas.values() for f in _changes(repo, sha).values() for oid in (f.old_oid, f.new_oid)]
+    with GitObjects(repo.path) as one_by_one:
+        want = {oid: one_by_one.read(oid)[1] for oid in oids if oid is not None}
+    with GitObjects(repo.path) as objects:
+        objects.prefetch([*oids, None, "0" * 40])  # a missing object is left for blob() to report
+        assert {oid: objects.blob(oid) for oid in want} == want
+        assert objects.blob(None) == b""
+        with pytest.raises(GitError):
+            objects.blob("0" * 40)
+        assert objects.blob(next(iter(want))) == next(iter(want.values()))  # the pipe is still in step
+
+
 def test_parse_diff_tree_skips_body_lines_that_look_like_headers():
     out = (b"diff --git a/x.py b/x.py\nindex 1111111..2222222 100644\n--- a/x.py\n+++ b/x.py\n"
            b"@@ -1,2 +1,2 @@\n--- not a header\n-diff --git a/y b/y\n+++ b/kept\n+@@ -9 +9 @@\n"
