@@ -161,3 +161,16 @@ def test_a_time_budget_stops_training_at_the_first_step_past_it(workdir):
                                                     "save_steps": 50}))
     assert result.steps == 1
     assert (workdir / "budget" / "merged" / "nextedit.json").is_file()
+
+
+@pytest.mark.parametrize("on", [False, True])
+def test_gradient_checkpointing_follows_the_config(workdir, on):
+    # TRL's SFTConfig turns it on by default (every forward pass recomputed in the backward pass, about a
+    # third more work per step): the config's value, false by default, must be what the trainer gets.
+    import torch
+
+    out = f"checkpointing-{on}"
+    train(config(workdir, out, export={"merged": False, "adapter": False}, data={"eval": None},
+                 train={"max_steps": 1, "save_steps": 1, "gradient_checkpointing": on}))
+    args = torch.load(workdir / out / "checkpoints" / "checkpoint-1" / "training_args.bin", weights_only=False)
+    assert args.gradient_checkpointing is on
