@@ -272,8 +272,13 @@ def test_accept_next_word_then_next_line_is_reported_and_counted(serve, tmp_path
         client.text_document_did_change(change(uri, 2, (1, 4), (1, 9), "acc"))
         action = await _offered_action(client, uri, 1, 7)
         assert action is not None
+        # The code action menu also offers the partial accepts (any client can run them from there).
+        menu = await _code_action(client, uri, 1, 7)
+        commands = {a.title: a for a in menu[1:]}
+        assert set(commands) == {"Accept next word of predicted edit", "Accept next line of predicted edit"}
+        word = commands["Accept next word of predicted edit"]
         assert await client.workspace_execute_command_async(types.ExecuteCommandParams(
-            command="nextedit.acceptWord", arguments=[uri]))
+            command=word.command, arguments=word.arguments))
         assert docs[uri][0] == TOTAL.replace("    count = 0", "    acc = 0").replace("count += v", "acc += v")
         assert await client.workspace_execute_command_async(types.ExecuteCommandParams(
             command="nextedit.acceptLine", arguments=[{"uri": uri}]))

@@ -676,6 +676,21 @@ class NexteditLanguageServer(LanguageServer):
                                       f"({result.failure_reason or 'no reason given'})")
         return bool(result.applied)
 
+    def partial_commands(self, offer: Offer, doc: Document) -> list[types.Command]:
+        """"Accept next word / line" entries for the code action menu, when they take less than the whole offer
+        (plain Commands: every client's code action menu runs them, no key binding needed)."""
+        edits = offer.current_edits(doc.text)
+        if not edits:
+            return []
+        whole = span(edits, doc.text)
+        out = []
+        for part, command in (("word", ACCEPT_WORD_COMMAND), ("line", ACCEPT_LINE_COMMAND)):
+            e = partial_edit(doc.text, whole, part)  # type: ignore[arg-type]
+            if doc.text[:e.start] + e.text + doc.text[e.end:] != offer.result(doc.text):
+                out.append(types.Command(title=f"Accept next {part} of predicted edit", command=command,
+                                         arguments=[doc.uri]))
+        return out
+
     def dismiss(self, args: tuple[Any, ...]) -> None:
         """The user dismissed the offer (counts towards the back-off)."""
         found = self._target(args)
@@ -847,7 +862,7 @@ def build_server(settings: Settings) -> NexteditLanguageServer:
     @server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
                     types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]))
     async def code_action(ls: NexteditLanguageServer,
-                          params: types.CodeActionParams) -> list[types.CodeAction] | None:
+                          params: types.CodeActionParams) -> list[types.CodeAction | types.Command] | None:
         doc = ls.docs.get(params.text_document.uri)
         if doc is None:
             return None
@@ -858,7 +873,7 @@ def build_server(settings: Settings) -> NexteditLanguageServer:
             if offer is None or action is None:
                 return None
             ls.shown(offer, "code_action")
-            return [action]
+            return [action, *ls.partial_commands(offer, doc)]
         except Exception as exc:
             log.exception("codeAction failed")
             ls.notify(logging.ERROR, f"codeAction failed: {type(exc).__name__}: {exc}")
