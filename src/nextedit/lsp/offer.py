@@ -43,6 +43,8 @@ class Offer:
     #: The offer's own edits not applied yet (document offsets, kept current), while every change so far
     #: was one of them: a client applying a multi-edit code action edit by edit. None once the user typed.
     unapplied: list[Edit] | None = None
+    #: Later requests that predicted the same edit while this offer stood (their regions settle with it).
+    riders: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.unapplied is None:

@@ -405,9 +405,13 @@ class NexteditLanguageServer(LanguageServer):
         """Stop offering the prediction of `uri` (decided): its region may settle, its hints go."""
         offer = self.offers.pop(uri, None)
         if offer is not None:
-            self.tracker.release(offer.request_id, time.monotonic())
+            self._release(offer, time.monotonic())
         self._clear_hints(uri)
         return offer
+
+    def _release(self, offer: Offer, now: float) -> None:
+        for request_id in (offer.request_id, *offer.riders):
+            self.tracker.release(request_id, now)
 
     def _drop_offer(self, uri: str, reason: str, *, clear: bool = True) -> None:
         """Withdraw the offer of `uri`; a shown one not accepted is reported rejected for `reason`."""
@@ -415,7 +419,7 @@ class NexteditLanguageServer(LanguageServer):
         if offer is None:
             return
         now = time.monotonic()
-        self.tracker.release(offer.request_id, now)
+        self._release(offer, now)
         if clear:
             self._clear_hints(uri)
         if offer.shown is not None and "accepted" not in offer.reported:
@@ -535,7 +539,9 @@ class NexteditLanguageServer(LanguageServer):
         self.tracked[offer.request_id] = offer
         current = self.offers.get(doc.uri)
         if current is not None and current.shown is not None and current.result(doc.text) == offer.result(doc.text):
-            return current  # the same edit again: keep the one already on screen
+            current.riders.append(offer.request_id)  # the same edit again: keep the one already on screen,
+            self.tracker.hold(offer.request_id)     # and settle this request's region with its decision
+            return current
         self._drop_offer(doc.uri, "replaced")
         self.offers[doc.uri] = offer
         self.tracker.hold(offer.request_id)  # no settling before the user decides
