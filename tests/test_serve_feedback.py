@@ -63,3 +63,26 @@ def test_malformed_feedback_is_refused_naming_the_field(tmp_path, body: dict, me
     with ServerThread(_config(tmp_path)) as server:
         reply = httpx.post(server.url + "/v1/events", headers=KEY, json=body)
         assert reply.status_code == 422 and message in reply.json()["error"], reply.text
+
+
+def test_a_prediction_accepted_by_one_word_only_keeps_part_of_it(tmp_path) -> None:
+    """Partial accept counts in kept rate: the settled text holds only the accepted word's share."""
+    text = "def area(h):\n    return width * h * width * width\n"
+    old = text.replace("width *", "w *", 1)
+    history = [{"path": "a.py", "diff": "--- a/a.py\n+++ b/a.py\n@@ -2 +2 @@\n-    return width * h * width * width\n"
+                                        "+    return w * h * width * width\n"}]
+    with ServerThread(_config(tmp_path)) as server:
+        answer = httpx.post(server.url + "/v1/predict", headers=KEY, json={
+            "snapshot": {"path": "a.py", "text": old, "cursor": 18, "history": history},
+            "client_id": "c1", "user_id": "u1"}).json()
+        assert len(answer["prediction"]["edits"]) == 2  # both remaining `width`s become `w`
+        rid = answer["request_id"]
+        for body in ({"type": "shown", "request_id": rid, "reason": "inline_completion"},
+                     {"type": "accepted", "request_id": rid, "reason": "partial_word", "partial": "word"},
+                     {"type": "settled", "request_id": rid, "settled_text": old.replace("width", "w", 1)}):
+            reply = httpx.post(server.url + "/v1/events", headers=KEY, json=body)
+            assert reply.status_code == 200, reply.text
+        settled = next(e.payload for e in server.state.store.events() if e.payload["type"] == "settled")
+        assert 0.0 < settled["kept"]["kept_rate"] < 1.0
+        page = httpx.get(server.url + "/dashboard", headers=ADMIN).text
+        assert 'data-partial="prop:word" data-value="1"' in page
