@@ -330,6 +330,22 @@ def test_hints_show_the_offer_without_inline_completions_and_follow_it(serve, tm
     asyncio.run(scenario())
 
 
+def test_an_edit_that_cannot_be_inline_is_hinted_in_an_inline_client(serve, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        client = await start_lsp(serve.url, "--debounce-ms", "20", root=tmp_path)  # inline completions on
+        uri = (tmp_path / "total.py").as_uri()
+        _open(client, uri, TOTAL)
+        client.text_document_did_change(change(uri, 2, (1, 4), (1, 9), "acc"))
+        # The rename reaches two later lines: no ghost text can show it at the cursor, so hints do.
+        hints = await wait_for(lambda: client.diagnostics.get(uri))
+        assert sorted(h.range.start.line for h in hints) == [3, 4]
+        assert not (await _inline(client, uri, 1, 7)).items
+        assert await _offered_action(client, uri, 1, 7)  # and the code action still applies it
+        await client.shutdown_session()
+
+    asyncio.run(scenario())
+
+
 def test_an_offer_survives_a_buffer_switch(serve, tmp_path: Path) -> None:
     async def scenario() -> None:
         client = await start_lsp(serve.url, "--debounce-ms", "20", inline=False, root=tmp_path)
