@@ -238,15 +238,21 @@ def test_local_predictor_offers_the_heuristic_candidate_the_model_scores_higher(
     off = get_predictor(f"local:{tiny}", candidates="none", **clipped).predict_sync(ex)[0]
     assert off.error and off.error.startswith("parse:") and off.patch is None and off.candidate is None
 
-    # With a full answer, the offered one is the likelier of the model's own and the candidate.
+    # With a full answer (default candidate_margin 0), the offered one is the likelier of the model's own and
+    # the candidate; with candidate_margin=inf the candidate goes first.
     full = {"format": "zeta1", "max_new_tokens": 24}
     own = get_predictor(f"local:{tiny}", candidates="none", confidence=True, **full).predict_sync(ex)[0]
-    p = get_predictor(f"local:{tiny}", **full)
-    chosen = p.predict_sync(ex)[0]
-    assert chosen.raw == own.raw
-    if chosen.candidate:
-        assert chosen.patch == heuristic and (own.confidence is None or chosen.confidence >= own.confidence)
+    likelier = get_predictor(f"local:{tiny}", **full).predict_sync(ex)[0]
+    assert likelier.raw == own.raw
+    if likelier.candidate:
+        assert likelier.patch == heuristic and (own.confidence is None or likelier.confidence >= own.confidence)
     else:
-        assert chosen.patch == own.patch
+        assert likelier.patch == own.patch
+    first = get_predictor(f"local:{tiny}", confidence=True, candidate_margin="inf", **full).predict_sync(ex)[0]
+    assert first.raw == own.raw
+    assert (first.candidate, first.patch) == (("propagate", heuristic) if own.patch != heuristic else (None, heuristic))
+    assert first.confidence is not None
     with pytest.raises(Exception, match="unknown candidate 'nope'"):
         get_predictor(f"local:{tiny}", candidates="nope", **full)
+    with pytest.raises(Exception, match="candidate_margin must be a number >= 0"):
+        get_predictor(f"local:{tiny}", candidate_margin=-1, **full)

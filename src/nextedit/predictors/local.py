@@ -12,8 +12,10 @@ unchanged region (a log-likelihood ratio); `abstain_below` withholds answers und
 validation data (`nextedit calibrate`), `max_reversal` withholds answers that undo the user's last edit.
 
 Candidates: a cheap heuristic's answer (`candidates = "propagate"`, the default) is scored by the model next
-to its own; the likelier one is offered, so the model decides when the heuristic is right (one extra forward
-pass, only where the heuristic proposes an edit inside the editable region).
+to its own (one extra forward pass, only where the heuristic proposes an edit inside the editable region).
+The candidate is offered unless the model's own answer is more than `candidate_margin` nats likelier
+(default 0: the likelier answer wins; "inf": the heuristic's edit goes first); abstention
+(`abstain_below`, `max_reversal`) then applies to whichever answer is offered.
 """
 
 from __future__ import annotations
@@ -78,7 +80,8 @@ class LocalPredictor(Predictor):
     abstain_below (withhold edits whose confidence is below this; default: the model folder's calibrated
     value, if any), max_reversal (withhold edits that undo more than this share of the user's last edit;
     default: the model folder's value, if any), candidates (heuristic answers the model scores against its own:
-    "propagate" by default, "none" to turn off), runtime ("transformers" | "ct2"; default: ct2 for a folder
+    "propagate" by default, "none" to turn off), candidate_margin (nats by which the model's own answer must be
+    likelier than a candidate to be offered instead; 0 by default: the likelier wins; "inf": candidates first), runtime ("transformers" | "ct2"; default: ct2 for a folder
     exported for it, else transformers), compute_type (ct2: "int8" | "int8_float32" | "float32"), prefix_cache
     (ct2: prompt prefixes whose KV cache is kept between calls, 0 = off; "auto" = 4 with float32, off with int8,
     where encoding a prompt in two parts changes the quantised activations and so, near ties, the output).
@@ -94,6 +97,7 @@ class LocalPredictor(Predictor):
                  label: str | None = None, threads: int | str = "auto", prefill: bool = True,
                  confidence: bool = False, abstain_below: float | str | None = "auto",
                  max_reversal: float | str | None = "auto", candidates: str | list[str] | None = "propagate",
+                 candidate_margin: float | str = 0.0,
                  runtime: str | None = None, compute_type: str = "int8", prefix_cache: int | str = "auto") -> None:
         if not argument:
             raise PredictorError("provider local needs a model: local:PATH (HF folder, .gguf file or "
@@ -139,6 +143,10 @@ class LocalPredictor(Predictor):
         self.max_reversal = _optional_float(meta.get("max_reversal") if max_reversal == "auto" else max_reversal)
         self.confidence = bool(confidence) or self.abstain_below is not None
         self.candidates = _candidate_names(candidates)
+        self.candidate_margin = _optional_float(candidate_margin)
+        if self.candidate_margin is None or self.candidate_margin < 0:
+            raise PredictorError(f"local:{argument}: candidate_margin must be a number >= 0 or inf, "
+                                 f"got {candidate_margin!r}")
         from nextedit.predictors.runtimes import COMPUTE_TYPES, RUNTIMES, is_ct2_export
 
         self.runtime_name = runtime or meta.get("runtime") or ("ct2" if is_ct2_export(self.model_dir) else
@@ -244,7 +252,8 @@ class LocalPredictor(Predictor):
     def _decide(self, example: Example, pred: Prediction, raw: str | None, prompt_ids: list[int],
                 tokenizer: Any) -> Prediction:
         """Score the model's own answer (None when unparseable), the heuristic candidates and the unchanged region
-        under the model; offer the likelier of its own answer and the candidates, with its confidence."""
+        under the model; offer a candidate unless the model's own answer is `candidate_margin` nats likelier,
+        else the likelier answer, with its confidence (log-probability minus the unchanged region's)."""
         frame = self.format.frame(example, self.options, tokenizer)
         keep = self.format.no_edit_target(frame)
         answers: dict[str, tuple[str, int | None]] = {}
@@ -263,8 +272,13 @@ class LocalPredictor(Predictor):
         targets = [self.format.encode_target(frame, region, cursor) for region, cursor in answers.values()]
         scores = self._logprobs(prompt_ids, [tokenizer(t, add_special_tokens=False)["input_ids"]
                                              for t in [*targets, keep]])
+        names = list(answers)
         best = max(range(len(targets)), key=lambda k: scores[k])
-        name = list(answers)[best]
+        own = scores[0] if names[0] == "" else float("-inf")
+        close = [k for k, n in enumerate(names) if n and scores[k] + self.candidate_margin > own]
+        if close:
+            best = max(close, key=lambda k: scores[k])
+        name = names[best]
         if name:
             region, cursor = answers[name]
             parsed = self.format.to_parsed(frame, region, cursor)
