@@ -256,3 +256,30 @@ def test_local_predictor_offers_the_heuristic_candidate_the_model_scores_higher(
         get_predictor(f"local:{tiny}", candidates="nope", **full)
     with pytest.raises(Exception, match="candidate_margin must be a number >= 0"):
         get_predictor(f"local:{tiny}", candidate_margin=-1, **full)
+
+
+def test_scored_answers_offer_a_candidate_within_the_margin():
+    from nextedit.predictors.local import ScoredAnswers
+
+    both = ScoredAnswers({"": ("own", None), "propagate": ("heuristic", None)}, {"": -3.0, "propagate": -7.0}, -5.0)
+    assert both.choose() == "" and both.choose(4.0) == ""  # the own answer is 4 nats likelier: not within 4
+    assert both.choose(4.5) == "propagate" and both.choose(float("inf")) == "propagate"
+    assert both.confidence("") == 2.0 and both.confidence("propagate") == -2.0
+    alone = ScoredAnswers({"propagate": ("heuristic", None)}, {"propagate": -7.0}, -5.0)
+    assert alone.choose() == "propagate"  # no parseable own answer: the candidate is all there is
+
+
+def test_score_answers_replays_a_recorded_prediction(tiny):
+    from nextedit.predictors import get_predictor
+
+    ex = rename_example(0)
+    p = get_predictor(f"local:{tiny}", format="zeta1", max_new_tokens=24, confidence=True)
+    pred = p.predict_sync(ex)[0]
+    scored = p.score_answers(ex, pred.raw)
+    assert scored is not None
+    name = scored.choose(p.candidate_margin)
+    assert (pred.candidate or "") == name and scored.answers[name][0] == (pred.patch or "")
+    if pred.patch:
+        assert pred.confidence == round(scored.confidence(name), 4)
+    unparseable = p.score_answers(ex, "no markers at all")
+    assert unparseable is None or "" not in unparseable.logprobs

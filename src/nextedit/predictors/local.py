@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,27 @@ def _candidate_names(value: str | list[str] | None) -> list[str]:
     if unknown:
         raise PredictorError(f"unknown candidate {unknown[0]!r} (known: {', '.join(CANDIDATES)}, or none)")
     return names
+
+
+@dataclass(frozen=True)
+class ScoredAnswers:
+    """The answers a local model weighed ("" = its own, else a candidate's name -> (patch, cursor)), their
+    log-probabilities, and the unchanged region's."""
+
+    answers: dict[str, tuple[str, int | None]]
+    logprobs: dict[str, float]
+    keep: float
+
+    def choose(self, margin: float = 0.0) -> str:
+        """The answer to offer: a candidate unless the model's own answer is more than `margin` nats likelier
+        (the likeliest such candidate), else the likeliest answer."""
+        own = self.logprobs.get("", float("-inf"))
+        close = [n for n in self.logprobs if n and self.logprobs[n] + margin > own]
+        return max(close or list(self.logprobs), key=self.logprobs.__getitem__)
+
+    def confidence(self, name: str) -> float:
+        """How much likelier answer `name` is than leaving the code alone (log-likelihood ratio)."""
+        return self.logprobs[name] - self.keep
 
 
 def _fingerprint(model_dir: Path) -> str:
@@ -249,13 +271,10 @@ class LocalPredictor(Predictor):
                 out.append(pred)
             return out
 
-    def _decide(self, example: Example, pred: Prediction, raw: str | None, prompt_ids: list[int],
-                tokenizer: Any) -> Prediction:
-        """Score the model's own answer (None when unparseable), the heuristic candidates and the unchanged region
-        under the model; offer a candidate unless the model's own answer is `candidate_margin` nats likelier,
-        else the likelier answer, with its confidence (log-probability minus the unchanged region's)."""
+    def _answers(self, example: Example, raw: str | None, tokenizer: Any) -> tuple[Any, dict[str, tuple[str, int | None]]]:
+        """The format's frame and the answers to weigh: the model's own region ("", when `raw` parses) and each
+        candidate's region that differs from those before it."""
         frame = self.format.frame(example, self.options, tokenizer)
-        keep = self.format.no_edit_target(frame)
         answers: dict[str, tuple[str, int | None]] = {}
         if raw is not None:
             answers[""] = self.format.decode_output(raw, frame)
@@ -263,27 +282,55 @@ class LocalPredictor(Predictor):
             region = CANDIDATES[name](example, frame.window.editable)
             if region is not None and all(region != r for r, _ in answers.values()):
                 answers[name] = (region, None)
+        return frame, answers
+
+    def _score(self, frame: Any, answers: dict[str, tuple[str, int | None]], prompt_ids: list[int],
+               tokenizer: Any) -> ScoredAnswers:
+        targets = [self.format.encode_target(frame, region, cursor) for region, cursor in answers.values()]
+        scores = self._logprobs(prompt_ids, [tokenizer(t, add_special_tokens=False)["input_ids"]
+                                             for t in [*targets, self.format.no_edit_target(frame)]])
+        patches = {n: self.format.to_parsed(frame, region, cursor) for n, (region, cursor) in answers.items()}
+        return ScoredAnswers({n: (patches[n].patch, patches[n].cursor) for n in answers},
+                             dict(zip(answers, scores[:-1], strict=True)), scores[-1])
+
+    def score_answers(self, example: Example, raw: str | None) -> ScoredAnswers | None:
+        """The model's log-probabilities of a recorded answer `raw` (its full output, None or unparseable: no own
+        answer), of each heuristic candidate and of the unchanged region: replaying recorded predictions under
+        other decision rules (`ScoredAnswers.choose`) without generating again. None when there is nothing to weigh."""
+        from nextedit.formats import FormatError
+        from nextedit.train.data import encode_prompt
+
+        with self._lock:
+            _, tokenizer = self.load()
+            rendered = self.format.render(example.model_copy(update={"expected": []}), self.options, tokenizer)
+            if raw is not None:
+                try:
+                    self.format.parse(raw, example, self.options, tokenizer)
+                except FormatError:
+                    raw = None
+            frame, answers = self._answers(example, raw, tokenizer)
+            if not answers:
+                return None
+            return self._score(frame, answers, encode_prompt(rendered, tokenizer), tokenizer)
+
+    def _decide(self, example: Example, pred: Prediction, raw: str | None, prompt_ids: list[int],
+                tokenizer: Any) -> Prediction:
+        """Score the model's own answer (None when unparseable), the heuristic candidates and the unchanged region
+        under the model; offer what `ScoredAnswers.choose` picks, with its confidence (log-probability minus the
+        unchanged region's)."""
+        frame, answers = self._answers(example, raw, tokenizer)
         if not answers:  # unparseable and no candidate
             return pred
         if list(answers) == [""] and not (self.confidence and pred.patch):
             if self.confidence:
                 pred.confidence = 0.0
             return pred
-        targets = [self.format.encode_target(frame, region, cursor) for region, cursor in answers.values()]
-        scores = self._logprobs(prompt_ids, [tokenizer(t, add_special_tokens=False)["input_ids"]
-                                             for t in [*targets, keep]])
-        names = list(answers)
-        best = max(range(len(targets)), key=lambda k: scores[k])
-        own = scores[0] if names[0] == "" else float("-inf")
-        close = [k for k, n in enumerate(names) if n and scores[k] + self.candidate_margin > own]
-        if close:
-            best = max(close, key=lambda k: scores[k])
-        name = names[best]
+        scored = self._score(frame, answers, prompt_ids, tokenizer)
+        name = scored.choose(self.candidate_margin)
         if name:
-            region, cursor = answers[name]
-            parsed = self.format.to_parsed(frame, region, cursor)
-            pred = pred.model_copy(update={"patch": parsed.patch, "cursor": parsed.cursor, "candidate": name})
-        pred.confidence = round(scores[best] - scores[-1], 4) if pred.patch else 0.0
+            patch, cursor = scored.answers[name]
+            pred = pred.model_copy(update={"patch": patch, "cursor": cursor, "candidate": name})
+        pred.confidence = round(scored.confidence(name), 4) if pred.patch else 0.0
         return pred
 
     def _logprobs(self, prompt_ids: list[int], completions: list[list[int]]) -> list[float]:
