@@ -6,7 +6,6 @@ import functools
 import re
 from collections import Counter
 from dataclasses import dataclass
-from itertools import accumulate
 
 import numpy as np
 from rapidfuzz.distance import Indel
@@ -105,55 +104,49 @@ def changed_windows(original: str, other: str, context: int) -> tuple[str, str]:
     return (original[start:len(original) - s + context], other[start:len(other) - s + context])
 
 
-def _left_edge(text: str, pos: int, need: int) -> int:
-    """A start <= pos with >= `need` non-space chars (a whitespace run counts as 0) before pos,
-    never inside a whitespace run, so normalizing text[start:] equals normalizing its tail."""
-    i, seen = pos, 0
-    while i > 0 and seen < need:
-        i -= 1
-        if not text[i].isspace():
-            seen += 1
-    while 0 < i < len(text) and text[i - 1].isspace():
-        i -= 1
-    return i
+#: Which deltas are counted: (x, y, cE, cA) adds the n-gram count changes of texts[x] -> texts[y]
+#: (texts = original, expected, actual) to channel E (original -> expected) with weight cE and to
+#: channel A (original -> actual) with weight cA. Any two of the three pairwise deltas give the
+#: third (original -> actual = original -> expected + expected -> actual), so the largest is skipped.
+_Plan = tuple[tuple[int, int, int, int], ...]
+_SKIP_EA: _Plan = ((0, 1, 1, 0), (0, 2, 0, 1))
+_SKIP_OA: _Plan = ((0, 1, 1, 1), (1, 2, 0, 1))
+_SKIP_OE: _Plan = ((0, 2, 1, 1), (1, 2, -1, 0))
 
 
-def _right_edge(text: str, pos: int, need: int) -> int:
-    """An end >= pos with >= `need` non-space chars after pos, never inside a whitespace run."""
-    i, seen, n = pos, 0, len(text)
-    while i < n and seen < need:
-        if not text[i].isspace():
-            seen += 1
-        i += 1
-    while 0 < i < n and text[i].isspace():
-        i += 1
-    return i
+def _pair_window(x: str, y: str) -> tuple[int, int, int]:
+    """Common prefix and suffix lengths of `x` and `y`, and how many chars lie between them (both sides)."""
+    p = common_prefix(x, y)
+    s = common_suffix(x, y, min(len(x), len(y)) - p)
+    return p, s, len(x) + len(y) - 2 * (p + s)
 
 
-def _normalized_windows(original: str, other: str, ws: str, context: int) -> tuple[str, str]:
-    """Whitespace-normalized changed windows of (original, other), cut from the raw texts at
-    whitespace-run boundaries with >= `context` non-space chars each side (same n-gram deltas as
-    normalizing the full texts first; only the windows are normalized)."""
-    if original == other:
-        return "", ""
-    p = common_prefix(original, other)
-    s = common_suffix(original, other, min(len(original), len(other)) - p)
-    start = _left_edge(original, p, context)
-    end = _right_edge(original, len(original) - s, context)
-    tail = len(original) - end
-    return (normalize_whitespace(original[start:end], ws),
-            normalize_whitespace(other[start:len(other) - tail], ws))
+def _plan(texts: tuple[str, str, str]) -> tuple[_Plan, dict[tuple[int, int], tuple[int, int, int]]]:
+    """The deltas to count for whitespace-normalized (original, expected, actual), and the
+    prefix/suffix window of each pair in the plan."""
+    o, e, a = texts
+    if e == a:
+        plan: _Plan = ((0, 1, 1, 1),)
+    elif o == a:
+        plan = ((0, 1, 1, 0),)
+    elif o == e:
+        plan = ((0, 2, 0, 1),)
+    else:
+        windows = {(0, 1): _pair_window(o, e), (0, 2): _pair_window(o, a), (1, 2): _pair_window(e, a)}
+        largest = max(windows, key=lambda k: windows[k][2])
+        plan = {(1, 2): _SKIP_EA, (0, 2): _SKIP_OA, (0, 1): _SKIP_OE}[largest]
+        return plan, windows
+    x, y = plan[0][:2]
+    return plan, {(x, y): _pair_window(texts[x], texts[y])}
 
 
-def _delta(before: str, after: str, n_max: int, *, trim: bool = True) -> list[dict[str, int]]:
+def _delta(before: str, after: str, n_max: int, p: int = 0, s: int = 0) -> list[dict[str, int]]:
     """Per order n = 1..n_max: count_after(g) - count_before(g) for every char n-gram g, zeros dropped.
 
-    N-grams lying wholly inside the shared prefix or the shared suffix cancel out, so only those
-    that end past the prefix and start before the suffix are counted (one pass for all orders;
-    the order of an n-gram is its length). `trim=False` counts every n-gram of both texts.
+    `p`, `s`: a common prefix and suffix length of the two texts. N-grams lying wholly inside the
+    shared prefix or the shared suffix cancel out, so only those that end past the prefix and start
+    before the suffix are counted (one pass for all orders; the order of an n-gram is its length).
     """
-    p = common_prefix(before, after) if trim else 0
-    s = common_suffix(before, after, min(len(before), len(after)) - p) if trim else 0
     lo = max(0, p - n_max + 1)
     la, lb = len(after), len(before)
     ca = Counter([after[i:j] for i in range(lo, la - s)
@@ -186,24 +179,70 @@ def _compare(expected: dict[str, int], actual: dict[str, int]) -> tuple[int, int
     return tp, size_a - tp, size_e - tp
 
 
-#: Below this many chars in the four windows, counting substrings in Python is faster.
-_NUMPY_MIN_CHARS = 400
+def _sums_python(texts: tuple[str, str, str], plan: _Plan,
+                 windows: dict[tuple[int, int], tuple[int, int, int]], n_max: int) -> list[tuple[int, int, int]]:
+    """Per order: sum over n-grams of |E|, |A| and |E - A| (channels of `plan`), counting substrings."""
+    deltas = [_delta(texts[x], texts[y], n_max, *windows[x, y][:2]) for x, y, _, _ in plan]
+    out = []
+    for n in range(n_max):
+        (_, _, e1, a1), d1 = plan[0], deltas[0][n]
+        s1 = sum(map(abs, d1.values()))
+        se, sa, sd = abs(e1) * s1, abs(a1) * s1, abs(e1 - a1) * s1
+        if len(plan) == 2:
+            (_, _, e2, a2), d2 = plan[1], deltas[1][n]
+            s2 = sum(map(abs, d2.values()))
+            se, sa, sd = se + abs(e2) * s2, sa + abs(a2) * s2, sd + abs(e2 - a2) * s2
+            for g in d1.keys() & d2.keys():  # n-grams both deltas change: their weights add up
+                u, w = d1[g], d2[g]
+                se += abs(e1 * u + e2 * w) - abs(e1 * u) - abs(e2 * w)
+                sa += abs(a1 * u + a2 * w) - abs(a1 * u) - abs(a2 * w)
+                sd += abs((e1 - a1) * u + (e2 - a2) * w) - abs((e1 - a1) * u) - abs((e2 - a2) * w)
+        out.append((se, sa, sd))
+    return out
 
 
-def _codes(texts: tuple[str, ...], n_max: int) -> tuple[list[np.ndarray], int] | None:
-    """Each text as int64 digits >= 1 of `bits` bits (code points, or their ranks when large);
-    None when the texts hold too many distinct chars for exact int64 n-gram keys (n_max digits
-    of `bits` bits, the order above them in 3 bits)."""
-    max_bits = (63 - 3) // n_max
-    arrs = [np.frombuffer(t.encode("utf-32-le"), dtype=np.uint32).astype(np.int64) for t in texts]
-    top = max((int(a.max()) for a in arrs if a.size), default=0)
-    if (top + 1).bit_length() > max_bits:
-        alphabet, inverse = np.unique(np.concatenate(arrs), return_inverse=True)
-        top = len(alphabet) - 1
-        if (top + 1).bit_length() > max_bits:
+#: Below this many changed chars in the counted deltas, counting substrings in Python is faster.
+_NUMPY_MIN_CHARS = 300
+
+#: Bits above the n-gram digits of a sorted key: the weight code of the position (9 values).
+_CODE_BITS = 4
+#: Translate table: byte b -> b + 1 (ASCII digits 1..128; 0 never occurs).
+_PLUS1 = bytes(range(1, 256)) + b"\0"
+
+
+def _encode(texts: dict[int, str], n_max: int) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray], int] | None:
+    """Per text i its chars as digits >= 1 and, per position, the next n_max digits packed `bits`
+    bits each (first most significant; past the end of text i the digit 2^bits - 1 - i, which no
+    char and no other text uses); None when there are too many distinct chars for int64 keys."""
+    digits: dict[int, np.ndarray] = {}
+    wide: dict[int, np.ndarray] = {}
+    if n_max * 8 + _CODE_BITS < 64 and all(t.isascii() for t in texts.values()):
+        # One byte per char: read n_max bytes at every offset as one big-endian integer.
+        for i, t in texts.items():
+            buf = t.encode("ascii").translate(_PLUS1) + bytes((255 - i,)) * 8
+            digits[i] = np.frombuffer(buf, np.uint8, count=len(t))
+            view = np.ndarray((len(t),), ">u8", buf, strides=(1,))
+            wide[i] = (view >> (8 * (8 - n_max))).astype(np.int64)
+        return digits, wide, 8
+    bits = (63 - _CODE_BITS) // n_max
+    limit = (1 << bits) - 3  # digits stay below the end-of-text digits
+    arrs = {i: np.frombuffer(t.encode("utf-32-le"), np.uint32).astype(np.int64) for i, t in texts.items()}
+    if max((int(a.max()) for a in arrs.values() if a.size), default=0) + 1 < limit:
+        digits = {i: a + 1 for i, a in arrs.items()}
+    else:
+        alphabet, inverse = np.unique(np.concatenate(list(arrs.values())), return_inverse=True)
+        if len(alphabet) + 1 >= limit:
             return None
-        arrs = np.split(inverse.astype(np.int64), list(accumulate(len(a) for a in arrs))[:-1])
-    return [a + 1 for a in arrs], (top + 1).bit_length()
+        parts = np.split(inverse.astype(np.int64) + 1, np.cumsum([len(a) for a in arrs.values()])[:-1].tolist())
+        digits = dict(zip(arrs, parts))
+    for i, d in digits.items():
+        padded = np.concatenate([d, np.full(n_max - 1, (1 << bits) - 1 - i, dtype=np.int64)])
+        k = d.copy()
+        for j in range(1, n_max):
+            k <<= bits
+            k |= padded[j:j + d.size]
+        wide[i] = k
+    return digits, wide, bits
 
 
 def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -230,120 +269,182 @@ def _first_mismatch(a: np.ndarray, ia: np.ndarray, b: np.ndarray, ib: np.ndarray
     return out
 
 
-def _hunk_digits(before: str, after: str, cb: np.ndarray, ca: np.ndarray,
-                 context: int) -> tuple[np.ndarray, np.ndarray]:
-    """The digits of each changed span of `before -> after` plus `context` chars each side,
-    concatenated per text.
+def _spans(x: str, y: str, dx: np.ndarray, dy: np.ndarray,
+           context: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Start offsets [lo, hi) in `x` and in `y` of every n-gram of order <= context + 1 that
+    touches a change of x -> y (None when x == y).
 
-    Spans come from a line diff, each changed block narrowed to its own common prefix/suffix;
-    blocks closer than `context` chars are merged. N-grams of order <= context + 1 touching a
-    span lie in its window and touch no other span; every other n-gram of the concatenations
-    (inside a shared context, or across two windows' full shared contexts) occurs in both. So
-    the n-gram count differences of the concatenations equal those of the full texts.
+    Changes come from a line diff, each changed block narrowed to its own common prefix/suffix;
+    blocks closer than `context` chars are merged. An n-gram starting outside these ranges, or
+    starting in the `context` chars before a change without reaching it, lies in text both sides
+    share at the same place, so it is counted in both texts or in neither.
     """
-    lb, la = before.splitlines(keepends=True), after.splitlines(keepends=True)
-    ops = [op[1:] for op in Indel.opcodes(lb, la).as_list() if op[0] != "equal"]
+    lx, ly = x.splitlines(keepends=True), y.splitlines(keepends=True)
+    ops = [op[1:] for op in Indel.opcodes(lx, ly).as_list() if op[0] != "equal"]
     if not ops:
-        return cb[:0], ca[:0]
-    bo = np.cumsum(np.fromiter(map(len, lb), dtype=np.int64, count=len(lb)))
-    ao = np.cumsum(np.fromiter(map(len, la), dtype=np.int64, count=len(la)))
-    bo, ao = np.concatenate(([0], bo)), np.concatenate(([0], ao))
+        return None
+    xo = np.concatenate(([0], np.cumsum(np.fromiter(map(len, lx), dtype=np.int64, count=len(lx)))))
+    yo = np.concatenate(([0], np.cumsum(np.fromiter(map(len, ly), dtype=np.int64, count=len(ly)))))
     i1, i2, j1, j2 = np.array(ops, dtype=np.int64).T
-    b0, b1, a0, a1 = bo[i1], bo[i2], ao[j1], ao[j2]
-    m = np.minimum(b1 - b0, a1 - a0)
-    p = _first_mismatch(cb, b0, ca, a0, m, 1)
-    s = _first_mismatch(cb, b1 - 1, ca, a1 - 1, m - p, -1)
-    b0, a0, b1, a1 = b0 + p, a0 + p, b1 - s, a1 - s
-    first = np.flatnonzero(np.concatenate(([True], b0[1:] - b1[:-1] >= context)))
-    last = np.concatenate((first[1:] - 1, [b0.size - 1]))
-    b0, a0, b1, a1 = b0[first], a0[first], b1[last], a1[last]
-    ib = _ranges(np.maximum(b0 - context, 0), np.minimum(b1 + context, cb.size))
-    ia = _ranges(np.maximum(a0 - context, 0), np.minimum(a1 + context, ca.size))
-    return cb[ib], ca[ia]
+    x0, x1, y0, y1 = xo[i1], xo[i2], yo[j1], yo[j2]
+    m = np.minimum(x1 - x0, y1 - y0)
+    p = _first_mismatch(dx, x0, dy, y0, m, 1)
+    s = _first_mismatch(dx, x1 - 1, dy, y1 - 1, m - p, -1)
+    x0, y0, x1, y1 = x0 + p, y0 + p, x1 - s, y1 - s
+    first = np.flatnonzero(np.concatenate(([True], x0[1:] - x1[:-1] >= context)))
+    last = np.concatenate((first[1:] - 1, [x0.size - 1]))
+    x0, y0, x1, y1 = x0[first], y0[first], x1[last], y1[last]
+    return np.maximum(x0 - context, 0), x1, np.maximum(y0 - context, 0), y1
 
 
-def _np_delta(before: np.ndarray, after: np.ndarray, bits: int, n_max: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted keys of the n-grams (orders 1..n_max) whose count differs, and count_after - count_before.
+def _keys(texts: tuple[str, str, str], plan: _Plan, n_max: int):
+    """The sorted keys of every counted position (its next n_max digits, then its weight code),
+    positions per delta of the plan, digit bits, and the end-of-text correction per order
+    (None when the texts have too many distinct chars).
 
-    One sort: each position gets a fixed-width key of its next n_max digits (0 past the end);
-    sorted, these keys are also sorted by every prefix, so the n-grams of order n are runs of
-    keys sharing their first n digits, and a key starts a run of order n exactly when it shares
-    fewer than n leading digits with the key before it. An n-gram of order n is reported as its
-    digits plus n in the bits above all digits (order = key >> bits * n_max).
+    A position gets weights (wE, wA): the sum over the plan's deltas whose ranges hold it of -c in
+    the old text and +c in the new one, coded 3 (wE + 1) + (wA + 1).
     """
-    tagged = np.concatenate([_wide_keys(after, bits, n_max) << 1,
-                             (_wide_keys(before, bits, n_max) << 1) | 1])
-    size = tagged.size
-    if not size:
-        return tagged, tagged
-    tagged.sort()
-    wide = tagged >> 1
-    running = np.zeros(size + 1, dtype=np.int64)
-    np.cumsum(1 - 2 * (tagged & 1), out=running[1:])  # +1 per `after` key, -1 per `before` key
-    shared = np.zeros(size, dtype=np.int64)  # leading digits shared with the previous key
-    change = wide[1:] ^ wide[:-1]
-    for n in range(1, n_max + 1):
-        shared[1:] += change < (1 << bits * (n_max - n))
-    runs = n_max - shared  # this key starts a run of every order shared+1..n_max
-    pos = np.repeat(np.arange(size), runs)
-    order = (np.arange(pos.size) - np.repeat(np.cumsum(runs) - runs, runs)) + np.repeat(shared + 1, runs)
-    by_order = np.argsort(order.astype(np.int8), kind="stable")
-    pos, order = pos[by_order], order[by_order]
-    ends = np.append(pos[1:], size)
-    ends[:-1][order[1:] != order[:-1]] = size  # the last run of each order ends at the end
-    diff = running[ends] - running[pos]
-    keys = (wide[pos] >> bits * (n_max - order)) | (order << bits * n_max)
-    keep = (diff != 0) & ((keys & ((1 << bits) - 1)) != 0)  # a prefix ending in padding is no n-gram
-    return keys[keep], diff[keep]
-
-
-def _wide_keys(digits: np.ndarray, bits: int, n_max: int) -> np.ndarray:
-    """Per position, its next n_max digits packed `bits` bits each, first most significant (0 past the end)."""
-    padded = np.concatenate([digits, np.zeros(n_max - 1, dtype=np.int64)])
-    k = digits.copy()
-    for j in range(1, n_max):
-        k <<= bits
-        k |= padded[j:j + digits.size]
-    return k
-
-
-def _order_sums(keys: np.ndarray, values: np.ndarray, bits: int, n_max: int) -> list[int]:
-    """Per order 1..n_max, the sum of `values` over sorted `keys` of that order."""
-    bounds = np.searchsorted(keys, np.arange(1, n_max + 2, dtype=np.int64) << bits * n_max)
-    running = np.zeros(values.size + 1, dtype=np.int64)
-    np.cumsum(values, out=running[1:])
-    return (running[bounds[1:]] - running[bounds[:-1]]).tolist()
-
-
-def _np_compare(de: tuple[np.ndarray, np.ndarray], da: tuple[np.ndarray, np.ndarray],
-                bits: int, n_max: int) -> list[tuple[int, int, int]]:
-    """`_compare` of every order at once on (keys, deltas) from `_np_delta`."""
-    (ke, ve), (ka, va) = de, da
-    size_e = _order_sums(ke, np.abs(ve), bits, n_max)
-    size_a = _order_sums(ka, np.abs(va), bits, n_max)
-    both = np.concatenate([ke, ka])
-    order = np.argsort(both, kind="stable")  # merges two sorted runs; `ke`'s copy of a key first
-    merged = both[order]
-    pair = np.flatnonzero(merged[1:] == merged[:-1])
-    e, a = ve[order[pair]], va[order[pair + 1] - ke.size]
-    hit = np.where((e > 0) == (a > 0), np.minimum(np.abs(e), np.abs(a)), 0)
-    tp = _order_sums(merged[pair], hit, bits, n_max)
-    return [(t, sa - t, se - t) for t, sa, se in zip(tp, size_a, size_e)]
-
-
-def _counts_numpy(oe: str, ee: str, oa: str, aa: str, n_max: int) -> list[tuple[int, int, int]] | None:
-    """Per-order TP/FP/FN of the deltas `oe -> ee` and `oa -> aa`, counted with int64 keys over
-    the changed spans only; None when the texts have too many distinct chars."""
-    same_original = oe == oa
-    coded = _codes((oe, ee, aa) if same_original else (oe, ee, oa, aa), n_max)
+    coded = _encode({i: texts[i] for x, y, _, _ in plan for i in (x, y)}, n_max)
     if coded is None:
         return None
-    digits, bits = coded
-    co_e, ce, ca = digits[0], digits[1], digits[-1]
-    co_a = co_e if same_original else digits[2]
-    de = _np_delta(*_hunk_digits(oe, ee, co_e, ce, n_max - 1), bits, n_max)
-    da = _np_delta(*_hunk_digits(oa, aa, co_a, ca, n_max - 1), bits, n_max)
-    return _np_compare(de, da, bits, n_max)
+    digits, wide, bits = coded
+    ranges: dict[int, list[tuple[np.ndarray, np.ndarray, int]]] = {}
+    sizes = []
+    for x, y, ce, ca in plan:
+        spans = _spans(texts[x], texts[y], digits[x], digits[y], n_max - 1)
+        if spans is None:
+            sizes.append(0)
+            continue
+        x0, x1, y0, y1 = spans
+        c = 3 * ce + ca
+        ranges.setdefault(x, []).append((x0, x1, -c))
+        ranges.setdefault(y, []).append((y0, y1, c))
+        sizes.append(int((x1 - x0).sum() + (y1 - y0).sum()))
+    parts = []
+    fix = np.zeros((n_max, 3), dtype=np.int64)  # per order: |wE|, |wA|, |wE - wA| to take back
+    for t, rs in ranges.items():
+        if len(rs) == 1:
+            lo, hi, c = rs[0]
+            pos = _ranges(lo, hi)
+            w = np.full(pos.size, c, dtype=np.int8)
+        else:
+            dense = np.zeros(len(texts[t]), dtype=np.int8)
+            for lo, hi, c in rs:
+                dense[_ranges(lo, hi)] += c
+            pos = np.flatnonzero(dense)
+            w = dense[pos]
+        parts.append((wide[t][pos] << _CODE_BITS) | (w + 4))
+        # A position fewer than n chars before the end starts no n-gram of order n: its key
+        # holds end-of-text digits of its own text, so it forms a group alone; take it back out.
+        tail = pos.size - np.searchsorted(pos, len(texts[t]) - n_max, side="right")
+        for p, c in zip(pos[pos.size - tail:].tolist(), w[w.size - tail:].tolist()):
+            we, wa = (c + 4) // 3 - 1, (c + 4) % 3 - 1
+            fix[len(texts[t]) - p:] += (abs(we), abs(wa), abs(we - wa))
+    if not parts:
+        return np.zeros(0, dtype=np.int64), sizes, bits, fix
+    keys = np.concatenate(parts)
+    keys.sort()
+    return keys, sizes, bits, fix
+
+
+#: Per weight code 3 (wE + 1) + (wA + 1): the weight of channel E, A and D = E - A.
+_WEIGHTS = np.array([[c // 3 - 1 for c in range(9)], [c % 3 - 1 for c in range(9)],
+                     [c // 3 - c % 3 for c in range(9)]], dtype=np.int64)
+
+
+def _cumulative(weights: np.ndarray) -> np.ndarray:
+    """Running sums with a leading 0 (length + 1)."""
+    out = np.zeros(weights.shape[:-1] + (weights.shape[-1] + 1,), dtype=np.int64)
+    np.cumsum(weights, axis=-1, out=out[..., 1:])
+    return out
+
+
+def _sums_numpy(texts: tuple[str, str, str], plan: _Plan, n_max: int) -> list[tuple[int, int, int]] | None:
+    """`_sums_python` with int64 n-gram keys sorted once for all orders; None when the texts have
+    too many distinct chars.
+
+    Sorted, keys sharing their first n digits (one n-gram of order n) are adjacent, so the channels
+    of each n-gram are differences of running sums of the weights at the places where the number
+    of leading digits shared with the previous key drops below n. The three channels are linked
+    (E - A - D = 0) and one of them, Z, is nonzero only on the positions of one delta of the plan:
+    when those are few, only the n-grams holding them are looked at for Z and for the third.
+    """
+    found = _keys(texts, plan, n_max)
+    if found is None:
+        return None
+    keys, sizes, bits, fix = found
+    size = keys.size
+    if not size:
+        return [(0, 0, 0)] * n_max
+    code = keys & ((1 << _CODE_BITS) - 1)
+    keys >>= _CODE_BITS
+    # shared[i]: leading digits key i shares with key i - 1 (-1 before the first and after the last)
+    shared = np.full(size + 1, -1, dtype=np.int64)
+    steps = np.array([1 << bits * k for k in range(n_max)], dtype=np.int64)
+    shared[1:size] = n_max - np.searchsorted(steps, keys[1:] ^ keys[:-1], side="right")
+    if len(plan) == 1 or min(sizes) == 0:
+        # One delta: each channel is a fixed multiple of it.
+        (_, _, ce, ca), = [step for step, n in zip(plan, sizes) if n] or plan[:1]
+        cum = _cumulative(_WEIGHTS[0 if ce else 1][code])
+        out = []
+        for n in range(1, n_max + 1):
+            s = int(np.abs(np.diff(cum[np.flatnonzero(shared < n)])).sum())
+            out.append((abs(ce) * s, abs(ca) * s, abs(ce - ca) * s))
+    else:
+        big = plan[0] if sizes[0] >= sizes[1] else plan[1]
+        z = 1 if big[3] == 0 else 0 if big[2] == 0 else 2  # the channel the larger delta leaves at 0
+        if 4 * min(sizes) > size:
+            cums = _cumulative(_WEIGHTS[:, code])
+            out = []
+            for n in range(1, n_max + 1):
+                bounds = np.flatnonzero(shared < n)
+                out.append(tuple(np.abs(np.diff(cums[:, bounds], axis=1)).sum(axis=1).tolist()))
+        else:
+            x = 0 if z else 1
+            y = 3 - x - z
+            cx, cz = _cumulative(_WEIGHTS[x][code]), _cumulative(_WEIGHTS[z][code])
+            at_z = np.flatnonzero(_WEIGHTS[z][code])
+            out = []
+            for n in range(1, n_max + 1):
+                bounds = np.flatnonzero(shared < n)
+                sx = int(np.abs(np.diff(cx[bounds])).sum())
+                k = np.searchsorted(bounds, at_z, side="right") - 1
+                k = k[np.concatenate(([True], k[1:] != k[:-1]))]
+                lo, hi = bounds[k], bounds[k + 1]
+                xg, zg = cx[hi] - cx[lo], cz[hi] - cz[lo]
+                yg = _combine(x, z, xg, zg)
+                sy = sx + int((np.abs(yg) - np.abs(xg)).sum())
+                sz = int(np.abs(zg).sum())
+                row = [0, 0, 0]
+                row[x], row[y], row[z] = sx, sy, sz
+                out.append(tuple(row))
+    return [(se - fe, sa - fa, sd - fd) for (se, sa, sd), (fe, fa, fd) in zip(out, fix.tolist())]
+
+
+def _combine(x: int, z: int, xg: np.ndarray, zg: np.ndarray) -> np.ndarray:
+    """The third channel from channels x and z (0 = E, 1 = A, 2 = D = E - A)."""
+    if {x, z} == {0, 1}:
+        return xg - zg if x == 0 else zg - xg  # D = E - A
+    if {x, z} == {0, 2}:
+        return xg - zg if x == 0 else zg - xg  # A = E - D
+    return xg + zg  # E = A + D
+
+
+def _counts(texts: tuple[str, str, str], n_max: int) -> list[tuple[int, int, int]]:
+    """Per order TP/FP/FN of the deltas original -> expected and original -> actual
+    (whitespace-normalized texts)."""
+    plan, windows = _plan(texts)
+    sums = None
+    if sum(windows[x, y][2] for x, y, _, _ in plan) >= _NUMPY_MIN_CHARS:
+        sums = _sums_numpy(texts, plan, n_max)
+    if sums is None:
+        sums = _sums_python(texts, plan, windows, n_max)
+    out = []
+    for se, sa, sd in sums:  # per n-gram: TP = min(|E|, |A|) if E, A share a sign = (|E| + |A| - |E - A|) / 2
+        tp = (se + sa - sd) // 2
+        out.append((tp, sa - tp, se - tp))
+    return out
 
 
 def delta_chrf(original: str, expected: str, actual: str, *, variant: str = "v3",
@@ -362,19 +463,10 @@ def delta_chrf(original: str, expected: str, actual: str, *, variant: str = "v3"
     if original == expected == actual:
         return DeltaChrF(100.0, 1.0, 1.0, 0, 0, 0, v.beta, v.signature)
     if windowed:
-        oe, ee = _normalized_windows(original, expected, v.ws, v.n - 1)
-        oa, aa = _normalized_windows(original, actual, v.ws, v.n - 1)
+        counts = _counts(tuple(normalize_whitespace(t, v.ws) for t in (original, expected, actual)), v.n)
     else:
-        oe, oa = (normalize_whitespace(original, v.ws),) * 2
-        ee, aa = normalize_whitespace(expected, v.ws), normalize_whitespace(actual, v.ws)
-    counts = None
-    if windowed and len(oe) + len(ee) + len(oa) + len(aa) >= _NUMPY_MIN_CHARS:
-        counts = _counts_numpy(oe, ee, oa, aa, v.n)
-    if counts is None:
-        empty: list[dict[str, int]] = [{}] * v.n
-        de = _delta(oe, ee, v.n, trim=windowed) if oe != ee else empty
-        da = _delta(oa, aa, v.n, trim=windowed) if oa != aa else empty
-        counts = list(map(_compare, de, da))
+        o, e, a = (normalize_whitespace(t, v.ws) for t in (original, expected, actual))
+        counts = list(map(_compare, _delta(o, e, v.n), _delta(o, a, v.n)))
     p_sum = r_sum = 0.0
     tp_sum = fp_sum = fn_sum = 0
     for tp, fp, fn in counts:
