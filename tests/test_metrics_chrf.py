@@ -210,10 +210,19 @@ def test_vectorized_path_matches_full_texts_on_scattered_edits(data: st.DataObje
 
 
 def test_too_many_distinct_chars_fall_back_to_counting_substrings() -> None:
+    from nextedit.metrics import chrf
+
     o = "".join(chr(0x4E00 + i) for i in range(1500)) + "\nend\n"
     e = o.replace("end", "fin")
     a = o[:700] + "x" + o[701:]
-    assert delta_chrf(o, e, a) == delta_chrf(o, e, a, windowed=False)
+    saved = chrf._NUMPY_MIN_CHARS
+    try:
+        for threshold in (saved, 0):  # small windows, then the whole-text path
+            chrf._NUMPY_MIN_CHARS = threshold
+            for texts in ((o, e, a), (o, e, e), (o, o, a), (o, e, o), (o, a, e), (e, o, a)):
+                assert delta_chrf(*texts) == delta_chrf(*texts, windowed=False)
+    finally:
+        chrf._NUMPY_MIN_CHARS = saved
 
 
 def reference_counts(o: str, e: str, a: str, variant: str) -> tuple[int, int, int]:

@@ -6,6 +6,7 @@ import functools
 import re
 from collections import Counter
 from dataclasses import dataclass
+from itertools import accumulate
 
 import numpy as np
 from rapidfuzz.distance import Indel
@@ -89,7 +90,6 @@ def normalize_whitespace(text: str, ws: str) -> str:
         return _NEWLINES.sub("\n", _SPACES.sub(" ", text))
     return _ALL_WS.sub("", text)
 
-
 def changed_windows(original: str, other: str, context: int) -> tuple[str, str]:
     """The changed span of `original` vs `other` plus `context` chars each side, in both texts.
 
@@ -104,40 +104,48 @@ def changed_windows(original: str, other: str, context: int) -> tuple[str, str]:
     return (original[start:len(original) - s + context], other[start:len(other) - s + context])
 
 
-#: Which deltas are counted: (x, y, cE, cA) adds the n-gram count changes of texts[x] -> texts[y]
-#: (texts = original, expected, actual) to channel E (original -> expected) with weight cE and to
-#: channel A (original -> actual) with weight cA. Any two of the three pairwise deltas give the
-#: third (original -> actual = original -> expected + expected -> actual), so the largest is skipped.
-_Plan = tuple[tuple[int, int, int, int], ...]
-_SKIP_EA: _Plan = ((0, 1, 1, 0), (0, 2, 0, 1))
-_SKIP_OA: _Plan = ((0, 1, 1, 1), (1, 2, 0, 1))
-_SKIP_OE: _Plan = ((0, 2, 1, 1), (1, 2, -1, 0))
-
-
-def _pair_window(x: str, y: str) -> tuple[int, int, int]:
-    """Common prefix and suffix lengths of `x` and `y`, and how many chars lie between them (both sides)."""
+def _trim(x: str, y: str) -> tuple[int, int]:
+    """Common prefix and suffix lengths of `x` and `y` (never overlapping)."""
     p = common_prefix(x, y)
-    s = common_suffix(x, y, min(len(x), len(y)) - p)
-    return p, s, len(x) + len(y) - 2 * (p + s)
+    return p, common_suffix(x, y, min(len(x), len(y)) - p)
 
 
-def _plan(texts: tuple[str, str, str]) -> tuple[_Plan, dict[tuple[int, int], tuple[int, int, int]]]:
-    """The deltas to count for whitespace-normalized (original, expected, actual), and the
-    prefix/suffix window of each pair in the plan."""
-    o, e, a = texts
-    if e == a:
-        plan: _Plan = ((0, 1, 1, 1),)
-    elif o == a:
-        plan = ((0, 1, 1, 0),)
-    elif o == e:
-        plan = ((0, 2, 0, 1),)
-    else:
-        windows = {(0, 1): _pair_window(o, e), (0, 2): _pair_window(o, a), (1, 2): _pair_window(e, a)}
-        largest = max(windows, key=lambda k: windows[k][2])
-        plan = {(1, 2): _SKIP_EA, (0, 2): _SKIP_OA, (0, 1): _SKIP_OE}[largest]
-        return plan, windows
-    x, y = plan[0][:2]
-    return plan, {(x, y): _pair_window(texts[x], texts[y])}
+def _left_edge(text: str, pos: int, need: int) -> int:
+    """A start <= pos with >= `need` non-space chars (a whitespace run counts as 0) before pos,
+    never inside a whitespace run, so normalizing text[start:] equals normalizing its tail."""
+    i, seen = pos, 0
+    while i > 0 and seen < need:
+        i -= 1
+        if not text[i].isspace():
+            seen += 1
+    while 0 < i < len(text) and text[i - 1].isspace():
+        i -= 1
+    return i
+
+
+def _right_edge(text: str, pos: int, need: int) -> int:
+    """An end >= pos with >= `need` non-space chars after pos, never inside a whitespace run."""
+    i, seen, n = pos, 0, len(text)
+    while i < n and seen < need:
+        if not text[i].isspace():
+            seen += 1
+        i += 1
+    while 0 < i < n and text[i].isspace():
+        i += 1
+    return i
+
+
+def _normalized_windows(original: str, other: str, p: int, s: int, ws: str, context: int) -> tuple[str, str]:
+    """Whitespace-normalized changed windows of (original, other) (common prefix `p`, suffix `s`),
+    cut from the raw texts at whitespace-run boundaries with >= `context` non-space chars each
+    side (same n-gram deltas as normalizing the full texts first; only the windows are normalized)."""
+    if original == other:
+        return "", ""
+    start = _left_edge(original, p, context)
+    end = _right_edge(original, len(original) - s, context)
+    tail = len(original) - end
+    return (normalize_whitespace(original[start:end], ws),
+            normalize_whitespace(other[start:len(other) - tail], ws))
 
 
 def _delta(before: str, after: str, n_max: int, p: int = 0, s: int = 0) -> list[dict[str, int]]:
@@ -163,6 +171,11 @@ def _delta(before: str, after: str, n_max: int, p: int = 0, s: int = 0) -> list[
     return out
 
 
+def _trimmed_delta(before: str, after: str, n_max: int) -> list[dict[str, int]]:
+    """`_delta` of two texts, skipping their common prefix and suffix."""
+    return _delta(before, after, n_max, *_trim(before, after))
+
+
 def _compare(expected: dict[str, int], actual: dict[str, int]) -> tuple[int, int, int]:
     """TP/FP/FN of two signed n-gram deltas of one order (a negative count is a deletion token)."""
     size_e = sum(map(abs, expected.values()))
@@ -179,10 +192,34 @@ def _compare(expected: dict[str, int], actual: dict[str, int]) -> tuple[int, int
     return tp, size_a - tp, size_e - tp
 
 
-def _sums_python(texts: tuple[str, str, str], plan: _Plan,
-                 windows: dict[tuple[int, int], tuple[int, int, int]], n_max: int) -> list[tuple[int, int, int]]:
+#: Which deltas are counted: (x, y, cE, cA) adds the n-gram count changes of texts[x] -> texts[y]
+#: (texts = original, expected, actual) to channel E (original -> expected) with weight cE and to
+#: channel A (original -> actual) with weight cA. Any two of the three pairwise deltas give the
+#: third (original -> actual = original -> expected + expected -> actual), so the largest is skipped.
+_Plan = tuple[tuple[int, int, int, int], ...]
+_SKIP = {(1, 2): ((0, 1, 1, 0), (0, 2, 0, 1)), (0, 2): ((0, 1, 1, 1), (1, 2, 0, 1)),
+         (0, 1): ((0, 2, 1, 1), (1, 2, -1, 0))}
+
+
+def _plan(texts: tuple[str, str, str]) -> _Plan:
+    """The deltas to count for whitespace-normalized (original, expected, actual)."""
+    o, e, a = texts
+    if e == a:
+        return ((0, 1, 1, 1),)
+    if o == a:
+        return ((0, 1, 1, 0),)
+    if o == e:
+        return ((0, 2, 0, 1),)
+    changed = {}
+    for x, y in _SKIP:
+        p, s = _trim(texts[x], texts[y])
+        changed[x, y] = len(texts[x]) + len(texts[y]) - 2 * (p + s)
+    return _SKIP[max(changed, key=changed.__getitem__)]
+
+
+def _sums_python(texts: tuple[str, str, str], plan: _Plan, n_max: int) -> list[tuple[int, int, int]]:
     """Per order: sum over n-grams of |E|, |A| and |E - A| (channels of `plan`), counting substrings."""
-    deltas = [_delta(texts[x], texts[y], n_max, *windows[x, y][:2]) for x, y, _, _ in plan]
+    deltas = [_trimmed_delta(texts[x], texts[y], n_max) for x, y, _, _ in plan]
     out = []
     for n in range(n_max):
         (_, _, e1, a1), d1 = plan[0], deltas[0][n]
@@ -201,13 +238,17 @@ def _sums_python(texts: tuple[str, str, str], plan: _Plan,
     return out
 
 
-#: Below this many changed chars in the counted deltas, counting substrings in Python is faster.
-_NUMPY_MIN_CHARS = 300
-
-#: Bits above the n-gram digits of a sorted key: the weight code of the position (9 values).
+#: Bits below the n-gram digits of a sorted key: the weight code of the position (9 values).
 _CODE_BITS = 4
+#: Per weight code 3 (wE + 1) + (wA + 1): the weight in channel E, A and D = E - A.
+_WEIGHTS = np.array([[c // 3 - 1 for c in range(9)], [c % 3 - 1 for c in range(9)],
+                     [c // 3 - c % 3 for c in range(9)]], dtype=np.int64)
 #: Translate table: byte b -> b + 1 (ASCII digits 1..128; 0 never occurs).
 _PLUS1 = bytes(range(1, 256)) + b"\0"
+#: Blocks of a line diff longer than this on average are not narrowed to their changed chars.
+_NARROW_MAX_CHARS = 96
+#: Up to this many changed blocks, a line diff's blocks are narrowed and merged in Python.
+_FEW_BLOCKS = 8
 
 
 def _encode(texts: dict[int, str], n_max: int) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray], int] | None:
@@ -247,6 +288,8 @@ def _encode(texts: dict[int, str], n_max: int) -> tuple[dict[int, np.ndarray], d
 
 def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Concatenation of arange(s, e) for each pair (no Python loop)."""
+    if starts.size == 1:
+        return np.arange(starts[0], ends[0])
     lens = ends - starts
     offsets = np.repeat(starts - (np.cumsum(lens) - lens), lens)
     return np.arange(int(lens.sum())) + offsets
@@ -274,23 +317,39 @@ def _spans(x: str, y: str, dx: np.ndarray, dy: np.ndarray,
     """Start offsets [lo, hi) in `x` and in `y` of every n-gram of order <= context + 1 that
     touches a change of x -> y (None when x == y).
 
-    Changes come from a line diff, each changed block narrowed to its own common prefix/suffix;
-    blocks closer than `context` chars are merged. An n-gram starting outside these ranges, or
-    starting in the `context` chars before a change without reaching it, lies in text both sides
-    share at the same place, so it is counted in both texts or in neither.
+    Changes come from a line diff, each changed block narrowed to its own common prefix/suffix
+    (when blocks are short); blocks closer than `context` chars are merged. An n-gram starting
+    outside these ranges, or starting in the `context` chars before a change without reaching it,
+    lies in text both sides share at the same place, so it is counted in both texts or in neither.
     """
     lx, ly = x.splitlines(keepends=True), y.splitlines(keepends=True)
     ops = [op[1:] for op in Indel.opcodes(lx, ly).as_list() if op[0] != "equal"]
     if not ops:
         return None
+    if len(ops) <= _FEW_BLOCKS:  # a few blocks: narrow and merge them in Python
+        xo, yo = [0, *accumulate(map(len, lx))], [0, *accumulate(map(len, ly))]
+        spans: list[list[int]] = []
+        for i1, i2, j1, j2 in ops:
+            x0, x1, y0, y1 = xo[i1], xo[i2], yo[j1], yo[j2]
+            bx, by = x[x0:x1], y[y0:y1]
+            p = common_prefix(bx, by)
+            s = common_suffix(bx, by, min(len(bx), len(by)) - p)
+            x0, y0, x1, y1 = x0 + p, y0 + p, x1 - s, y1 - s
+            if spans and x0 - spans[-1][1] < context:
+                spans[-1][1], spans[-1][3] = x1, y1
+            else:
+                spans.append([x0, x1, y0, y1])
+        x0, x1, y0, y1 = np.array(spans, dtype=np.int64).T
+        return np.maximum(x0 - context, 0), x1, np.maximum(y0 - context, 0), y1
     xo = np.concatenate(([0], np.cumsum(np.fromiter(map(len, lx), dtype=np.int64, count=len(lx)))))
     yo = np.concatenate(([0], np.cumsum(np.fromiter(map(len, ly), dtype=np.int64, count=len(ly)))))
     i1, i2, j1, j2 = np.array(ops, dtype=np.int64).T
     x0, x1, y0, y1 = xo[i1], xo[i2], yo[j1], yo[j2]
-    m = np.minimum(x1 - x0, y1 - y0)
-    p = _first_mismatch(dx, x0, dy, y0, m, 1)
-    s = _first_mismatch(dx, x1 - 1, dy, y1 - 1, m - p, -1)
-    x0, y0, x1, y1 = x0 + p, y0 + p, x1 - s, y1 - s
+    if int(x1[-1] - x0[0]) <= _NARROW_MAX_CHARS * len(ops):
+        m = np.minimum(x1 - x0, y1 - y0)
+        p = _first_mismatch(dx, x0, dy, y0, m, 1)
+        s = _first_mismatch(dx, x1 - 1, dy, y1 - 1, m - p, -1)
+        x0, y0, x1, y1 = x0 + p, y0 + p, x1 - s, y1 - s
     first = np.flatnonzero(np.concatenate(([True], x0[1:] - x1[:-1] >= context)))
     last = np.concatenate((first[1:] - 1, [x0.size - 1]))
     x0, y0, x1, y1 = x0[first], y0[first], x1[last], y1[last]
@@ -299,8 +358,8 @@ def _spans(x: str, y: str, dx: np.ndarray, dy: np.ndarray,
 
 def _keys(texts: tuple[str, str, str], plan: _Plan, n_max: int):
     """The sorted keys of every counted position (its next n_max digits, then its weight code),
-    positions per delta of the plan, digit bits, and the end-of-text correction per order
-    (None when the texts have too many distinct chars).
+    the number of positions per delta of the plan, digit bits, and per order the end-of-text
+    correction; None when the texts have too many distinct chars.
 
     A position gets weights (wE, wA): the sum over the plan's deltas whose ranges hold it of -c in
     the old text and +c in the new one, coded 3 (wE + 1) + (wA + 1).
@@ -322,42 +381,34 @@ def _keys(texts: tuple[str, str, str], plan: _Plan, n_max: int):
         ranges.setdefault(y, []).append((y0, y1, c))
         sizes.append(int((x1 - x0).sum() + (y1 - y0).sum()))
     parts = []
-    fix = np.zeros((n_max, 3), dtype=np.int64)  # per order: |wE|, |wA|, |wE - wA| to take back
+    tails = [[0, 0, 0] for _ in range(n_max)]  # by chars left r: |wE|, |wA|, |wE - wA| summed
     for t, rs in ranges.items():
         if len(rs) == 1:
             lo, hi, c = rs[0]
             pos = _ranges(lo, hi)
-            w = np.full(pos.size, c, dtype=np.int8)
+            w = np.full(pos.size, c + 4, dtype=np.int64)
         else:
             dense = np.zeros(len(texts[t]), dtype=np.int8)
             for lo, hi, c in rs:
                 dense[_ranges(lo, hi)] += c
             pos = np.flatnonzero(dense)
-            w = dense[pos]
-        parts.append((wide[t][pos] << _CODE_BITS) | (w + 4))
+            w = dense[pos].astype(np.int64) + 4
+        parts.append((wide[t][pos] << _CODE_BITS) | w)
         # A position fewer than n chars before the end starts no n-gram of order n: its key
         # holds end-of-text digits of its own text, so it forms a group alone; take it back out.
-        tail = pos.size - np.searchsorted(pos, len(texts[t]) - n_max, side="right")
-        for p, c in zip(pos[pos.size - tail:].tolist(), w[w.size - tail:].tolist()):
-            we, wa = (c + 4) // 3 - 1, (c + 4) % 3 - 1
-            fix[len(texts[t]) - p:] += (abs(we), abs(wa), abs(we - wa))
-    if not parts:
-        return np.zeros(0, dtype=np.int64), sizes, bits, fix
-    keys = np.concatenate(parts)
+        end = len(texts[t])
+        for p, c in zip(pos[-n_max:].tolist(), w[-n_max:].tolist()):
+            if p > end - n_max:
+                we, wa, row = c // 3 - 1, c % 3 - 1, tails[end - p]
+                row[0], row[1], row[2] = row[0] + abs(we), row[1] + abs(wa), row[2] + abs(we - wa)
+    fix = []  # per order n: what positions with fewer than n chars left add, to take back out
+    total = [0, 0, 0]
+    for row in tails:
+        total = [a + b for a, b in zip(total, row)]
+        fix.append(tuple(total))
+    keys = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     keys.sort()
     return keys, sizes, bits, fix
-
-
-#: Per weight code 3 (wE + 1) + (wA + 1): the weight of channel E, A and D = E - A.
-_WEIGHTS = np.array([[c // 3 - 1 for c in range(9)], [c % 3 - 1 for c in range(9)],
-                     [c // 3 - c % 3 for c in range(9)]], dtype=np.int64)
-
-
-def _cumulative(weights: np.ndarray) -> np.ndarray:
-    """Running sums with a leading 0 (length + 1)."""
-    out = np.zeros(weights.shape[:-1] + (weights.shape[-1] + 1,), dtype=np.int64)
-    np.cumsum(weights, axis=-1, out=out[..., 1:])
-    return out
 
 
 def _sums_numpy(texts: tuple[str, str, str], plan: _Plan, n_max: int) -> list[tuple[int, int, int]] | None:
@@ -366,9 +417,10 @@ def _sums_numpy(texts: tuple[str, str, str], plan: _Plan, n_max: int) -> list[tu
 
     Sorted, keys sharing their first n digits (one n-gram of order n) are adjacent, so the channels
     of each n-gram are differences of running sums of the weights at the places where the number
-    of leading digits shared with the previous key drops below n. The three channels are linked
-    (E - A - D = 0) and one of them, Z, is nonzero only on the positions of one delta of the plan:
-    when those are few, only the n-grams holding them are looked at for Z and for the third.
+    of leading digits shared with the previous key drops below n (all orders at once: one row per
+    order). The three channels are linked (E - A - D = 0) and one of them, Z, is nonzero only on
+    the positions of one delta of the plan: when those are few, only the n-grams holding them are
+    looked at for Z and for the third channel.
     """
     found = _keys(texts, plan, n_max)
     if found is None:
@@ -379,71 +431,95 @@ def _sums_numpy(texts: tuple[str, str, str], plan: _Plan, n_max: int) -> list[tu
         return [(0, 0, 0)] * n_max
     code = keys & ((1 << _CODE_BITS) - 1)
     keys >>= _CODE_BITS
-    # shared[i]: leading digits key i shares with key i - 1 (-1 before the first and after the last)
-    shared = np.full(size + 1, -1, dtype=np.int64)
-    steps = np.array([1 << bits * k for k in range(n_max)], dtype=np.int64)
-    shared[1:size] = n_max - np.searchsorted(steps, keys[1:] ^ keys[:-1], side="right")
-    if len(plan) == 1 or min(sizes) == 0:
+    # Row n - 1 of `bound` marks where an n-gram of order n starts (key i shares fewer than n
+    # leading digits with key i - 1) and, last, the end; `flat` lists them as n_row * width + i.
+    width = size + 1
+    bound = np.ones((n_max, width), dtype=bool)
+    limits = np.array([1 << bits * (n_max - n) for n in range(1, n_max + 1)], dtype=np.int64)
+    np.greater_equal(keys[1:] ^ keys[:-1], limits[:, None], out=bound[:, 1:size])
+    flat = np.flatnonzero(bound)
+    rows = np.searchsorted(flat, np.arange(n_max) * width)
+
+    def abs_sums(cum: np.ndarray) -> np.ndarray:
+        """Per order (last axis), the sum over n-grams of |channel| of running sums `cum`."""
+        d = np.abs(np.diff(np.take(cum, flat, axis=-1, mode="wrap"), axis=-1))
+        out = np.add.reduceat(d, rows, axis=-1)
+        out[..., :-1] -= np.abs(cum[..., -1:])  # the step from one row's end to the next row's start
+        return out
+
+    live = [(step, n) for step, n in zip(plan, sizes) if n]
+    if len(live) <= 1:
         # One delta: each channel is a fixed multiple of it.
-        (_, _, ce, ca), = [step for step, n in zip(plan, sizes) if n] or plan[:1]
-        cum = _cumulative(_WEIGHTS[0 if ce else 1][code])
-        out = []
-        for n in range(1, n_max + 1):
-            s = int(np.abs(np.diff(cum[np.flatnonzero(shared < n)])).sum())
-            out.append((abs(ce) * s, abs(ca) * s, abs(ce - ca) * s))
+        _, _, ce, ca = live[0][0] if live else plan[0]
+        s = abs_sums(_cumulative(_WEIGHTS[0 if ce else 1][code])).tolist()
+        out = [(abs(ce) * v, abs(ca) * v, abs(ce - ca) * v) for v in s]
+    elif 4 * min(sizes) > size:
+        out = abs_sums(_cumulative(_WEIGHTS[:, code])).T.tolist()
     else:
         big = plan[0] if sizes[0] >= sizes[1] else plan[1]
         z = 1 if big[3] == 0 else 0 if big[2] == 0 else 2  # the channel the larger delta leaves at 0
-        if 4 * min(sizes) > size:
-            cums = _cumulative(_WEIGHTS[:, code])
-            out = []
-            for n in range(1, n_max + 1):
-                bounds = np.flatnonzero(shared < n)
-                out.append(tuple(np.abs(np.diff(cums[:, bounds], axis=1)).sum(axis=1).tolist()))
-        else:
-            x = 0 if z else 1
-            y = 3 - x - z
-            cx, cz = _cumulative(_WEIGHTS[x][code]), _cumulative(_WEIGHTS[z][code])
-            at_z = np.flatnonzero(_WEIGHTS[z][code])
-            out = []
-            for n in range(1, n_max + 1):
-                bounds = np.flatnonzero(shared < n)
-                sx = int(np.abs(np.diff(cx[bounds])).sum())
-                k = np.searchsorted(bounds, at_z, side="right") - 1
-                k = k[np.concatenate(([True], k[1:] != k[:-1]))]
-                lo, hi = bounds[k], bounds[k + 1]
-                xg, zg = cx[hi] - cx[lo], cz[hi] - cz[lo]
-                yg = _combine(x, z, xg, zg)
-                sy = sx + int((np.abs(yg) - np.abs(xg)).sum())
-                sz = int(np.abs(zg).sum())
-                row = [0, 0, 0]
-                row[x], row[y], row[z] = sx, sy, sz
-                out.append(tuple(row))
-    return [(se - fe, sa - fa, sd - fd) for (se, sa, sd), (fe, fa, fd) in zip(out, fix.tolist())]
+        x = 0 if z else 1
+        cx, cz = _cumulative(_WEIGHTS[x][code]), _cumulative(_WEIGHTS[z][code])
+        sx = abs_sums(cx)
+        # The n-grams (bound k to k + 1 in `flat`) holding a position where Z is nonzero, per order.
+        at = (np.arange(n_max)[:, None] * width + np.flatnonzero(_WEIGHTS[z][code])).ravel()
+        k = np.searchsorted(flat, at, side="right") - 1
+        k = k[np.concatenate(([True], k[1:] != k[:-1]))]
+        lo, hi = flat[k] % width, flat[k + 1] % width
+        xg, zg = cx[hi] - cx[lo], cz[hi] - cz[lo]
+        yg = _third(x, z, xg, zg)
+        row = flat[k] // width
+        sy = sx + np.bincount(row, np.abs(yg) - np.abs(xg), n_max).astype(np.int64)
+        sz = np.bincount(row, np.abs(zg), n_max).astype(np.int64)
+        sums = np.empty((3, n_max), dtype=np.int64)
+        sums[x], sums[3 - x - z], sums[z] = sx, sy, sz
+        out = sums.T.tolist()
+    return [(se - fe, sa - fa, sd - fd) for (se, sa, sd), (fe, fa, fd) in zip(out, fix)]
 
 
-def _combine(x: int, z: int, xg: np.ndarray, zg: np.ndarray) -> np.ndarray:
+def _cumulative(weights: np.ndarray) -> np.ndarray:
+    """Running sums along the last axis with a leading 0."""
+    out = np.zeros(weights.shape[:-1] + (weights.shape[-1] + 1,), dtype=np.int64)
+    np.cumsum(weights, axis=-1, out=out[..., 1:])
+    return out
+
+
+def _third(x: int, z: int, xg: np.ndarray, zg: np.ndarray) -> np.ndarray:
     """The third channel from channels x and z (0 = E, 1 = A, 2 = D = E - A)."""
-    if {x, z} == {0, 1}:
+    if x + z == 1:
         return xg - zg if x == 0 else zg - xg  # D = E - A
-    if {x, z} == {0, 2}:
+    if x + z == 2:
         return xg - zg if x == 0 else zg - xg  # A = E - D
     return xg + zg  # E = A + D
 
 
-def _counts(texts: tuple[str, str, str], n_max: int) -> list[tuple[int, int, int]]:
-    """Per order TP/FP/FN of the deltas original -> expected and original -> actual
-    (whitespace-normalized texts)."""
-    plan, windows = _plan(texts)
-    sums = None
-    if sum(windows[x, y][2] for x, y, _, _ in plan) >= _NUMPY_MIN_CHARS:
-        sums = _sums_numpy(texts, plan, n_max)
+#: Below this many changed chars (original vs expected plus original vs actual), the windows are
+#: compared as strings in Python; above it the whole texts are normalized and counted with numpy.
+_NUMPY_MIN_CHARS = 300
+
+
+def _counts(original: str, expected: str, actual: str, v: ChrFVariant) -> list[tuple[int, int, int]]:
+    """Per order TP/FP/FN of the deltas original -> expected and original -> actual."""
+    pe, se = _trim(original, expected)
+    pa, sa = _trim(original, actual)
+    changed = 2 * len(original) + len(expected) + len(actual) - 2 * (pe + se + pa + sa)
+    if changed < _NUMPY_MIN_CHARS:
+        oe, ee = _normalized_windows(original, expected, pe, se, v.ws, v.n - 1)
+        if expected == actual:
+            de = _trimmed_delta(oe, ee, v.n)
+            return [(sum(map(abs, d.values())), 0, 0) for d in de]
+        oa, aa = _normalized_windows(original, actual, pa, sa, v.ws, v.n - 1)
+        return list(map(_compare, _trimmed_delta(oe, ee, v.n), _trimmed_delta(oa, aa, v.n)))
+    texts = (normalize_whitespace(original, v.ws), normalize_whitespace(expected, v.ws),
+             normalize_whitespace(actual, v.ws))
+    plan = _plan(texts)
+    sums = _sums_numpy(texts, plan, v.n)
     if sums is None:
-        sums = _sums_python(texts, plan, windows, n_max)
+        sums = _sums_python(texts, plan, v.n)
     out = []
-    for se, sa, sd in sums:  # per n-gram: TP = min(|E|, |A|) if E, A share a sign = (|E| + |A| - |E - A|) / 2
-        tp = (se + sa - sd) // 2
-        out.append((tp, sa - tp, se - tp))
+    for s_e, s_a, s_d in sums:  # per n-gram: TP = min(|E|, |A|) if E, A share a sign = (|E| + |A| - |E - A|) / 2
+        tp = (s_e + s_a - s_d) // 2
+        out.append((tp, s_a - tp, s_e - tp))
     return out
 
 
@@ -463,7 +539,7 @@ def delta_chrf(original: str, expected: str, actual: str, *, variant: str = "v3"
     if original == expected == actual:
         return DeltaChrF(100.0, 1.0, 1.0, 0, 0, 0, v.beta, v.signature)
     if windowed:
-        counts = _counts(tuple(normalize_whitespace(t, v.ws) for t in (original, expected, actual)), v.n)
+        counts = _counts(original, expected, actual, v)
     else:
         o, e, a = (normalize_whitespace(t, v.ws) for t in (original, expected, actual))
         counts = list(map(_compare, _delta(o, e, v.n), _delta(o, a, v.n)))
