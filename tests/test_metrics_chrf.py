@@ -299,3 +299,14 @@ def test_counts_match_a_reference_on_every_edit_shape(data: st.DataObject, varia
     assert fast == delta_chrf(o, e, a, variant=variant, windowed=False)
     assert (fast.tp, fast.fp, fast.fn) == reference_counts(o, e, a, variant)
     assert fast.score == pytest.approx(literal_delta_chrf(o, e, a, variant))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="ab \t\r\n\x0b\x0c\x1c\x1f", max_size=40), st.integers(1, 30), st.text(alphabet="é ", max_size=2))
+def test_whitespace_normalization_matches_the_regex_definition(text: str, repeat: int, extra: str) -> None:
+    import re
+
+    text = text * repeat + extra  # long ASCII texts take the byte-array path, others the string one
+    collapse = re.sub(r"[\r\n]+", "\n", re.sub(r"[^\S\r\n]+", " ", text))
+    assert normalize_whitespace(text, "collapse") == collapse
+    assert normalize_whitespace(text, "remove") == re.sub(r"\s+", "", text)

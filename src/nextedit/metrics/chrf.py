@@ -68,6 +68,15 @@ _ALL_WS = re.compile(r"\s+")
 
 #: Whitespace other than " " and "\\n" in ASCII text (what `\\s` and `str.isspace` match).
 _OTHER_ASCII_WS = ("\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
+#: Per ASCII byte: whether it is whitespace, and what `collapse` turns it into before merging
+#: runs (other blanks -> " ", "\\r" -> "\\n").
+_IS_WS = np.zeros(256, dtype=bool)
+_IS_WS[[ord(c) for c in (" ", "\n", *_OTHER_ASCII_WS)]] = True
+_WS_TO = np.arange(256, dtype=np.uint8)
+_WS_TO[[ord(c) for c in _OTHER_ASCII_WS]] = ord(" ")
+_WS_TO[ord("\r")] = ord("\n")
+#: From this many chars on, ASCII text is normalized as a byte array.
+_NUMPY_NORMALIZE_CHARS = 256
 
 
 @functools.lru_cache(maxsize=64)
@@ -76,8 +85,17 @@ def normalize_whitespace(text: str, ws: str) -> str:
     `remove`: drop all whitespace."""
     if ws not in ("collapse", "remove"):
         raise ValueError(f"unknown whitespace mode {ws!r} (expected 'collapse' or 'remove')")
+    if text.isascii() and len(text) >= _NUMPY_NORMALIZE_CHARS:
+        b = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+        if ws == "remove":
+            return b[~_IS_WS[b]].tobytes().decode("ascii")
+        b = _WS_TO[b]
+        keep = np.ones(b.size, dtype=bool)  # drop a blank or newline equal to the char before it
+        np.not_equal(b[1:], b[:-1], out=keep[1:])
+        keep[1:] |= ~_IS_WS[b[1:]]
+        return b[keep].tobytes().decode("ascii")
     if text.isascii() and not any(c in text for c in _OTHER_ASCII_WS):
-        # Only " " and "\n": plain replaces (C speed) instead of a regex over every char.
+        # Only " " and "\\n": plain replaces (C speed) instead of a regex over every char.
         if ws == "remove":
             return text.replace(" ", "").replace("\n", "")
         text = text.replace("    ", " ")
@@ -89,6 +107,7 @@ def normalize_whitespace(text: str, ws: str) -> str:
     if ws == "collapse":
         return _NEWLINES.sub("\n", _SPACES.sub(" ", text))
     return _ALL_WS.sub("", text)
+
 
 def changed_windows(original: str, other: str, context: int) -> tuple[str, str]:
     """The changed span of `original` vs `other` plus `context` chars each side, in both texts.
