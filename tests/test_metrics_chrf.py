@@ -274,8 +274,8 @@ def _shaped(draw: st.DrawFn, base: list[str]) -> list[str]:
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.data(), st.sampled_from(["v1", "v3"]), st.booleans())
-def test_counts_match_a_reference_on_every_edit_shape(data: st.DataObject, variant: str, force: bool) -> None:
+@given(st.data(), st.sampled_from(["v1", "v3"]), st.sampled_from(["auto", "numpy", "numpy+spans"]))
+def test_counts_match_a_reference_on_every_edit_shape(data: st.DataObject, variant: str, path: str) -> None:
     from nextedit.metrics import chrf
 
     base = data.draw(_code)
@@ -290,12 +290,13 @@ def test_counts_match_a_reference_on_every_edit_shape(data: st.DataObject, varia
     else:
         lines = data.draw(_shaped(expected if actual == "edit expected" else base))
     o, e, a = "\n".join(base) + "\n", "\n".join(expected) + "\n", "\n".join(lines) + "\n"
-    saved = chrf._NUMPY_MIN_CHARS
-    chrf._NUMPY_MIN_CHARS = 0 if force else saved
+    saved = chrf._NUMPY_MIN_CHARS, chrf._SPAN_MIN_CHARS
+    if path != "auto":  # small texts: force the vectorized path, and its line-diff narrowing
+        chrf._NUMPY_MIN_CHARS, chrf._SPAN_MIN_CHARS = 0, (0 if path == "numpy+spans" else saved[1])
     try:
         fast = delta_chrf(o, e, a, variant=variant)
     finally:
-        chrf._NUMPY_MIN_CHARS = saved
+        chrf._NUMPY_MIN_CHARS, chrf._SPAN_MIN_CHARS = saved
     assert fast == delta_chrf(o, e, a, variant=variant, windowed=False)
     assert (fast.tp, fast.fp, fast.fn) == reference_counts(o, e, a, variant)
     assert fast.score == pytest.approx(literal_delta_chrf(o, e, a, variant))

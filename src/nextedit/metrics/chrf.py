@@ -259,11 +259,10 @@ def _sums_python(texts: tuple[str, str, str], plan: _Plan, n_max: int) -> list[t
 
 #: Bits below the n-gram digits of a sorted key: the weight code of the position (9 values).
 _CODE_BITS = 4
-#: Per weight code 3 (wE + 1) + (wA + 1): the weight in channel E, A and D = E - A.
-_WEIGHTS = np.array([[c // 3 - 1 for c in range(9)], [c % 3 - 1 for c in range(9)],
-                     [c // 3 - c % 3 for c in range(9)]], dtype=np.int64)
-#: Translate table: byte b -> b + 1 (ASCII digits 1..128; 0 never occurs).
+#: Translate table: byte b -> b + 1 (ASCII digits 1..128; 0 is the end-of-text digit).
 _PLUS1 = bytes(range(1, 256)) + b"\0"
+#: From this many chars in the changed windows of a delta on, a line diff narrows what is counted.
+_SPAN_MIN_CHARS = 4096
 #: Blocks of a line diff longer than this on average are not narrowed to their changed chars.
 _NARROW_MAX_CHARS = 96
 #: Up to this many changed blocks, a line diff's blocks are narrowed and merged in Python.
@@ -272,20 +271,20 @@ _FEW_BLOCKS = 8
 
 def _encode(texts: dict[int, str], n_max: int) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray], int] | None:
     """Per text i its chars as digits >= 1 and, per position, the next n_max digits packed `bits`
-    bits each (first most significant; past the end of text i the digit 2^bits - 1 - i, which no
-    char and no other text uses); None when there are too many distinct chars for int64 keys."""
+    bits each (first most significant; past the end of the text the digit 0, which no char uses);
+    None when there are too many distinct chars for int64 keys."""
     digits: dict[int, np.ndarray] = {}
     wide: dict[int, np.ndarray] = {}
     if n_max * 8 + _CODE_BITS < 64 and all(t.isascii() for t in texts.values()):
         # One byte per char: read n_max bytes at every offset as one big-endian integer.
         for i, t in texts.items():
-            buf = t.encode("ascii").translate(_PLUS1) + bytes((255 - i,)) * 8
+            buf = t.encode("ascii").translate(_PLUS1) + bytes(8)
             digits[i] = np.frombuffer(buf, np.uint8, count=len(t))
             view = np.ndarray((len(t),), ">u8", buf, strides=(1,))
             wide[i] = (view >> (8 * (8 - n_max))).astype(np.int64)
         return digits, wide, 8
     bits = (63 - _CODE_BITS) // n_max
-    limit = (1 << bits) - 3  # digits stay below the end-of-text digits
+    limit = 1 << bits
     arrs = {i: np.frombuffer(t.encode("utf-32-le"), np.uint32).astype(np.int64) for i, t in texts.items()}
     if max((int(a.max()) for a in arrs.values() if a.size), default=0) + 1 < limit:
         digits = {i: a + 1 for i, a in arrs.items()}
@@ -296,7 +295,7 @@ def _encode(texts: dict[int, str], n_max: int) -> tuple[dict[int, np.ndarray], d
         parts = np.split(inverse.astype(np.int64) + 1, np.cumsum([len(a) for a in arrs.values()])[:-1].tolist())
         digits = dict(zip(arrs, parts))
     for i, d in digits.items():
-        padded = np.concatenate([d, np.full(n_max - 1, (1 << bits) - 1 - i, dtype=np.int64)])
+        padded = np.concatenate([d, np.zeros(n_max - 1, dtype=np.int64)])
         k = d.copy()
         for j in range(1, n_max):
             k <<= bits
@@ -375,141 +374,160 @@ def _spans(x: str, y: str, dx: np.ndarray, dy: np.ndarray,
     return np.maximum(x0 - context, 0), x1, np.maximum(y0 - context, 0), y1
 
 
-def _keys(texts: tuple[str, str, str], plan: _Plan, n_max: int):
-    """The sorted keys of every counted position (its next n_max digits, then its weight code),
-    the number of positions per delta of the plan, digit bits, and per order the end-of-text
-    correction; None when the texts have too many distinct chars.
+def _side_keys(wide: np.ndarray, lo: np.ndarray | int, hi: np.ndarray | int, code: int) -> np.ndarray:
+    """Keys (n-gram digits, then the weight code) of the positions [lo, hi) of one text."""
+    k = wide[lo:hi] if isinstance(lo, int) else wide[_ranges(lo, hi)]
+    return (k << _CODE_BITS) | code
 
-    A position gets weights (wE, wA): the sum over the plan's deltas whose ranges hold it of -c in
-    the old text and +c in the new one, coded 3 (wE + 1) + (wA + 1).
+
+def _position_keys(texts: tuple[str, str, str], plan: _Plan, n_max: int) -> tuple[np.ndarray, int] | None:
+    """The keys of every position counted by the plan's deltas, and the digit bits; None when the
+    texts have too many distinct chars.
+
+    Delta k of the plan, x -> y, counts the n-grams starting in the changed windows of x and of y
+    (past the common prefix less n_max - 1 chars, before the common suffix): with weight -1 in x
+    and +1 in y, coded 3 (w1 + 1) + (w2 + 1) for weights w1, w2 of deltas 1 and 2. Windows over
+    `_SPAN_MIN_CHARS` are narrowed to the changed spans of a line diff. N-grams starting
+    elsewhere are the same in both texts and cancel out.
     """
     coded = _encode({i: texts[i] for x, y, _, _ in plan for i in (x, y)}, n_max)
     if coded is None:
         return None
     digits, wide, bits = coded
-    ranges: dict[int, list[tuple[np.ndarray, np.ndarray, int]]] = {}
-    sizes = []
-    for x, y, ce, ca in plan:
-        spans = _spans(texts[x], texts[y], digits[x], digits[y], n_max - 1)
-        if spans is None:
-            sizes.append(0)
-            continue
-        x0, x1, y0, y1 = spans
-        c = 3 * ce + ca
-        ranges.setdefault(x, []).append((x0, x1, -c))
-        ranges.setdefault(y, []).append((y0, y1, c))
-        sizes.append(int((x1 - x0).sum() + (y1 - y0).sum()))
     parts = []
-    tails = [[0, 0, 0] for _ in range(n_max)]  # by chars left r: |wE|, |wA|, |wE - wA| summed
-    for t, rs in ranges.items():
-        if len(rs) == 1:
-            lo, hi, c = rs[0]
-            pos = _ranges(lo, hi)
-            w = np.full(pos.size, c + 4, dtype=np.int64)
-        else:
-            dense = np.zeros(len(texts[t]), dtype=np.int8)
-            for lo, hi, c in rs:
-                dense[_ranges(lo, hi)] += c
-            pos = np.flatnonzero(dense)
-            w = dense[pos].astype(np.int64) + 4
-        parts.append((wide[t][pos] << _CODE_BITS) | w)
-        # A position fewer than n chars before the end starts no n-gram of order n: its key
-        # holds end-of-text digits of its own text, so it forms a group alone; take it back out.
-        end = len(texts[t])
-        for p, c in zip(pos[-n_max:].tolist(), w[-n_max:].tolist()):
-            if p > end - n_max:
-                we, wa, row = c // 3 - 1, c % 3 - 1, tails[end - p]
-                row[0], row[1], row[2] = row[0] + abs(we), row[1] + abs(wa), row[2] + abs(we - wa)
-    fix = []  # per order n: what positions with fewer than n chars left add, to take back out
-    total = [0, 0, 0]
-    for row in tails:
-        total = [a + b for a, b in zip(total, row)]
-        fix.append(tuple(total))
-    keys = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-    keys.sort()
-    return keys, sizes, bits, fix
+    windows: dict[int, list[tuple[int, int, int]]] = {}  # per text: [lo, hi) and weight code offset
+    for (x, y, _, _), c in zip(plan, (3, 1)):
+        tx, ty = texts[x], texts[y]
+        p, s = _trim(tx, ty)
+        lo, hx, hy = max(0, p - n_max + 1), len(tx) - s, len(ty) - s
+        if hx + hy - 2 * lo < _SPAN_MIN_CHARS:
+            windows.setdefault(x, []).append((lo, hx, -c))
+            windows.setdefault(y, []).append((lo, hy, c))
+            continue
+        spans = _spans(tx, ty, digits[x], digits[y], n_max - 1)
+        if spans is not None:
+            x0, x1, y0, y1 = spans
+            parts += [_side_keys(wide[x], x0, x1, 4 - c), _side_keys(wide[y], y0, y1, 4 + c)]
+    for t, ws in windows.items():
+        if len(ws) == 1:
+            lo, hi, c = ws[0]
+            parts.append(_side_keys(wide[t], lo, hi, 4 + c))
+            continue
+        # A text in both deltas: one key per position, its code the sum of both offsets.
+        lo, hi = min(w[0] for w in ws), max(w[1] for w in ws)
+        code = np.full(hi - lo, 4, dtype=np.int64)
+        for a, b, c in ws:
+            code[a - lo:b - lo] += c
+        parts.append((wide[t][lo:hi] << _CODE_BITS) | code)
+    return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)), bits
 
 
 def _sums_numpy(texts: tuple[str, str, str], plan: _Plan, n_max: int) -> list[tuple[int, int, int]] | None:
     """`_sums_python` with int64 n-gram keys sorted once for all orders; None when the texts have
     too many distinct chars.
 
-    Sorted, keys sharing their first n digits (one n-gram of order n) are adjacent, so the channels
-    of each n-gram are differences of running sums of the weights at the places where the number
-    of leading digits shared with the previous key drops below n (all orders at once: one row per
-    order). The three channels are linked (E - A - D = 0) and one of them, Z, is nonzero only on
-    the positions of one delta of the plan: when those are few, only the n-grams holding them are
-    looked at for Z and for the third channel.
+    Sorted, equal keys are adjacent: positions with the same next n_max chars are merged first (their
+    weights add up; most of an unchanged neighbourhood cancels to 0 and is dropped). The merged keys
+    are unique, and those sharing their first n digits (one n-gram of order n) are adjacent, so the
+    weight of each delta in each n-gram is a difference of running sums at the places where the
+    number of leading digits shared with the previous key drops below n (all orders at once: one
+    row per order); channels E, A and D = E - A are the plan's combinations of the deltas. A key
+    ending in end-of-text digits (r < n_max chars left) is an n-gram of order n <= r only; above
+    that it is a group alone, taken back out.
     """
-    found = _keys(texts, plan, n_max)
+    found = _position_keys(texts, plan, n_max)
     if found is None:
         return None
-    keys, sizes, bits, fix = found
-    size = keys.size
+    keys, bits = found
+    if not keys.size:
+        return [(0, 0, 0)] * n_max
+    keys.sort()
+    full = keys >> _CODE_BITS
+    code = keys & ((1 << _CODE_BITS) - 1)
+    starts = np.flatnonzero(full[1:] != full[:-1])
+    starts = np.concatenate(([0], starts + 1))
+    grouped = np.add.reduceat(_DELTA_WEIGHTS[: len(plan), code], starts, axis=1)
+    live = np.flatnonzero(grouped.any(axis=0))
+    size = live.size
     if not size:
         return [(0, 0, 0)] * n_max
-    code = keys & ((1 << _CODE_BITS) - 1)
-    keys >>= _CODE_BITS
+    full, grouped = full[starts[live]], grouped[:, live]
+    cum = np.zeros((len(plan), size + 1), dtype=np.int64)
+    np.cumsum(grouped, axis=1, out=cum[:, 1:])
     # Row n - 1 of `bound` marks where an n-gram of order n starts (key i shares fewer than n
     # leading digits with key i - 1) and, last, the end; `flat` lists them as n_row * width + i.
     width = size + 1
     bound = np.ones((n_max, width), dtype=bool)
     limits = np.array([1 << bits * (n_max - n) for n in range(1, n_max + 1)], dtype=np.int64)
-    np.greater_equal(keys[1:] ^ keys[:-1], limits[:, None], out=bound[:, 1:size])
+    np.greater_equal(full[1:] ^ full[:-1], limits[:, None], out=bound[:, 1:size])
     flat = np.flatnonzero(bound)
     rows = np.searchsorted(flat, np.arange(n_max) * width)
-
-    def abs_sums(cum: np.ndarray) -> np.ndarray:
-        """Per order (last axis), the sum over n-grams of |channel| of running sums `cum`."""
-        d = np.abs(np.diff(np.take(cum, flat, axis=-1, mode="wrap"), axis=-1))
-        out = np.add.reduceat(d, rows, axis=-1)
-        out[..., :-1] -= np.abs(cum[..., -1:])  # the step from one row's end to the next row's start
-        return out
-
-    live = [(step, n) for step, n in zip(plan, sizes) if n]
-    if len(live) <= 1:
-        # One delta: each channel is a fixed multiple of it.
-        _, _, ce, ca = live[0][0] if live else plan[0]
-        s = abs_sums(_cumulative(_WEIGHTS[0 if ce else 1][code])).tolist()
-        out = [(abs(ce) * v, abs(ca) * v, abs(ce - ca) * v) for v in s]
-    elif 4 * min(sizes) > size:
-        out = abs_sums(_cumulative(_WEIGHTS[:, code])).T.tolist()
+    nonzero = np.count_nonzero(grouped, axis=1)
+    if len(plan) == 1 or 4 * int(nonzero.min()) >= size:
+        sums = _abs_sums(_channels(plan, _group_sums(cum, flat)), rows)
     else:
-        big = plan[0] if sizes[0] >= sizes[1] else plan[1]
-        z = 1 if big[3] == 0 else 0 if big[2] == 0 else 2  # the channel the larger delta leaves at 0
-        x = 0 if z else 1
-        cx, cz = _cumulative(_WEIGHTS[x][code]), _cumulative(_WEIGHTS[z][code])
-        sx = abs_sums(cx)
-        # The n-grams (bound k to k + 1 in `flat`) holding a position where Z is nonzero, per order.
-        at = (np.arange(n_max)[:, None] * width + np.flatnonzero(_WEIGHTS[z][code])).ravel()
+        # One delta (z) touches few keys: channels are multiples of the other delta's weight (b)
+        # except in the n-grams holding a key of z, which are corrected one by one.
+        z = int(nonzero.argmin())
+        b = 1 - z
+        base = _abs_sums(_group_sums(cum[b:b + 1], flat), rows)[0]
+        at = (np.arange(n_max)[:, None] * width + np.flatnonzero(grouped[z])).ravel()
         k = np.searchsorted(flat, at, side="right") - 1
         k = k[np.concatenate(([True], k[1:] != k[:-1]))]
         lo, hi = flat[k] % width, flat[k + 1] % width
-        xg, zg = cx[hi] - cx[lo], cz[hi] - cz[lo]
-        yg = _third(x, z, xg, zg)
+        w = cum[:, hi] - cum[:, lo]
+        only_b = w.copy()
+        only_b[z] = 0
         row = flat[k] // width
-        sy = sx + np.bincount(row, np.abs(yg) - np.abs(xg), n_max).astype(np.int64)
-        sz = np.bincount(row, np.abs(zg), n_max).astype(np.int64)
-        sums = np.empty((3, n_max), dtype=np.int64)
-        sums[x], sums[3 - x - z], sums[z] = sx, sy, sz
-        out = sums.T.tolist()
-    return [(se - fe, sa - fa, sd - fd) for (se, sa, sd), (fe, fa, fd) in zip(out, fix)]
+        coef = np.abs(_channels(plan, np.eye(2, dtype=np.int64)))[:, b:b + 1]
+        fix = np.abs(_channels(plan, w)) - np.abs(_channels(plan, only_b))
+        sums = coef * base + np.stack([np.bincount(row, f, n_max) for f in fix]).astype(np.int64)
+    digit = (1 << bits) - 1
+    ends = np.flatnonzero((full & digit) == 0)  # keys with end-of-text digits
+    if ends.size:
+        tail = full[ends]
+        # r = chars before the end-of-text digits; the key is a group alone at orders r + 1 .. n_max.
+        r = n_max - sum((tail & ((1 << bits * t) - 1)) == 0 for t in range(1, n_max))
+        alone = (r[None, :] <= np.arange(n_max)[:, None]).astype(np.int64)
+        sums -= np.abs(_channels(plan, grouped[:, ends])) @ alone.T
+    out = _expand(plan, sums).T.tolist()
+    return [tuple(row) for row in out]
 
 
-def _cumulative(weights: np.ndarray) -> np.ndarray:
-    """Running sums along the last axis with a leading 0."""
-    out = np.zeros(weights.shape[:-1] + (weights.shape[-1] + 1,), dtype=np.int64)
-    np.cumsum(weights, axis=-1, out=out[..., 1:])
-    return out
+def _group_sums(cum: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """Per bound of `flat` (n_row * width + i), the difference of running sums `cum` (rows) from
+    the previous bound: the group sums of each order, and between rows a step of -cum[:, -1]."""
+    at = np.take(cum, flat, axis=1, mode="wrap")
+    return at[:, 1:] - at[:, :-1]
 
 
-def _third(x: int, z: int, xg: np.ndarray, zg: np.ndarray) -> np.ndarray:
-    """The third channel from channels x and z (0 = E, 1 = A, 2 = D = E - A)."""
-    if x + z == 1:
-        return xg - zg if x == 0 else zg - xg  # D = E - A
-    if x + z == 2:
-        return xg - zg if x == 0 else zg - xg  # A = E - D
-    return xg + zg  # E = A + D
+def _abs_sums(per: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per row of `per` (from `_group_sums`) and order, the sum of |group sum| (row steps taken out)."""
+    sums = np.add.reduceat(np.abs(per), rows, axis=1)
+    sums[:, :-1] -= np.abs(per[:, rows[1:] - 1])
+    return sums
+
+
+#: Per weight code 3 (w1 + 1) + (w2 + 1): the weights of deltas 1 and 2 of a plan.
+_DELTA_WEIGHTS = np.array([[c // 3 - 1 for c in range(9)], [c % 3 - 1 for c in range(9)]], dtype=np.int64)
+
+
+def _channels(plan: _Plan, w: np.ndarray) -> np.ndarray:
+    """Rows E, A, D = E - A from the rows of delta weights `w` of a two-delta plan; a one-delta
+    plan keeps its one row (each channel is a fixed multiple of it: `_expand`)."""
+    if len(plan) == 1:
+        return w
+    (_, _, e1, a1), (_, _, e2, a2) = plan
+    e, a = e1 * w[0] + e2 * w[1], a1 * w[0] + a2 * w[1]
+    return np.stack((e, a, e - a))
+
+
+def _expand(plan: _Plan, sums: np.ndarray) -> np.ndarray:
+    """Sums of |E|, |A|, |D| (rows) from those of `_channels`."""
+    if len(plan) > 1:
+        return sums
+    _, _, ce, ca = plan[0]
+    return np.array([[abs(ce)], [abs(ca)], [abs(ce - ca)]], dtype=np.int64) * sums
 
 
 #: Below this many changed chars (original vs expected plus original vs actual), the windows are
