@@ -69,6 +69,9 @@ def signatures(variant: str = "v3") -> dict[str, str]:
     }
 
 
+_language = functools.lru_cache(maxsize=256)(language_name)
+
+
 @functools.lru_cache(maxsize=2048)
 def _apply(patch: str, text: str, start_line: int) -> str:
     return P.apply(patch, text, start_line=start_line)
@@ -148,7 +151,7 @@ def score_prediction(example: Example, index: int, *, variant: str = "v3") -> Sc
     exp_cursor = example.expected_cursors[best] if example.expected and example.expected_cursors else None
     cur = cursor_distance(exp_cursor, pred.cursor)
     syn_before, (syn_after, syn_expected) = syntax_errors_around(
-        original, [actual, expected], language_name(snap.path))
+        original, [actual, expected], _language(snap.path))
     editable = snap.editable or (0, len(original))
 
     values: dict[str, Any] = {
