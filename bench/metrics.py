@@ -159,6 +159,41 @@ def measure(shape: str, n: int, size: int) -> dict[str, float]:
             "source": str(Path(sys.modules["nextedit"].__file__).parent.parent)}
 
 
+#: Where the full set's time goes: metric -> the functions whose cumulative time it is (module, name).
+PARTS = {
+    "delta_chrf": (("chrf.py", "delta_chrf"),),
+    "syntax errors (tree-sitter)": (("syntax.py", "syntax_errors_around"),),
+    "reversal (2 variants)": (("reversal.py", "reversal_from_history"),),
+    "kept rate": (("kept.py", "kept_rate"),),
+    "applying patches": (("score.py", "_apply"),),
+    "exact lines": (("lines.py", "exact_lines"),),
+    "token changes": (("structure.py", "token_changes"),),
+    "levenshtein": (("similarity.py", "levenshtein_similarity"),),
+}
+
+
+def profile_shares(shape: str, n: int, size: int) -> dict[str, float]:
+    """Share of `score_prediction`'s time spent in each metric of PARTS (cProfile, cumulative)."""
+    import cProfile
+    import pstats
+
+    examples = make_examples(n, size, shape=shape)
+    prof = cProfile.Profile()
+    prof.enable()
+    for ex in examples:
+        score_prediction(ex, 0)
+    prof.disable()
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    cum: dict[tuple[str, str], float] = {}
+    for (file, _line, name), (_cc, _nc, _tt, ct, _callers) in stats.items():
+        key = (Path(file).name, name)
+        cum[key] = cum.get(key, 0.0) + ct
+    total = cum.get(("score.py", "score_prediction"), 0.0) or 1.0
+    shares = {part: sum(cum.get(f, 0.0) for f in funcs) / total for part, funcs in PARTS.items()}
+    shares["rest"] = max(0.0, 1.0 - sum(shares.values()))
+    return shares
+
+
 def _worker(src: str, shape: str, n: int, size: int) -> dict[str, float]:
     """`measure` in a fresh process importing nextedit from `src`."""
     bench = str(Path(__file__).resolve().parent)
@@ -179,6 +214,7 @@ def main() -> None:
     ap.add_argument("--baseline", help="another source tree (its src/ folder) measured alongside, e.g. main's")
     ap.add_argument("--rounds", type=int, default=2, help="alternating runs per version; the fastest counts")
     ap.add_argument("--no-append", action="store_true", help="print only, do not append to BENCHMARKS.md")
+    ap.add_argument("--profile", type=int, default=300, help="examples per shape profiled for the time split (0: none)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -214,8 +250,22 @@ def main() -> None:
     headers.append("full metric set, predictions/s (one core)")
     if args.baseline:
         headers += ["baseline full set, predictions/s", "full set vs baseline"]
+    split_rows = []
+    if args.profile:
+        split = {shape: profile_shares(shape, args.profile, args.size) for shape in args.shapes.split(",")}
+        for part in [*PARTS, "rest"]:
+            split_rows.append([part, *(f"{100 * split[shape][part]:.0f} %" for shape in split)])
+        print(*("  ".join(r) for r in split_rows), sep="\n")
     if args.no_append:
         return
+    split_lines = []
+    if split_rows:
+        split_lines = ["", ("Where the full set's time goes (this version; cProfile, share of "
+                            f"`score_prediction`'s time in each metric's call, {args.profile} examples "
+                            "per shape; `rest`: record access, parsing patches for the structure "
+                            "metrics, cursor, braces, no-edit):"), "",
+                       *markdown_table(split_rows, ["part", *args.shapes.split(",")],
+                                       "l" + "r" * len(args.shapes.split(",")))]
     append_section("metrics: edit shapes", [
         *markdown_table(rows, headers, "ll" + "r" * (len(headers) - 2)), "",
         ("Goal: delta_chrf >= 10× faster than sacrebleu chrF on every shape; full set >= 5,000 "
@@ -228,6 +278,7 @@ def main() -> None:
          "three texts. Each version ran in its own worker processes, alternating, "
          f"{args.rounds} rounds; the fastest round of each counts."
          + (f" Baseline: `{args.baseline}`." if args.baseline else "")),
+        *split_lines,
     ], note=" (CPU time of one process per run; delta_chrf and sacrebleu timed interleaved in each run)")
 
 

@@ -446,12 +446,15 @@ def _sums_numpy(texts: tuple[str, str, str], plan: _Plan, n_max: int) -> list[tu
     code = keys & ((1 << _CODE_BITS) - 1)
     starts = np.flatnonzero(full[1:] != full[:-1])
     starts = np.concatenate(([0], starts + 1))
-    grouped = np.add.reduceat(_DELTA_WEIGHTS[: len(plan), code], starts, axis=1)
-    live = np.flatnonzero(grouped.any(axis=0))
+    # Both deltas' weights in one int64 (w1 * 2^31 + w2): one reduceat.
+    packed = np.add.reduceat(_PACKED_WEIGHTS[code], starts)
+    live = np.flatnonzero(packed)
     size = live.size
     if not size:
         return [(0, 0, 0)] * n_max
-    full, grouped = full[starts[live]], grouped[:, live]
+    full, packed = full[starts[live]], packed[live]
+    w2 = ((packed + _HALF) & (2 * _HALF - 1)) - _HALF
+    grouped = ((packed - w2) >> 31)[None, :] if len(plan) == 1 else np.stack(((packed - w2) >> 31, w2))
     cum = np.zeros((len(plan), size + 1), dtype=np.int64)
     np.cumsum(grouped, axis=1, out=cum[:, 1:])
     # Row n - 1 of `bound` marks where an n-gram of order n starts (key i shares fewer than n
@@ -462,19 +465,21 @@ def _sums_numpy(texts: tuple[str, str, str], plan: _Plan, n_max: int) -> list[tu
     np.greater_equal(full[1:] ^ full[:-1], limits[:, None], out=bound[:, 1:size])
     flat = np.flatnonzero(bound)
     rows = np.searchsorted(flat, np.arange(n_max) * width)
-    nonzero = np.count_nonzero(grouped, axis=1)
-    if len(plan) == 1 or 4 * int(nonzero.min()) >= size:
-        sums = _abs_sums(_channels(plan, _group_sums(cum, flat)), rows)
+    index = flat % width  # the key index of each bound
+    nonzero = [np.count_nonzero(g) for g in grouped]
+    if len(plan) == 1 or 4 * min(nonzero) >= size:
+        # Running sums are linear: combine the deltas' running sums into the channels' first.
+        sums = _abs_sums(_group_sums(_channels(plan, cum), index), rows)
     else:
         # One delta (z) touches few keys: channels are multiples of the other delta's weight (b)
         # except in the n-grams holding a key of z, which are corrected one by one.
-        z = int(nonzero.argmin())
+        z = 0 if nonzero[0] <= nonzero[1] else 1
         b = 1 - z
-        base = _abs_sums(_group_sums(cum[b:b + 1], flat), rows)[0]
-        at = (np.arange(n_max)[:, None] * width + np.flatnonzero(grouped[z])).ravel()
-        k = np.searchsorted(flat, at, side="right") - 1
+        base = _abs_sums(_group_sums(cum[b:b + 1], index), rows)[0]
+        held = (np.arange(n_max)[:, None] * width + np.flatnonzero(grouped[z])).ravel()
+        k = np.searchsorted(flat, held, side="right") - 1
         k = k[np.concatenate(([True], k[1:] != k[:-1]))]
-        lo, hi = flat[k] % width, flat[k + 1] % width
+        lo, hi = index[k], index[k + 1]
         w = cum[:, hi] - cum[:, lo]
         only_b = w.copy()
         only_b[z] = 0
@@ -494,11 +499,12 @@ def _sums_numpy(texts: tuple[str, str, str], plan: _Plan, n_max: int) -> list[tu
     return [tuple(row) for row in out]
 
 
-def _group_sums(cum: np.ndarray, flat: np.ndarray) -> np.ndarray:
-    """Per bound of `flat` (n_row * width + i), the difference of running sums `cum` (rows) from
-    the previous bound: the group sums of each order, and between rows a step of -cum[:, -1]."""
-    at = np.take(cum, flat, axis=1, mode="wrap")
-    return at[:, 1:] - at[:, :-1]
+def _group_sums(cum: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Per bound (key `index`, the bounds of all orders one after the other), the difference of
+    running sums `cum` (rows) from the previous bound: the group sums of each order, and between
+    orders a step of -cum[:, -1]."""
+    v = cum[:, index]
+    return v[:, 1:] - v[:, :-1]
 
 
 def _abs_sums(per: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -508,18 +514,29 @@ def _abs_sums(per: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return sums
 
 
-#: Per weight code 3 (w1 + 1) + (w2 + 1): the weights of deltas 1 and 2 of a plan.
-_DELTA_WEIGHTS = np.array([[c // 3 - 1 for c in range(9)], [c % 3 - 1 for c in range(9)]], dtype=np.int64)
+#: Per weight code 3 (w1 + 1) + (w2 + 1): the weights of deltas 1 and 2 of a plan, packed as
+#: w1 * 2^31 + w2 (sums unpack exactly while |w2 sum| < _HALF = 2^30, i.e. any text that fits).
+_HALF = 1 << 30
+_PACKED_WEIGHTS = np.array([(c // 3 - 1) * (2 * _HALF) + (c % 3 - 1) for c in range(9)], dtype=np.int64)
 
 
 def _channels(plan: _Plan, w: np.ndarray) -> np.ndarray:
-    """Rows E, A, D = E - A from the rows of delta weights `w` of a two-delta plan; a one-delta
-    plan keeps its one row (each channel is a fixed multiple of it: `_expand`)."""
+    """Rows E, A, D = E - A (up to sign) from the rows of delta weights `w` of a two-delta plan;
+    a one-delta plan keeps its one row (each channel is a fixed multiple of it: `_expand`)."""
     if len(plan) == 1:
         return w
     (_, _, e1, a1), (_, _, e2, a2) = plan
-    e, a = e1 * w[0] + e2 * w[1], a1 * w[0] + a2 * w[1]
-    return np.stack((e, a, e - a))
+    out = np.empty((3, w.shape[1]), dtype=w.dtype)
+    for row, (c1, c2) in enumerate(((e1, e2), (a1, a2), (e1 - a1, e2 - a2))):
+        if not c2:
+            out[row] = w[0]
+        elif not c1:
+            out[row] = w[1]
+        elif c1 == c2:
+            np.add(w[0], w[1], out=out[row])
+        else:
+            np.subtract(w[0], w[1], out=out[row])
+    return out
 
 
 def _expand(plan: _Plan, sums: np.ndarray) -> np.ndarray:
