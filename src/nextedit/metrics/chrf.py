@@ -6,7 +6,7 @@ import functools
 import re
 from collections import Counter
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, pairwise
 
 import numpy as np
 from rapidfuzz.distance import Indel
@@ -276,12 +276,16 @@ def _encode(texts: dict[int, str], n_max: int) -> tuple[dict[int, np.ndarray], d
     digits: dict[int, np.ndarray] = {}
     wide: dict[int, np.ndarray] = {}
     if n_max * 8 + _CODE_BITS < 64 and all(t.isascii() for t in texts.values()):
-        # One byte per char: read n_max bytes at every offset as one big-endian integer.
+        # One byte per char: read n_max bytes at every offset as one big-endian integer (all
+        # texts in one buffer, each followed by 8 end-of-text bytes).
+        buf = b"".join(t.encode("ascii").translate(_PLUS1) + bytes(8) for t in texts.values())
+        every = np.frombuffer(buf, np.uint8)
+        view = np.ndarray((len(buf) - 7,), ">u8", buf, strides=(1,))
+        packed = (view >> (8 * (8 - n_max))).astype(np.int64)
+        start = 0
         for i, t in texts.items():
-            buf = t.encode("ascii").translate(_PLUS1) + bytes(8)
-            digits[i] = np.frombuffer(buf, np.uint8, count=len(t))
-            view = np.ndarray((len(t),), ">u8", buf, strides=(1,))
-            wide[i] = (view >> (8 * (8 - n_max))).astype(np.int64)
+            digits[i], wide[i] = every[start:start + len(t)], packed[start:start + len(t)]
+            start += len(t) + 8
         return digits, wide, 8
     bits = (63 - _CODE_BITS) // n_max
     limit = 1 << bits
@@ -374,12 +378,6 @@ def _spans(x: str, y: str, dx: np.ndarray, dy: np.ndarray,
     return np.maximum(x0 - context, 0), x1, np.maximum(y0 - context, 0), y1
 
 
-def _side_keys(wide: np.ndarray, lo: np.ndarray | int, hi: np.ndarray | int, code: int) -> np.ndarray:
-    """Keys (n-gram digits, then the weight code) of the positions [lo, hi) of one text."""
-    k = wide[lo:hi] if isinstance(lo, int) else wide[_ranges(lo, hi)]
-    return (k << _CODE_BITS) | code
-
-
 def _position_keys(texts: tuple[str, str, str], plan: _Plan, n_max: int) -> tuple[np.ndarray, int] | None:
     """The keys of every position counted by the plan's deltas, and the digit bits; None when the
     texts have too many distinct chars.
@@ -394,7 +392,8 @@ def _position_keys(texts: tuple[str, str, str], plan: _Plan, n_max: int) -> tupl
     if coded is None:
         return None
     digits, wide, bits = coded
-    parts = []
+    parts: list[np.ndarray] = []  # n-gram digits of runs of positions
+    codes: list[int] = []  # and the weight code of each run
     windows: dict[int, list[tuple[int, int, int]]] = {}  # per text: [lo, hi) and weight code offset
     for (x, y, _, _), c in zip(plan, (3, 1)):
         tx, ty = texts[x], texts[y]
@@ -407,19 +406,20 @@ def _position_keys(texts: tuple[str, str, str], plan: _Plan, n_max: int) -> tupl
         spans = _spans(tx, ty, digits[x], digits[y], n_max - 1)
         if spans is not None:
             x0, x1, y0, y1 = spans
-            parts += [_side_keys(wide[x], x0, x1, 4 - c), _side_keys(wide[y], y0, y1, 4 + c)]
+            parts += [wide[x][_ranges(x0, x1)], wide[y][_ranges(y0, y1)]]
+            codes += [4 - c, 4 + c]
     for t, ws in windows.items():
-        if len(ws) == 1:
-            lo, hi, c = ws[0]
-            parts.append(_side_keys(wide[t], lo, hi, 4 + c))
-            continue
-        # A text in both deltas: one key per position, its code the sum of both offsets.
-        lo, hi = min(w[0] for w in ws), max(w[1] for w in ws)
-        code = np.full(hi - lo, 4, dtype=np.int64)
-        for a, b, c in ws:
-            code[a - lo:b - lo] += c
-        parts.append((wide[t][lo:hi] << _CODE_BITS) | code)
-    return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)), bits
+        # Cut the text's windows into runs of one code (a text in both deltas: both offsets add up).
+        cuts = sorted({v for a, b, _ in ws for v in (a, b)})
+        for a, b in pairwise(cuts):
+            parts.append(wide[t][a:b])
+            codes.append(4 + sum(c for lo, hi, c in ws if lo <= a and b <= hi))
+    if not parts:
+        return np.zeros(0, dtype=np.int64), bits
+    keys = np.concatenate(parts)
+    keys <<= _CODE_BITS
+    keys |= np.repeat(np.array(codes, dtype=np.int64), [part.size for part in parts])
+    return keys, bits
 
 
 def _sums_numpy(texts: tuple[str, str, str], plan: _Plan, n_max: int) -> list[tuple[int, int, int]] | None:
