@@ -13,7 +13,8 @@ Usage: nice -n 10 .venv/bin/python bench/feedback_sim.py [--repos /work/shared/d
    store is exported split by user (30% held out); KTO and DPO train from the student on the training users'
    records (LoRA, beta 0.1, lr 1e-4, --pref-steps steps of 2 rows); the new students are evaluated online (the
    held-out users on a server with sft / kto / dpo arms: acceptance = accepted / shown and accepted per
-   request, and matches = shown predictions that match the mined edit, the accepts that are not noise; paired differences to the SFT arm with 95% bootstrap intervals over users) and offline
+   request, and matches = shown predictions that match the mined edit, the accepts that are not noise;
+   paired differences to the SFT arm with 95% bootstrap intervals over users) and offline
    (`feedback eval` metrics on the held-out users' records, paired against the recorded SFT answers).
 Appends a section to BENCHMARKS.md (the SFT student's training time is reported apart from the loop's).
 """
