@@ -13,7 +13,8 @@ Usage: nice -n 10 .venv/bin/python bench/feedback_sim.py [--repos /work/shared/d
    store is exported split by user (30% held out); KTO and DPO train from the student on the training users'
    records (LoRA, beta 0.1, lr 1e-4, --pref-steps steps of 2 rows); the new students are evaluated online (the
    held-out users on a server with sft / kto / dpo arms: acceptance = accepted / shown and accepted per
-   request, paired differences to the SFT arm with 95% bootstrap intervals over users) and offline
+   request, and matches = shown predictions that match the mined edit, the accepts that are not noise;
+   paired differences to the SFT arm with 95% bootstrap intervals over users) and offline
    (`feedback eval` metrics on the held-out users' records, paired against the recorded SFT answers).
 Appends a section to BENCHMARKS.md (the SFT student's training time is reported apart from the loop's).
 """
@@ -26,6 +27,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from _report import append_section, markdown_table
@@ -93,11 +95,21 @@ def _ci(ci: list | tuple | None, scale: float = 100.0, digits: int = 1) -> str:
     return "" if not ci else f" [{scale * ci[0]:+.{digits}f}, {scale * ci[1]:+.{digits}f}]"
 
 
-def tables(result) -> list[str]:
+def matches(result, threshold: float) -> Counter:
+    """Per arm: the held-out users' shown predictions that match the mined edit (deltaChrF >= `threshold`), i.e.
+    the ones accepted before the policy's noise; the rest of the accepts are flipped decisions."""
+    held = set(result.users["eval"])
+    return Counter(it["arm"] for it in result.interactions
+                   if it["user"] in held and it["shown"] and (it["match"] or 0.0) >= threshold)
+
+
+def tables(result, threshold: float) -> list[str]:
     """The BENCHMARKS.md lines: online acceptance, offline metrics, training, timings."""
     on = result.online
+    matched = matches(result, threshold)
     lines = [(f"Online: the {on['users']} held-out simulated users on each arm of a real server "
-             "(paired: same users, same examples, same decision draws)."), ""]
+             "(paired: same users, same examples, same decision draws); `matches` = shown predictions with "
+             f"deltaChrF >= {threshold:g} against the mined edit, the accepts that are not noise flips."), ""]
     rows = []
     for arm, a in on["arms"].items():
         diff = "–" if arm == on["baseline"] else (
@@ -105,10 +117,10 @@ def tables(result) -> list[str]:
             else "–")
         per = "–" if arm == on["baseline"] else (
             f"{100 * a['accepted_per_request_diff']:+.1f} pts{_ci(a.get('accepted_per_request_diff_ci'))}")
-        rows.append((arm, a["requests"], a["shown"], a["accepted"], _pct(a["acceptance"]), diff,
+        rows.append((arm, a["requests"], a["shown"], matched[arm], a["accepted"], _pct(a["acceptance"]), diff,
                      _pct(a["accepted_per_request"]), per))
-    lines += markdown_table(rows, ("arm", "requests", "shown", "accepted", "acceptance", "vs sft [95% CI]",
-                                   "accepted / request", "vs sft [95% CI]"), "lrrrrrrr")
+    lines += markdown_table(rows, ("arm", "requests", "shown", "matches", "accepted", "acceptance",
+                                   "vs sft [95% CI]", "accepted / request", "vs sft [95% CI]"), "lrrrrrrrr")
     off = result.offline
     if off:
         lines += ["", (f"Offline (`feedback eval` metrics): the held-out users' {off['records']} shown records "
@@ -186,10 +198,11 @@ def main() -> int:
              "Users accept a prediction whose deltaChrF against the mined next edit is >= 50, reject the rest, "
              "flip 10% of decisions and leave 5% undecided; the region then settles to the mined edit. "
              + sft_note + f" Whole run {total:.0f} s wall, {cpu:.0f} s CPU (this process, all threads).", "",
-             *tables(result)]
+             *tables(result, loop.policy.accept_threshold)]
     print("\n".join(lines))
     (args.work / "result.json").write_text(json.dumps({"online": result.online, "offline": result.offline,
-                                                       "training": result.training, "seconds": result.seconds},
+                                                       "training": result.training, "seconds": result.seconds,
+                                                       "users": result.users, "interactions": result.interactions},
                                                       indent=2, default=str))
     if not args.no_append:
         append_section("feedback loop: KTO/DPO on simulated accepts and rejects", lines)

@@ -135,7 +135,8 @@ def capabilities(*, inline: bool = True, encodings: list[str] | None = None) -> 
         inline_completion=types.InlineCompletionClientCapabilities() if inline else None,
         code_action=types.CodeActionClientCapabilities())
     general = types.GeneralClientCapabilities(position_encodings=encodings) if encodings else None
-    return types.ClientCapabilities(text_document=td, general=general)
+    window = types.WindowClientCapabilities(work_done_progress=True, show_message=types.ShowMessageRequestClientCapabilities())
+    return types.ClientCapabilities(text_document=td, general=general, window=window)
 
 
 async def start_lsp(server_url: str, *args: str, inline: bool = True, root: Path | None = None,
@@ -209,3 +210,100 @@ def type_rename(client: LanguageClient, uri: str) -> tuple[str, int, int]:
         typed += ch
         text = text.replace(f"[{typed[:-1]} *", f"[{typed} *")
     return text, version + 1, col + len(typed)
+
+
+# --------------------------------------------------------------------------- a real `nextedit serve`
+
+ADMIN = "admin-token"
+
+
+@dataclass
+class Serve:
+    """A running `nextedit serve` subprocess: its URL and its SQLite store."""
+
+    url: str
+    db: Path
+
+    def rows(self, table: str = "events") -> list[dict[str, Any]]:
+        """Every stored row of `table` (payload with type and request_id), in id order."""
+        conn = sqlite3.connect(self.db, timeout=30)
+        try:
+            rows = conn.execute(f"SELECT type, request_id, payload FROM {table} ORDER BY id").fetchall()
+        finally:
+            conn.close()
+        return [{**json.loads(payload), "type": kind, "request_id": rid} for kind, rid, payload in rows]
+
+    def dashboard(self) -> str:
+        """The /dashboard page (admin token)."""
+        import httpx
+
+        return httpx.get(self.url + "/dashboard", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30).text
+
+
+def start_serve(tmp_path: Path, extra: str = "") -> tuple[Any, Serve]:
+    """`nextedit serve` on a free port with one propagate arm (SQLite store, API key TOKEN, admin ADMIN);
+    `extra` is more TOML for the top of the config. Returns the process and its handle."""
+    import socket
+    import subprocess
+
+    import httpx
+
+    db = tmp_path / "events.db"
+    config = tmp_path / "serve.toml"
+    config.write_text(f'store = "{db}"\ndeadline_ms = 5000\n{extra}\n[auth]\napi_keys = ["{TOKEN}"]\n'
+                      f'admin_token = "{ADMIN}"\n\n[[arms]]\nname = "prop"\nbackend = "propagate"\nshare = 1.0\n')
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "nextedit", "serve", str(config), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return proc, Serve(url, db)
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"nextedit serve did not start: {proc.stderr.read().decode()[-2000:]}")
+        time.sleep(0.1)
+
+
+def stop_serve(proc: Any) -> None:
+    """Terminate a serve process started by start_serve."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def watch_status(client: LanguageClient) -> list[dict[str, Any]]:
+    """Collect the server's `$/nextedit/status` notifications (a list that fills as they arrive)."""
+    seen: list[dict[str, Any]] = []
+
+    @client.feature("$/nextedit/status")
+    def _status(params: Any) -> None:
+        seen.append(params if isinstance(params, dict) else params._asdict())  # pygls gives a namedtuple
+
+    return seen
+
+
+def handle_apply_edit(client: LanguageClient, docs: dict[str, list[Any]]) -> None:
+    """Answer workspace/applyEdit as an editor does: apply the edits to the text kept in `docs`
+    (uri -> [text, version]) and send the didChange."""
+
+    @client.feature(types.WORKSPACE_APPLY_EDIT)
+    def _apply(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
+        for uri, edits in (params.edit.changes or {}).items():
+            state = docs[uri]
+            for e in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
+                state[0] = apply_lsp_edit(state[0], e.range, e.new_text)
+                state[1] += 1
+                client.text_document_did_change(change(uri, state[1], (e.range.start.line, e.range.start.character),
+                                                       (e.range.end.line, e.range.end.character), e.new_text))
+        return types.ApplyWorkspaceEditResult(applied=True)

@@ -238,15 +238,48 @@ def test_local_predictor_offers_the_heuristic_candidate_the_model_scores_higher(
     off = get_predictor(f"local:{tiny}", candidates="none", **clipped).predict_sync(ex)[0]
     assert off.error and off.error.startswith("parse:") and off.patch is None and off.candidate is None
 
-    # With a full answer, the offered one is the likelier of the model's own and the candidate.
+    # With a full answer (default candidate_margin 0), the offered one is the likelier of the model's own and
+    # the candidate; with candidate_margin=inf the candidate goes first.
     full = {"format": "zeta1", "max_new_tokens": 24}
     own = get_predictor(f"local:{tiny}", candidates="none", confidence=True, **full).predict_sync(ex)[0]
-    p = get_predictor(f"local:{tiny}", **full)
-    chosen = p.predict_sync(ex)[0]
-    assert chosen.raw == own.raw
-    if chosen.candidate:
-        assert chosen.patch == heuristic and (own.confidence is None or chosen.confidence >= own.confidence)
+    likelier = get_predictor(f"local:{tiny}", **full).predict_sync(ex)[0]
+    assert likelier.raw == own.raw
+    if likelier.candidate:
+        assert likelier.patch == heuristic and (own.confidence is None or likelier.confidence >= own.confidence)
     else:
-        assert chosen.patch == own.patch
+        assert likelier.patch == own.patch
+    first = get_predictor(f"local:{tiny}", confidence=True, candidate_margin="inf", **full).predict_sync(ex)[0]
+    assert first.raw == own.raw
+    assert (first.candidate, first.patch) == (("propagate", heuristic) if own.patch != heuristic else (None, heuristic))
+    assert first.confidence is not None
     with pytest.raises(Exception, match="unknown candidate 'nope'"):
         get_predictor(f"local:{tiny}", candidates="nope", **full)
+    with pytest.raises(Exception, match="candidate_margin must be a number >= 0"):
+        get_predictor(f"local:{tiny}", candidate_margin=-1, **full)
+
+
+def test_scored_answers_offer_a_candidate_within_the_margin():
+    from nextedit.predictors.local import ScoredAnswers
+
+    both = ScoredAnswers({"": ("own", None), "propagate": ("heuristic", None)}, {"": -3.0, "propagate": -7.0}, -5.0)
+    assert both.choose() == "" and both.choose(4.0) == ""  # the own answer is 4 nats likelier: not within 4
+    assert both.choose(4.5) == "propagate" and both.choose(float("inf")) == "propagate"
+    assert both.confidence("") == 2.0 and both.confidence("propagate") == -2.0
+    alone = ScoredAnswers({"propagate": ("heuristic", None)}, {"propagate": -7.0}, -5.0)
+    assert alone.choose() == "propagate"  # no parseable own answer: the candidate is all there is
+
+
+def test_score_answers_replays_a_recorded_prediction(tiny):
+    from nextedit.predictors import get_predictor
+
+    ex = rename_example(0)
+    p = get_predictor(f"local:{tiny}", format="zeta1", max_new_tokens=24, confidence=True)
+    pred = p.predict_sync(ex)[0]
+    scored = p.score_answers(ex, pred.raw)
+    assert scored is not None
+    name = scored.choose(p.candidate_margin)
+    assert (pred.candidate or "") == name and scored.answers[name][0] == (pred.patch or "")
+    if pred.patch:
+        assert pred.confidence == round(scored.confidence(name), 4)
+    unparseable = p.score_answers(ex, "no markers at all")
+    assert unparseable is None or "" not in unparseable.logprobs

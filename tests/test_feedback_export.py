@@ -174,3 +174,35 @@ def test_export_reads_a_postgresql_store():
         records = {r.request_id: r.outcome for r in export_feedback(open_store(url), since="2026-11-01")}
         assert records == {"acc": "accepted", "part": "partially_accepted", "rej": "rejected", "ign": "ignored",
                            "silent": "ignored"}
+
+
+def test_privacy_rules_hold_from_a_real_server_to_the_export(tmp_path):
+    """Consent: a request not marked collectable never reaches the export. Scrubbing: secrets in the snapshot and
+    the settled text are replaced before they are stored, so no record carries them. Users are hashes."""
+    import httpx
+
+    from nextedit.serve.config import parse_config
+    from nextedit.serve.testing import ServerThread
+
+    key = "pk_9f8a7b6c5d4e3f2a1b0c7d"
+    text = f"PAYMENTS_API_KEY={key}\nAMOUNT=1\nTOTAL=$QTY\n"
+    snap = {"path": "deploy/.env", "text": text, "cursor": text.index("AMOUNT=1"),
+            "history": [{"path": "deploy/.env", "diff": "@@ -2,2 +2,2 @@\n-QTY=1\n+AMOUNT=1\n TOTAL=$QTY\n"}]}
+    db = tmp_path / "events.db"
+    config = parse_config({"store": str(db), "auth": {"api_keys": ["k"]},
+                           "arms": [{"name": "live", "backend": "propagate", "share": 1.0}]})
+    with ServerThread(config) as server, httpx.Client(base_url=server.url, timeout=30,
+                                                      headers={"Authorization": "Bearer k"}) as client:
+        for user, consent in (("alice@example.com", True), ("bob@example.com", False)):
+            answer = client.post("/v1/predict", json={"snapshot": snap, "user_id": user, "client_id": f"c-{user}",
+                                                      "collectable": consent, "open_source": True}).json()
+            assert answer["prediction"] is not None
+            for ev in ({"type": "shown"}, {"type": "accepted"},
+                       {"type": "settled", "settled_text": text.replace("$QTY", "$AMOUNT"), "collectable": consent}):
+                resp = client.post("/v1/events", json={"request_id": answer["request_id"], **ev})
+                assert resp.status_code == 200, resp.text
+    (rec,) = export_feedback(open_store(db))  # bob did not consent: nothing of his is exported
+    dumped = rec.model_dump_json()
+    assert rec.outcome == "accepted" and rec.user == user_key("alice@example.com", None, "")
+    assert key not in dumped and "alice" not in dumped and "bob" not in dumped
+    assert "<SECRET_" in rec.snapshot.text and "<SECRET_" in rec.settled.text

@@ -151,7 +151,9 @@ def test_typing_something_else_rejects_the_shown_prediction(tmp_path: Path) -> N
             await client.shutdown_session()
             event = rejected()[0]
             assert event["request_id"] == request_id and event["reason"] == "typed"
-            assert [e["type"] for e in server.state.events() if e["request_id"] == request_id] == ["shown", "rejected"]
+            # Settled at shutdown: the editor flushes every pending region when it quits.
+        kinds = [e["type"] for e in server.state.events() if e.get("request_id") == request_id]
+        assert kinds == ["shown", "rejected", "settled"]
 
     asyncio.run(scenario())
 
@@ -187,7 +189,9 @@ def test_without_inline_support_the_prediction_comes_as_a_code_action_and_accept
             assert await _until(accepted)
             await client.shutdown_session()
             assert accepted()[0]["reason"] == "document"
-            assert not [e for e in server.state.events() if e["type"] == "settled"]  # quiet period is 30 s
+            # The quiet period is 30 s: the region settles only because the editor quits (flushed at shutdown).
+            kinds = [e["type"] for e in server.state.events() if e.get("request_id") == accepted()[0]["request_id"]]
+            assert kinds == ["shown", "accepted", "settled"]
 
     asyncio.run(scenario())
 
@@ -252,6 +256,8 @@ def test_a_different_newer_prediction_replaces_the_shown_one(tmp_path: Path) -> 
 
             assert await _until(rejected)
             await client.shutdown_session()
-            assert [(e["request_id"], e["reason"]) for e in rejected()] == [(first_id, "replaced")]
+            reasons = [(e["request_id"], e["reason"]) for e in rejected()]
+            assert reasons[0] == (first_id, "replaced")
+            assert [r for _, r in reasons[1:]] in ([], ["shutdown"])  # the newer one was still offered at exit
 
     asyncio.run(scenario())

@@ -157,6 +157,6 @@ def test_code_action_with_several_edits_applied_in_one_change_is_accepted(serve,
         await client.shutdown_session()
         assert accepted()[0]["reason"] == "document"
         kinds = [e["type"] for e in _events(db) if e["request_id"] == accepted()[0]["request_id"]]
-        assert kinds == ["shown", "accepted"]
+        assert kinds == ["shown", "accepted", "settled"]  # settled when the editor quits (flushed)
 
     asyncio.run(scenario())

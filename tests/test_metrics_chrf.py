@@ -210,7 +210,104 @@ def test_vectorized_path_matches_full_texts_on_scattered_edits(data: st.DataObje
 
 
 def test_too_many_distinct_chars_fall_back_to_counting_substrings() -> None:
+    from nextedit.metrics import chrf
+
     o = "".join(chr(0x4E00 + i) for i in range(1500)) + "\nend\n"
     e = o.replace("end", "fin")
     a = o[:700] + "x" + o[701:]
-    assert delta_chrf(o, e, a) == delta_chrf(o, e, a, windowed=False)
+    saved = chrf._NUMPY_MIN_CHARS
+    try:
+        for threshold in (saved, 0):  # small windows, then the whole-text path
+            chrf._NUMPY_MIN_CHARS = threshold
+            for texts in ((o, e, a), (o, e, e), (o, o, a), (o, e, o), (o, a, e), (e, o, a)):
+                assert delta_chrf(*texts) == delta_chrf(*texts, windowed=False)
+    finally:
+        chrf._NUMPY_MIN_CHARS = saved
+
+
+def reference_counts(o: str, e: str, a: str, variant: str) -> tuple[int, int, int]:
+    """Summed TP/FP/FN read literally off the definition: full normalized texts, Counter per order."""
+    v = VARIANTS[variant]
+    o, e, a = (normalize_whitespace(t, v.ws) for t in (o, e, a))
+    tp = fp = fn = 0
+    for n in range(1, v.n + 1):
+        def grams(s: str, n: int = n) -> Counter[str]:
+            return Counter(s[i:i + n] for i in range(len(s) - n + 1))
+
+        go = grams(o)
+        de, da = grams(e), grams(a)
+        de.subtract(go)
+        da.subtract(go)
+        for g in set(de) | set(da):
+            x, y = de[g], da[g]
+            t = min(abs(x), abs(y)) if x * y > 0 else 0
+            tp, fp, fn = tp + t, fp + abs(y) - t, fn + abs(x) - t
+    return tp, fp, fn
+
+
+# Code-like ASCII lines (indentation runs, tabs, blank lines) for the edit shapes the metrics bench
+# times: one hunk, several hunks, an edit on many lines, a whole rewrite; predictions that equal
+# the expected text, the original, an edit of either, or another text altogether.
+_code_line = st.text(alphabet="ab_(x)= \t:", max_size=12).map(lambda s: "    " * (len(s) % 3) + s)
+_code = st.lists(_code_line, min_size=0, max_size=40)
+
+
+@st.composite
+def _shaped(draw: st.DrawFn, base: list[str]) -> list[str]:
+    shape = draw(st.sampled_from(["same", "one", "several", "scattered", "rewrite"]))
+    out = list(base)
+    if shape == "rewrite":
+        return draw(_code)
+    count = {"same": 0, "one": 1, "several": 3, "scattered": max(1, len(out) // 3)}[shape]
+    for _ in range(count):
+        at = draw(st.integers(0, len(out)))
+        kind = draw(st.sampled_from(["replace", "insert", "delete", "append"]))
+        if kind == "insert" or at == len(out):
+            out.insert(at, draw(_code_line))
+        elif kind == "delete":
+            del out[at]
+        elif kind == "append":
+            out[at] += draw(_code_line)
+        else:
+            out[at] = draw(_code_line)
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data(), st.sampled_from(["v1", "v3"]), st.sampled_from(["auto", "numpy", "numpy+spans"]))
+def test_counts_match_a_reference_on_every_edit_shape(data: st.DataObject, variant: str, path: str) -> None:
+    from nextedit.metrics import chrf
+
+    base = data.draw(_code)
+    expected = data.draw(_shaped(base))
+    actual = data.draw(st.sampled_from(["expected", "original", "edit expected", "edit original", "other"]))
+    if actual == "expected":
+        lines = expected
+    elif actual == "original":
+        lines = base
+    elif actual == "other":
+        lines = data.draw(_code)
+    else:
+        lines = data.draw(_shaped(expected if actual == "edit expected" else base))
+    o, e, a = "\n".join(base) + "\n", "\n".join(expected) + "\n", "\n".join(lines) + "\n"
+    saved = chrf._NUMPY_MIN_CHARS, chrf._SPAN_MIN_CHARS
+    if path != "auto":  # small texts: force the vectorized path, and its line-diff narrowing
+        chrf._NUMPY_MIN_CHARS, chrf._SPAN_MIN_CHARS = 0, (0 if path == "numpy+spans" else saved[1])
+    try:
+        fast = delta_chrf(o, e, a, variant=variant)
+    finally:
+        chrf._NUMPY_MIN_CHARS, chrf._SPAN_MIN_CHARS = saved
+    assert fast == delta_chrf(o, e, a, variant=variant, windowed=False)
+    assert (fast.tp, fast.fp, fast.fn) == reference_counts(o, e, a, variant)
+    assert fast.score == pytest.approx(literal_delta_chrf(o, e, a, variant))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="ab \t\r\n\x0b\x0c\x1c\x1f", max_size=40), st.integers(1, 30), st.text(alphabet="é ", max_size=2))
+def test_whitespace_normalization_matches_the_regex_definition(text: str, repeat: int, extra: str) -> None:
+    import re
+
+    text = text * repeat + extra  # long ASCII texts take the byte-array path, others the string one
+    collapse = re.sub(r"[\r\n]+", "\n", re.sub(r"[^\S\r\n]+", " ", text))
+    assert normalize_whitespace(text, "collapse") == collapse
+    assert normalize_whitespace(text, "remove") == re.sub(r"\s+", "", text)

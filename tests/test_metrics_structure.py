@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from nextedit import patch as P
 from nextedit.metrics import (
     braces_disbalance,
@@ -15,7 +18,7 @@ from nextedit.metrics import (
     token_changes,
     wrong_editable_region,
 )
-from nextedit.metrics.syntax import syntax_errors_around, top_level_window
+from nextedit.metrics.syntax import _tree, syntax_errors_around, top_level_window
 
 TEXT = "a\nb\nc\nd\ne\nf\n"
 
@@ -109,3 +112,31 @@ def test_no_edit_summary() -> None:
     assert (s.silent_precision, s.silent_recall) == (0.5, 0.5)
     assert (s.speaking_precision, s.speaking_recall) == (2 / 3, 2 / 3)
     assert no_edit_summary([]).silent_precision is None
+
+
+_py_line = st.sampled_from([
+    "def f(x):", "    return x", "    y = (x", "    y = x)", "class A:", "    pass", "", "  # note é",
+    "    if x:", "        z = [1, 2", "        z = [1, 2]", "x = {'a': 1}", "    for i in y:",
+])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_py_line, min_size=0, max_size=30), st.data())
+def test_incremental_reparse_over_several_edits_counts_like_a_fresh_parse(lines: list[str], data: st.DataObject) -> None:
+    base = "\n".join(lines) + data.draw(st.sampled_from(["", "\n"]))
+    edited = list(lines)
+    for _ in range(data.draw(st.integers(1, 6))):  # edits scattered over the text
+        at = data.draw(st.integers(0, len(edited)))
+        kind = data.draw(st.sampled_from(["insert", "delete", "replace", "append"]))
+        if kind == "insert" or at == len(edited):
+            edited.insert(at, data.draw(_py_line))
+        elif kind == "delete":
+            del edited[at]
+        elif kind == "append":
+            edited[at] += data.draw(st.sampled_from(["(", ")", " + 1", ":"]))
+        else:
+            edited[at] = data.draw(_py_line)
+    text = "\n".join(edited) + data.draw(st.sampled_from(["", "\n"]))
+    syntax_errors.cache_clear()
+    assert syntax_errors(text, "python", base=base) == syntax_errors(text, "python")
+    assert str(_tree(text, "python", base).root_node) == str(_tree(text, "python", None).root_node)

@@ -176,3 +176,23 @@ def test_region_text_always_equals_the_document_slice(edits, lo, span):
         if settled:
             assert now - last_touch >= 5.0 and settled[0].text == region.text
             break
+
+
+def test_a_held_region_waits_for_the_decision_and_flush_settles_everything() -> None:
+    tracker = SettleTracker(quiet_s=10, ttl_s=300)
+    tracker.track("held", "a.py", 0, 5, "hello", now=0)
+    tracker.track("free", "a.py", 10, 15, "world", now=0)
+    tracker.hold("held")
+    assert [r.request_id for r in tracker.poll(now=11)] == ["free"]
+    assert tracker.poll(now=400) == [] and "held" in tracker  # neither settles nor expires while held
+    assert tracker.next_poll(now=400) is None
+    tracker.release("held", now=500)
+    assert tracker.poll(now=505) == []
+    tracker.edit("a.py", 0, 5, "HELLO", now=506)
+    settled = tracker.poll(now=517)
+    assert [(r.request_id, r.text) for r in settled] == [("held", "HELLO")]
+    tracker.track("a", "a.py", 0, 1, "x", now=600)
+    tracker.track("b", "b.py", 0, 1, "y", now=600)
+    tracker.hold("b")
+    flushed = tracker.flush(now=601)
+    assert sorted((r.request_id, r.quiet_s) for r in flushed.settled) == [("a", 1.0), ("b", 1.0)] and not len(tracker)

@@ -933,7 +933,13 @@ def apply(
     File patches apply in order, each to the result of the one before. With ``path``, only file
     patches for that path (or without paths) apply. Raises :class:`PatchError` naming the hunk.
     """
-    file_patches = parse(patch)
+    return apply_parsed(parse(patch), text, start_line=start_line, path=path)
+
+
+def apply_parsed(
+    file_patches: list[FilePatch], text: str, *, start_line: int = 0, path: str | None = None
+) -> str:
+    """:func:`apply` of a patch already parsed with :func:`parse` (the file patches are not changed)."""
     if path is None:
         _check_single_path(file_patches)
     hunk_no = 1

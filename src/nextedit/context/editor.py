@@ -10,6 +10,7 @@ a snapshot equivalent to a training example gets the same related excerpts and d
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,12 +54,14 @@ class EditorContext:
     lint: bool = True
     #: Rescan the disk (stat only; changed files are read) when the last scan is older than this.
     rescan_s: float = 30.0
+    #: Workspace paths never read (the editor's excluded files).
+    exclude: Callable[[str], bool] | None = None
     index: WorkspaceIndex = field(init=False)
     last: Timing = field(default_factory=Timing)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
-        self.index = WorkspaceIndex(self.root, self.context.index_settings())
+        self.index = WorkspaceIndex(self.root, self.context.index_settings(), exclude=self.exclude)
 
     def scan(self) -> int:
         """Index (or re-check) every workspace file on disk; the number of files whose text changed."""

@@ -13,6 +13,7 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,9 +71,12 @@ class WorkspaceIndex:
     rebuilt once retired chunks outnumber live ones).
     """
 
-    def __init__(self, root: str | Path, settings: IndexSettings | None = None):
+    def __init__(self, root: str | Path, settings: IndexSettings | None = None,
+                 exclude: Callable[[str], bool] | None = None):
         self.root = Path(root).resolve()
         self.settings = settings or IndexSettings()
+        #: Paths never read or shown (an editor's excluded files: keys, .env, secrets).
+        self.exclude = exclude
         self.lock = threading.RLock()
         self._reset()
         self._stats: dict[str, _Stat] = {}
@@ -139,6 +143,8 @@ class WorkspaceIndex:
         except OSError:
             return None, None
         stat = _Stat(st.st_size, st.st_mtime_ns)
+        if self.exclude is not None and self.exclude(path):
+            return None, stat
         if not full.is_file() or st.st_size > self.settings.max_file_bytes:
             return None, stat
         try:
@@ -206,6 +212,8 @@ class WorkspaceIndex:
                     self._stats[path] = stat
                 changed += self._show(path, text)
             for path in sorted(texts):
+                if self.exclude is not None and self.exclude(path):
+                    continue
                 self._editor.add(path)
                 changed += self._show(path, texts[path])
             self._maybe_compact()

@@ -19,11 +19,21 @@ def _quiet(level: int, message: str) -> None:
     log.log(level, message)
 
 
+def _error_text(response: httpx.Response) -> str:
+    """The server's {"error": ...} message, else the start of the body."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:200]
+    return str(data.get("error", data))[:200] if isinstance(data, dict) else str(data)[:200]
+
+
 class ServeClient:
     """Talks to one `nextedit serve`; methods return None/False instead of raising."""
 
     def __init__(self, base_url: str, *, token: str | None = None, timeout_s: float = 2.0,
                  events_timeout_s: float = 5.0, notify: Notify = _quiet,
+                 alert: Callable[[str], None] | None = None,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -32,17 +42,23 @@ class ServeClient:
         self.timeout_s = timeout_s
         self.events_timeout_s = events_timeout_s
         self.notify = notify
+        #: Called with a message the user must see (a refused API key); shown once by the caller.
+        self.alert = alert
         self._down: str | None = None
         self.failures = 0
+        #: Why the last call failed: ("unauthorized" | "unreachable", detail), None after a success.
+        self.last_error: tuple[str, str] | None = None
 
-    def _failed(self, what: str, reason: str) -> None:
+    def _failed(self, what: str, reason: str, kind: str = "unreachable") -> None:
         self.failures += 1
+        self.last_error = (kind, reason)
         log.debug("%s failed: %s", what, reason)
         if self._down is None:
             self._down = reason
             self.notify(logging.WARNING, f"nextedit serve at {self.base_url}: {what} failed: {reason}")
 
     def _ok(self) -> None:
+        self.last_error = None
         if self._down is not None:
             self._down = None
             self.notify(logging.INFO, f"nextedit serve at {self.base_url} answers again")
@@ -55,6 +71,13 @@ class ServeClient:
             return None
         except httpx.HTTPError as exc:
             self._failed(what, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            return None
+        if response.status_code in (401, 403):
+            detail = f"HTTP {response.status_code}: {_error_text(response)}"
+            self._failed(what, detail, "unauthorized")
+            if self.alert is not None:
+                self.alert(f"nextedit: the prediction server at {self.base_url} refused the API key ({detail}); "
+                           "set NEXTEDIT_TOKEN or the `token` setting to one of its [auth] api_keys")
             return None
         if response.status_code != 200:
             self._failed(what, f"HTTP {response.status_code}: {response.text[:200]}")

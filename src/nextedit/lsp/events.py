@@ -30,6 +30,10 @@ def _syntax_errors(text: str, path: str) -> int | None:
         return None
 
 
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 class EventReporter:
     """Builds event bodies as the serve contract describes and posts them one after another."""
 
@@ -44,7 +48,7 @@ class EventReporter:
         self.lost = 0
 
     def body(self, kind: str, offer: Offer, *, reason: str | None = None, settled_text: str | None = None,
-             quiet_s: float | None = None) -> dict[str, Any]:
+             quiet_s: float | None = None, partial: str | None = None) -> dict[str, Any]:
         """The /v1/events body for one event about `offer`.
 
         A settled event carries the settled region's text whatever the consent: the server needs it
@@ -66,8 +70,23 @@ class EventReporter:
             "collectable": self.collectable,
             "syntax_errors_before": before,
             "syntax_errors_after": after,
-            "at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "partial": partial,
+            "at": _now(),
         }
+
+    def skipped(self, counts: dict[str, int], arm: str | None) -> bool:
+        """Queue one `skipped` event: how many prediction attempts ended without a prediction, per
+        client-side reason, since the last one. False if it was not queued."""
+        body = {"type": "skipped", "client_id": self.client_id, "user_id": self.user_id, "arm": arm,
+                "counts": counts, "at": _now()}
+        try:
+            self._queue.put_nowait(body)
+        except asyncio.QueueFull:
+            self.lost += 1
+            return False
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.ensure_future(self._run())
+        return True
 
     def report(self, kind: str, offer: Offer, **fields: Any) -> bool:
         """Queue one event; each kind is reported at most once per offer. False if it was not queued."""
@@ -101,7 +120,7 @@ class EventReporter:
                 break
             await asyncio.sleep(delay)
         self.lost += 1
-        log.info("%s event for %s not stored (server unreachable)", body["type"], body["request_id"])
+        log.info("%s event for %s not stored (server unreachable)", body["type"], body.get("request_id"))
 
     async def drain(self, timeout_s: float = 3.0) -> None:
         """Wait (at most `timeout_s`) until every queued event has been sent or given up on."""

@@ -40,6 +40,30 @@ class Offer:
     shown: str | None = None
     reported: set[str] = field(default_factory=set)
     touched: bool = False
+    #: The offer's own edits not applied yet (document offsets, kept current), while every change so far
+    #: was one of them: a client applying a multi-edit code action edit by edit. None once the user typed.
+    unapplied: list[Edit] | None = None
+    #: Later requests that predicted the same edit while this offer stood (their regions settle with it).
+    riders: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.unapplied is None:
+            self.unapplied = list(self.edits)
+
+    def own(self, change: Change) -> bool:
+        """Whether `change` applies one of the offer's own edits (exactly), and keep the others current."""
+        pending = self.unapplied
+        if pending is None:
+            return False
+        hit = next((k for k, x in enumerate(pending)
+                    if (x.start, x.end, x.text) == (change.start, change.end, change.text)), None)
+        if hit is None:
+            self.unapplied = None
+            return False
+        del pending[hit]
+        self.unapplied = [x if x.end <= change.start else Edit(x.start + change.delta, x.end + change.delta, x.text)
+                          for x in pending]
+        return True
 
     def follow(self, change: Change) -> None:
         """Move the span along with a document change (offsets of the text before the change)."""

@@ -1,5 +1,7 @@
 """`nextedit lsp`: a language server (pygls, stdio) that asks `nextedit serve` for next-edit predictions
-as the user types and offers them as inline completions or an "Apply predicted edit" code action."""
+as the user types and offers them as inline completions, an "Apply predicted edit" code action and
+hint diagnostics at the target lines; partial accept, back-off, excluded files and a reason for every
+attempt without a prediction come from the modules beside it."""
 
 from __future__ import annotations
 
@@ -22,8 +24,11 @@ from nextedit.context.editor import EditorContext, load_stage_configs
 from nextedit.lsp.client import ServeClient
 from nextedit.lsp.documents import Document, Encoding, PositionError
 from nextedit.lsp.events import EventReporter
+from nextedit.lsp.hints import hint_diagnostics
 from nextedit.lsp.history import EditHistory
 from nextedit.lsp.offer import Offer
+from nextedit.lsp.pacing import Pacer
+from nextedit.lsp.partial import Part, partial_edit
 from nextedit.lsp.settings import Settings
 from nextedit.lsp.snapshot import (
     Edit,
@@ -34,15 +39,22 @@ from nextedit.lsp.snapshot import (
     span,
     to_document,
 )
+from nextedit.lsp.status import StatusReporter, flush, flush_loop
 from nextedit.lsp.workspace import workspace_source
 from nextedit.pipeline.registry import ConfigError
+from nextedit.privacy.exclude import ExcludeList
 from nextedit.record import Snapshot
 from nextedit.settle.tracker import SettleTracker
 
 log = logging.getLogger("nextedit.lsp")
 
 ACCEPT_COMMAND = "nextedit.accept"
+ACCEPT_WORD_COMMAND = "nextedit.acceptWord"
+ACCEPT_LINE_COMMAND = "nextedit.acceptLine"
+DISMISS_COMMAND = "nextedit.dismiss"
 ACTION_TITLE = "Apply predicted edit"
+#: Triggers that pause during the back-off (an explicit request always goes through).
+AUTOMATIC = frozenset({"buffer_edit", "prediction_accepted", "cursor"})
 _LEVELS = {logging.ERROR: types.MessageType.Error, logging.WARNING: types.MessageType.Warning,
            logging.INFO: types.MessageType.Info}
 
@@ -109,12 +121,25 @@ class NexteditLanguageServer(LanguageServer):
         self.tracker = SettleTracker(quiet_s=settings.settle_quiet_s, ttl_s=settings.settle_ttl_s)
         self.client: ServeClient | None = None
         self.events: EventReporter | None = None
-        #: The prediction currently offered, and every prediction still waiting to settle.
-        self.offer: Offer | None = None
+        #: The prediction offered for each document, and every prediction still waiting to settle.
+        self.offers: dict[str, Offer] = {}
         self.tracked: dict[str, Offer] = {}
-        self._task: asyncio.Task[Offer | None] | None = None
-        self._task_key: tuple[str, int, int] | None = None
+        #: The prediction task of each document (coalesced: one at a time) and its (version, cursor).
+        self._tasks: dict[str, asyncio.Task[Offer | None]] = {}
+        self._task_keys: dict[str, tuple[int, int]] = {}
         self._settle_task: asyncio.Task[None] | None = None
+        self._flush_task: asyncio.Task[None] | None = None
+        self._hint_tasks: dict[str, asyncio.Task[None]] = {}
+        #: Documents showing hint diagnostics; an edit this server asked the client to apply, per document.
+        self.hinted: set[str] = set()
+        self._expected: dict[str, Edit] = {}
+        #: Excluded documents and the pattern that excludes each; the document last edited or asked about.
+        self.exclude = ExcludeList.configured(settings.exclude, settings.exclude_extra)
+        self.excluded: dict[str, str] = {}
+        self.active_uri: str | None = None
+        self.pacer = Pacer(settings)
+        self.status = StatusReporter(self._send_status, log_line=self.notify, show=self._show_error)
+        self.last_arm: str | None = None
         self.requests = 0
         #: Repository URL, revision and license of the workspace (sent only with consent).
         self.source: dict[str, str] | None = None
@@ -133,6 +158,17 @@ class NexteditLanguageServer(LanguageServer):
                                                            message=f"nextedit: {message}"))
         except Exception as exc:  # noqa: BLE001 - no transport yet / client gone: stderr has it
             log.debug("window/logMessage not sent: %s", exc)
+
+    def _send_status(self, method: str, params: Any) -> None:
+        self.protocol.notify(method, params)
+
+    def _show_error(self, message: str) -> None:
+        """A message the user must see once (window/showMessage), also logged."""
+        log.error(message)
+        try:
+            self.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=message))
+        except Exception as exc:  # noqa: BLE001
+            log.debug("window/showMessage not sent: %s", exc)
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         """pygls errors (unparseable messages, handler failures) go to the log, not a pop-up."""
@@ -155,10 +191,19 @@ class NexteditLanguageServer(LanguageServer):
             self.root = to_fs_path(params.workspace_folders[0].uri)
         self.history = EditHistory(max_events=settings.history_events, grouping_s=settings.grouping_s)
         self.tracker = SettleTracker(quiet_s=settings.settle_quiet_s, ttl_s=settings.settle_ttl_s)
+        try:
+            self.exclude = ExcludeList.configured(settings.exclude, settings.exclude_extra)
+        except ValueError as exc:
+            self.notify(logging.WARNING, f"initializationOptions.exclude: {exc}; the default list is used")
+            self.exclude = ExcludeList.configured(None)
+        self.pacer = Pacer(settings)
+        window = params.capabilities.window
+        if settings.progress and window is not None and window.work_done_progress:
+            self.status.progress = self.work_done_progress
         self.source = workspace_source(self.root)
         self.context = self._make_context(settings)
         self.client = ServeClient(settings.server, token=settings.token, timeout_s=settings.timeout_s,
-                                  notify=self.notify)
+                                  notify=self.notify, alert=self.status.alert)
         self.events = EventReporter(self.client, client_id=settings.client_id, user_id=settings.user_id,
                                     collectable=settings.collectable)
         self.start_background()
@@ -175,12 +220,14 @@ class NexteditLanguageServer(LanguageServer):
             self.notify(logging.WARNING, f"{exc}; predictions are requested without related code and diagnostics")
             return None
         return EditorContext(Path(self.root), context, diagnostics, related=settings.context,
-                             lint=settings.diagnostics)
+                             lint=settings.diagnostics, exclude=lambda path: self.exclude.match(path) is not None)
 
     def start_background(self) -> None:
         """Start the settle poller (once) and the first index of the workspace."""
         if self._settle_task is None:
             self._settle_task = asyncio.ensure_future(self._settle_loop())
+        if self._flush_task is None:
+            self._flush_task = asyncio.ensure_future(flush_loop(self.status, self._post_skipped))
         if self.context is not None:
             asyncio.ensure_future(self._index_workspace(self.context))
 
@@ -212,6 +259,8 @@ class NexteditLanguageServer(LanguageServer):
         texts: dict[str, str] = {}
         outside: set[str] = set()
         for d in self.docs.values():
+            if d.uri in self.excluded:
+                continue
             if self._in_workspace(d.uri):
                 texts[d.path] = d.text
             else:
@@ -234,33 +283,56 @@ class NexteditLanguageServer(LanguageServer):
         return filled
 
     async def stop(self) -> None:
-        """Cancel work in flight and send the queued events (on `shutdown`)."""
-        if self._task is not None:
-            self._task.cancel()
-        if self._settle_task is not None:
-            self._settle_task.cancel()
+        """On `shutdown`: cancel work in flight, close the offers still pending (shown ones are rejected
+        as `shutdown`), settle every tracked region now, and send the queued events and skip counts."""
+        for task in [*self._tasks.values(), *self._hint_tasks.values()]:
+            task.cancel()
+        for task in (self._settle_task, self._flush_task):
+            if task is not None:
+                task.cancel()
+        for uri in list(self.offers):
+            self._drop_offer(uri, "shutdown", clear=False)
+        self._report_settled(self.tracker.flush(time.monotonic()))
+        flush(self.status, self._post_skipped)
         if self.events is not None:
             await self.events.drain()
             self.events.close()
         if self.client is not None:
             await self.client.aclose()
 
+    def _post_skipped(self, counts: dict[str, int]) -> bool:
+        return self.events is not None and self.events.skipped(counts, self.last_arm or self.settings.arm)
+
     # ------------------------------------------------------------------ documents
 
     def open(self, params: types.DidOpenTextDocumentParams) -> None:
         """Start keeping a document."""
         td = params.text_document
-        self.docs[td.uri] = Document(td.uri, document_path(td.uri, self.root), td.text, td.version,
-                                     td.language_id, self.encoding)
+        doc = Document(td.uri, document_path(td.uri, self.root), td.text, td.version, td.language_id, self.encoding)
+        self.docs[td.uri] = doc
+        self.active_uri = td.uri
+        pattern = self.exclude.match(doc.path, to_fs_path(td.uri) or "")
+        if pattern is not None:
+            self.excluded[td.uri] = pattern
+            self.notify(logging.INFO, f"{doc.path} matches the exclude pattern {pattern!r}: no prediction is asked "
+                                      "for it and nothing of it is sent")
+        else:
+            self.excluded.pop(td.uri, None)
 
     def close(self, uri: str) -> None:
         """Forget a document, its pending settle regions and its prediction."""
+        self._drop_offer(uri, "closed")
         self.docs.pop(uri, None)
         self.tracker.forget_path(uri)
         for rid in [rid for rid, o in self.tracked.items() if o.uri == uri]:
             del self.tracked[rid]
-        if self.offer is not None and self.offer.uri == uri:
-            self._drop_offer("closed")
+        task = self._tasks.pop(uri, None)
+        if task is not None:
+            task.cancel()
+        self._task_keys.pop(uri, None)
+        self.pacer.forget(uri)
+        self.excluded.pop(uri, None)
+        self._expected.pop(uri, None)
 
     def change(self, params: types.DidChangeTextDocumentParams) -> None:
         """Apply a didChange: document text, the offer's fate, edit history, settle regions, next prediction."""
@@ -292,59 +364,108 @@ class NexteditLanguageServer(LanguageServer):
         doc.version = params.text_document.version
         if not applied:
             return
-        accepted = False
-        offer = self.offer
-        if offer is not None and offer.uri == uri:
-            for _, c, _ in applied:
+        if uri in self.excluded:  # nothing of it goes into history, settle regions or requests
+            self.schedule(uri, applied[-1][1].start + len(applied[-1][1].text), self.pacer.delay_s(uri))
+            return
+        offer = self.offers.get(uri)
+        expected = self._expected.pop(uri, None)
+        own = True  # every change applies an edit this server handed out (code action, partial accept)
+        for _, c, _ in applied:
+            mine = expected is not None and (c.start, c.end, c.text) == (expected.start, expected.end, expected.text)
+            if offer is not None:
+                mine = offer.own(c) or mine
                 offer.follow(c)
+            own = own and mine
+        accepted = False
+        if offer is not None:
             fate = offer.fate(doc.text)
             if fate == "accepted":
-                accepted = offer.shown is not None
-                if accepted and self.events is not None:
-                    self.events.report("accepted", offer, reason="document")
-                self.offer = None
+                accepted = offer.shown is not None or own
+                if accepted:
+                    if self.events is not None:
+                        self.events.report("accepted", offer, reason="document")
+                    self.pacer.accepted()
+                self._retire_offer(uri)
             elif fate == "diverged":
-                self._drop_offer("typed")
+                self._drop_offer(uri, "typed")
         for before, c, after in applied:
-            self.history.record(doc.path, before, c, after, now, predicted=accepted)
+            self.history.record(doc.path, before, c, after, now, predicted=accepted or own)
             self.tracker.edit(uri, c.start, c.end, c.text, now)
+        self._refresh_hints(uri)
+        if own and not accepted:
+            return  # the client is still applying the offer: no prediction for a half-applied edit
+        if not own:
+            self.pacer.changed(uri, now)
+            self.active_uri = uri
         last = applied[-1][1]
-        self.schedule(uri, last.start + len(last.text), self.settings.debounce_ms / 1000,
+        self.schedule(uri, last.start + len(last.text), self.pacer.delay_s(uri),
                       "prediction_accepted" if accepted else "buffer_edit")
 
-    def _drop_offer(self, reason: str) -> None:
-        offer, self.offer = self.offer, None
-        if offer is not None and offer.shown is not None and "accepted" not in offer.reported \
-                and self.events is not None:
-            self.events.report("rejected", offer, reason=reason)
+    def _retire_offer(self, uri: str) -> Offer | None:
+        """Stop offering the prediction of `uri` (decided): its region may settle, its hints go."""
+        offer = self.offers.pop(uri, None)
+        if offer is not None:
+            self._release(offer, time.monotonic())
+        self._clear_hints(uri)
+        return offer
+
+    def _release(self, offer: Offer, now: float) -> None:
+        for request_id in (offer.request_id, *offer.riders):
+            self.tracker.release(request_id, now)
+
+    def _drop_offer(self, uri: str, reason: str, *, clear: bool = True) -> None:
+        """Withdraw the offer of `uri`; a shown one not accepted is reported rejected for `reason`."""
+        offer = self.offers.pop(uri, None)
+        if offer is None:
+            return
+        now = time.monotonic()
+        self._release(offer, now)
+        if clear:
+            self._clear_hints(uri)
+        if offer.shown is not None and "accepted" not in offer.reported:
+            if self.events is not None:
+                self.events.report("rejected", offer, reason=reason)
+            self.pacer.rejected(reason, now)
 
     # ------------------------------------------------------------------ predictions
 
     def schedule(self, uri: str, cursor: int, delay_s: float,
                  trigger: str = "buffer_edit") -> asyncio.Task[Offer | None] | None:
-        """Ask for a prediction after `delay_s`, cancelling the one in flight; `trigger` says why."""
+        """Ask for a prediction after `delay_s`, cancelling the one in flight for the same document
+        (predict requests are coalesced per document); `trigger` says why."""
         doc = self.docs.get(uri)
         if doc is None:
             return None
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-        self._task_key = (uri, doc.version, cursor)
-        self._task = asyncio.ensure_future(self._predict(uri, doc.version, cursor, delay_s, trigger))
-        return self._task
+        task = self._tasks.get(uri)
+        if task is not None and not task.done():
+            task.cancel()
+        self._task_keys[uri] = (doc.version, cursor)
+        task = self._tasks[uri] = asyncio.ensure_future(self._predict(uri, doc.version, cursor, delay_s, trigger))
+        return task
 
     async def _predict(self, uri: str, version: int, cursor: int, delay_s: float, trigger: str) -> Offer | None:
         try:
             return await self._request(uri, version, cursor, delay_s, trigger)
         except asyncio.CancelledError:
+            self.status.cancelled(uri)
             raise
         except Exception as exc:
             log.exception("prediction request failed")
             self.notify(logging.ERROR, f"prediction request failed: {type(exc).__name__}: {exc}")
+            self.status.skipped(uri, "error", f"{type(exc).__name__}: {exc}")
             return None
 
     async def _request(self, uri: str, version: int, cursor: int, delay_s: float, trigger: str) -> Offer | None:
         if delay_s > 0:
             await asyncio.sleep(delay_s)
+        if uri in self.excluded:
+            self.status.skipped(uri, "excluded", self.excluded[uri])
+            return None
+        if trigger in AUTOMATIC and self.pacer.paused(time.monotonic()):
+            self.status.skipped(uri, "backoff", str(self.pacer.rejections))
+            if self._task_keys.get(uri) == (version, cursor):
+                del self._task_keys[uri]  # nothing was asked: an explicit request here must ask
+            return None
         doc = self.docs.get(uri)
         if doc is None or doc.version != version or self.client is None:
             return None
@@ -354,6 +475,7 @@ class NexteditLanguageServer(LanguageServer):
                                    context_tokens=self.settings.context_tokens)
         except (ExcerptError, ValueError) as exc:
             log.info("no prediction for %s: %s", doc.path, exc)
+            self.status.skipped(uri, "too_large", str(exc))
             return None
         snapshot = await self.with_context(built.snapshot)
         doc = self.docs.get(uri)
@@ -367,22 +489,37 @@ class NexteditLanguageServer(LanguageServer):
         if self.settings.collectable and self.source:
             body["source"] = self.source
         self.requests += 1
+        self.status.started(uri)
         answer = await self.client.predict(body)
+        if answer is None:
+            kind, detail = self.client.last_error or ("unreachable", "no answer")
+            self.status.skipped(uri, kind, detail)
+            return None
+        self.status.clear_alert()
+        self.last_arm = answer.get("arm") or self.last_arm
+        request_id = answer["request_id"]
         doc = self.docs.get(uri)
-        if answer is None or doc is None or doc.version != version:
+        if doc is None or doc.version != version:
+            self.status.skipped(uri, "stale", request_id=request_id, visible=False)
             return None
         prediction = answer.get("prediction")
         if prediction is None:
-            log.debug("no prediction for %s: %s", doc.path, answer.get("reason"))
+            self.status.skipped(uri, str(answer.get("reason") or "empty"), answer.get("detail"), request_id)
             return None
         try:
             edits = prediction_edits(prediction, built.snapshot)
         except PredictionShapeError as exc:
-            self.notify(logging.WARNING, f"prediction {answer['request_id']} ignored: {exc}")
+            self.notify(logging.WARNING, f"prediction {request_id} ignored: {exc}")
+            self.status.skipped(uri, "bad_prediction", str(exc), request_id)
             return None
         if not edits:
+            self.status.skipped(uri, "no_change", request_id=request_id)
             return None
-        return self._offer(answer, doc, cursor, built.editable, to_document(edits, built.offset))
+        offer = self._offer(answer, doc, cursor, built.editable, to_document(edits, built.offset))
+        self.status.offered(uri, offer.request_id, f"line {doc.position_of(offer.start)[0] + 1}")
+        if self._wants_hints(offer, doc):
+            self._publish_hints_later(uri, offer)
+        return offer
 
     def _offer(self, answer: dict[str, Any], doc: Document, cursor: int, region: tuple[int, int],
                edits: list[Edit]) -> Offer:
@@ -400,33 +537,43 @@ class NexteditLanguageServer(LanguageServer):
         self.tracker.track(offer.request_id, doc.uri, region[0], region[1], offer.region_before,
                            time.monotonic())
         self.tracked[offer.request_id] = offer
-        current = self.offer
-        if current is not None and current.uri == doc.uri and current.shown is not None \
-                and current.result(doc.text) == offer.result(doc.text):
-            return current  # the same edit again: keep the one already on screen
-        self._drop_offer("replaced")
-        self.offer = offer
+        current = self.offers.get(doc.uri)
+        if current is not None and current.shown is not None and current.result(doc.text) == offer.result(doc.text):
+            current.riders.append(offer.request_id)  # the same edit again: keep the one already on screen,
+            self.tracker.hold(offer.request_id)     # and settle this request's region with its decision
+            return current
+        self._drop_offer(doc.uri, "replaced")
+        self.offers[doc.uri] = offer
+        self.tracker.hold(offer.request_id)  # no settling before the user decides
         return offer
 
     async def offer_for(self, uri: str, cursor: int, *, start: bool, trigger: str = "explicit") -> Offer | None:
-        """The prediction for the document as it is now: the current one, the one in flight (waited
-        for up to inline_wait_ms), or (when `start`) a new request at `cursor`."""
+        """The prediction for the document as it is now: its current one (kept across buffer switches
+        while it still applies), the one in flight (waited for up to inline_wait_ms), or (when `start`)
+        a new request at `cursor`. Held back until min_pause_ms have passed since the last change."""
         doc = self.docs.get(uri)
         if doc is None:
             return None
-        task = self._task
-        key = self._task_key
-        in_flight = task is not None and not task.done() and key is not None and key[:2] == (uri, doc.version)
-        if not in_flight and self.offer is not None and self.offer.uri == uri:
-            return self.offer
-        if not in_flight and start and key != (uri, doc.version, cursor):
+        self.active_uri = uri
+        task = self._tasks.get(uri)
+        key = self._task_keys.get(uri)
+        in_flight = task is not None and not task.done() and key is not None and key[0] == doc.version
+        offer = self.offers.get(uri)
+        if not in_flight and start and (offer is None or not offer.current_edits(doc.text)) \
+                and key != (doc.version, cursor):
             task = self.schedule(uri, cursor, 0.0, trigger)
             in_flight = task is not None
         if in_flight and task is not None:
             await asyncio.wait({task}, timeout=self.settings.inline_wait_ms / 1000)
-        offer = self.offer
+        version = doc.version
+        hold = self.pacer.hold_s(uri, time.monotonic())
+        if hold > 0:
+            await asyncio.sleep(hold)
         doc = self.docs.get(uri)
-        return offer if offer is not None and offer.uri == uri and doc is not None else None
+        offer = self.offers.get(uri)
+        if doc is None or doc.version != version or offer is None or not offer.current_edits(doc.text):
+            return None
+        return offer
 
     def inline_item(self, offer: Offer, doc: Document, cursor: int) -> types.InlineCompletionItem | None:
         """The offer as an inline completion at `cursor`, when the LSP allows it: the item's range stays
@@ -484,17 +631,142 @@ class NexteditLanguageServer(LanguageServer):
         """The client ran `nextedit.accept` after applying the prediction."""
         offer = None
         if isinstance(request_id, str):
-            current = self.offer
-            offer = current if current is not None and current.request_id == request_id \
-                else self.tracked.get(request_id)
+            offer = next((o for o in self.offers.values() if o.request_id == request_id), None) \
+                or self.tracked.get(request_id)
         if offer is None:
             self.notify(logging.INFO, f"{ACCEPT_COMMAND}: unknown or expired prediction {request_id!r}")
             return
         offer.reported.add("command")
         if self.events is not None:
             self.events.report("accepted", offer, reason="command")
+        self.pacer.accepted()
+
+    def _target(self, args: tuple[Any, ...]) -> tuple[Document, Offer] | None:
+        """The document and offer a command names (a URI or {"uri": ...} argument), else the active one."""
+        uri = args[0] if args and isinstance(args[0], str) else None
+        if args and isinstance(args[0], dict):
+            uri = args[0].get("uri") if isinstance(args[0].get("uri"), str) else None
+        uri = uri or self.active_uri
+        doc = self.docs.get(uri) if uri else None
+        offer = self.offers.get(uri) if uri else None
+        if doc is None or offer is None or not offer.current_edits(doc.text):
+            return None
+        return doc, offer
+
+    async def accept_part(self, part: Part, args: tuple[Any, ...]) -> bool:
+        """Apply the next word / line of the offer (workspace/applyEdit); reported as a partial accept."""
+        found = self._target(args)
+        if found is None:
+            self.notify(logging.INFO, f"accept next {part}: no prediction is offered here")
+            return False
+        doc, offer = found
+        whole = span(offer.current_edits(doc.text), doc.text)
+        edit = partial_edit(doc.text, whole, part)
+        complete = doc.text[:edit.start] + edit.text + doc.text[edit.end:] == offer.result(doc.text)
+        if offer.shown is None:
+            self.shown(offer, "command")
+        if self.events is not None:
+            self.events.report("accepted", offer, reason=f"partial_{part}" if not complete else "command",
+                               partial=None if complete else part)
+        self.pacer.accepted()
+        self._expected[doc.uri] = edit
+        sl, sc = doc.position_of(edit.start)
+        el, ec = doc.position_of(edit.end)
+        result = await self.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(
+            edit=types.WorkspaceEdit(changes={doc.uri: [types.TextEdit(
+                range=types.Range(types.Position(sl, sc), types.Position(el, ec)), new_text=edit.text)]}),
+            label=f"nextedit: accept next {part}"))
+        if not result.applied:
+            self._expected.pop(doc.uri, None)
+            self.notify(logging.INFO, f"accept next {part}: the editor did not apply the edit "
+                                      f"({result.failure_reason or 'no reason given'})")
+        return bool(result.applied)
+
+    def partial_commands(self, offer: Offer, doc: Document) -> list[types.Command]:
+        """"Accept next word / line" entries for the code action menu, when they take less than the whole offer
+        (plain Commands: every client's code action menu runs them, no key binding needed)."""
+        edits = offer.current_edits(doc.text)
+        if not edits:
+            return []
+        whole = span(edits, doc.text)
+        out = []
+        for part, command in (("word", ACCEPT_WORD_COMMAND), ("line", ACCEPT_LINE_COMMAND)):
+            e = partial_edit(doc.text, whole, part)  # type: ignore[arg-type]
+            if doc.text[:e.start] + e.text + doc.text[e.end:] != offer.result(doc.text):
+                out.append(types.Command(title=f"Accept next {part} of predicted edit", command=command,
+                                         arguments=[doc.uri]))
+        return out
+
+    def dismiss(self, args: tuple[Any, ...]) -> None:
+        """The user dismissed the offer (counts towards the back-off)."""
+        found = self._target(args)
+        if found is not None:
+            self._drop_offer(found[1].uri, "dismissed")
+
+    # ------------------------------------------------------------------ hints
+
+    def _wants_hints(self, offer: Offer, doc: Document) -> bool:
+        mode = self.settings.hints
+        if mode == "off":
+            return False
+        if mode == "always" or not self.inline_supported:
+            return True
+        return self.inline_item(offer, doc, min(offer.cursor, len(doc.text))) is None
+
+    def _publish_hints_later(self, uri: str, offer: Offer) -> None:
+        old = self._hint_tasks.pop(uri, None)
+        if old is not None:
+            old.cancel()
+        self._hint_tasks[uri] = asyncio.ensure_future(self._publish_hints(uri, offer))
+
+    async def _publish_hints(self, uri: str, offer: Offer) -> None:
+        """Publish the offer's hints once the minimum pause has passed, if it is still offered."""
+        while (hold := self.pacer.hold_s(uri, time.monotonic())) > 0:
+            await asyncio.sleep(hold)
+        doc = self.docs.get(uri)
+        if doc is None or self.offers.get(uri) is not offer:
+            return
+        if self._send_hints(doc, offer):
+            self.shown(offer, "hint")
+
+    def _send_hints(self, doc: Document, offer: Offer) -> bool:
+        edits = offer.current_edits(doc.text)
+        if not edits:
+            return False
+        self.hinted.add(doc.uri)
+        self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
+            uri=doc.uri, version=doc.version,
+            diagnostics=hint_diagnostics(doc, edits, offer.request_id, ACTION_TITLE)))
+        return True
+
+    def _refresh_hints(self, uri: str) -> None:
+        """After a change: move the hints along with the offer, or clear them when it is gone."""
+        if uri not in self.hinted:
+            return
+        doc, offer = self.docs.get(uri), self.offers.get(uri)
+        if doc is None or offer is None or not self._send_hints(doc, offer):
+            self._clear_hints(uri)
+
+    def _clear_hints(self, uri: str) -> None:
+        task = self._hint_tasks.pop(uri, None)
+        if task is not None:
+            task.cancel()
+        if uri in self.hinted:
+            self.hinted.discard(uri)
+            try:
+                self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+            except Exception as exc:  # noqa: BLE001 - client gone
+                log.debug("clearing hints of %s: %s", uri, exc)
 
     # ------------------------------------------------------------------ settle
+
+    def _report_settled(self, result: Any) -> None:
+        for dropped in result.dropped:
+            self.tracked.pop(dropped.request_id, None)
+        for region in result.settled:
+            offer = self.tracked.pop(region.request_id, None)
+            if offer is not None and self.events is not None:
+                self.events.report("settled", offer, settled_text=region.text, quiet_s=round(region.quiet_s, 3))
 
     async def _settle_loop(self) -> None:
         while True:
@@ -503,13 +775,7 @@ class NexteditLanguageServer(LanguageServer):
                 due = self.tracker.next_poll(now)
                 wait = 1.0 if due is None else min(max(due - now, 0.02), 1.0)
                 await asyncio.sleep(wait)
-                result = self.tracker.poll_all(time.monotonic())
-                for dropped in result.dropped:
-                    self.tracked.pop(dropped.request_id, None)
-                for region in result.settled:
-                    offer = self.tracked.pop(region.request_id, None)
-                    if offer is not None and self.events is not None:
-                        self.events.report("settled", offer, settled_text=region.text, quiet_s=region.quiet_s)
+                self._report_settled(self.tracker.poll_all(time.monotonic()))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the poller must outlive any one bad region
@@ -524,6 +790,15 @@ def _guard(ls: NexteditLanguageServer, what: str, fn: Any, *args: Any) -> Any:
         log.exception("%s failed", what)
         ls.notify(logging.ERROR, f"{what} failed: {type(exc).__name__}: {exc}")
         return None
+
+
+async def _guard_async(ls: NexteditLanguageServer, what: str, coro: Any) -> Any:
+    try:
+        return await coro
+    except Exception as exc:
+        log.exception("%s failed", what)
+        ls.notify(logging.ERROR, f"{what} failed: {type(exc).__name__}: {exc}")
+        return False
 
 
 def build_server(settings: Settings) -> NexteditLanguageServer:
@@ -578,7 +853,7 @@ def build_server(settings: Settings) -> NexteditLanguageServer:
                 return empty
             if offer.shown == "inline_completion" and not offer.touched and \
                     doc.position_of(cursor)[0] != doc.position_of(offer.start)[0]:
-                ls._drop_offer("cursor_moved")
+                ls._drop_offer(doc.uri, "cursor_moved")
                 return empty
             item = ls.inline_item(offer, doc, cursor)
             if item is None:
@@ -593,7 +868,7 @@ def build_server(settings: Settings) -> NexteditLanguageServer:
     @server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
                     types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]))
     async def code_action(ls: NexteditLanguageServer,
-                          params: types.CodeActionParams) -> list[types.CodeAction] | None:
+                          params: types.CodeActionParams) -> list[types.CodeAction | types.Command] | None:
         doc = ls.docs.get(params.text_document.uri)
         if doc is None:
             return None
@@ -604,7 +879,7 @@ def build_server(settings: Settings) -> NexteditLanguageServer:
             if offer is None or action is None:
                 return None
             ls.shown(offer, "code_action")
-            return [action]
+            return [action, *ls.partial_commands(offer, doc)]
         except Exception as exc:
             log.exception("codeAction failed")
             ls.notify(logging.ERROR, f"codeAction failed: {type(exc).__name__}: {exc}")
@@ -614,6 +889,18 @@ def build_server(settings: Settings) -> NexteditLanguageServer:
     def accept(ls: NexteditLanguageServer, *args: Any) -> None:
         request_id = args[0] if args else None
         _guard(ls, ACCEPT_COMMAND, ls.accept_command, request_id)
+
+    @server.command(ACCEPT_WORD_COMMAND)
+    async def accept_word(ls: NexteditLanguageServer, *args: Any) -> bool:
+        return await _guard_async(ls, ACCEPT_WORD_COMMAND, ls.accept_part("word", args))
+
+    @server.command(ACCEPT_LINE_COMMAND)
+    async def accept_line(ls: NexteditLanguageServer, *args: Any) -> bool:
+        return await _guard_async(ls, ACCEPT_LINE_COMMAND, ls.accept_part("line", args))
+
+    @server.command(DISMISS_COMMAND)
+    def dismiss(ls: NexteditLanguageServer, *args: Any) -> None:
+        _guard(ls, DISMISS_COMMAND, ls.dismiss, args)
 
     return server
 

@@ -6,7 +6,7 @@ import getpass
 import hashlib
 import platform
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
@@ -53,6 +53,26 @@ class Settings(BaseModel):
     #: made (same budgets at serve time as at training time); default: the stages' defaults.
     context_config: str | None = None
     diagnostics_config: str | None = None
+    #: Files never sent anywhere (gitignore-style globs; None: privacy/exclude.py's default list),
+    #: and patterns added after the list (`!pattern` takes a file back).
+    exclude: list[str] | None = None
+    exclude_extra: list[str] = Field(default_factory=list)
+    #: Minimum pause in typing before a prediction is shown (requests may start earlier).
+    min_pause_ms: int = Field(default=0, ge=0)
+    #: Wait longer than debounce_ms when changes keep coming at a steady pace (an editor that batches
+    #: its didChange messages), up to max_debounce_ms: one request per pause, not one per batch.
+    coalesce: bool = True
+    max_debounce_ms: int = Field(default=600, ge=0)
+    #: After this many rejected predictions in a row, suggestions pause for backoff_s seconds (doubling
+    #: with each further rejection, at most backoff_max_s); 0 turns the back-off off.
+    backoff_after: int = Field(default=3, ge=0)
+    backoff_s: float = Field(default=5.0, ge=0)
+    backoff_max_s: float = Field(default=60.0, ge=0)
+    #: Show the offer as a hint diagnostic at its lines: "auto" (when it cannot be shown inline),
+    #: "always" or "off".
+    hints: Literal["auto", "always", "off"] = "auto"
+    #: Report each prediction's outcome through $/progress when the client supports it.
+    progress: bool = True
 
     def merged(self, options: Any) -> tuple[Settings, list[str]]:
         """These settings with a client's initializationOptions applied, and one message per bad key."""

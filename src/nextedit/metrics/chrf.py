@@ -6,7 +6,7 @@ import functools
 import re
 from collections import Counter
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, pairwise
 
 import numpy as np
 from rapidfuzz.distance import Indel
@@ -68,6 +68,15 @@ _ALL_WS = re.compile(r"\s+")
 
 #: Whitespace other than " " and "\\n" in ASCII text (what `\\s` and `str.isspace` match).
 _OTHER_ASCII_WS = ("\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
+#: Per ASCII byte: whether it is whitespace, and what `collapse` turns it into before merging
+#: runs (other blanks -> " ", "\\r" -> "\\n").
+_IS_WS = np.zeros(256, dtype=bool)
+_IS_WS[[ord(c) for c in (" ", "\n", *_OTHER_ASCII_WS)]] = True
+_WS_TO = np.arange(256, dtype=np.uint8)
+_WS_TO[[ord(c) for c in _OTHER_ASCII_WS]] = ord(" ")
+_WS_TO[ord("\r")] = ord("\n")
+#: From this many chars on, ASCII text is normalized as a byte array.
+_NUMPY_NORMALIZE_CHARS = 256
 
 
 @functools.lru_cache(maxsize=64)
@@ -76,8 +85,17 @@ def normalize_whitespace(text: str, ws: str) -> str:
     `remove`: drop all whitespace."""
     if ws not in ("collapse", "remove"):
         raise ValueError(f"unknown whitespace mode {ws!r} (expected 'collapse' or 'remove')")
+    if text.isascii() and len(text) >= _NUMPY_NORMALIZE_CHARS:
+        b = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+        if ws == "remove":
+            return b[~_IS_WS[b]].tobytes().decode("ascii")
+        b = _WS_TO[b]
+        keep = np.ones(b.size, dtype=bool)  # drop a blank or newline equal to the char before it
+        np.not_equal(b[1:], b[:-1], out=keep[1:])
+        keep[1:] |= ~_IS_WS[b[1:]]
+        return b[keep].tobytes().decode("ascii")
     if text.isascii() and not any(c in text for c in _OTHER_ASCII_WS):
-        # Only " " and "\n": plain replaces (C speed) instead of a regex over every char.
+        # Only " " and "\\n": plain replaces (C speed) instead of a regex over every char.
         if ws == "remove":
             return text.replace(" ", "").replace("\n", "")
         text = text.replace("    ", " ")
@@ -105,6 +123,12 @@ def changed_windows(original: str, other: str, context: int) -> tuple[str, str]:
     return (original[start:len(original) - s + context], other[start:len(other) - s + context])
 
 
+def _trim(x: str, y: str) -> tuple[int, int]:
+    """Common prefix and suffix lengths of `x` and `y` (never overlapping)."""
+    p = common_prefix(x, y)
+    return p, common_suffix(x, y, min(len(x), len(y)) - p)
+
+
 def _left_edge(text: str, pos: int, need: int) -> int:
     """A start <= pos with >= `need` non-space chars (a whitespace run counts as 0) before pos,
     never inside a whitespace run, so normalizing text[start:] equals normalizing its tail."""
@@ -130,14 +154,12 @@ def _right_edge(text: str, pos: int, need: int) -> int:
     return i
 
 
-def _normalized_windows(original: str, other: str, ws: str, context: int) -> tuple[str, str]:
-    """Whitespace-normalized changed windows of (original, other), cut from the raw texts at
-    whitespace-run boundaries with >= `context` non-space chars each side (same n-gram deltas as
-    normalizing the full texts first; only the windows are normalized)."""
+def _normalized_windows(original: str, other: str, p: int, s: int, ws: str, context: int) -> tuple[str, str]:
+    """Whitespace-normalized changed windows of (original, other) (common prefix `p`, suffix `s`),
+    cut from the raw texts at whitespace-run boundaries with >= `context` non-space chars each
+    side (same n-gram deltas as normalizing the full texts first; only the windows are normalized)."""
     if original == other:
         return "", ""
-    p = common_prefix(original, other)
-    s = common_suffix(original, other, min(len(original), len(other)) - p)
     start = _left_edge(original, p, context)
     end = _right_edge(original, len(original) - s, context)
     tail = len(original) - end
@@ -145,15 +167,13 @@ def _normalized_windows(original: str, other: str, ws: str, context: int) -> tup
             normalize_whitespace(other[start:len(other) - tail], ws))
 
 
-def _delta(before: str, after: str, n_max: int, *, trim: bool = True) -> list[dict[str, int]]:
+def _delta(before: str, after: str, n_max: int, p: int = 0, s: int = 0) -> list[dict[str, int]]:
     """Per order n = 1..n_max: count_after(g) - count_before(g) for every char n-gram g, zeros dropped.
 
-    N-grams lying wholly inside the shared prefix or the shared suffix cancel out, so only those
-    that end past the prefix and start before the suffix are counted (one pass for all orders;
-    the order of an n-gram is its length). `trim=False` counts every n-gram of both texts.
+    `p`, `s`: a common prefix and suffix length of the two texts. N-grams lying wholly inside the
+    shared prefix or the shared suffix cancel out, so only those that end past the prefix and start
+    before the suffix are counted (one pass for all orders; the order of an n-gram is its length).
     """
-    p = common_prefix(before, after) if trim else 0
-    s = common_suffix(before, after, min(len(before), len(after)) - p) if trim else 0
     lo = max(0, p - n_max + 1)
     la, lb = len(after), len(before)
     ca = Counter([after[i:j] for i in range(lo, la - s)
@@ -168,6 +188,11 @@ def _delta(before: str, after: str, n_max: int, *, trim: bool = True) -> list[di
     for g, c in cb.items():
         out[len(g) - 1][g] = -c
     return out
+
+
+def _trimmed_delta(before: str, after: str, n_max: int) -> list[dict[str, int]]:
+    """`_delta` of two texts, skipping their common prefix and suffix."""
+    return _delta(before, after, n_max, *_trim(before, after))
 
 
 def _compare(expected: dict[str, int], actual: dict[str, int]) -> tuple[int, int, int]:
@@ -186,28 +211,107 @@ def _compare(expected: dict[str, int], actual: dict[str, int]) -> tuple[int, int
     return tp, size_a - tp, size_e - tp
 
 
-#: Below this many chars in the four windows, counting substrings in Python is faster.
-_NUMPY_MIN_CHARS = 400
+#: Which deltas are counted: (x, y, cE, cA) adds the n-gram count changes of texts[x] -> texts[y]
+#: (texts = original, expected, actual) to channel E (original -> expected) with weight cE and to
+#: channel A (original -> actual) with weight cA. Any two of the three pairwise deltas give the
+#: third (original -> actual = original -> expected + expected -> actual), so the largest is skipped.
+_Plan = tuple[tuple[int, int, int, int], ...]
+_SKIP = {(1, 2): ((0, 1, 1, 0), (0, 2, 0, 1)), (0, 2): ((0, 1, 1, 1), (1, 2, 0, 1)),
+         (0, 1): ((0, 2, 1, 1), (1, 2, -1, 0))}
 
 
-def _codes(texts: tuple[str, ...], n_max: int) -> tuple[list[np.ndarray], int] | None:
-    """Each text as int64 digits >= 1 of `bits` bits (code points, or their ranks when large);
-    None when the texts hold too many distinct chars for exact int64 n-gram keys (n_max digits
-    of `bits` bits, the order above them in 3 bits)."""
-    max_bits = (63 - 3) // n_max
-    arrs = [np.frombuffer(t.encode("utf-32-le"), dtype=np.uint32).astype(np.int64) for t in texts]
-    top = max((int(a.max()) for a in arrs if a.size), default=0)
-    if (top + 1).bit_length() > max_bits:
-        alphabet, inverse = np.unique(np.concatenate(arrs), return_inverse=True)
-        top = len(alphabet) - 1
-        if (top + 1).bit_length() > max_bits:
+def _plan(texts: tuple[str, str, str]) -> _Plan:
+    """The deltas to count for whitespace-normalized (original, expected, actual)."""
+    o, e, a = texts
+    if e == a:
+        return ((0, 1, 1, 1),)
+    if o == a:
+        return ((0, 1, 1, 0),)
+    if o == e:
+        return ((0, 2, 0, 1),)
+    changed = {}
+    for x, y in _SKIP:
+        p, s = _trim(texts[x], texts[y])
+        changed[x, y] = len(texts[x]) + len(texts[y]) - 2 * (p + s)
+    return _SKIP[max(changed, key=changed.__getitem__)]
+
+
+def _sums_python(texts: tuple[str, str, str], plan: _Plan, n_max: int) -> list[tuple[int, int, int]]:
+    """Per order: sum over n-grams of |E|, |A| and |E - A| (channels of `plan`), counting substrings."""
+    deltas = [_trimmed_delta(texts[x], texts[y], n_max) for x, y, _, _ in plan]
+    out = []
+    for n in range(n_max):
+        (_, _, e1, a1), d1 = plan[0], deltas[0][n]
+        s1 = sum(map(abs, d1.values()))
+        se, sa, sd = abs(e1) * s1, abs(a1) * s1, abs(e1 - a1) * s1
+        if len(plan) == 2:
+            (_, _, e2, a2), d2 = plan[1], deltas[1][n]
+            s2 = sum(map(abs, d2.values()))
+            se, sa, sd = se + abs(e2) * s2, sa + abs(a2) * s2, sd + abs(e2 - a2) * s2
+            for g in d1.keys() & d2.keys():  # n-grams both deltas change: their weights add up
+                u, w = d1[g], d2[g]
+                se += abs(e1 * u + e2 * w) - abs(e1 * u) - abs(e2 * w)
+                sa += abs(a1 * u + a2 * w) - abs(a1 * u) - abs(a2 * w)
+                sd += abs((e1 - a1) * u + (e2 - a2) * w) - abs((e1 - a1) * u) - abs((e2 - a2) * w)
+        out.append((se, sa, sd))
+    return out
+
+
+#: Bits below the n-gram digits of a sorted key: the weight code of the position (9 values).
+_CODE_BITS = 4
+#: Translate table: byte b -> b + 1 (ASCII digits 1..128; 0 is the end-of-text digit).
+_PLUS1 = bytes(range(1, 256)) + b"\0"
+#: From this many chars in the changed windows of a delta on, a line diff narrows what is counted.
+_SPAN_MIN_CHARS = 4096
+#: Blocks of a line diff longer than this on average are not narrowed to their changed chars.
+_NARROW_MAX_CHARS = 96
+#: Up to this many changed blocks, a line diff's blocks are narrowed and merged in Python.
+_FEW_BLOCKS = 8
+
+
+def _encode(texts: dict[int, str], n_max: int) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray], int] | None:
+    """Per text i its chars as digits >= 1 and, per position, the next n_max digits packed `bits`
+    bits each (first most significant; past the end of the text the digit 0, which no char uses);
+    None when there are too many distinct chars for int64 keys."""
+    digits: dict[int, np.ndarray] = {}
+    wide: dict[int, np.ndarray] = {}
+    if n_max * 8 + _CODE_BITS < 64 and all(t.isascii() for t in texts.values()):
+        # One byte per char: read n_max bytes at every offset as one big-endian integer (all
+        # texts in one buffer, each followed by 8 end-of-text bytes).
+        buf = b"".join(t.encode("ascii").translate(_PLUS1) + bytes(8) for t in texts.values())
+        every = np.frombuffer(buf, np.uint8)
+        view = np.ndarray((len(buf) - 7,), ">u8", buf, strides=(1,))
+        packed = (view >> (8 * (8 - n_max))).astype(np.int64)
+        start = 0
+        for i, t in texts.items():
+            digits[i], wide[i] = every[start:start + len(t)], packed[start:start + len(t)]
+            start += len(t) + 8
+        return digits, wide, 8
+    bits = (63 - _CODE_BITS) // n_max
+    limit = 1 << bits
+    arrs = {i: np.frombuffer(t.encode("utf-32-le"), np.uint32).astype(np.int64) for i, t in texts.items()}
+    if max((int(a.max()) for a in arrs.values() if a.size), default=0) + 1 < limit:
+        digits = {i: a + 1 for i, a in arrs.items()}
+    else:
+        alphabet, inverse = np.unique(np.concatenate(list(arrs.values())), return_inverse=True)
+        if len(alphabet) + 1 >= limit:
             return None
-        arrs = np.split(inverse.astype(np.int64), list(accumulate(len(a) for a in arrs))[:-1])
-    return [a + 1 for a in arrs], (top + 1).bit_length()
+        parts = np.split(inverse.astype(np.int64) + 1, np.cumsum([len(a) for a in arrs.values()])[:-1].tolist())
+        digits = dict(zip(arrs, parts))
+    for i, d in digits.items():
+        padded = np.concatenate([d, np.zeros(n_max - 1, dtype=np.int64)])
+        k = d.copy()
+        for j in range(1, n_max):
+            k <<= bits
+            k |= padded[j:j + d.size]
+        wide[i] = k
+    return digits, wide, bits
 
 
 def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Concatenation of arange(s, e) for each pair (no Python loop)."""
+    if starts.size == 1:
+        return np.arange(starts[0], ends[0])
     lens = ends - starts
     offsets = np.repeat(starts - (np.cumsum(lens) - lens), lens)
     return np.arange(int(lens.sum())) + offsets
@@ -230,120 +334,247 @@ def _first_mismatch(a: np.ndarray, ia: np.ndarray, b: np.ndarray, ib: np.ndarray
     return out
 
 
-def _hunk_digits(before: str, after: str, cb: np.ndarray, ca: np.ndarray,
-                 context: int) -> tuple[np.ndarray, np.ndarray]:
-    """The digits of each changed span of `before -> after` plus `context` chars each side,
-    concatenated per text.
+def _spans(x: str, y: str, dx: np.ndarray, dy: np.ndarray,
+           context: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Start offsets [lo, hi) in `x` and in `y` of every n-gram of order <= context + 1 that
+    touches a change of x -> y (None when x == y).
 
-    Spans come from a line diff, each changed block narrowed to its own common prefix/suffix;
-    blocks closer than `context` chars are merged. N-grams of order <= context + 1 touching a
-    span lie in its window and touch no other span; every other n-gram of the concatenations
-    (inside a shared context, or across two windows' full shared contexts) occurs in both. So
-    the n-gram count differences of the concatenations equal those of the full texts.
+    Changes come from a line diff, each changed block narrowed to its own common prefix/suffix
+    (when blocks are short); blocks closer than `context` chars are merged. An n-gram starting
+    outside these ranges, or starting in the `context` chars before a change without reaching it,
+    lies in text both sides share at the same place, so it is counted in both texts or in neither.
     """
-    lb, la = before.splitlines(keepends=True), after.splitlines(keepends=True)
-    ops = [op[1:] for op in Indel.opcodes(lb, la).as_list() if op[0] != "equal"]
+    lx, ly = x.splitlines(keepends=True), y.splitlines(keepends=True)
+    ops = [op[1:] for op in Indel.opcodes(lx, ly).as_list() if op[0] != "equal"]
     if not ops:
-        return cb[:0], ca[:0]
-    bo = np.cumsum(np.fromiter(map(len, lb), dtype=np.int64, count=len(lb)))
-    ao = np.cumsum(np.fromiter(map(len, la), dtype=np.int64, count=len(la)))
-    bo, ao = np.concatenate(([0], bo)), np.concatenate(([0], ao))
+        return None
+    if len(ops) <= _FEW_BLOCKS:  # a few blocks: narrow and merge them in Python
+        xo, yo = [0, *accumulate(map(len, lx))], [0, *accumulate(map(len, ly))]
+        spans: list[list[int]] = []
+        for i1, i2, j1, j2 in ops:
+            x0, x1, y0, y1 = xo[i1], xo[i2], yo[j1], yo[j2]
+            bx, by = x[x0:x1], y[y0:y1]
+            p = common_prefix(bx, by)
+            s = common_suffix(bx, by, min(len(bx), len(by)) - p)
+            x0, y0, x1, y1 = x0 + p, y0 + p, x1 - s, y1 - s
+            if spans and x0 - spans[-1][1] < context:
+                spans[-1][1], spans[-1][3] = x1, y1
+            else:
+                spans.append([x0, x1, y0, y1])
+        x0, x1, y0, y1 = np.array(spans, dtype=np.int64).T
+        return np.maximum(x0 - context, 0), x1, np.maximum(y0 - context, 0), y1
+    xo = np.concatenate(([0], np.cumsum(np.fromiter(map(len, lx), dtype=np.int64, count=len(lx)))))
+    yo = np.concatenate(([0], np.cumsum(np.fromiter(map(len, ly), dtype=np.int64, count=len(ly)))))
     i1, i2, j1, j2 = np.array(ops, dtype=np.int64).T
-    b0, b1, a0, a1 = bo[i1], bo[i2], ao[j1], ao[j2]
-    m = np.minimum(b1 - b0, a1 - a0)
-    p = _first_mismatch(cb, b0, ca, a0, m, 1)
-    s = _first_mismatch(cb, b1 - 1, ca, a1 - 1, m - p, -1)
-    b0, a0, b1, a1 = b0 + p, a0 + p, b1 - s, a1 - s
-    first = np.flatnonzero(np.concatenate(([True], b0[1:] - b1[:-1] >= context)))
-    last = np.concatenate((first[1:] - 1, [b0.size - 1]))
-    b0, a0, b1, a1 = b0[first], a0[first], b1[last], a1[last]
-    ib = _ranges(np.maximum(b0 - context, 0), np.minimum(b1 + context, cb.size))
-    ia = _ranges(np.maximum(a0 - context, 0), np.minimum(a1 + context, ca.size))
-    return cb[ib], ca[ia]
+    x0, x1, y0, y1 = xo[i1], xo[i2], yo[j1], yo[j2]
+    if int(x1[-1] - x0[0]) <= _NARROW_MAX_CHARS * len(ops):
+        m = np.minimum(x1 - x0, y1 - y0)
+        p = _first_mismatch(dx, x0, dy, y0, m, 1)
+        s = _first_mismatch(dx, x1 - 1, dy, y1 - 1, m - p, -1)
+        x0, y0, x1, y1 = x0 + p, y0 + p, x1 - s, y1 - s
+    first = np.flatnonzero(np.concatenate(([True], x0[1:] - x1[:-1] >= context)))
+    last = np.concatenate((first[1:] - 1, [x0.size - 1]))
+    x0, y0, x1, y1 = x0[first], y0[first], x1[last], y1[last]
+    return np.maximum(x0 - context, 0), x1, np.maximum(y0 - context, 0), y1
 
 
-def _np_delta(before: np.ndarray, after: np.ndarray, bits: int, n_max: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted keys of the n-grams (orders 1..n_max) whose count differs, and count_after - count_before.
+def _position_keys(texts: tuple[str, str, str], plan: _Plan, n_max: int) -> tuple[np.ndarray, int] | None:
+    """The keys of every position counted by the plan's deltas, and the digit bits; None when the
+    texts have too many distinct chars.
 
-    One sort: each position gets a fixed-width key of its next n_max digits (0 past the end);
-    sorted, these keys are also sorted by every prefix, so the n-grams of order n are runs of
-    keys sharing their first n digits, and a key starts a run of order n exactly when it shares
-    fewer than n leading digits with the key before it. An n-gram of order n is reported as its
-    digits plus n in the bits above all digits (order = key >> bits * n_max).
+    Delta k of the plan, x -> y, counts the n-grams starting in the changed windows of x and of y
+    (past the common prefix less n_max - 1 chars, before the common suffix): with weight -1 in x
+    and +1 in y, coded 3 (w1 + 1) + (w2 + 1) for weights w1, w2 of deltas 1 and 2. Windows over
+    `_SPAN_MIN_CHARS` are narrowed to the changed spans of a line diff. N-grams starting
+    elsewhere are the same in both texts and cancel out.
     """
-    tagged = np.concatenate([_wide_keys(after, bits, n_max) << 1,
-                             (_wide_keys(before, bits, n_max) << 1) | 1])
-    size = tagged.size
-    if not size:
-        return tagged, tagged
-    tagged.sort()
-    wide = tagged >> 1
-    running = np.zeros(size + 1, dtype=np.int64)
-    np.cumsum(1 - 2 * (tagged & 1), out=running[1:])  # +1 per `after` key, -1 per `before` key
-    shared = np.zeros(size, dtype=np.int64)  # leading digits shared with the previous key
-    change = wide[1:] ^ wide[:-1]
-    for n in range(1, n_max + 1):
-        shared[1:] += change < (1 << bits * (n_max - n))
-    runs = n_max - shared  # this key starts a run of every order shared+1..n_max
-    pos = np.repeat(np.arange(size), runs)
-    order = (np.arange(pos.size) - np.repeat(np.cumsum(runs) - runs, runs)) + np.repeat(shared + 1, runs)
-    by_order = np.argsort(order.astype(np.int8), kind="stable")
-    pos, order = pos[by_order], order[by_order]
-    ends = np.append(pos[1:], size)
-    ends[:-1][order[1:] != order[:-1]] = size  # the last run of each order ends at the end
-    diff = running[ends] - running[pos]
-    keys = (wide[pos] >> bits * (n_max - order)) | (order << bits * n_max)
-    keep = (diff != 0) & ((keys & ((1 << bits) - 1)) != 0)  # a prefix ending in padding is no n-gram
-    return keys[keep], diff[keep]
-
-
-def _wide_keys(digits: np.ndarray, bits: int, n_max: int) -> np.ndarray:
-    """Per position, its next n_max digits packed `bits` bits each, first most significant (0 past the end)."""
-    padded = np.concatenate([digits, np.zeros(n_max - 1, dtype=np.int64)])
-    k = digits.copy()
-    for j in range(1, n_max):
-        k <<= bits
-        k |= padded[j:j + digits.size]
-    return k
-
-
-def _order_sums(keys: np.ndarray, values: np.ndarray, bits: int, n_max: int) -> list[int]:
-    """Per order 1..n_max, the sum of `values` over sorted `keys` of that order."""
-    bounds = np.searchsorted(keys, np.arange(1, n_max + 2, dtype=np.int64) << bits * n_max)
-    running = np.zeros(values.size + 1, dtype=np.int64)
-    np.cumsum(values, out=running[1:])
-    return (running[bounds[1:]] - running[bounds[:-1]]).tolist()
-
-
-def _np_compare(de: tuple[np.ndarray, np.ndarray], da: tuple[np.ndarray, np.ndarray],
-                bits: int, n_max: int) -> list[tuple[int, int, int]]:
-    """`_compare` of every order at once on (keys, deltas) from `_np_delta`."""
-    (ke, ve), (ka, va) = de, da
-    size_e = _order_sums(ke, np.abs(ve), bits, n_max)
-    size_a = _order_sums(ka, np.abs(va), bits, n_max)
-    both = np.concatenate([ke, ka])
-    order = np.argsort(both, kind="stable")  # merges two sorted runs; `ke`'s copy of a key first
-    merged = both[order]
-    pair = np.flatnonzero(merged[1:] == merged[:-1])
-    e, a = ve[order[pair]], va[order[pair + 1] - ke.size]
-    hit = np.where((e > 0) == (a > 0), np.minimum(np.abs(e), np.abs(a)), 0)
-    tp = _order_sums(merged[pair], hit, bits, n_max)
-    return [(t, sa - t, se - t) for t, sa, se in zip(tp, size_a, size_e)]
-
-
-def _counts_numpy(oe: str, ee: str, oa: str, aa: str, n_max: int) -> list[tuple[int, int, int]] | None:
-    """Per-order TP/FP/FN of the deltas `oe -> ee` and `oa -> aa`, counted with int64 keys over
-    the changed spans only; None when the texts have too many distinct chars."""
-    same_original = oe == oa
-    coded = _codes((oe, ee, aa) if same_original else (oe, ee, oa, aa), n_max)
+    coded = _encode({i: texts[i] for x, y, _, _ in plan for i in (x, y)}, n_max)
     if coded is None:
         return None
-    digits, bits = coded
-    co_e, ce, ca = digits[0], digits[1], digits[-1]
-    co_a = co_e if same_original else digits[2]
-    de = _np_delta(*_hunk_digits(oe, ee, co_e, ce, n_max - 1), bits, n_max)
-    da = _np_delta(*_hunk_digits(oa, aa, co_a, ca, n_max - 1), bits, n_max)
-    return _np_compare(de, da, bits, n_max)
+    digits, wide, bits = coded
+    parts: list[np.ndarray] = []  # n-gram digits of runs of positions
+    codes: list[int] = []  # and the weight code of each run
+    windows: dict[int, list[tuple[int, int, int]]] = {}  # per text: [lo, hi) and weight code offset
+    for (x, y, _, _), c in zip(plan, (3, 1)):
+        tx, ty = texts[x], texts[y]
+        p, s = _trim(tx, ty)
+        lo, hx, hy = max(0, p - n_max + 1), len(tx) - s, len(ty) - s
+        if hx + hy - 2 * lo < _SPAN_MIN_CHARS:
+            windows.setdefault(x, []).append((lo, hx, -c))
+            windows.setdefault(y, []).append((lo, hy, c))
+            continue
+        spans = _spans(tx, ty, digits[x], digits[y], n_max - 1)
+        if spans is not None:
+            x0, x1, y0, y1 = spans
+            parts += [wide[x][_ranges(x0, x1)], wide[y][_ranges(y0, y1)]]
+            codes += [4 - c, 4 + c]
+    for t, ws in windows.items():
+        # Cut the text's windows into runs of one code (a text in both deltas: both offsets add up).
+        cuts = sorted({v for a, b, _ in ws for v in (a, b)})
+        for a, b in pairwise(cuts):
+            parts.append(wide[t][a:b])
+            codes.append(4 + sum(c for lo, hi, c in ws if lo <= a and b <= hi))
+    if not parts:
+        return np.zeros(0, dtype=np.int64), bits
+    keys = np.concatenate(parts)
+    keys <<= _CODE_BITS
+    keys |= np.repeat(np.array(codes, dtype=np.int64), [part.size for part in parts])
+    return keys, bits
+
+
+def _sums_numpy(texts: tuple[str, str, str], plan: _Plan, n_max: int) -> list[tuple[int, int, int]] | None:
+    """`_sums_python` with int64 n-gram keys sorted once for all orders; None when the texts have
+    too many distinct chars.
+
+    Sorted, equal keys are adjacent: positions with the same next n_max chars are merged first (their
+    weights add up; most of an unchanged neighbourhood cancels to 0 and is dropped). The merged keys
+    are unique, and those sharing their first n digits (one n-gram of order n) are adjacent, so the
+    weight of each delta in each n-gram is a difference of running sums at the places where the
+    number of leading digits shared with the previous key drops below n (all orders at once: one
+    row per order); channels E, A and D = E - A are the plan's combinations of the deltas. A key
+    ending in end-of-text digits (r < n_max chars left) is an n-gram of order n <= r only; above
+    that it is a group alone, taken back out.
+    """
+    found = _position_keys(texts, plan, n_max)
+    if found is None:
+        return None
+    keys, bits = found
+    if not keys.size:
+        return [(0, 0, 0)] * n_max
+    keys.sort()
+    full = keys >> _CODE_BITS
+    code = keys & ((1 << _CODE_BITS) - 1)
+    starts = np.flatnonzero(full[1:] != full[:-1])
+    starts = np.concatenate(([0], starts + 1))
+    # Both deltas' weights in one int64 (w1 * 2^31 + w2): one reduceat.
+    packed = np.add.reduceat(_PACKED_WEIGHTS[code], starts)
+    live = np.flatnonzero(packed)
+    size = live.size
+    if not size:
+        return [(0, 0, 0)] * n_max
+    full, packed = full[starts[live]], packed[live]
+    w2 = ((packed + _HALF) & (2 * _HALF - 1)) - _HALF
+    grouped = ((packed - w2) >> 31)[None, :] if len(plan) == 1 else np.stack(((packed - w2) >> 31, w2))
+    cum = np.zeros((len(plan), size + 1), dtype=np.int64)
+    np.cumsum(grouped, axis=1, out=cum[:, 1:])
+    # Row n - 1 of `bound` marks where an n-gram of order n starts (key i shares fewer than n
+    # leading digits with key i - 1) and, last, the end; `flat` lists them as n_row * width + i.
+    width = size + 1
+    bound = np.ones((n_max, width), dtype=bool)
+    limits = np.array([1 << bits * (n_max - n) for n in range(1, n_max + 1)], dtype=np.int64)
+    np.greater_equal(full[1:] ^ full[:-1], limits[:, None], out=bound[:, 1:size])
+    flat = np.flatnonzero(bound)
+    rows = np.searchsorted(flat, np.arange(n_max) * width)
+    index = flat % width  # the key index of each bound
+    nonzero = [np.count_nonzero(g) for g in grouped]
+    if len(plan) == 1 or 4 * min(nonzero) >= size:
+        # Running sums are linear: combine the deltas' running sums into the channels' first.
+        sums = _abs_sums(_group_sums(_channels(plan, cum), index), rows)
+    else:
+        # One delta (z) touches few keys: channels are multiples of the other delta's weight (b)
+        # except in the n-grams holding a key of z, which are corrected one by one.
+        z = 0 if nonzero[0] <= nonzero[1] else 1
+        b = 1 - z
+        base = _abs_sums(_group_sums(cum[b:b + 1], index), rows)[0]
+        held = (np.arange(n_max)[:, None] * width + np.flatnonzero(grouped[z])).ravel()
+        k = np.searchsorted(flat, held, side="right") - 1
+        k = k[np.concatenate(([True], k[1:] != k[:-1]))]
+        lo, hi = index[k], index[k + 1]
+        w = cum[:, hi] - cum[:, lo]
+        only_b = w.copy()
+        only_b[z] = 0
+        row = flat[k] // width
+        coef = np.abs(_channels(plan, np.eye(2, dtype=np.int64)))[:, b:b + 1]
+        fix = np.abs(_channels(plan, w)) - np.abs(_channels(plan, only_b))
+        sums = coef * base + np.stack([np.bincount(row, f, n_max) for f in fix]).astype(np.int64)
+    digit = (1 << bits) - 1
+    ends = np.flatnonzero((full & digit) == 0)  # keys with end-of-text digits
+    if ends.size:
+        tail = full[ends]
+        # r = chars before the end-of-text digits; the key is a group alone at orders r + 1 .. n_max.
+        r = n_max - sum((tail & ((1 << bits * t) - 1)) == 0 for t in range(1, n_max))
+        alone = (r[None, :] <= np.arange(n_max)[:, None]).astype(np.int64)
+        sums -= np.abs(_channels(plan, grouped[:, ends])) @ alone.T
+    out = _expand(plan, sums).T.tolist()
+    return [tuple(row) for row in out]
+
+
+def _group_sums(cum: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Per bound (key `index`, the bounds of all orders one after the other), the difference of
+    running sums `cum` (rows) from the previous bound: the group sums of each order, and between
+    orders a step of -cum[:, -1]."""
+    v = cum[:, index]
+    return v[:, 1:] - v[:, :-1]
+
+
+def _abs_sums(per: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per row of `per` (from `_group_sums`) and order, the sum of |group sum| (row steps taken out)."""
+    sums = np.add.reduceat(np.abs(per), rows, axis=1)
+    sums[:, :-1] -= np.abs(per[:, rows[1:] - 1])
+    return sums
+
+
+#: Per weight code 3 (w1 + 1) + (w2 + 1): the weights of deltas 1 and 2 of a plan, packed as
+#: w1 * 2^31 + w2 (sums unpack exactly while |w2 sum| < _HALF = 2^30, i.e. any text that fits).
+_HALF = 1 << 30
+_PACKED_WEIGHTS = np.array([(c // 3 - 1) * (2 * _HALF) + (c % 3 - 1) for c in range(9)], dtype=np.int64)
+
+
+def _channels(plan: _Plan, w: np.ndarray) -> np.ndarray:
+    """Rows E, A, D = E - A (up to sign) from the rows of delta weights `w` of a two-delta plan;
+    a one-delta plan keeps its one row (each channel is a fixed multiple of it: `_expand`)."""
+    if len(plan) == 1:
+        return w
+    (_, _, e1, a1), (_, _, e2, a2) = plan
+    out = np.empty((3, w.shape[1]), dtype=w.dtype)
+    for row, (c1, c2) in enumerate(((e1, e2), (a1, a2), (e1 - a1, e2 - a2))):
+        if not c2:
+            out[row] = w[0]
+        elif not c1:
+            out[row] = w[1]
+        elif c1 == c2:
+            np.add(w[0], w[1], out=out[row])
+        else:
+            np.subtract(w[0], w[1], out=out[row])
+    return out
+
+
+def _expand(plan: _Plan, sums: np.ndarray) -> np.ndarray:
+    """Sums of |E|, |A|, |D| (rows) from those of `_channels`."""
+    if len(plan) > 1:
+        return sums
+    _, _, ce, ca = plan[0]
+    return np.array([[abs(ce)], [abs(ca)], [abs(ce - ca)]], dtype=np.int64) * sums
+
+
+#: Below this many changed chars (original vs expected plus original vs actual), the windows are
+#: compared as strings in Python; above it the whole texts are normalized and counted with numpy.
+_NUMPY_MIN_CHARS = 300
+
+
+def _counts(original: str, expected: str, actual: str, v: ChrFVariant) -> list[tuple[int, int, int]]:
+    """Per order TP/FP/FN of the deltas original -> expected and original -> actual."""
+    pe, se = _trim(original, expected)
+    pa, sa = _trim(original, actual)
+    changed = 2 * len(original) + len(expected) + len(actual) - 2 * (pe + se + pa + sa)
+    if changed < _NUMPY_MIN_CHARS:
+        oe, ee = _normalized_windows(original, expected, pe, se, v.ws, v.n - 1)
+        if expected == actual:
+            de = _trimmed_delta(oe, ee, v.n)
+            return [(sum(map(abs, d.values())), 0, 0) for d in de]
+        oa, aa = _normalized_windows(original, actual, pa, sa, v.ws, v.n - 1)
+        return list(map(_compare, _trimmed_delta(oe, ee, v.n), _trimmed_delta(oa, aa, v.n)))
+    texts = (normalize_whitespace(original, v.ws), normalize_whitespace(expected, v.ws),
+             normalize_whitespace(actual, v.ws))
+    plan = _plan(texts)
+    sums = _sums_numpy(texts, plan, v.n)
+    if sums is None:
+        sums = _sums_python(texts, plan, v.n)
+    out = []
+    for s_e, s_a, s_d in sums:  # per n-gram: TP = min(|E|, |A|) if E, A share a sign = (|E| + |A| - |E - A|) / 2
+        tp = (s_e + s_a - s_d) // 2
+        out.append((tp, s_a - tp, s_e - tp))
+    return out
 
 
 def delta_chrf(original: str, expected: str, actual: str, *, variant: str = "v3",
@@ -362,19 +593,10 @@ def delta_chrf(original: str, expected: str, actual: str, *, variant: str = "v3"
     if original == expected == actual:
         return DeltaChrF(100.0, 1.0, 1.0, 0, 0, 0, v.beta, v.signature)
     if windowed:
-        oe, ee = _normalized_windows(original, expected, v.ws, v.n - 1)
-        oa, aa = _normalized_windows(original, actual, v.ws, v.n - 1)
+        counts = _counts(original, expected, actual, v)
     else:
-        oe, oa = (normalize_whitespace(original, v.ws),) * 2
-        ee, aa = normalize_whitespace(expected, v.ws), normalize_whitespace(actual, v.ws)
-    counts = None
-    if windowed and len(oe) + len(ee) + len(oa) + len(aa) >= _NUMPY_MIN_CHARS:
-        counts = _counts_numpy(oe, ee, oa, aa, v.n)
-    if counts is None:
-        empty: list[dict[str, int]] = [{}] * v.n
-        de = _delta(oe, ee, v.n, trim=windowed) if oe != ee else empty
-        da = _delta(oa, aa, v.n, trim=windowed) if oa != aa else empty
-        counts = list(map(_compare, de, da))
+        o, e, a = (normalize_whitespace(t, v.ws) for t in (original, expected, actual))
+        counts = list(map(_compare, _delta(o, e, v.n), _delta(o, a, v.n)))
     p_sum = r_sum = 0.0
     tp_sum = fp_sum = fn_sum = 0
     for tp, fp, fn in counts:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import compress
+from operator import or_
 
 from rapidfuzz.distance import Indel
 
@@ -70,26 +72,23 @@ def kept_rate(base: str, candidate: str, reference: str, *, windowed: bool = Tru
     head = _nbytes(base[:prefix]) + _nbytes(base[len(base) - suffix:])
     b, c, r = (t[prefix:len(t) - suffix] for t in (base, candidate, reference))
     bu, cu, ru = units(b), units(c), units(r)
+    ascii_only = b.isascii() and c.isascii() and r.isascii()
+    size = len if ascii_only else _nbytes  # UTF-8 bytes of a unit
     cand_new, cand_kept_base = _split(bu, cu)
     ref_new, ref_kept_base = _split(bu, ru)
     kept = 0
     if cand_new and ref_new:
         for op in Indel.opcodes(cand_new, ref_new):
             if op.tag == "equal":
-                kept += sum(_nbytes(u) for u in cand_new[op.src_start:op.src_end])
-    cand_new_b = sum(_nbytes(u) for u in cand_new)
-    ref_new_b = sum(_nbytes(u) for u in ref_new)
-    cand_del = ref_del = both_del = context = 0
-    for u, ck, rk in zip(bu, cand_kept_base, ref_kept_base):
-        nb = _nbytes(u)
-        if ck:
-            context += nb
-        else:
-            cand_del += nb
-            if not rk:
-                both_del += nb
-        if not rk:
-            ref_del += nb
+                kept += sum(map(size, cand_new[op.src_start:op.src_end]))
+    cand_new_b = sum(map(size, cand_new))
+    ref_new_b = sum(map(size, ref_new))
+    base_b = list(map(size, bu))
+    total = sum(base_b)
+    context = sum(compress(base_b, cand_kept_base))
+    cand_del = total - context
+    ref_del = total - sum(compress(base_b, ref_kept_base))
+    both_del = total - sum(compress(base_b, map(or_, cand_kept_base, ref_kept_base)))
     good = kept + both_del
     cand_total, ref_total = cand_new_b + cand_del, ref_new_b + ref_del
     kr = good / cand_total if cand_total else (1.0 if ref_total == 0 else 0.0)

@@ -13,6 +13,7 @@ from nextedit import patch as P
 from nextedit.metrics.edits import (
     REFINE_MAX_BYTES,
     REFINE_MAX_LINES,
+    Edit,
     granular_edits,
     split_lines,
 )
@@ -39,6 +40,12 @@ class Reversal:
     signature: str = reversal_signature(1)
 
 
+@functools.lru_cache(maxsize=256)
+def _edits(old: str, new: str) -> tuple[Edit, ...]:
+    """`granular_edits`, kept for the next call (last-event and all-events reversal share them)."""
+    return tuple(granular_edits(old, new))
+
+
 def reversal_overlap(original: str, current: str, predicted: str, *,
                      signature: str | None = None) -> Reversal:
     """Compare the user's edits `original -> current` with the prediction's `current -> predicted`.
@@ -49,11 +56,11 @@ def reversal_overlap(original: str, current: str, predicted: str, *,
     + restored) / total, 0 when total is 0.
     """
     sig = signature or reversal_signature(1)
-    pred = granular_edits(current, predicted)
+    pred = _edits(current, predicted)
     total = sum(len(e.old_text) + len(e.new_text) for e in pred)
     if not total or original == current:
         return Reversal(0, 0, total, 0.0, sig)
-    hist = granular_edits(original, current)
+    hist = _edits(original, current)
     inserted = [(h.new_start, h.new_end) for h in hist if h.new_end > h.new_start]
     deleted = [(h.new_start, h.old_text) for h in hist if h.old_text]
     reversed_additions = restored = 0

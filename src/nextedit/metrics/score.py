@@ -69,9 +69,18 @@ def signatures(variant: str = "v3") -> dict[str, str]:
     }
 
 
+_language = functools.lru_cache(maxsize=256)(language_name)
+
+
+@functools.lru_cache(maxsize=2048)
+def _parse(patch: str) -> list[P.FilePatch]:
+    """`patch.parse`, kept for the next use (applying, then the structure metrics); read-only."""
+    return P.parse(patch)
+
+
 @functools.lru_cache(maxsize=2048)
 def _apply(patch: str, text: str, start_line: int) -> str:
-    return P.apply(patch, text, start_line=start_line)
+    return P.apply_parsed(_parse(patch), text, start_line=start_line)
 
 
 @functools.lru_cache(maxsize=256)
@@ -127,7 +136,7 @@ def score_prediction(example: Example, index: int, *, variant: str = "v3") -> Sc
         except P.PatchError:
             patch_applies = False
     actual_patch = pred.patch if patch_applies else None
-    parsed = P.parse(actual_patch) if actual_patch else None
+    parsed = _parse(actual_patch) if actual_patch else None
 
     chrfs = [delta_chrf(original, text, actual, variant=variant) for _, text in refs]
     lines = [exact_lines(patch, actual_patch) for patch, _ in refs]
@@ -148,7 +157,7 @@ def score_prediction(example: Example, index: int, *, variant: str = "v3") -> Sc
     exp_cursor = example.expected_cursors[best] if example.expected and example.expected_cursors else None
     cur = cursor_distance(exp_cursor, pred.cursor)
     syn_before, (syn_after, syn_expected) = syntax_errors_around(
-        original, [actual, expected], language_name(snap.path))
+        original, [actual, expected], _language(snap.path))
     editable = snap.editable or (0, len(original))
 
     values: dict[str, Any] = {

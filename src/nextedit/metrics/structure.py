@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rapidfuzz.distance import Indel
+from rapidfuzz.distance import LCSseq
 
 from nextedit import patch as P
 from nextedit.metrics.tokenize import tokenize
@@ -127,11 +127,8 @@ def token_changes(patch: PatchLike | None) -> TokenChanges:
                     new.append(line[1:].rstrip("\n"))
                 elif tag != "\\" and (old or new):
                     a, b = tokenize("\n".join(old)), tokenize("\n".join(new))
-                    for op in Indel.opcodes(a, b):
-                        if op.tag == "delete":
-                            deleted += op.src_end - op.src_start
-                        elif op.tag == "insert":
-                            inserted += op.dest_end - op.dest_start
+                    kept = int(LCSseq.similarity(a, b))  # an LCS alignment deletes and inserts the rest
+                    deleted, inserted = deleted + len(a) - kept, inserted + len(b) - kept
                     old, new = [], []
     return TokenChanges(inserted, deleted)
 

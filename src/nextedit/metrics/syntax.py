@@ -73,6 +73,8 @@ def syntax_errors(text: str, language: str, *, base: str | None = None) -> int |
     reparsed incrementally from its tree (same count, faster). An excerpt cut mid-construct has
     errors of its own, so compare counts before and after an edit rather than reading one alone.
     """
+    if base == text:
+        return syntax_errors(text, language)
     tree = _tree(text, language, base)
     return None if tree is None else _count(tree.root_node)
 

@@ -3,11 +3,16 @@ lists), line-safe trims."""
 
 from __future__ import annotations
 
+from rapidfuzz.distance import Postfix, Prefix
+
 __all__ = ["common_prefix", "common_suffix", "line_safe_trim"]
 
 
 def common_prefix(a: str, b: str) -> int:
-    """Length of the longest common prefix (binary search over C-level slice compares)."""
+    """Length of the longest common prefix (strings: rapidfuzz; lists: binary search over C-level
+    slice compares)."""
+    if isinstance(a, str) and isinstance(b, str):
+        return int(Prefix.similarity(a, b))
     lo, hi = 0, min(len(a), len(b))
     if a[:hi] == b[:hi]:
         return hi
@@ -24,6 +29,8 @@ def common_suffix(a: str, b: str, limit: int | None = None) -> int:
     """Length of the longest common suffix, at most `limit` (default: the shorter length)."""
     la, lb = len(a), len(b)
     hi = min(la, lb) if limit is None else min(limit, la, lb)
+    if isinstance(a, str) and isinstance(b, str):
+        return min(int(Postfix.similarity(a, b)), max(hi, 0))
     lo = 0
     if hi == 0 or a[la - hi:] == b[lb - hi:]:
         return hi

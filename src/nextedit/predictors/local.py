@@ -12,8 +12,10 @@ unchanged region (a log-likelihood ratio); `abstain_below` withholds answers und
 validation data (`nextedit calibrate`), `max_reversal` withholds answers that undo the user's last edit.
 
 Candidates: a cheap heuristic's answer (`candidates = "propagate"`, the default) is scored by the model next
-to its own; the likelier one is offered, so the model decides when the heuristic is right (one extra forward
-pass, only where the heuristic proposes an edit inside the editable region).
+to its own (one extra forward pass, only where the heuristic proposes an edit inside the editable region).
+The candidate is offered unless the model's own answer is more than `candidate_margin` nats likelier
+(default 0: the likelier answer wins; "inf": the heuristic's edit goes first); abstention
+(`abstain_below`, `max_reversal`) then applies to whichever answer is offered.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import asyncio
 import hashlib
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +60,27 @@ def _candidate_names(value: str | list[str] | None) -> list[str]:
     return names
 
 
+@dataclass(frozen=True)
+class ScoredAnswers:
+    """The answers a local model weighed ("" = its own, else a candidate's name -> (patch, cursor)), their
+    log-probabilities, and the unchanged region's."""
+
+    answers: dict[str, tuple[str, int | None]]
+    logprobs: dict[str, float]
+    keep: float
+
+    def choose(self, margin: float = 0.0) -> str:
+        """The answer to offer: a candidate unless the model's own answer is more than `margin` nats likelier
+        (the likeliest such candidate), else the likeliest answer."""
+        own = self.logprobs.get("", float("-inf"))
+        close = [n for n in self.logprobs if n and self.logprobs[n] + margin > own]
+        return max(close or list(self.logprobs), key=self.logprobs.__getitem__)
+
+    def confidence(self, name: str) -> float:
+        """How much likelier answer `name` is than leaving the code alone (log-likelihood ratio)."""
+        return self.logprobs[name] - self.keep
+
+
 def _fingerprint(model_dir: Path) -> str:
     """A short hash of the model folder's files (names, sizes, mtimes): a retrained model never hits a stale cache."""
     h = hashlib.sha256()
@@ -78,7 +102,8 @@ class LocalPredictor(Predictor):
     abstain_below (withhold edits whose confidence is below this; default: the model folder's calibrated
     value, if any), max_reversal (withhold edits that undo more than this share of the user's last edit;
     default: the model folder's value, if any), candidates (heuristic answers the model scores against its own:
-    "propagate" by default, "none" to turn off), runtime ("transformers" | "ct2"; default: ct2 for a folder
+    "propagate" by default, "none" to turn off), candidate_margin (nats by which the model's own answer must be
+    likelier than a candidate to be offered instead; 0 by default: the likelier wins; "inf": candidates first), runtime ("transformers" | "ct2"; default: ct2 for a folder
     exported for it, else transformers), compute_type (ct2: "int8" | "int8_float32" | "float32"), prefix_cache
     (ct2: prompt prefixes whose KV cache is kept between calls, 0 = off; "auto" = 4 with float32, off with int8,
     where encoding a prompt in two parts changes the quantised activations and so, near ties, the output).
@@ -94,6 +119,7 @@ class LocalPredictor(Predictor):
                  label: str | None = None, threads: int | str = "auto", prefill: bool = True,
                  confidence: bool = False, abstain_below: float | str | None = "auto",
                  max_reversal: float | str | None = "auto", candidates: str | list[str] | None = "propagate",
+                 candidate_margin: float | str = 0.0,
                  runtime: str | None = None, compute_type: str = "int8", prefix_cache: int | str = "auto") -> None:
         if not argument:
             raise PredictorError("provider local needs a model: local:PATH (HF folder, .gguf file or "
@@ -139,6 +165,10 @@ class LocalPredictor(Predictor):
         self.max_reversal = _optional_float(meta.get("max_reversal") if max_reversal == "auto" else max_reversal)
         self.confidence = bool(confidence) or self.abstain_below is not None
         self.candidates = _candidate_names(candidates)
+        self.candidate_margin = _optional_float(candidate_margin)
+        if self.candidate_margin is None or self.candidate_margin < 0:
+            raise PredictorError(f"local:{argument}: candidate_margin must be a number >= 0 or inf, "
+                                 f"got {candidate_margin!r}")
         from nextedit.predictors.runtimes import COMPUTE_TYPES, RUNTIMES, is_ct2_export
 
         self.runtime_name = runtime or meta.get("runtime") or ("ct2" if is_ct2_export(self.model_dir) else
@@ -241,12 +271,10 @@ class LocalPredictor(Predictor):
                 out.append(pred)
             return out
 
-    def _decide(self, example: Example, pred: Prediction, raw: str | None, prompt_ids: list[int],
-                tokenizer: Any) -> Prediction:
-        """Score the model's own answer (None when unparseable), the heuristic candidates and the unchanged region
-        under the model; offer the likelier of its own answer and the candidates, with its confidence."""
+    def _answers(self, example: Example, raw: str | None, tokenizer: Any) -> tuple[Any, dict[str, tuple[str, int | None]]]:
+        """The format's frame and the answers to weigh: the model's own region ("", when `raw` parses) and each
+        candidate's region that differs from those before it."""
         frame = self.format.frame(example, self.options, tokenizer)
-        keep = self.format.no_edit_target(frame)
         answers: dict[str, tuple[str, int | None]] = {}
         if raw is not None:
             answers[""] = self.format.decode_output(raw, frame)
@@ -254,22 +282,55 @@ class LocalPredictor(Predictor):
             region = CANDIDATES[name](example, frame.window.editable)
             if region is not None and all(region != r for r, _ in answers.values()):
                 answers[name] = (region, None)
+        return frame, answers
+
+    def _score(self, frame: Any, answers: dict[str, tuple[str, int | None]], prompt_ids: list[int],
+               tokenizer: Any) -> ScoredAnswers:
+        targets = [self.format.encode_target(frame, region, cursor) for region, cursor in answers.values()]
+        scores = self._logprobs(prompt_ids, [tokenizer(t, add_special_tokens=False)["input_ids"]
+                                             for t in [*targets, self.format.no_edit_target(frame)]])
+        patches = {n: self.format.to_parsed(frame, region, cursor) for n, (region, cursor) in answers.items()}
+        return ScoredAnswers({n: (patches[n].patch, patches[n].cursor) for n in answers},
+                             dict(zip(answers, scores[:-1], strict=True)), scores[-1])
+
+    def score_answers(self, example: Example, raw: str | None) -> ScoredAnswers | None:
+        """The model's log-probabilities of a recorded answer `raw` (its full output, None or unparseable: no own
+        answer), of each heuristic candidate and of the unchanged region: replaying recorded predictions under
+        other decision rules (`ScoredAnswers.choose`) without generating again. None when there is nothing to weigh."""
+        from nextedit.formats import FormatError
+        from nextedit.train.data import encode_prompt
+
+        with self._lock:
+            _, tokenizer = self.load()
+            rendered = self.format.render(example.model_copy(update={"expected": []}), self.options, tokenizer)
+            if raw is not None:
+                try:
+                    self.format.parse(raw, example, self.options, tokenizer)
+                except FormatError:
+                    raw = None
+            frame, answers = self._answers(example, raw, tokenizer)
+            if not answers:
+                return None
+            return self._score(frame, answers, encode_prompt(rendered, tokenizer), tokenizer)
+
+    def _decide(self, example: Example, pred: Prediction, raw: str | None, prompt_ids: list[int],
+                tokenizer: Any) -> Prediction:
+        """Score the model's own answer (None when unparseable), the heuristic candidates and the unchanged region
+        under the model; offer what `ScoredAnswers.choose` picks, with its confidence (log-probability minus the
+        unchanged region's)."""
+        frame, answers = self._answers(example, raw, tokenizer)
         if not answers:  # unparseable and no candidate
             return pred
         if list(answers) == [""] and not (self.confidence and pred.patch):
             if self.confidence:
                 pred.confidence = 0.0
             return pred
-        targets = [self.format.encode_target(frame, region, cursor) for region, cursor in answers.values()]
-        scores = self._logprobs(prompt_ids, [tokenizer(t, add_special_tokens=False)["input_ids"]
-                                             for t in [*targets, keep]])
-        best = max(range(len(targets)), key=lambda k: scores[k])
-        name = list(answers)[best]
+        scored = self._score(frame, answers, prompt_ids, tokenizer)
+        name = scored.choose(self.candidate_margin)
         if name:
-            region, cursor = answers[name]
-            parsed = self.format.to_parsed(frame, region, cursor)
-            pred = pred.model_copy(update={"patch": parsed.patch, "cursor": parsed.cursor, "candidate": name})
-        pred.confidence = round(scores[best] - scores[-1], 4) if pred.patch else 0.0
+            patch, cursor = scored.answers[name]
+            pred = pred.model_copy(update={"patch": patch, "cursor": cursor, "candidate": name})
+        pred.confidence = round(scored.confidence(name), 4) if pred.patch else 0.0
         return pred
 
     def _logprobs(self, prompt_ids: list[int], completions: list[list[int]]) -> list[float]:

@@ -70,8 +70,9 @@ class EventRequest(BaseModel):
     """Body of POST /v1/events."""
 
     model_config = ConfigDict(extra="ignore")
-    type: Literal["shown", "accepted", "rejected", "settled"]
-    request_id: str = Field(min_length=1, max_length=128)
+    type: Literal["shown", "accepted", "rejected", "settled", "skipped"]
+    #: Required for every type but `skipped` (attempts that never got a prediction have none to name).
+    request_id: str | None = Field(default=None, min_length=1, max_length=128)
     client_id: str | None = Field(default=None, max_length=256)
     user_id: str | None = Field(default=None, max_length=256)
     arm: str | None = Field(default=None, max_length=128)
@@ -83,6 +84,10 @@ class EventRequest(BaseModel):
     syntax_errors_before: int | None = Field(default=None, ge=0)
     syntax_errors_after: int | None = Field(default=None, ge=0)
     at: str | None = Field(default=None, max_length=64)
+    #: An `accepted` event for a partial accept: the user took the next word or line of the prediction.
+    partial: Literal["word", "line"] | None = None
+    #: A `skipped` event: attempts without a prediction per reason decided in the editor.
+    counts: dict[str, int] | None = None
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -590,6 +595,10 @@ async def handle_event(state: ServerState, request: Request) -> Response:
     require_api_key(state, request)
     ev = parse_body(EventRequest, await request.body())
     await admit(state, request)
+    if ev.type == "skipped":
+        return await _store_skipped(state, ev)
+    if ev.request_id is None:
+        raise HTTPProblem(422, "field request_id: required (the request_id from the /v1/predict answer)")
     if ev.type == "settled" and ev.settled_text is None:
         raise HTTPProblem(422, "field settled_text: required for a settled event")
     if ev.type == "rejected" and not ev.reason:
@@ -630,6 +639,20 @@ async def handle_event(state: ServerState, request: Request) -> Response:
     if ev.type == "settled":
         out["kept"] = payload.get("kept")  # None when the request had no prediction
     return _json(out)
+
+
+async def _store_skipped(state: ServerState, ev: EventRequest) -> Response:
+    """POST /v1/events with type `skipped`: counts per client-side reason, stored in telemetry (no code)."""
+    from nextedit.serve.skipped import check_counts, skipped_payload
+
+    problem = check_counts(ev.counts)
+    if problem is not None:
+        raise HTTPProblem(422, problem)
+    payload = skipped_payload(ev.model_dump(), utc_now())
+    event_id = await state.store.append(payload, "telemetry")
+    for reason, n in (ev.counts or {}).items():
+        state.metrics.skipped.labels(reason).inc(n)
+    return _json({"ok": True, "event_id": event_id, "table": "telemetry"})
 
 
 def create_app(config: ServeConfig, *, config_path: str | Path | None = None,

@@ -40,6 +40,8 @@ class ServeMetrics:
                               ["type", "arm"], registry=r)
         self.events_rejected = Counter("nextedit_events_rejected", "Feedback events refused, by reason "
                                        "(unknown_request: an id this server did not issue).", ["reason"], registry=r)
+        self.skipped = Counter("nextedit_skipped_attempts", "Prediction attempts the editor ended without a "
+                               "prediction, by reason (excluded, backoff, too_large, ...).", ["reason"], registry=r)
         self.inflight = Gauge("nextedit_inflight_requests", "Predict requests being answered now.", registry=r)
         self.rejected_http = Counter("nextedit_http_errors", "Requests refused with a 4xx, by status.",
                                      ["status"], registry=r)

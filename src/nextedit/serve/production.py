@@ -46,6 +46,7 @@ class _Arm:
     reject_reasons: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     agreement: list[bool] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
+    partial: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
 @dataclass
@@ -82,6 +83,9 @@ class ArmReport:
     acceptance_bootstrap: tuple[float, float] | None = None
     kept_vs_control: Difference | None = None
     verdict: str = "control"
+    #: Accepted predictions whose acceptance was partial ("word" / "line" -> count); they count as
+    #: accepted, and their kept rate comes from the settled text like every other.
+    partial_accepted: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -95,6 +99,8 @@ class ProductionReport:
     srm_p: float | None
     srm_ok: bool
     events: int
+    #: Prediction attempts the editors ended without a prediction, by reason (`skipped` events), all arms.
+    skipped: dict[str, int] = field(default_factory=dict)
     method: str = ("acceptance = accepted / shown, ratio of sums over users; 95% interval by the delta method "
                    "with users as clusters (cluster bootstrap shown as a check); fixed horizon, so decide the "
                    "end date before reading the verdict")
@@ -112,11 +118,16 @@ def production_report(store: EventStore, config: ServeConfig | None = None, sinc
     """Aggregate the store's events (from `since`, ISO date or time) into a per-arm report."""
     arms: dict[str, _Arm] = defaultdict(_Arm)
     shadow_names: set[str] = set()
+    skipped: dict[str, int] = defaultdict(int)
     n_events = 0
     for ev in store.events(since=since):
         n_events += 1
         p = ev.payload
         arm_name, kind = p.get("arm"), p.get("type")
+        if kind == "skipped":
+            for reason, n in (p.get("counts") or {}).items():
+                skipped[str(reason)] += int(n)
+            continue
         if not arm_name:
             continue
         arm = arms[arm_name]
@@ -144,6 +155,8 @@ def production_report(store: EventStore, config: ServeConfig | None = None, sinc
             setattr(u, kind, getattr(u, kind) + 1)
             if kind == "rejected":
                 arm.reject_reasons[str(p.get("reason") or "rejected")] += 1
+            if kind == "accepted" and p.get("partial"):
+                arm.partial[str(p["partial"])] += 1
             if kind == "settled" and p.get("kept"):
                 u.kept_bytes += float(p["kept"].get("kept_bytes") or 0)
                 u.candidate_bytes += float(p["kept"].get("candidate_bytes") or 0)
@@ -183,6 +196,7 @@ def production_report(store: EventStore, config: ServeConfig | None = None, sinc
             syntax_error_delta=_rate(sum(arm.syntax_delta), len(arm.syntax_delta)),
             reject_reasons=dict(arm.reject_reasons),
             agreement_with_live=_rate(sum(arm.agreement), len(arm.agreement)),
+            partial_accepted=dict(arm.partial),
         ))
     if control_name is None:
         control_name = next((r.name for r in reports if not r.shadow), None)
@@ -209,4 +223,4 @@ def production_report(store: EventStore, config: ServeConfig | None = None, sinc
             r.verdict = r.acceptance_vs_control.verdict if srm_ok else "no verdict (sample ratio mismatch)"
     generated = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     return ProductionReport(since=since, generated_at=generated, control=control_name, arms=reports,
-                            srm_p=srm_p, srm_ok=srm_ok, events=n_events)
+                            srm_p=srm_p, srm_ok=srm_ok, events=n_events, skipped=dict(sorted(skipped.items())))

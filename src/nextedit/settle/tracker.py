@@ -16,6 +16,10 @@ and forgets them; a region that has not settled within `ttl_s` seconds of being 
 dropped (user kept editing: no signal), and so is one whose text grew beyond `max_chars` (the
 region was obliterated by a huge edit). `next_poll(now)` says when polling is next worth it.
 Time is whatever clock the caller uses (seconds, float); nothing here reads the clock.
+
+A plugin that still offers the prediction `hold`s its region: a held region never settles or
+expires (the user has not decided yet), and `release(request_id, now)` restarts both clocks at
+the decision. `flush(now)` settles every region at once (the editor is quitting).
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ class TrackedRegion:
     tracked_at: float
     last_edit_at: float
     edits: int = 0
+    held: bool = False
 
     def overlaps(self, start: int, end: int) -> bool:
         """Whether an edit replacing [start, end) touches this region (edge insertions count)."""
@@ -131,6 +136,33 @@ class SettleTracker:
                 region.start += delta
                 region.end += delta
 
+    def hold(self, request_id: str) -> None:
+        """Keep a region from settling or expiring until `release` (its prediction is still offered)."""
+        region = self._regions.get(request_id)
+        if region is not None:
+            region.held = True
+
+    def release(self, request_id: str, now: float) -> None:
+        """The user decided on the prediction: the quiet and TTL clocks start again at `now`."""
+        region = self._regions.get(request_id)
+        if region is not None and region.held:
+            region.held = False
+            region.last_edit_at = max(region.last_edit_at, now)
+            region.tracked_at = max(region.tracked_at, now)
+
+    def flush(self, now: float) -> PollResult:
+        """Settle every region now, held or not, quiet or not (the editor is quitting)."""
+        result = PollResult()
+        for request_id, region in list(self._regions.items()):
+            del self._regions[request_id]
+            if self.max_chars is not None and len(region.text) > self.max_chars:
+                result.dropped.append(DroppedRegion(request_id, region.path, "too_large"))
+                continue
+            result.settled.append(SettledRegion(request_id, region.path, region.text,
+                                                max(0.0, now - region.last_edit_at), region.start,
+                                                region.end, region.edits))
+        return result
+
     def forget(self, request_id: str) -> None:
         """Stop tracking a request (e.g. its buffer was closed); unknown ids are ignored."""
         self._regions.pop(request_id, None)
@@ -144,6 +176,8 @@ class SettleTracker:
         """Settle the quiet regions and drop the expired ones (both leave the tracker)."""
         result = PollResult()
         for request_id, region in list(self._regions.items()):
+            if region.held:
+                continue
             settles_at = region.last_edit_at + self.quiet_s
             if settles_at <= now and settles_at <= region.tracked_at + self.ttl_s:
                 del self._regions[request_id]
@@ -164,5 +198,6 @@ class SettleTracker:
 
     def next_poll(self, now: float) -> float | None:
         """The earliest time at which a poll can settle or drop something (None when idle)."""
-        times = [min(r.last_edit_at + self.quiet_s, r.tracked_at + self.ttl_s) for r in self._regions.values()]
+        times = [min(r.last_edit_at + self.quiet_s, r.tracked_at + self.ttl_s) for r in self._regions.values()
+                 if not r.held]
         return max(min(times), now) if times else None
