@@ -90,3 +90,26 @@ def test_tiny_model_trains_on_jump_rows_and_predicts_through_the_format(tmp_path
         assert pred.locations and pred.locations[0].reason == "zeta1-jump"
     else:
         assert pred.locations == []
+
+
+@pytest.mark.parametrize("fmt_name", ["zeta1-jump", "zeta1"])
+def test_sft_rows_train_a_jump_example_on_its_jump_and_plain_formats_on_the_unchanged_region(
+        tmp_path, fmt_name: str) -> None:
+    from eval_fixtures import no_edit_example
+    from tiny_model import build_tokenizer
+
+    from nextedit.jsonl import write_examples
+    from nextedit.train.data import sft_rows
+
+    tokenizer = build_tokenizer()
+    write_examples(tmp_path / "rows.jsonl", [_jump_example(), no_edit_example(0)])
+    fmt = get_format(fmt_name)
+    rows, stats = sft_rows(tmp_path / "rows.jsonl", fmt, None, tokenizer, max_length=100_000)
+    assert stats.rows == 2 and not stats.skipped
+    jump_completion = tokenizer.decode([t for t, m in zip(rows[0]["input_ids"], rows[0]["completion_mask"]) if m])
+    no_edit_completion = tokenizer.decode([t for t, m in zip(rows[1]["input_ids"], rows[1]["completion_mask"]) if m])
+    assert (JUMP_START in jump_completion) == (fmt_name == "zeta1-jump")
+    if fmt_name == "zeta1-jump":
+        assert "pkg/b.py:40-40" in jump_completion and "new_name(x)" in jump_completion
+    assert JUMP_START not in no_edit_completion
+    assert no_edit_example(0).snapshot.text.splitlines()[0] in no_edit_completion

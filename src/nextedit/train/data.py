@@ -70,7 +70,8 @@ def sft_rows(path: Path, fmt: Any, options: Any, tokenizer: Any, *, max_length: 
              limit: int | None = None) -> tuple[list[dict[str, list[int]]], RowStats]:
     """Pre-tokenized SFT rows (`input_ids`, `completion_mask`) for every usable example in `path`.
 
-    Examples without an expected patch, that the format refuses, or longer than `max_length` tokens
+    An example with no expected edit trains the format's answer for it (a jump for `zeta1-jump` when it has
+    `locations`), else the unchanged region. Examples the format refuses, or longer than `max_length` tokens,
     are skipped and counted in the returned stats.
     """
     from nextedit.formats import FormatError
@@ -78,10 +79,12 @@ def sft_rows(path: Path, fmt: Any, options: Any, tokenizer: Any, *, max_length: 
     stats = RowStats()
     rows = []
     for example in _examples(path, limit, stats):
-        if not example.expected:  # "no edit is right": train on the unchanged region
-            example = example.model_copy(update={"expected": [""], "expected_cursors": []})
         try:
             rendered = fmt.render(example, options, tokenizer)
+            if rendered.target is None and not example.expected:
+                # "no edit is right" (a format with jumps answered it above): train on the unchanged region
+                example = example.model_copy(update={"expected": [""], "expected_cursors": []})
+                rendered = fmt.render(example, options, tokenizer)
         except FormatError:
             stats.skipped["refused by format"] += 1
             continue
