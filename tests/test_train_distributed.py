@@ -52,7 +52,11 @@ def test_two_gloo_processes_train_the_same_weights_and_rank_0_exports_them(tmp_p
     base = AutoModelForCausalLM.from_pretrained(str(tmp_path / "tiny"))
     base_digest = weights_digest(base)
     if method == "lora":  # the base with rank 0's exported adapter is the model every rank trained
+        import torch
         from peft import PeftModel
+
+        if saved["bf16"]:  # a CPU with bf16 trains LoRA on a bf16 copy of the frozen base
+            base = AutoModelForCausalLM.from_pretrained(str(tmp_path / "tiny"), dtype=torch.bfloat16)
 
         exported = PeftModel.from_pretrained(base, str(tmp_path / "run" / "adapter"))
     else:
