@@ -206,3 +206,25 @@ def test_a_jump_into_an_open_document_edited_since_is_not_offered(serve, tmp_pat
         await client.shutdown_session()
 
     asyncio.run(scenario())
+
+
+def test_without_show_document_the_jump_is_named_and_offered_once_the_file_is_opened(serve, tmp_path: Path) -> None:
+    root, app, util = _workspace(tmp_path)
+
+    async def scenario() -> None:
+        client = await start_lsp(serve.url, "--debounce-ms", "20", "--user-id", "jumper-4", root=root,
+                                 inline=False, show_document=False, options=OPTIONS)
+        _open(client, app, APP)
+        _rename_in_app(client, app)
+        goto = await _action_titled(client, app, 0, "Go to next predicted edit")
+        assert goto is not None
+        assert await client.workspace_execute_command_async(types.ExecuteCommandParams(
+            command=goto.command, arguments=goto.arguments)) is True
+        assert client.shown_documents == []
+        assert any(m.message == "nextedit: next predicted edit at util.py:1" for m in client.messages)
+        _open(client, util, UTIL)  # the user opens it
+        apply = await _action_titled(client, util, 0, "Apply predicted edit")
+        assert apply is not None and [e.new_text for e in apply.edit.changes[util]] == ["total"]
+        await client.shutdown_session()
+
+    asyncio.run(scenario())

@@ -129,12 +129,29 @@ def resolve(location: Location, text: str) -> Target:
     except patchlib.PatchError as exc:
         raise JumpError("target_changed", f"the predicted edit at {location.path}:{location.start_line + 1} "
                                           f"no longer fits the file ({exc})") from None
-    edits = [e for e in diff_edits(text, new) if text[e.start:e.end] != e.text]
+    edits = _changed(text, new)
     if not edits:
         raise JumpError("target_changed", f"the predicted edit at {location.path}:{location.start_line + 1} "
                                           "is already there")
     whole = span(edits, text)
     return Target(text, edits, (whole.start, whole.end))
+
+
+def _changed(old: str, new: str) -> list[Edit]:
+    """The edits turning `old` into `new`, diffed only over the lines between their common prefix and suffix
+    (a hunk changes a few lines of a file that may be long)."""
+    n = min(len(old), len(new))
+    p = 0
+    while p < n and old[p] == new[p]:
+        p += 1
+    s = 0
+    while s < n - p and old[len(old) - 1 - s] == new[len(new) - 1 - s]:
+        s += 1
+    lo = old.rfind("\n", 0, p) + 1
+    tail = old.find("\n", len(old) - s)
+    tail = len(old) - (tail + 1) if tail != -1 else 0  # whole lines after the change, kept out of the diff
+    edits = diff_edits(old[lo:len(old) - tail], new[lo:len(new) - tail])
+    return [Edit(e.start + lo, e.end + lo, e.text) for e in edits if old[lo + e.start:lo + e.end] != e.text]
 
 
 __all__ = ["GOTO_COMMAND", "GOTO_TITLE", "Jump", "JumpError", "Target", "line_range", "outside", "pick",
