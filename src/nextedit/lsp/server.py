@@ -181,20 +181,20 @@ class NexteditLanguageServer(LanguageServer):
     def _send_status(self, method: str, params: Any) -> None:
         self.protocol.notify(method, params)
 
-    def _show_info(self, message: str) -> None:
-        """A message the user asked for by running a command (window/showMessage, Info)."""
+    def _show(self, kind: types.MessageType, message: str) -> None:
         try:
-            self.window_show_message(types.ShowMessageParams(type=types.MessageType.Info, message=message))
+            self.window_show_message(types.ShowMessageParams(type=kind, message=message))
         except Exception as exc:  # noqa: BLE001
             log.debug("window/showMessage not sent: %s", exc)
+
+    def _show_info(self, message: str) -> None:
+        """A message the user asked for by running a command (window/showMessage, Info)."""
+        self._show(types.MessageType.Info, message)
 
     def _show_error(self, message: str) -> None:
         """A message the user must see once (window/showMessage), also logged."""
         log.error(message)
-        try:
-            self.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=message))
-        except Exception as exc:  # noqa: BLE001
-            log.debug("window/showMessage not sent: %s", exc)
+        self._show(types.MessageType.Error, message)
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         """pygls errors (unparseable messages, handler failures) go to the log, not a pop-up."""
