@@ -129,24 +129,29 @@ class StandInServer:
         self.httpd.server_close()
 
 
-def capabilities(*, inline: bool = True, encodings: list[str] | None = None) -> types.ClientCapabilities:
-    """Client capabilities: inline completions (LSP 3.18) on or off, and offered position encodings."""
+def capabilities(*, inline: bool = True, encodings: list[str] | None = None,
+                 show_document: bool = False) -> types.ClientCapabilities:
+    """Client capabilities: inline completions (LSP 3.18) on or off, offered position encodings, and
+    window/showDocument support."""
     td = types.TextDocumentClientCapabilities(
         inline_completion=types.InlineCompletionClientCapabilities() if inline else None,
         code_action=types.CodeActionClientCapabilities())
     general = types.GeneralClientCapabilities(position_encodings=encodings) if encodings else None
-    window = types.WindowClientCapabilities(work_done_progress=True, show_message=types.ShowMessageRequestClientCapabilities())
+    window = types.WindowClientCapabilities(
+        work_done_progress=True, show_message=types.ShowMessageRequestClientCapabilities(),
+        show_document=types.ShowDocumentClientCapabilities(support=True) if show_document else None)
     return types.ClientCapabilities(text_document=td, general=general, window=window)
 
 
 async def start_lsp(server_url: str, *args: str, inline: bool = True, root: Path | None = None,
-                    options: dict[str, Any] | None = None, encodings: list[str] | None = None) -> LanguageClient:
+                    options: dict[str, Any] | None = None, encodings: list[str] | None = None,
+                    show_document: bool = False) -> LanguageClient:
     """`nextedit lsp` as a subprocess, initialized by a pytest-lsp client."""
     client = make_test_lsp_client()
     await client.start_io(sys.executable, "-m", "nextedit", "lsp", "--server", server_url, "--token", TOKEN,
                           *args)
     result = await client.initialize_session(types.InitializeParams(
-        capabilities=capabilities(inline=inline, encodings=encodings),
+        capabilities=capabilities(inline=inline, encodings=encodings, show_document=show_document),
         root_uri=root.as_uri() if root else None,
         initialization_options=options))
     client.server_capabilities = result.capabilities  # type: ignore[attr-defined]
@@ -240,9 +245,13 @@ class Serve:
         return httpx.get(self.url + "/dashboard", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30).text
 
 
-def start_serve(tmp_path: Path, extra: str = "") -> tuple[Any, Serve]:
-    """`nextedit serve` on a free port with one propagate arm (SQLite store, API key TOKEN, admin ADMIN);
-    `extra` is more TOML for the top of the config. Returns the process and its handle."""
+PROPAGATE_ARM = '[[arms]]\nname = "prop"\nbackend = "propagate"\nshare = 1.0\n'
+
+
+def start_serve(tmp_path: Path, extra: str = "", arms: str = PROPAGATE_ARM) -> tuple[Any, Serve]:
+    """`nextedit serve` on a free port (SQLite store, API key TOKEN, admin ADMIN) with `arms` (TOML, by
+    default one propagate arm); `extra` is more TOML for the top of the config. Returns the process and its
+    handle."""
     import socket
     import subprocess
 
@@ -251,7 +260,7 @@ def start_serve(tmp_path: Path, extra: str = "") -> tuple[Any, Serve]:
     db = tmp_path / "events.db"
     config = tmp_path / "serve.toml"
     config.write_text(f'store = "{db}"\ndeadline_ms = 5000\n{extra}\n[auth]\napi_keys = ["{TOKEN}"]\n'
-                      f'admin_token = "{ADMIN}"\n\n[[arms]]\nname = "prop"\nbackend = "propagate"\nshare = 1.0\n')
+                      f'admin_token = "{ADMIN}"\n\n{arms}')
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -369,3 +369,66 @@ def test_inline_item_rules(text: str, cursor: int, edit: tuple[int, int, str], e
     assert (item.range.start.line, item.range.start.character, item.range.end.line, item.range.end.character) \
         == (sl, sc, el, ec)
     assert item.insert_text == insert and item.command.arguments == ["r"]
+
+
+# --------------------------------------------------------------------------- jumps
+
+def test_a_jump_is_the_first_location_outside_the_editable_lines() -> None:
+    from nextedit.lsp.jump import line_range, pick
+
+    text = "a\nb\nc\nd\ne\n"
+    lines = line_range(text, (2, 6))  # "b\nc\n"
+    assert lines == (1, 3)
+    here = {"path": "x.py", "start_line": 1, "end_line": 2}
+    below = {"path": "x.py", "start_line": 4, "end_line": 5, "reason": "r"}
+    elsewhere = {"path": "y.py", "start_line": 0, "end_line": 1}
+    assert pick([here, "junk", {"path": "x.py", "start_line": 3, "end_line": 1}, below, elsewhere],
+                "x.py", lines).start_line == 4
+    assert pick([here, elsewhere], "./x.py", lines).path == "y.py"
+    assert pick([here], "x.py", lines) is None and pick(None, "x.py", lines) is None
+    assert pick([{"path": "x.py", "start_line": 3, "end_line": 3}], "x.py", lines) is not None  # insertion below
+
+
+def test_a_jump_target_outside_the_workspace_is_refused(tmp_path) -> None:
+    from nextedit.lsp.jump import JumpError, workspace_file
+
+    assert workspace_file(str(tmp_path), "./pkg/a.py") == tmp_path / "pkg" / "a.py"
+    for bad in ("../secret.py", "/etc/passwd"):
+        with pytest.raises(JumpError) as err:
+            workspace_file(str(tmp_path), bad)
+        assert err.value.reason == "outside_root"
+    with pytest.raises(JumpError):
+        workspace_file(None, "a.py")
+
+
+def test_a_jump_hunk_that_no_longer_applies_is_target_changed_and_one_already_applied_too() -> None:
+    from nextedit.lsp.jump import JumpError, resolve
+    from nextedit.record import Location
+
+    text = "x = 1\n\ndef old(a):\n    return a\n"
+    loc = Location(path="m.py", start_line=2, end_line=3, patch="@@ -3,1 +3,1 @@\n-def old(a):\n+def new(a):\n")
+    target = resolve(loc, text)
+    assert [(e.start, e.end, e.text) for e in target.edits] == [(11, 14, "new")]
+    assert target.selection == (11, 14)
+    for changed in (text.replace("def old(a)", "def old(a, b)"), text.replace("old", "new")):
+        with pytest.raises(JumpError) as err:
+            resolve(loc, changed)
+        assert err.value.reason == "target_changed"
+    # Moved down by two lines: the hunk still fits where its text now is.
+    moved = resolve(loc, "# one\n# two\n" + text)
+    assert moved.edits[0].start == 11 + len("# one\n# two\n")
+    # A location without an edit selects its lines.
+    assert resolve(Location(path="m.py", start_line=2, end_line=3), text).selection == (7, 19)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["a\n", "b\n", "ab\n", "\n", "c"]), max_size=12),
+       st.lists(st.sampled_from(["a\n", "b\n", "ab\n", "\n", "c"]), max_size=12))
+def test_jump_edits_turn_the_file_into_the_patched_one(old_lines: list[str], new_lines: list[str]) -> None:
+    from nextedit.lsp.jump import _changed
+
+    old, new = "".join(old_lines), "".join(new_lines)
+    out = old
+    for e in reversed(_changed(old, new)):
+        out = out[:e.start] + e.text + out[e.end:]
+    assert out == new

@@ -95,6 +95,29 @@ def test_no_history_answers_empty_with_reason(propagate_server):
     body = predict(client, snapshot={**SNAPSHOT, "history": []}).json()
     assert body["prediction"] is None and body["reason"] == "empty"
     assert body["arm"] == "prop" and body["request_id"]
+    assert body["locations"] == []
+
+
+def test_a_jump_arm_answers_its_locations(tmp_path):
+    config = make_config(tmp_path, [{"name": "jumps", "backend": "jump", "share": 1.0}])
+    with ServerThread(config) as server, httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as client:
+        # The editable region is the first line only: the remaining `amount`s lie outside it.
+        body = predict(client, snapshot={**SNAPSHOT, "editable": [0, TEXT.index("\n") + 1]}).json()
+        assert body["prediction"] is None and body["reason"] == "empty"  # no edit here, but a place to go
+        locations = body["locations"]
+        assert [(loc["path"], loc["start_line"], loc["end_line"]) for loc in locations] == [
+            ("shop/cart.py", 1, 2), ("shop/cart.py", 3, 4)]
+        assert locations[0]["reason"] == "rename amount -> qty" and locations[0]["score"] == 0.0
+        lines = TEXT.splitlines(keepends=True)
+        assert patchlib.apply(locations[1]["patch"], TEXT) == "".join(lines[:3]) + "print(qty)\n"
+        rows_ = wait_rows(tmp_path / "events.db", "SELECT payload FROM telemetry WHERE type = 'predicted'")
+        assert orjson.loads(rows_[0][0])["locations"] == 2
+        # An event about the jump is marked as such in the store.
+        ack = client.post("/v1/events", json={"type": "shown", "request_id": body["request_id"], "jump": True})
+        assert ack.status_code == 200, ack.text
+        stored = orjson.loads(rows(tmp_path / "events.db", "SELECT payload FROM events WHERE id = ?",
+                                   ack.json()["event_id"])[0][0])
+        assert stored["jump"] is True
 
 
 def test_events_are_durable_before_ack_and_kept_rate_is_computed(propagate_server):

@@ -138,3 +138,30 @@ def test_report_production_command(tmp_path):
     assert future.exit_code == 0 and orjson.loads(out.read_bytes())["events"] == 0
     missing = CliRunner().invoke(app, ["report", "production", "--store", str(tmp_path / "none.db")])
     assert missing.exit_code == 2 and "no such event store" in missing.output
+
+
+def test_jump_events_are_counted_apart_from_edit_acceptance(tmp_path):
+    db = tmp_path / "ev.db"
+    store = open_store(db)
+    arm = "<b>jumpy</b>"
+    for i, kinds in enumerate([("shown", "goto", "document"), ("shown", "goto"), ("shown",), ("shown",)]):
+        common = {"request_id": f"r{i}", "user_id": f"u{i}", "arm": arm, "model_version": "m"}
+        store.submit({"type": "shown", **common})  # the edit offered where the user is
+        store.submit({"type": "shown", "jump": True, "reason": "code_action", **common})
+        for reason in kinds[1:]:
+            store.submit({"type": "accepted", "jump": True, "reason": reason, **common})
+    store.submit({"type": "rejected", "jump": True, "reason": "target_changed", "request_id": "r3",
+                  "user_id": "u3", "arm": arm})
+    store.close()
+    report = production_report(open_store(db))
+    (a,) = report.arms
+    assert (a.shown, a.accepted, a.rejected) == (4, 0, 0)  # jumps do not count as edits shown or accepted
+    assert a.jumps == {"shown": 4, "taken": 2, "applied": 1, "rejected": 1}
+    assert a.jump_acceptance == pytest.approx(0.5)
+    html = tmp_path / "report.html"
+    result = CliRunner().invoke(app, ["report", "production", "--store", str(db), "--html", str(html)])
+    assert result.exit_code == 0, result.output
+    assert "4 shown, 2 taken (50.0%), 1 edits applied there, 1 rejected" in result.output
+    page = html.read_text()
+    assert 'data-metric="jumps_taken" data-value="2"' in page
+    assert "<b>jumpy</b>" not in page and "&lt;b&gt;jumpy&lt;/b&gt;" in page

@@ -97,6 +97,12 @@ def production(
     from nextedit.tables import print_table
 
     print_table(table, _out)
+    for a in report.arms:
+        if a.jumps:
+            j = a.jumps
+            _out.print(f"jumps, arm {escape(a.name)}: {j.get('shown', 0)} shown, {j.get('taken', 0)} taken "
+                       f"({_pct(a.jump_acceptance)}), {j.get('applied', 0)} edits applied there, "
+                       f"{j.get('rejected', 0)} rejected")
     if report.srm_p is not None:
         status = "ok" if report.srm_ok else "MISMATCH: assignment broken, no verdicts"
         _out.print(f"sample ratio check: chi-square p = {report.srm_p:.3g} ({status})")

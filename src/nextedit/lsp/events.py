@@ -10,6 +10,7 @@ from typing import Any
 
 from nextedit.languages import language_for_path
 from nextedit.lsp.client import ServeClient
+from nextedit.lsp.jump import Jump
 from nextedit.lsp.offer import Offer
 
 log = logging.getLogger("nextedit.lsp")
@@ -47,16 +48,17 @@ class EventReporter:
         self.sent = 0
         self.lost = 0
 
-    def body(self, kind: str, offer: Offer, *, reason: str | None = None, settled_text: str | None = None,
+    def body(self, kind: str, offer: Offer | Jump, *, reason: str | None = None, settled_text: str | None = None,
              quiet_s: float | None = None, partial: str | None = None) -> dict[str, Any]:
-        """The /v1/events body for one event about `offer`.
+        """The /v1/events body for one event about `offer` (a jump, or the edit a jump led to: `"jump": true`).
 
         A settled event carries the settled region's text whatever the consent: the server needs it
         to compute the kept rate, and stores it only when `collectable` is true (serve contract)."""
         before = after = None
-        if kind == "settled":
+        if kind == "settled" and isinstance(offer, Offer):
             before = _syntax_errors(offer.region_before, offer.path)
             after = _syntax_errors(offer.region_predicted, offer.path)
+        jump = {"jump": True} if offer.jump else {}
         return {
             "type": kind,
             "request_id": offer.request_id,
@@ -71,6 +73,7 @@ class EventReporter:
             "syntax_errors_before": before,
             "syntax_errors_after": after,
             "partial": partial,
+            **jump,
             "at": _now(),
         }
 
@@ -88,8 +91,8 @@ class EventReporter:
             self._worker = asyncio.ensure_future(self._run())
         return True
 
-    def report(self, kind: str, offer: Offer, **fields: Any) -> bool:
-        """Queue one event; each kind is reported at most once per offer. False if it was not queued."""
+    def report(self, kind: str, offer: Offer | Jump, **fields: Any) -> bool:
+        """Queue one event; each kind is reported at most once per offer (or jump). False if it was not queued."""
         if kind in offer.reported:
             return False
         offer.reported.add(kind)

@@ -45,6 +45,9 @@ class Offer:
     unapplied: list[Edit] | None = None
     #: Later requests that predicted the same edit while this offer stood (their regions settle with it).
     riders: list[str] = field(default_factory=list)
+    #: The edit a jump led to (another file or lines away from the request's region): its events are marked
+    #: as jump events, and it has no region of its own to settle.
+    jump: bool = False
 
     def __post_init__(self) -> None:
         if self.unapplied is None:

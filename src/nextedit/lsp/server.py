@@ -1,7 +1,8 @@
 """`nextedit lsp`: a language server (pygls, stdio) that asks `nextedit serve` for next-edit predictions
 as the user types and offers them as inline completions, an "Apply predicted edit" code action and
-hint diagnostics at the target lines; partial accept, back-off, excluded files and a reason for every
-attempt without a prediction come from the modules beside it."""
+hint diagnostics at the target lines, and a predicted edit elsewhere as "Go to next predicted edit";
+partial accept, jumps, back-off, excluded files and a reason for every attempt without a prediction come
+from the modules beside it."""
 
 from __future__ import annotations
 
@@ -21,11 +22,24 @@ from pygls.uris import to_fs_path
 
 import nextedit
 from nextedit.context.editor import EditorContext, load_stage_configs
+from nextedit.locations import same_path
 from nextedit.lsp.client import ServeClient
 from nextedit.lsp.documents import Document, Encoding, PositionError
 from nextedit.lsp.events import EventReporter
 from nextedit.lsp.hints import hint_diagnostics
 from nextedit.lsp.history import EditHistory
+from nextedit.lsp.jump import (
+    GOTO_COMMAND,
+    GOTO_TITLE,
+    Jump,
+    JumpError,
+    Target,
+    line_range,
+    pick,
+    read_file,
+    resolve,
+    workspace_file,
+)
 from nextedit.lsp.offer import Offer
 from nextedit.lsp.pacing import Pacer
 from nextedit.lsp.partial import Part, partial_edit
@@ -147,6 +161,11 @@ class NexteditLanguageServer(LanguageServer):
         self.context: EditorContext | None = None
         self._inside: dict[str, bool] = {}
         self._context_failed = False
+        #: The latest prediction's jump per document, a taken jump waiting for its target to open, and whether
+        #: the client can show a document (window/showDocument).
+        self.jumps: dict[str, Jump] = {}
+        self._pending_jumps: dict[str, tuple[Jump, Target]] = {}
+        self.show_document = False
 
     # ------------------------------------------------------------------ logging
 
@@ -162,13 +181,20 @@ class NexteditLanguageServer(LanguageServer):
     def _send_status(self, method: str, params: Any) -> None:
         self.protocol.notify(method, params)
 
+    def _show(self, kind: types.MessageType, message: str) -> None:
+        try:
+            self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+        except Exception as exc:  # noqa: BLE001
+            log.debug("window/showMessage not sent: %s", exc)
+
+    def _show_info(self, message: str) -> None:
+        """A message the user asked for by running a command (window/showMessage, Info)."""
+        self._show(types.MessageType.Info, message)
+
     def _show_error(self, message: str) -> None:
         """A message the user must see once (window/showMessage), also logged."""
         log.error(message)
-        try:
-            self.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=message))
-        except Exception as exc:  # noqa: BLE001
-            log.debug("window/showMessage not sent: %s", exc)
+        self._show(types.MessageType.Error, message)
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         """pygls errors (unparseable messages, handler failures) go to the log, not a pop-up."""
@@ -200,6 +226,8 @@ class NexteditLanguageServer(LanguageServer):
         window = params.capabilities.window
         if settings.progress and window is not None and window.work_done_progress:
             self.status.progress = self.work_done_progress
+        self.show_document = bool(window is not None and window.show_document is not None
+                                  and window.show_document.support)
         self.source = workspace_source(self.root)
         self.context = self._make_context(settings)
         self.client = ServeClient(settings.server, token=settings.token, timeout_s=settings.timeout_s,
@@ -318,6 +346,9 @@ class NexteditLanguageServer(LanguageServer):
                                       "for it and nothing of it is sent")
         else:
             self.excluded.pop(td.uri, None)
+        pending = self._pending_jumps.pop(td.uri, None)
+        if pending is not None:
+            self._arrive(pending[0], doc, pending[1])
 
     def close(self, uri: str) -> None:
         """Forget a document, its pending settle regions and its prediction."""
@@ -333,6 +364,8 @@ class NexteditLanguageServer(LanguageServer):
         self.pacer.forget(uri)
         self.excluded.pop(uri, None)
         self._expected.pop(uri, None)
+        self.jumps.pop(uri, None)
+        self._pending_jumps.pop(uri, None)
 
     def change(self, params: types.DidChangeTextDocumentParams) -> None:
         """Apply a didChange: document text, the offer's fate, edit history, settle regions, next prediction."""
@@ -410,6 +443,8 @@ class NexteditLanguageServer(LanguageServer):
         return offer
 
     def _release(self, offer: Offer, now: float) -> None:
+        if offer.jump:
+            return  # the edit a jump led to has no region of its own: the request's region settles on its own
         for request_id in (offer.request_id, *offer.riders):
             self.tracker.release(request_id, now)
 
@@ -502,9 +537,13 @@ class NexteditLanguageServer(LanguageServer):
         if doc is None or doc.version != version:
             self.status.skipped(uri, "stale", request_id=request_id, visible=False)
             return None
+        jump = self._take_jump(answer, doc, built.editable)
         prediction = answer.get("prediction")
         if prediction is None:
-            self.status.skipped(uri, str(answer.get("reason") or "empty"), answer.get("detail"), request_id)
+            if jump is not None:
+                self.status.offered(uri, request_id, f"next edit at {jump.label}")
+            else:
+                self.status.skipped(uri, str(answer.get("reason") or "empty"), answer.get("detail"), request_id)
             return None
         try:
             edits = prediction_edits(prediction, built.snapshot)
@@ -513,7 +552,10 @@ class NexteditLanguageServer(LanguageServer):
             self.status.skipped(uri, "bad_prediction", str(exc), request_id)
             return None
         if not edits:
-            self.status.skipped(uri, "no_change", request_id=request_id)
+            if jump is not None:
+                self.status.offered(uri, request_id, f"next edit at {jump.label}")
+            else:
+                self.status.skipped(uri, "no_change", request_id=request_id)
             return None
         offer = self._offer(answer, doc, cursor, built.editable, to_document(edits, built.offset))
         self.status.offered(uri, offer.request_id, f"line {doc.position_of(offer.start)[0] + 1}")
@@ -521,19 +563,25 @@ class NexteditLanguageServer(LanguageServer):
             self._publish_hints_later(uri, offer)
         return offer
 
-    def _offer(self, answer: dict[str, Any], doc: Document, cursor: int, region: tuple[int, int],
-               edits: list[Edit]) -> Offer:
+    @staticmethod
+    def _new_offer(request_id: str, model_version: str | None, arm: str | None, doc: Document, cursor: int,
+                   region: tuple[int, int], edits: list[Edit], **extra: Any) -> Offer:
+        """An offer of `edits` (document offsets, sorted) for `doc` as it is now."""
         whole = span(edits, doc.text)
         predicted = doc.text
         for e in reversed(edits):
             predicted = predicted[:e.start] + e.text + predicted[e.end:]
         grown = len(predicted) - len(doc.text)
-        offer = Offer(request_id=answer["request_id"], model_version=answer.get("model_version"),
-                      arm=answer.get("arm"), uri=doc.uri, path=doc.path, version=doc.version,
-                      cursor=cursor, edits=edits, start=whole.start, end=whole.end,
-                      old=doc.text[whole.start:whole.end], new=whole.text, region=region,
-                      region_before=doc.text[region[0]:region[1]],
-                      region_predicted=predicted[region[0]:region[1] + grown])
+        return Offer(request_id=request_id, model_version=model_version, arm=arm, uri=doc.uri, path=doc.path,
+                     version=doc.version, cursor=cursor, edits=edits, start=whole.start, end=whole.end,
+                     old=doc.text[whole.start:whole.end], new=whole.text, region=region,
+                     region_before=doc.text[region[0]:region[1]],
+                     region_predicted=predicted[region[0]:region[1] + grown], **extra)
+
+    def _offer(self, answer: dict[str, Any], doc: Document, cursor: int, region: tuple[int, int],
+               edits: list[Edit]) -> Offer:
+        offer = self._new_offer(answer["request_id"], answer.get("model_version"), answer.get("arm"), doc, cursor,
+                                region, edits)
         self.tracker.track(offer.request_id, doc.uri, region[0], region[1], offer.region_before,
                            time.monotonic())
         self.tracked[offer.request_id] = offer
@@ -641,12 +689,16 @@ class NexteditLanguageServer(LanguageServer):
             self.events.report("accepted", offer, reason="command")
         self.pacer.accepted()
 
-    def _target(self, args: tuple[Any, ...]) -> tuple[Document, Offer] | None:
-        """The document and offer a command names (a URI or {"uri": ...} argument), else the active one."""
+    def _command_uri(self, args: tuple[Any, ...]) -> str | None:
+        """The document a command names (a URI or {"uri": ...} argument), else the active one."""
         uri = args[0] if args and isinstance(args[0], str) else None
         if args and isinstance(args[0], dict):
             uri = args[0].get("uri") if isinstance(args[0].get("uri"), str) else None
-        uri = uri or self.active_uri
+        return uri or self.active_uri
+
+    def _target(self, args: tuple[Any, ...]) -> tuple[Document, Offer] | None:
+        """The document and offer a command names (a URI or {"uri": ...} argument), else the active one."""
+        uri = self._command_uri(args)
         doc = self.docs.get(uri) if uri else None
         offer = self.offers.get(uri) if uri else None
         if doc is None or offer is None or not offer.current_edits(doc.text):
@@ -702,6 +754,129 @@ class NexteditLanguageServer(LanguageServer):
         found = self._target(args)
         if found is not None:
             self._drop_offer(found[1].uri, "dismissed")
+
+    # ------------------------------------------------------------------ jumps
+
+    def _take_jump(self, answer: dict[str, Any], doc: Document, region: tuple[int, int]) -> Jump | None:
+        """Keep the answer's jump for the document (replacing the older one): its best location outside the
+        editable region, when that lies in the workspace."""
+        self.jumps.pop(doc.uri, None)
+        location = pick(answer.get("locations"), doc.path, line_range(doc.text, region))
+        if location is None:
+            return None
+        jump = Jump(request_id=answer["request_id"], model_version=answer.get("model_version"),
+                    arm=answer.get("arm"), uri=doc.uri, location=location)
+        try:
+            self._jump_uri(jump)
+        except JumpError as exc:
+            log.info("jump of %s not offered: %s", answer["request_id"], exc)
+            return None
+        self.jumps[doc.uri] = jump
+        return jump
+
+    def _jump_uri(self, jump: Jump) -> str:
+        """The URI of the file a jump leads to: an open document with its path, else the workspace file
+        (JumpError when it leads outside the workspace or into an excluded file)."""
+        for d in self.docs.values():
+            if same_path(d.path, jump.path) and (d.uri == jump.uri or self._in_workspace(d.uri)):
+                if d.uri in self.excluded:
+                    raise JumpError("excluded", f"{jump.path} is excluded ({self.excluded[d.uri]!r})")
+                return d.uri
+        file = workspace_file(self.root, jump.path)
+        pattern = self.exclude.match(jump.path, str(file))
+        if pattern is not None:
+            raise JumpError("excluded", f"{jump.path} is excluded ({pattern!r})")
+        return file.as_uri()
+
+    def _jump_target(self, jump: Jump) -> tuple[str, Target]:
+        """The jump's target URI and its edit against the file's current text (the editor's, else the disk's)."""
+        uri = self._jump_uri(jump)
+        doc = self.docs.get(uri)
+        text = doc.text if doc is not None else read_file(Path(to_fs_path(uri) or ""), jump.path)
+        return uri, resolve(jump.location, text)
+
+    def _drop_jump(self, jump: Jump, error: JumpError) -> None:
+        """Withdraw a jump that can no longer be taken, with the reason (status, log, a rejected jump event)."""
+        if self.jumps.get(jump.uri) is jump:
+            del self.jumps[jump.uri]
+        self.status.jump_dropped(jump.uri, error.reason, str(error), jump.request_id)
+        if jump.shown is not None and self.events is not None:
+            self.events.report("rejected", jump, reason=error.reason)
+
+    def _jump_shown(self, jump: Jump, how: str) -> None:
+        if jump.shown is None:
+            jump.shown = how
+        if self.events is not None:
+            self.events.report("shown", jump, reason=how)
+
+    def jump_action(self, uri: str) -> types.Command | None:
+        """"Go to next predicted edit: path:line" for the code action menu, while the document's latest
+        prediction has a jump that can still be taken (one that cannot is dropped with its reason)."""
+        jump = self.jumps.get(uri)
+        if jump is None:
+            return None
+        try:
+            self._jump_target(jump)
+        except JumpError as exc:
+            self._drop_jump(jump, exc)
+            return None
+        self._jump_shown(jump, "code_action")
+        return types.Command(title=f"{GOTO_TITLE}: {jump.label}", command=GOTO_COMMAND, arguments=[uri])
+
+    async def go_to_jump(self, args: tuple[Any, ...]) -> bool:
+        """Take the jump of the document a command names: the edit there becomes that document's offer (once
+        it is open), and the client is asked to show it (window/showDocument, else a message naming it)."""
+        uri = self._command_uri(args)
+        jump = self.jumps.get(uri) if uri else None
+        if jump is None:
+            self._show_info("nextedit: no predicted edit elsewhere")
+            return False
+        try:
+            target_uri, target = self._jump_target(jump)
+        except JumpError as exc:
+            self._drop_jump(jump, exc)
+            self._show_info(f"nextedit: jump dropped: {exc}")
+            return False
+        del self.jumps[jump.uri]
+        self._jump_shown(jump, "command")
+        if self.events is not None:
+            self.events.report("accepted", jump, reason="goto")
+        self.pacer.accepted()
+        doc = self.docs.get(target_uri)
+        if doc is not None:
+            self._arrive(jump, doc, target)
+        else:
+            self._pending_jumps[target_uri] = (jump, target)  # offered once the client opens it
+        shown_doc = doc or Document(target_uri, jump.path, target.text, encoding=self.encoding)
+        sl, sc = shown_doc.position_of(target.selection[0])
+        el, ec = shown_doc.position_of(target.selection[1])
+        if self.show_document:
+            result = await self.window_show_document_async(types.ShowDocumentParams(
+                uri=target_uri, take_focus=True,
+                selection=types.Range(types.Position(sl, sc), types.Position(el, ec))))
+            if result.success:
+                return True
+        self._show_info(f"nextedit: next predicted edit at {jump.path}:{sl + 1}")
+        return True
+
+    def _arrive(self, jump: Jump, doc: Document, target: Target) -> None:
+        """Offer the edit a taken jump leads to in its (now open) document, checked against the document's
+        text; one that no longer applies is dropped with its reason."""
+        if doc.text != target.text:
+            try:
+                target = resolve(jump.location, doc.text)
+            except JumpError as exc:
+                self._drop_jump(jump, exc)
+                return
+        if not target.edits:
+            return  # the location alone: nothing to offer there
+        offer = self._new_offer(jump.request_id, jump.model_version, jump.arm, doc, target.selection[0],
+                                target.selection, target.edits, jump=True, shown="jump", reported={"shown"})
+        self._drop_offer(doc.uri, "replaced")
+        self.offers[doc.uri] = offer
+        self.status.offered(doc.uri, offer.request_id, f"line {doc.position_of(offer.start)[0] + 1}, from a jump")
+        if self.settings.hints != "off":
+            self._publish_hints_later(doc.uri, offer)
 
     # ------------------------------------------------------------------ hints
 
@@ -876,10 +1051,14 @@ def build_server(settings: Settings) -> NexteditLanguageServer:
             cursor = doc.clamped_offset_at(params.range.start.line, params.range.start.character)
             offer = await ls.offer_for(doc.uri, cursor, start=False)
             action = ls.code_action(offer, doc) if offer is not None else None
-            if offer is None or action is None:
-                return None
-            ls.shown(offer, "code_action")
-            return [action, *ls.partial_commands(offer, doc)]
+            actions: list[types.CodeAction | types.Command] = []
+            if offer is not None and action is not None:
+                ls.shown(offer, "code_action")
+                actions = [action, *ls.partial_commands(offer, doc)]
+            goto = ls.jump_action(doc.uri)
+            if goto is not None:
+                actions.append(goto)
+            return actions or None
         except Exception as exc:
             log.exception("codeAction failed")
             ls.notify(logging.ERROR, f"codeAction failed: {type(exc).__name__}: {exc}")
@@ -897,6 +1076,10 @@ def build_server(settings: Settings) -> NexteditLanguageServer:
     @server.command(ACCEPT_LINE_COMMAND)
     async def accept_line(ls: NexteditLanguageServer, *args: Any) -> bool:
         return await _guard_async(ls, ACCEPT_LINE_COMMAND, ls.accept_part("line", args))
+
+    @server.command(GOTO_COMMAND)
+    async def go_to_next_edit(ls: NexteditLanguageServer, *args: Any) -> bool:
+        return await _guard_async(ls, GOTO_COMMAND, ls.go_to_jump(args))
 
     @server.command(DISMISS_COMMAND)
     def dismiss(ls: NexteditLanguageServer, *args: Any) -> None:

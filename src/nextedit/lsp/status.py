@@ -124,6 +124,13 @@ class StatusReporter:
             self.log_line(logging.INFO, message)
         self._notify(uri, "none", reason, message, request_id)
 
+    def jump_dropped(self, uri: str, reason: str, message: str, request_id: str | None = None) -> None:
+        """A predicted jump was dropped (its target changed, or lies outside the workspace): shown and logged,
+        not counted as an attempt without a prediction (the server gets a `rejected` jump event)."""
+        text = f"jump dropped: {message}"
+        self.log_line(logging.INFO, text)
+        self._notify(uri, "none", reason, text, request_id)
+
     def cancelled(self, uri: str) -> None:
         """The attempt was superseded by a newer one in the editor (no outcome to show)."""
         self._end(uri, "superseded")

@@ -39,6 +39,8 @@ log = logging.getLogger("nextedit.serve")
 
 M = TypeVar("M", bound=BaseModel)
 REASONS = ("empty", "timeout", "parse_failed", "filtered", "cancelled", "error")
+#: Locations an answer carries at most.
+MAX_LOCATIONS = 10
 
 
 class HTTPProblem(Exception):
@@ -88,6 +90,8 @@ class EventRequest(BaseModel):
     partial: Literal["word", "line"] | None = None
     #: A `skipped` event: attempts without a prediction per reason decided in the editor.
     counts: dict[str, int] | None = None
+    #: The event is about the prediction's jump (its `locations[0]`, outside the offered edit), not its edit.
+    jump: bool | None = None
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -316,6 +320,14 @@ def _outcome(result: BackendResult, snap: Snapshot) -> tuple[str | None, str | N
     }
 
 
+def _locations(result: BackendResult | None) -> list[dict[str, Any]]:
+    """The answer's `locations`: where the predictor expects the next edit (path relative to the workspace
+    root, 0-based lines [start_line, end_line), the edit there as a hunk or None, score, reason), best first."""
+    if result is None or result.error:
+        return []
+    return [loc.model_dump(mode="json") for loc in result.locations[:MAX_LOCATIONS]]
+
+
 def _reversal(snap: Snapshot, after: str) -> float | None:
     from nextedit.metrics.reversal import reversal_ratio
 
@@ -377,6 +389,8 @@ def _predicted_event(state: ServerState, req: PredictRequest, request_id: str, a
         "edit_count": len(prediction["edits"]) if prediction else 0,
         "edit_chars": sum(max(e["end"] - e["start"], len(e["text"])) for e in prediction["edits"]) if prediction else 0,
     }
+    if locations := _locations(result):
+        event["locations"] = len(locations)
     if live_arm:
         event["live_arm"] = live_arm
     if prediction is not None:
@@ -533,6 +547,7 @@ async def handle_predict(state: ServerState, request: Request) -> Response:
         "prediction": None if prediction is None else {k: v for k, v in prediction.items() if not k.startswith("_")},
         "reason": reason, "detail": detail, "timing": timing,
         "tokens": {"input": result.input_tokens if result else 0, "output": result.output_tokens if result else 0},
+        "locations": _locations(result),
     }
 
     at = utc_now()

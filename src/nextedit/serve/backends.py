@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nextedit.predictors import Predictor, get_predictor
-from nextedit.record import Example
+from nextedit.record import Example, Location
 from nextedit.serve.config import ArmConfig
 
 #: Predictors cheap enough to call on the event loop (no thread hop).
@@ -41,6 +41,8 @@ class BackendResult:
     backend_ms: float = 0.0
     #: The upstream server's round trip (HTTP backends; None for in-process ones), part of backend_ms.
     upstream_ms: float | None = None
+    #: Where the predictor expects the next edit, best first (a jump answer, the jump heuristics).
+    locations: list[Location] = field(default_factory=list)
 
 
 @dataclass
@@ -157,6 +159,7 @@ class Backend:
             queue_ms=queue_s * 1000,
             backend_ms=(done - queued - queue_s) * 1000,
             upstream_ms=first.latency_ms if getattr(self.predictor, "upstream", False) else None,
+            locations=list(first.locations),
         )
 
     async def complete(self, prompt: str | list[dict[str, Any]], *, max_tokens: int, stop: list[str] | None,

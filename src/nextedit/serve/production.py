@@ -47,6 +47,15 @@ class _Arm:
     agreement: list[bool] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     partial: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    jumps: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def _jump_key(kind: str, reason: str | None) -> str:
+    """Which jump count an event about a jump adds to: shown, taken (the user went there), applied (the edit
+    there was accepted) or rejected."""
+    if kind == "accepted":
+        return "taken" if reason == "goto" else "applied"
+    return kind
 
 
 @dataclass
@@ -86,6 +95,10 @@ class ArmReport:
     #: Accepted predictions whose acceptance was partial ("word" / "line" -> count); they count as
     #: accepted, and their kept rate comes from the settled text like every other.
     partial_accepted: dict[str, int] = field(default_factory=dict)
+    #: "Go to next predicted edit" (events marked `jump`, not counted above): shown, taken (the user went
+    #: there), applied (the edit there was accepted), rejected; and taken / shown.
+    jumps: dict[str, int] = field(default_factory=dict)
+    jump_acceptance: float | None = None
 
 
 @dataclass
@@ -150,6 +163,8 @@ def production_report(store: EventStore, config: ServeConfig | None = None, sinc
             arm.output_tokens += int(p.get("output_tokens") or 0)
             if p.get("reversal_ratio") is not None:
                 arm.reversal.append(float(p["reversal_ratio"]))
+        elif kind in ("shown", "accepted", "rejected") and p.get("jump"):
+            arm.jumps[_jump_key(kind, p.get("reason"))] += 1
         elif kind in ("shown", "accepted", "rejected", "settled"):
             u = arm.users[user]
             setattr(u, kind, getattr(u, kind) + 1)
@@ -197,6 +212,7 @@ def production_report(store: EventStore, config: ServeConfig | None = None, sinc
             reject_reasons=dict(arm.reject_reasons),
             agreement_with_live=_rate(sum(arm.agreement), len(arm.agreement)),
             partial_accepted=dict(arm.partial),
+            jumps=dict(arm.jumps), jump_acceptance=_rate(arm.jumps.get("taken", 0), arm.jumps.get("shown", 0)),
         ))
     if control_name is None:
         control_name = next((r.name for r in reports if not r.shadow), None)
