@@ -548,12 +548,12 @@ def _expand(plan: _Plan, sums: np.ndarray) -> np.ndarray:
 
 
 #: Below this many changed chars (original vs expected plus original vs actual), the windows are
-#: compared as strings in Python; above it the whole texts are normalized and counted with numpy.
+#: compared as strings in Python; above it the texts are normalized and counted with numpy.
 _NUMPY_MIN_CHARS = 300
-#: From this share of changed chars (the windows of both deltas, over the chars of the distinct
-#: texts) on, ASCII texts of up to `_WHOLE_MAX_CHARS` chars in all are counted whole, in one pass
-#: (`_sums_whole`), instead of through the changed windows; longer texts from this share of
-#: changed lines on (a line diff: windows spanning scattered small edits are narrowed instead).
+#: ASCII texts of up to `_WHOLE_MAX_CHARS` chars in all (the distinct ones) with at least this
+#: share of them changed (the windows of both deltas) are counted whole, all three in one pass
+#: (`_sums_whole`); others through their changed windows (`_sums_windows`: longer texts, where
+#: windows spanning a few small edits are narrowed by a line diff, and small changes).
 _WHOLE_MIN_SHARE = 0.2
 _WHOLE_MAX_CHARS = 12288
 
@@ -561,18 +561,14 @@ _WHOLE_MAX_CHARS = 12288
 def _count_whole(original: str, expected: str, actual: str, changed: int, v: ChrFVariant) -> bool:
     """Whether to count the whole texts (`_sums_whole`) rather than the changed windows."""
     distinct = {original, expected, actual}
-    if v.n > 7 or not all(t.isascii() for t in distinct):
-        return False
     size = sum(map(len, distinct))
-    if changed < _WHOLE_MIN_SHARE * size:
-        return False
-    return size <= _WHOLE_MAX_CHARS
+    return (_WHOLE_MIN_SHARE * size <= changed and size <= _WHOLE_MAX_CHARS and v.n * 8 + _CODE_BITS < 64
+            and all(t.isascii() for t in distinct))
 
-#: Translate tables, byte -> digit: + 1 (ASCII -> 1..128) and byte 255 (no ASCII char: the
-#: separator after each text) -> 0, the end-of-text digit; for `collapse`, other blanks -> " "
-#: and "\r" -> "\n" first.
-_PLUS1_TABLE = bytes(range(1, 256)) + b"\0"
-_COLLAPSE_TABLE = bytes(_PLUS1_TABLE[b] for b in _WS_TO.tolist())
+
+#: Translate table for `collapse`, byte -> digit: other blanks -> " " and "\r" -> "\n", then + 1
+#: as `_PLUS1` (byte 255, no ASCII char, is the separator after each text: the end-of-text digit 0).
+_COLLAPSE_TABLE = bytes(_PLUS1[b] for b in _WS_TO.tolist())
 #: The ASCII whitespace bytes (`remove` deletes them), and the digits of " " and "\n".
 _WS_BYTES = bytes(np.flatnonzero(_IS_WS[:128]).tolist())
 _SPACE_DIGIT, _NEWLINE_DIGIT = ord(" ") + 1, ord("\n") + 1
@@ -605,7 +601,7 @@ def _sums_whole(texts: tuple[str, str, str], v: ChrFVariant) -> list[tuple[int, 
     weights = [w for _, w in segs]
     joined = _SEPARATOR.join([t.encode("ascii") for t, _ in segs]) + _SEPARATOR
     if v.ws == "remove":
-        digits = np.frombuffer(joined.translate(_PLUS1_TABLE, _WS_BYTES), np.uint8)
+        digits = np.frombuffer(joined.translate(_PLUS1, _WS_BYTES), np.uint8)
     else:
         d = np.frombuffer(joined.translate(_COLLAPSE_TABLE), np.uint8)
         keep = np.empty(d.size, dtype=bool)  # drop a blank or newline equal to the char before it
