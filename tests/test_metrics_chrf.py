@@ -311,3 +311,32 @@ def test_whitespace_normalization_matches_the_regex_definition(text: str, repeat
     collapse = re.sub(r"[\r\n]+", "\n", re.sub(r"[^\S\r\n]+", " ", text))
     assert normalize_whitespace(text, "collapse") == collapse
     assert normalize_whitespace(text, "remove") == re.sub(r"\s+", "", text)
+
+
+# Texts counted whole (`_sums_whole`: all three texts normalized as one byte array, one sort) and
+# through the changed windows must agree with the definition on every shape, including texts that
+# normalize to fewer than 6 chars (or to nothing under v1) and every kind of ASCII whitespace.
+_ws_line = st.text(alphabet="ab_(x)= \t\r\x0b\x0c\x1c:", max_size=12).map(lambda s: "    " * (len(s) % 3) + s)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data(), st.sampled_from(["v1", "v3"]), st.sampled_from(["whole", "windows", "windows+spans"]))
+def test_whole_text_and_window_counting_match_a_reference(data: st.DataObject, variant: str, path: str) -> None:
+    from nextedit.metrics import chrf
+
+    code = st.lists(_ws_line, min_size=0, max_size=30)
+    base = data.draw(code)
+    expected = data.draw(st.one_of(_shaped(base), code))
+    actual = data.draw(st.one_of(st.just(expected), st.just(base), _shaped(expected), _shaped(base), code))
+    o, e, a = "\n".join(base), "\n".join(expected), "\n".join(actual)
+    saved = chrf._NUMPY_MIN_CHARS, chrf._SPAN_MIN_CHARS, chrf._WHOLE_MIN_SHARE
+    chrf._NUMPY_MIN_CHARS = 0
+    chrf._WHOLE_MIN_SHARE = 0.0 if path == "whole" else float("inf")
+    if path == "windows+spans":
+        chrf._SPAN_MIN_CHARS = 0
+    try:
+        fast = delta_chrf(o, e, a, variant=variant)
+    finally:
+        chrf._NUMPY_MIN_CHARS, chrf._SPAN_MIN_CHARS, chrf._WHOLE_MIN_SHARE = saved
+    assert fast == delta_chrf(o, e, a, variant=variant, windowed=False)
+    assert (fast.tp, fast.fp, fast.fn) == reference_counts(o, e, a, variant)

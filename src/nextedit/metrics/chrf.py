@@ -548,8 +548,141 @@ def _expand(plan: _Plan, sums: np.ndarray) -> np.ndarray:
 
 
 #: Below this many changed chars (original vs expected plus original vs actual), the windows are
-#: compared as strings in Python; above it the whole texts are normalized and counted with numpy.
+#: compared as strings in Python; above it the texts are normalized and counted with numpy.
 _NUMPY_MIN_CHARS = 300
+#: ASCII texts of up to `_WHOLE_MAX_CHARS` chars in all (the distinct ones) with at least this
+#: share of them changed (the windows of both deltas) are counted whole, all three in one pass
+#: (`_sums_whole`); others through their changed windows (`_sums_windows`: longer texts, where
+#: windows spanning a few small edits are narrowed by a line diff, and small changes).
+_WHOLE_MIN_SHARE = 0.2
+_WHOLE_MAX_CHARS = 12288
+
+
+def _count_whole(original: str, expected: str, actual: str, changed: int, v: ChrFVariant) -> bool:
+    """Whether to count the whole texts (`_sums_whole`) rather than the changed windows."""
+    distinct = {original, expected, actual}
+    size = sum(map(len, distinct))
+    return (_WHOLE_MIN_SHARE * size <= changed and size <= _WHOLE_MAX_CHARS and v.n * 8 + _CODE_BITS < 64
+            and all(t.isascii() for t in distinct))
+
+
+#: Translate table for `collapse`, byte -> digit: other blanks -> " " and "\r" -> "\n", then + 1
+#: as `_PLUS1` (byte 255, no ASCII char, is the separator after each text: the end-of-text digit 0).
+_COLLAPSE_TABLE = bytes(_PLUS1[b] for b in _WS_TO.tolist())
+#: The ASCII whitespace bytes (`remove` deletes them), and the digits of " " and "\n".
+_WS_BYTES = bytes(np.flatnonzero(_IS_WS[:128]).tolist())
+_SPACE_DIGIT, _NEWLINE_DIGIT = ord(" ") + 1, ord("\n") + 1
+_SEPARATOR = b"\xff" * 8
+#: (E, A) weights of each text's n-grams: E = expected - original, A = actual - original.
+_ROLE_WEIGHTS = ((-1, -1), (1, 0), (0, 1))
+#: Two channel weights packed in one int64 as E * 2^32 + A (sums unpack exactly while |A| < 2^31).
+_PACK_BITS = 32
+_PACK_HALF = 1 << (_PACK_BITS - 1)
+
+
+def _sums_whole(texts: tuple[str, str, str], v: ChrFVariant) -> list[tuple[int, int, int]]:
+    """Per order: sum over n-grams of |E|, |A| and |E - A|, counting every n-gram of the whole
+    (raw, ASCII) texts once: each distinct text with its (E, A) weights.
+
+    The texts are whitespace-normalized together as one byte array (each followed by 8 separator
+    bytes, which become the end-of-text digit 0), their positions keyed by the next n chars
+    (8 bits each) and a weight code (4 bits) and sorted once. N-grams of order n are runs of keys
+    sharing n leading digits; per order, the group sums are differences of running sums of the
+    weights at the places where that prefix changes (all orders at once: one row per order). Keys
+    at separator positions weigh 0; a key within n - 1 chars of a text's end (r chars left) is a
+    group alone above order r (with the same keys of other texts' ends), taken back out.
+    """
+    n_max = v.n
+    roles: dict[str, tuple[int, int]] = {}
+    for t, (we, wa) in zip(texts, _ROLE_WEIGHTS):
+        e0, a0 = roles.get(t, (0, 0))
+        roles[t] = (e0 + we, a0 + wa)
+    segs = [(t, w) for t, w in roles.items() if w != (0, 0)]
+    weights = [w for _, w in segs]
+    joined = _SEPARATOR.join([t.encode("ascii") for t, _ in segs]) + _SEPARATOR
+    if v.ws == "remove":
+        digits = np.frombuffer(joined.translate(_PLUS1, _WS_BYTES), np.uint8)
+    else:
+        d = np.frombuffer(joined.translate(_COLLAPSE_TABLE), np.uint8)
+        keep = np.empty(d.size, dtype=bool)  # drop a blank or newline equal to the char before it
+        keep[0] = True
+        np.not_equal(d[1:], d[:-1], out=keep[1:])
+        keep[1:] |= (d[1:] != _SPACE_DIGIT) & (d[1:] != _NEWLINE_DIGIT)
+        digits = d[keep]
+    ends = np.flatnonzero(digits == 0)[::8].tolist()  # where each normalized text ends
+    starts = [0, *(e + 8 for e in ends[:-1])]
+    size = digits.size - 7
+    keys = (np.ndarray((size,), ">u8", digits, strides=(1,)) >> (8 * (8 - n_max))).view(np.int64)
+    keys <<= _CODE_BITS
+    counts = [c for s, e in zip(starts, ends) for c in (e - s, 8)]
+    counts[-1] = 1
+    keys |= np.repeat(np.array([c for i in range(1, len(segs) + 1) for c in (i, 0)], dtype=np.int64), counts)
+    # Keys within n_max - 1 chars of a text's end, with the text's weights and the chars left.
+    near = [(key, w, e - pos) for s, e, w in zip(starts, ends, weights)
+            for pos, key in enumerate(keys[max(s, e - n_max + 1):e].tolist(), max(s, e - n_max + 1))]
+    keys.sort()
+    # One weight per code (0: separator positions): E and A packed, or one channel r when E, A and
+    # E - A are fixed multiples of it.
+    if all(we == wa for we, wa in weights):
+        table, mult = [we for we, _ in weights], (1, 1, 0)
+    elif all(wa == 0 for _, wa in weights):
+        table, mult = [we for we, _ in weights], (1, 0, 1)
+    elif all(we == 0 for we, _ in weights):
+        table, mult = [wa for _, wa in weights], (0, 1, 1)
+    else:
+        table, mult = [(we << _PACK_BITS) + wa for we, wa in weights], None
+    width = size + 1
+    cum = np.zeros(width, dtype=np.int64)
+    np.cumsum(np.array([0, *table], dtype=np.int64).take(keys & ((1 << _CODE_BITS) - 1)), out=cum[1:])
+    # Row n - 1 of `bound` marks where an n-gram of order n starts (key i shares fewer than n
+    # leading digits with key i - 1) and, first and last, the ends; `flat` lists them as
+    # n_row * width + i.
+    bound = np.ones((n_max, width), dtype=bool)
+    np.greater_equal(keys[1:] ^ keys[:-1], _limits(n_max)[:, None], out=bound[:, 1:size])
+    flat = np.flatnonzero(bound)
+    rows = np.searchsorted(flat, np.arange(n_max) * width)
+    at = cum.take(flat, mode="wrap")  # the running sum at each bound (index flat % width)
+    group = at[1:] - at[:-1]  # group sums, and between rows a step of -cum[-1]
+    if mult is None:
+        per = np.empty((3, group.size), dtype=np.int64)
+        e_row, a_row, d_row = per
+        np.add(group, _PACK_HALF, out=a_row)
+        np.bitwise_and(a_row, (1 << _PACK_BITS) - 1, out=a_row)
+        np.subtract(a_row, _PACK_HALF, out=a_row)
+        np.subtract(group, a_row, out=e_row)
+        np.right_shift(e_row, _PACK_BITS, out=e_row)
+        np.subtract(e_row, a_row, out=d_row)
+    else:
+        per = group[None, :]
+    np.abs(per, out=per)
+    sums = np.add.reduceat(per, rows, axis=1)
+    sums[:, :-1] -= per[:, rows[1:] - 1]  # the steps between rows
+    if mult is None:
+        s_e, s_a, s_d = sums.tolist()
+    else:
+        s1 = sums[0].tolist()
+        s_e, s_a, s_d = ([c * x for x in s1] for c in mult)
+    # A key with r < n_max chars left is an n-gram of order <= r only: above, its group is the
+    # keys equal to it (at the ends of texts), taken back out.
+    merged: dict[int, list[int]] = {}
+    for key, (we, wa), r in near:
+        m = merged.setdefault(key >> _CODE_BITS, [r, 0, 0])
+        m[1] += we
+        m[2] += wa
+    for r, e, a in merged.values():
+        if e or a:
+            for n in range(r, n_max):
+                s_e[n] -= abs(e)
+                s_a[n] -= abs(a)
+                s_d[n] -= abs(e - a)
+    return list(zip(s_e, s_a, s_d))
+
+
+@functools.lru_cache(maxsize=8)
+def _limits(n_max: int) -> np.ndarray:
+    """Per order n: keys (digits of 8 bits, then the weight code) differ in their first n digits
+    iff their xor is at least this."""
+    return np.array([1 << (_CODE_BITS + 8 * (n_max - n)) for n in range(1, n_max + 1)], dtype=np.int64)
 
 
 def _counts(original: str, expected: str, actual: str, v: ChrFVariant) -> list[tuple[int, int, int]]:
@@ -564,17 +697,27 @@ def _counts(original: str, expected: str, actual: str, v: ChrFVariant) -> list[t
             return [(sum(map(abs, d.values())), 0, 0) for d in de]
         oa, aa = _normalized_windows(original, actual, pa, sa, v.ws, v.n - 1)
         return list(map(_compare, _trimmed_delta(oe, ee, v.n), _trimmed_delta(oa, aa, v.n)))
+    if _count_whole(original, expected, actual, changed, v):
+        sums = _sums_whole((original, expected, actual), v)
+    else:
+        sums = _sums_windows(original, expected, actual, v)
+    out = []
+    for s_e, s_a, s_d in sums:  # per n-gram: TP = min(|E|, |A|) if E, A share a sign = (|E| + |A| - |E - A|) / 2
+        tp = (s_e + s_a - s_d) // 2
+        out.append((tp, s_a - tp, s_e - tp))
+    return out
+
+
+def _sums_windows(original: str, expected: str, actual: str, v: ChrFVariant) -> list[tuple[int, int, int]]:
+    """Per order: sum over n-grams of |E|, |A| and |E - A|, counting the changed windows of the
+    normalized texts (numpy; Python where the texts have too many distinct chars)."""
     texts = (normalize_whitespace(original, v.ws), normalize_whitespace(expected, v.ws),
              normalize_whitespace(actual, v.ws))
     plan = _plan(texts)
     sums = _sums_numpy(texts, plan, v.n)
     if sums is None:
         sums = _sums_python(texts, plan, v.n)
-    out = []
-    for s_e, s_a, s_d in sums:  # per n-gram: TP = min(|E|, |A|) if E, A share a sign = (|E| + |A| - |E - A|) / 2
-        tp = (s_e + s_a - s_d) // 2
-        out.append((tp, s_a - tp, s_e - tp))
-    return out
+    return sums
 
 
 def delta_chrf(original: str, expected: str, actual: str, *, variant: str = "v3",
