@@ -25,7 +25,7 @@ from nextedit.mine.split import (
     sample_partial,
 )
 from nextedit.mine.verify import changed_span
-from nextedit.patch import make
+from nextedit.patch import make, make_lines
 
 
 class SampleError(ValueError):
@@ -56,14 +56,16 @@ def _common_rows(a: Sequence[str], b: Sequence[str]) -> tuple[int, int]:
 
 
 def window_diff(before: Sequence[str], after: Sequence[str], path: str, *, context: int = 3) -> str:
-    """A hunk-only unified diff (no file headers) of two versions of a file, numbered as file lines;
-    only the changed window plus `context` lines is diffed."""
+    """A hunk-only unified diff (no file headers) of two versions of a file (lists of lines as `split_lines`
+    gives), numbered as file lines; only the changed window plus `context` lines is diffed."""
     p, s = _common_rows(before, after)
     w0 = max(0, p - context)
     b1 = min(len(before), len(before) - s + context)
     a1 = min(len(after), len(after) - s + context)
-    diff = make("".join(before[w0:b1]), "".join(after[w0:a1]), path=path, start_line=w0, context=context)
-    return diff.split("\n", 2)[2] if diff.startswith("--- ") else diff
+    if "\n" in path:  # the file headers would hold more lines than the two the old form cut off
+        diff = make("".join(before[w0:b1]), "".join(after[w0:a1]), path=path, start_line=w0, context=context)
+        return diff.split("\n", 2)[2] if diff.startswith("--- ") else diff
+    return make_lines(list(before[w0:b1]), list(after[w0:a1]), start_line=w0, context=context)
 
 
 def _line_content(line: str) -> tuple[str, str]:
