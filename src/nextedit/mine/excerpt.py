@@ -167,14 +167,27 @@ def enclosing_rows(tree: Any, rows: tuple[int, int]) -> list[tuple[int, int]]:
     return out
 
 
+def _line_costs(lines: Sequence[str]) -> list[int]:
+    """`line_cost` of each line. An ASCII line's UTF-8 length is its length; otherwise, when the lines are the
+    `split_lines` pieces of their text, the UTF-8 lengths come from one encode of the whole text."""
+    text = "".join(lines)
+    if text.isascii():
+        return [n // 3 or 1 for n in map(len, lines)]
+    if split_lines(text) != list(lines):
+        return [line_cost(line) for line in lines]
+    parts = text.encode("utf-8", "surrogatepass").split(b"\n")
+    last = parts.pop()  # after the last newline: the last line when the text does not end with one
+    costs = [(n + 1) // 3 or 1 for n in map(len, parts)]
+    if last:
+        costs.append(len(last) // 3 or 1)
+    return costs
+
+
 class _Costs:
     def __init__(self, lines: Sequence[str], costs: Sequence[int] | None = None):
         self.n = len(lines)
-        if costs is None:  # an ASCII line's UTF-8 length is its length: skip the encode
-            if "".join(lines).isascii():
-                costs = [n // 3 or 1 for n in map(len, lines)]
-            else:
-                costs = [(len(line) // 3 or 1) if line.isascii() else line_cost(line) for line in lines]
+        if costs is None:
+            costs = _line_costs(lines)
         self.prefix = [0, *accumulate(costs)]
 
     def of(self, a: int, b: int) -> int:
