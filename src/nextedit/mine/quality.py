@@ -6,16 +6,16 @@ from __future__ import annotations
 import difflib
 import re
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from datasketch import MinHash, MinHashLSH
-
-from nextedit.dataset.dedup import cursor_window, shingle_hashes, tokenize
 from nextedit.metrics.text import common_prefix, common_suffix
 from nextedit.mine.config import FilterConfig
 from nextedit.patch import changed_lines
 from nextedit.record import Example
+
+if TYPE_CHECKING:
+    import numpy as np
+    from datasketch import MinHash
 
 _WORDISH = re.compile(r"\w")
 
@@ -87,6 +87,9 @@ class NearDuplicates:
     cursor plus the expected edit's changed lines, against the examples of the commits seen before."""
 
     def __init__(self, cfg: FilterConfig, num_perm: int = 64, shingle: int = 5, seed: int = 1):
+        # Imported here: datasketch loads scipy (~0.3 s), which only the process running this pass needs.
+        from datasketch import MinHash, MinHashLSH
+
         self.threshold = cfg.near_duplicate
         self.window_lines = cfg.window_lines
         self.num_perm, self.shingle, self.seed = num_perm, shingle, seed
@@ -100,6 +103,10 @@ class NearDuplicates:
 
     def signature(self, example: Example) -> MinHash:
         """The MinHash of an example's cursor window and expected changed lines."""
+        from datasketch import MinHash
+
+        from nextedit.dataset.dedup import cursor_window, shingle_hashes, tokenize
+
         text = cursor_window(example.snapshot, self.window_lines)
         if example.expected:
             text += "\n" + "\n".join(changed_lines(example.expected[0]))
@@ -112,6 +119,8 @@ class NearDuplicates:
 
     def match(self, m: MinHash) -> tuple[str, float] | None:
         """(id, similarity) of an earlier commit's example at least `threshold` similar, or None."""
+        import numpy as np
+
         if self._lsh is None:
             return None
         sig = m.hashvalues.astype(np.uint32)
@@ -126,6 +135,8 @@ class NearDuplicates:
         """Remember a kept example (call once its whole commit has been tested)."""
         if self._lsh is None:
             return
+        import numpy as np
+
         self._lsh.insert(len(self._sigs), m, check_duplication=False)
         self._sigs.append(m.hashvalues.astype(np.uint32))
         self._ids.append(example_id)
