@@ -20,7 +20,6 @@ from nextedit.mine.excerpt import (
 from nextedit.mine.split import (
     PartialLine,
     expected_group,
-    history_events,
     line_gap,
     sample_partial,
 )
@@ -97,6 +96,30 @@ class Versions:
         self._lines: dict[tuple[str, frozenset[tuple[int, int]]], list[str]] = {}
         self._texts: dict[tuple[str, frozenset[tuple[int, int]]], str] = {}
         self._diffs: dict[tuple[str, frozenset[tuple[int, int]], frozenset[tuple[int, int]]], str] = {}
+        self._joins: tuple[list[int], list[bool]] = ([], [])  # ids of a unit sequence, and its join flags
+
+    def history_events(self, steps: Sequence[Edit], group_lines: int) -> list[list[Edit]]:
+        """`history_events(steps)`. Whether a unit joins the event before it depends only on the units before
+        it, and the samples of a commit take prefixes of one typing order: the flags of the longest sequence
+        asked for are kept and reused for its prefixes."""
+        ids, flags = self._joins
+        n = len(steps)
+        m = 0
+        while m < min(n, len(ids)) and ids[m] == id(steps[m]):
+            m += 1
+        own = flags[:m]
+        for i in range(m, n):
+            own.append(i > 0 and steps[i - 1].path == steps[i].path
+                       and line_gap(steps[i - 1], steps[i], steps[:i]) <= group_lines)
+        if m == len(ids) and n > m:
+            self._joins = ([id(u) for u in steps], own)
+        events: list[list[Edit]] = []
+        for unit, join in zip(steps, own, strict=True):
+            if join:
+                events[-1].append(unit)
+            else:
+                events.append([unit])
+        return events
 
     def lines(self, path: str, units: Iterable[Edit]) -> list[str]:
         """The lines of `path` once `units` (all of that file) are applied; shared: do not modify."""
@@ -129,7 +152,7 @@ def _history(applied: list[Edit], versions: Versions, target: Edit, snap_lines: 
              cfg: MineConfig) -> tuple[list[tuple[str, str]], dict[str, str]]:
     """History events (coalesced units, then the half-typed line, joined to the last event when close),
     the newest `max_history_events` of them as (path, diff), and each file's text before its first one."""
-    events = history_events(applied, group_lines=cfg.group_lines)
+    events = versions.history_events(applied, cfg.group_lines)
     done: dict[str, tuple[Edit, ...]] = {}
     # (path, units applied before, units applied after; None: after is the snapshot `snap_lines`)
     rendered: list[tuple[str, tuple[Edit, ...], tuple[Edit, ...] | None]] = []
