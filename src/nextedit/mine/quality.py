@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections import Counter
 from typing import TYPE_CHECKING, Any
+
+from rapidfuzz.distance import Indel
 
 from nextedit.metrics.text import common_prefix, common_suffix
 from nextedit.mine.config import FilterConfig
@@ -71,10 +72,10 @@ def example_filter_reason(example: Example | dict[str, Any], cfg: FilterConfig) 
         if cfg.whitespace_only:
             return "whitespace-only", "the expected edit only changes whitespace"
         return None
-    # Every character diff inserts or deletes at least the length difference, and at least the characters
-    # whose counts differ: past `trivial_chars` the edit cannot be trivial, whatever the diff.
+    # difflib's matching blocks are a common subsequence, so its diff inserts or deletes at least the Indel
+    # distance (rapidfuzz, native): past `trivial_chars` the edit cannot be trivial, whatever the diff.
     if cfg.trivial_chars and abs(len(old) - len(new)) <= cfg.trivial_chars \
-            and (Counter(old) - Counter(new)).total() + (Counter(new) - Counter(old)).total() <= cfg.trivial_chars:
+            and Indel.distance(old, new, score_cutoff=cfg.trivial_chars) <= cfg.trivial_chars:
         diff = _changed_chars(old, new)
         if len(diff) <= cfg.trivial_chars and not _WORDISH.search(diff):
             return "trivial", f"the expected edit only adds or removes {diff!r}"
