@@ -128,6 +128,9 @@ def test_incremental_reparse_gives_the_tree_of_a_fresh_parse():
         base.replace("def beta(values, offset):\n", "def beta(values, offset, scale=1):\n"),
         base.replace("    return values\n\n\n", "    return values\n\n\nclass Extra:\n    x = (1,\n", 1),  # unclosed
         "# é ü\n" + base,  # multi-byte characters before everything
+        # changes far apart (one tree-sitter edit per changed run of lines), one with a syntax error
+        "# é ü\n" + base.replace("def beta(", "def beta_2(").replace("    return values\n", "    return values[:]\n"),
+        "# é\n" + base.replace("def beta(", "def beta_2(x, ").replace("    return values\n", "    return (values\n", 1),
         base[:len(base) // 2],
         "",
         base,

@@ -185,3 +185,59 @@ def test_filter_settings_file_and_its_errors(tmp_path):
     result = CliRunner().invoke(app, ["mine", str(tmp_path), "-o", str(tmp_path / "x.jsonl"), "--filters", str(bad)])
     assert result.exit_code == 2 and "bad.toml: field skip_files.0" in result.output
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_near_duplicates_answer_as_datasketch_does():
+    """The numpy MinHash/LSH of NearDuplicates gives datasketch's signatures, bands and matches."""
+    import random
+
+    import numpy as np
+
+    datasketch = pytest.importorskip("datasketch")
+    from datasketch.lsh import _optimal_param
+
+    from nextedit.dataset.dedup import cursor_window, shingle_hashes, tokenize
+    from nextedit.mine.quality import NearDuplicates, _lsh_params
+    from nextedit.patch import changed_lines, make
+    from nextedit.record import parse_example
+
+    for threshold in (0.3, 0.5, 0.8, 0.9, 0.97):
+        assert _lsh_params(threshold, 64) == _optimal_param(threshold, 64, 0.5, 0.5)
+    rng = random.Random(3)
+    words = ["alpha", "beta", "(", ")", "=", "gamma", "delta", ",", "self", "return", "1", "2"]
+    examples = []
+    for i in range(300):
+        base = rng.randrange(20)  # few bases: many near-duplicates
+        text = " ".join(random.Random(base).choice(words) for _ in range(60)).replace(") ", ")\n") + "\n"
+        if rng.random() < 0.7:  # small random edits
+            text = text.replace(rng.choice(words), rng.choice(words), 1)
+        examples.append(parse_example({
+            "id": f"e{i}", "snapshot": {"path": "a.py", "text": text, "cursor": len(text) // 2},
+            "expected": [make(text, text + "x\n", path="a.py")] if i % 2 else []}))
+    cfg = FilterConfig(near_duplicate=0.8)
+    near = NearDuplicates(cfg)
+    lsh = datasketch.MinHashLSH(threshold=0.8, num_perm=64)
+    template = datasketch.MinHash(num_perm=64, seed=1)
+    sigs, ids, tokens, matched = [], [], {}, 0
+    for i, ex in enumerate(examples):
+        text = cursor_window(ex.snapshot, cfg.window_lines)
+        if ex.expected:
+            text += "\n" + "\n".join(changed_lines(ex.expected[0]))
+        m = datasketch.MinHash(num_perm=64, seed=1, hashfunc=int, permutations=template.permutations,
+                               scheme=template.scheme)
+        m.update_batch(shingle_hashes(tokenize(text), 5, tokens).tolist())
+        sig = near.signature(ex)
+        assert np.array_equal(sig, m.hashvalues.astype(np.uint32))
+        want = None
+        for key in lsh.query(m):
+            sim = float(np.count_nonzero(sigs[key] == m.hashvalues.astype(np.uint32))) / 64
+            if sim >= 0.8 and (want is None or sim > want[1]):
+                want = (ids[key], sim)
+        assert near.match(sig) == want
+        matched += want is not None
+        if i % 3:  # remember only some, as the pass remembers kept examples
+            lsh.insert(len(sigs), m, check_duplication=False)
+            sigs.append(m.hashvalues.astype(np.uint32))
+            ids.append(ex.id)
+            near.add(ex.id, sig)
+    assert matched > 20

@@ -54,8 +54,9 @@ LANGUAGES: tuple[Language, ...] = (
 _BY_EXTENSION = {ext: lang for lang in LANGUAGES for ext in lang.extensions}
 
 
+@functools.lru_cache(maxsize=4096)
 def language_for_path(path: str) -> Language | None:
-    """The language of a file from its extension, or None when unknown."""
+    """The language of a file from its extension, or None when unknown (memoized: asked per sample)."""
     return _BY_EXTENSION.get(PurePosixPath(path).suffix.lower())
 
 

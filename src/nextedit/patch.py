@@ -42,6 +42,7 @@ __all__ = [
     "line_col_to_offset",
     "line_offsets",
     "make",
+    "make_lines",
     "offset_to_line_col",
     "parse",
     "paths",
@@ -390,26 +391,69 @@ def _start(index: int, length: int, start_line: int) -> int:
     return start_line + index + (1 if length else 0)
 
 
-def make(
-    old: str,
-    new: str,
-    *,
-    path: str = "file",
-    old_path: str | None = None,
-    context: int = 3,
-    start_line: int = 0,
-) -> str:
-    """Unified diff turning ``old`` into ``new`` ("" when equal), hunks numbered from ``start_line``.
+def _common_lines(a: list[str], b: list[str]) -> tuple[int, int]:
+    """Common leading lines of a and b, then common trailing lines of the rest (not overlapping), compared
+    as list slices (in C) by binary search."""
+    n = min(len(a), len(b))
+    lo, hi = 0, n
+    if a[:hi] == b[:hi]:
+        lo = hi
+    while lo < hi:  # a[:lo] == b[:lo] and the answer is <= hi
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    pre = lo
+    la, lb = len(a), len(b)
+    lo, hi = 0, n - pre
+    if a[la - hi:] == b[lb - hi:]:
+        lo = hi
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[la - mid:la - lo] == b[lb - mid:lb - lo]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return pre, lo
 
-    Headers are ``--- a/OLD_PATH`` / ``+++ b/PATH`` (``old_path`` defaults to ``path``).
-    """
-    if context < 0:
-        raise ValueError(f"context must be >= 0, got {context}")
-    if start_line < 0:
-        raise ValueError(f"start_line must be >= 0, got {start_line}")
-    if old == new:
+
+def _one_block_hunk(a: list[str], b: list[str], context: int, start_line: int) -> str | None:
+    """The hunk :func:`make_lines` writes when `a` and `b` differ in one run of lines whose two sides share no
+    line (most edits): then the matching blocks are just the common leading and trailing lines, and so is
+    the one hunk. None otherwise (the general path decides)."""
+    la, lb = len(a), len(b)
+    pre, suf = _common_lines(a, b)
+    mid_a, mid_b = a[pre:la - suf], b[pre:lb - suf]
+    if mid_a and mid_b and not set(mid_a).isdisjoint(mid_b):
+        return None
+    i1 = j1 = max(0, pre - context)
+    tail = min(suf, context)
+    i2, j2 = la - suf + tail, lb - suf + tail
+    lines: list[str] = []
+    for sign, part in ((" ", a[i1:pre]), ("-", mid_a), ("+", mid_b), (" ", a[la - suf:la - suf + tail])):
+        for line in part:
+            if line.endswith("\n"):
+                lines.append(sign + line)
+            else:
+                lines += (sign + line + "\n", NO_NEWLINE)
+    return (f"@@ -{_start(i1, i2 - i1, start_line)},{i2 - i1} +{_start(j1, j2 - j1, start_line)},{j2 - j1} @@\n"
+            + "".join(lines))
+
+
+def make_lines(a: list[str], b: list[str], *, context: int = 3, start_line: int = 0) -> str:
+    """The hunks (no file headers) of :func:`make` for two texts given as their :func:`split_lines` lists."""
+    if context < 0 or start_line < 0:
+        raise ValueError(f"context and start_line must be >= 0, got {context} and {start_line}")
+    if a == b:
         return ""
-    a, b = split_lines(old), split_lines(new)
+    simple = _one_block_hunk(a, b, context, start_line)
+    if simple is not None:
+        return simple
+    return "".join(hunk.render() for hunk in _hunks(a, b, context, start_line))
+
+
+def _hunks(a: list[str], b: list[str], context: int, start_line: int) -> list[Hunk]:
     hunks: list[Hunk] = []
     for group in _group(_opcodes(a, b), context):
         i1, i2 = group[0][1], group[-1][2]
@@ -433,7 +477,30 @@ def make(
                 lines,
             )
         )
-    return FilePatch(old_path if old_path is not None else path, path, hunks).render()
+    return hunks
+
+
+def make(
+    old: str,
+    new: str,
+    *,
+    path: str = "file",
+    old_path: str | None = None,
+    context: int = 3,
+    start_line: int = 0,
+) -> str:
+    """Unified diff turning ``old`` into ``new`` ("" when equal), hunks numbered from ``start_line``.
+
+    Headers are ``--- a/OLD_PATH`` / ``+++ b/PATH`` (``old_path`` defaults to ``path``).
+    """
+    if context < 0:
+        raise ValueError(f"context must be >= 0, got {context}")
+    if start_line < 0:
+        raise ValueError(f"start_line must be >= 0, got {start_line}")
+    if old == new:
+        return ""
+    body = make_lines(split_lines(old), split_lines(new), context=context, start_line=start_line)
+    return f"--- a/{old_path if old_path is not None else path}\n+++ b/{path}\n{body}"
 
 
 # --------------------------------------------------------------------------- parse

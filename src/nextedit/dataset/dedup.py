@@ -10,12 +10,14 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
 
 from nextedit.record import Example, Snapshot
+
+if TYPE_CHECKING:
+    from datasketch import MinHash, MinHashLSH
 
 CURSOR_TOKEN = "<|user_cursor|>"
 _TOKEN = re.compile(r"<\|user_cursor\|>|\w+|[^\w\s]")
@@ -138,6 +140,9 @@ class Deduplicator:
     """
 
     def __init__(self, config: DedupConfig | None = None):
+        # Imported when used: datasketch loads scipy (~0.3 s).
+        from datasketch import MinHash, MinHashLSH
+
         self.config = config or DedupConfig()
         self._lsh = MinHashLSH(threshold=self.config.threshold, num_perm=self.config.num_perm)
         template = MinHash(num_perm=self.config.num_perm, seed=self.config.seed)
@@ -153,6 +158,8 @@ class Deduplicator:
         self._removed = array("b")
 
     def _minhash(self, ex: Example) -> MinHash:
+        from datasketch import MinHash
+
         cfg = self.config
         if len(self._token_hashes) > 500_000:  # bound memory on huge vocabularies
             self._token_hashes.clear()
@@ -171,6 +178,8 @@ class Deduplicator:
         """Register an example of a reference set (e.g. the test split): input examples that
         duplicate it, exactly or nearly, are all removed."""
         if self._ref_lsh is None:
+            from datasketch import MinHashLSH
+
             self._ref_lsh = MinHashLSH(threshold=self.config.threshold, num_perm=self.config.num_perm)
         self._ref_keys.add(exact_key(ex))
         m = self._minhash(ex)

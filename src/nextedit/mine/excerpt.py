@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
+from rapidfuzz.distance import Indel
+
 from nextedit.languages import language_for_path, ts_parser
 from nextedit.metrics.text import common_prefix, common_suffix
 from nextedit.patch import split_lines
@@ -55,6 +57,68 @@ def _point(data: bytes, offset: int) -> tuple[int, int]:
     return data.count(b"\n", 0, offset), offset - (data.rfind(b"\n", 0, offset) + 1)
 
 
+def _pieces(data: bytes) -> list[bytes]:
+    """`data` cut after each newline (the pieces join back to `data`)."""
+    parts = data.split(b"\n")
+    pieces = [part + b"\n" for part in parts[:-1]]
+    if parts[-1]:
+        pieces.append(parts[-1])
+    return pieces
+
+
+def _edits(old: bytes, new: bytes) -> list[tuple[int, int, int, tuple[int, int], tuple[int, int], tuple[int, int]]]:
+    """tree-sitter edits (start, old end, new end bytes and points) turning `old` into `new`, last first so
+    that each is numbered in the text as it stands when it is applied: one per run of changed lines between
+    the common prefix and suffix (a single edit spanning scattered changes makes tree-sitter re-parse all of
+    the text between them)."""
+    p = common_prefix(old, new)
+    s = common_suffix(old, new, min(len(old), len(new)) - p)
+    a, b = _pieces(old[p:len(old) - s]), _pieces(new[p:len(new) - s])
+    gaps: list[tuple[int, int, int, int]] = []  # changed (old start, old end, new start, new end) bytes
+    if a and b and len(a) + len(b) > 2:
+        oa = list(accumulate(map(len, a), initial=p))
+        na = list(accumulate(map(len, b), initial=p))
+        i = j = 0
+        for block in [*Indel.opcodes(a, b).as_matching_blocks(), None]:
+            ba, bb, size = (len(a), len(b), 0) if block is None else (block.a, block.b, block.size)
+            if ba > i or bb > j:
+                gaps.append((oa[i], oa[ba], na[j], na[bb]))
+            i, j = ba + size, bb + size
+    if not gaps or len(gaps) > 64:
+        gaps = [(p, len(old) - s, p, len(new) - s)]
+    # Points of the gaps' old ends, counted forward once.
+    points: list[tuple[tuple[int, int], tuple[int, int]]] = []
+    row, at = 0, 0
+    for o0, o1, _, _ in gaps:
+        row += old.count(b"\n", at, o0)
+        start = (row, o0 - (old.rfind(b"\n", 0, o0) + 1))
+        row += old.count(b"\n", o0, o1)
+        points.append((start, (row, o1 - (old.rfind(b"\n", 0, o1) + 1))))
+        at = o1
+    out = []
+    for (o0, o1, n0, n1), (start, old_end) in zip(reversed(gaps), reversed(points), strict=True):
+        seg = new[n0:n1]
+        lines = seg.count(b"\n")
+        new_end = (start[0] + lines, len(seg) - seg.rfind(b"\n") - 1) if lines else (start[0], start[1] + len(seg))
+        out.append((o0, o1, o0 + n1 - n0, start, old_end, new_end))
+    return out
+
+
+def _span_edit(old: bytes, new: bytes) -> tuple[int, int, int, tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """The one edit from the common prefix to the common suffix of `old` and `new`."""
+    p = common_prefix(old, new)
+    s = common_suffix(old, new, min(len(old), len(new)) - p)
+    return p, len(old) - s, len(new) - s, _point(old, p), _point(old, len(old) - s), _point(new, len(new) - s)
+
+
+def _reparse(parser: Any, data: bytes, base: Any, edits: list[tuple[Any, ...]]) -> Any:
+    base = base.copy()
+    for b0, b1, b2, p0, p1, p2 in edits:
+        base.edit(start_byte=b0, old_end_byte=b1, new_end_byte=b2, start_point=p0, old_end_point=p1,
+                  new_end_point=p2)
+    return parser.parse(data, base)
+
+
 def parse_tree(text: str, path: str) -> Any | None:
     """A tree-sitter tree of a file when its language has a grammar installed, else None.
 
@@ -71,15 +135,14 @@ def parse_tree(text: str, path: str) -> Any | None:
     last = _LAST_TREES.pop(key, None)
     if last is None:
         tree = parser.parse(data)
+    elif last[0] == data:
+        tree = last[1]
     else:
         old, base = last
-        p = common_prefix(old, data)
-        s = common_suffix(old, data, min(len(old), len(data)) - p)
-        base = base.copy()
-        base.edit(start_byte=p, old_end_byte=len(old) - s, new_end_byte=len(data) - s,
-                  start_point=_point(old, p), old_end_point=_point(old, len(old) - s),
-                  new_end_point=_point(data, len(data) - s))
-        tree = parser.parse(data, base)
+        edits = _edits(old, data)
+        tree = _reparse(parser, data, base, edits)
+        if len(edits) > 1 and tree.root_node.has_error:
+            tree = _reparse(parser, data, base, [_span_edit(old, data)])
     _LAST_TREES[key] = (data, tree)
     while len(_LAST_TREES) > _KEEP_TREES:
         _LAST_TREES.popitem(last=False)
@@ -104,14 +167,27 @@ def enclosing_rows(tree: Any, rows: tuple[int, int]) -> list[tuple[int, int]]:
     return out
 
 
+def _line_costs(lines: Sequence[str]) -> list[int]:
+    """`line_cost` of each line. An ASCII line's UTF-8 length is its length; otherwise, when the lines are the
+    `split_lines` pieces of their text, the UTF-8 lengths come from one encode of the whole text."""
+    text = "".join(lines)
+    if text.isascii():
+        return [n // 3 or 1 for n in map(len, lines)]
+    if split_lines(text) != list(lines):
+        return [line_cost(line) for line in lines]
+    parts = text.encode("utf-8", "surrogatepass").split(b"\n")
+    last = parts.pop()  # after the last newline: the last line when the text does not end with one
+    costs = [(n + 1) // 3 or 1 for n in map(len, parts)]
+    if last:
+        costs.append(len(last) // 3 or 1)
+    return costs
+
+
 class _Costs:
     def __init__(self, lines: Sequence[str], costs: Sequence[int] | None = None):
         self.n = len(lines)
-        if costs is None:  # an ASCII line's UTF-8 length is its length: skip the encode
-            if "".join(lines).isascii():
-                costs = [n // 3 or 1 for n in map(len, lines)]
-            else:
-                costs = [(len(line) // 3 or 1) if line.isascii() else line_cost(line) for line in lines]
+        if costs is None:
+            costs = _line_costs(lines)
         self.prefix = [0, *accumulate(costs)]
 
     def of(self, a: int, b: int) -> int:

@@ -35,6 +35,10 @@ GENERATED_MARKER = re.compile(
     re.IGNORECASE,
 )
 
+# Each list of name patterns as one regex: a name matches it when `fnmatch.fnmatchcase` matches one pattern.
+_MINIFIED_NAME = re.compile("|".join(fnmatch.translate(p) for p in MINIFIED_NAME_PATTERNS))
+_GENERATED_NAME = re.compile("|".join(fnmatch.translate(p) for p in GENERATED_NAME_PATTERNS))
+
 MAX_FILE_BYTES = 1_000_000
 MINIFIED_MAX_LINE = 1000
 MINIFIED_MEAN_LINE = 300
@@ -53,9 +57,9 @@ def path_skip_reason(path: str, skip: tuple[str, ...] | list[str] = FILE_KINDS) 
         return "lock"
     if "vendored" in skip and any(part in VENDORED_DIRS for part in p.parts[:-1]):
         return "vendored"
-    if "minified" in skip and any(fnmatch.fnmatchcase(name, pat) for pat in MINIFIED_NAME_PATTERNS):
+    if "minified" in skip and _MINIFIED_NAME.match(name):
         return "minified"
-    if "generated" in skip and any(fnmatch.fnmatchcase(name, pat) for pat in GENERATED_NAME_PATTERNS):
+    if "generated" in skip and _GENERATED_NAME.match(name):
         return "generated"
     lang = language_for_path(path)
     if lang is None or lang.name in NON_CODE_LANGUAGES:

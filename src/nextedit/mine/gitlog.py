@@ -162,20 +162,21 @@ def _header_path(line: str) -> str | None:
     return None
 
 
+# The lines of a patch that are not hunk body lines (" ", "-", "+", "\\" first) nor empty: only these can be
+# file headers or hunk headers.
+_HEADERISH = re.compile(r"^[^-+ \\\n].*", re.MULTILINE)
+
+
 def parse_diff_tree(output: bytes) -> list[FileChange]:
-    """Parse a `git log -p -U0 --full-index --no-renames` patch (one commit) into file changes."""
+    """Parse a `git log -p -U0 --full-index --no-renames` patch (one commit) into file changes.
+
+    Hunk bodies are not read line by line: a body line starts with " ", "-", "+" or "\\", which no header
+    does, so only the other lines are looked at (decoded in one go: UTF-8 with surrogateescape gives the
+    same text decoded whole or line by line)."""
     files: list[FileChange] = []
     current: FileChange | None = None
-    remaining = 0
-    for raw in output.split(b"\n"):
-        line = raw.decode("utf-8", "surrogateescape")
-        if remaining > 0:
-            if line.startswith(("+", "-", " ")):
-                remaining -= 1
-                continue
-            if line.startswith("\\"):
-                continue
-            remaining = 0
+    for m in _HEADERISH.finditer(output.decode("utf-8", "surrogateescape")):
+        line = m.group()
         if line.startswith("diff --git "):
             path = _header_path(line)
             current = FileChange(path=path or "")
@@ -199,11 +200,7 @@ def parse_diff_tree(output: bytes) -> list[FileChange]:
             current.binary = True
         elif m := _HUNK.match(line):
             o, ol, n, nl = m.groups()
-            hunk = RawHunk(int(o), 1 if ol is None else int(ol), int(n), 1 if nl is None else int(nl))
-            current.hunks.append(hunk)
-            remaining = hunk.old_len + hunk.new_len
-        elif line.startswith("\\"):
-            continue
+            current.hunks.append(RawHunk(int(o), 1 if ol is None else int(ol), int(n), 1 if nl is None else int(nl)))
     return files
 
 

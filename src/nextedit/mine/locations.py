@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nextedit.mine.build import Sample, _history, _line_content, window_diff
+from nextedit.mine.build import Sample, Versions, _history, _line_content
 from nextedit.mine.config import MineConfig
-from nextedit.mine.edits import Edit, apply_edits, current_start
+from nextedit.mine.edits import Edit, current_start
 from nextedit.mine.excerpt import ExcerptError, choose_ranges, make_excerpt, parse_tree
 from nextedit.mine.split import expected_group, history_events
 
@@ -22,30 +22,32 @@ def _rows(units: Sequence[Edit], applied: Sequence[Edit]) -> tuple[int, int]:
     return min(starts), max(s + len(u.old) for s, u in zip(starts, units, strict=True))
 
 
-def location(units: Sequence[Edit], applied: Sequence[Edit], old_files: Mapping[str, list[str]]) -> dict[str, Any]:
+def location(units: Sequence[Edit], applied: Sequence[Edit], old_files: Mapping[str, list[str]],
+             versions: Versions | None = None) -> dict[str, Any]:
     """The record location of units of one file: its path, line range and hunk-only diff at the snapshot."""
     path = units[0].path
     in_file = [u for u in applied if u.path == path]
-    before = apply_edits(old_files[path], in_file)
-    after = apply_edits(old_files[path], [*in_file, *units])
+    versions = Versions(old_files) if versions is None else versions
     start, end = _rows(units, applied)
-    return {"path": path, "start_line": start, "end_line": end, "patch": window_diff(before, after, path)}
+    return {"path": path, "start_line": start, "end_line": end, "patch": versions.diff(path, in_file, [*in_file, *units])}
 
 
 def remaining_locations(order: Sequence[Edit], k: int, size: int, old_files: Mapping[str, list[str]],
-                        cfg: MineConfig) -> list[dict[str, Any]]:
+                        cfg: MineConfig, versions: Versions | None = None) -> list[dict[str, Any]]:
     """Locations of the units after the first `k`: the next group (`size` units) first, then the rest of the
     commit (neighbouring units of a file coalesced, in the order they are typed), all in line numbers of
     the snapshot."""
     applied = list(order[:k])
+    versions = Versions(old_files) if versions is None else versions
     rank = {id(u): i for i, u in enumerate(order)}
     rest = sorted(order[k + size:], key=lambda u: (u.path, u.key))  # neighbours in the file, not in time
     events = sorted(history_events(rest, group_lines=cfg.group_lines), key=lambda e: min(rank[id(u)] for u in e))
-    return [location(order[k:k + size], applied, old_files), *(location(e, applied, old_files) for e in events)]
+    return [location(order[k:k + size], applied, old_files, versions),
+            *(location(e, applied, old_files, versions) for e in events)]
 
 
-def jump_sample(order: Sequence[Edit], k: int, old_files: Mapping[str, list[str]], cfg: MineConfig
-                ) -> Sample | None:
+def jump_sample(order: Sequence[Edit], k: int, old_files: Mapping[str, list[str]], cfg: MineConfig,
+                versions: Versions | None = None) -> Sample | None:
     """A jump sample after the first `k` units (k >= 1): the cursor at the end of the last unit typed, no edit
     expected in its editable region, the next group elsewhere. None when the next group (or any remaining
     unit) lies inside that region, so that "no edit here" would be untrue."""
@@ -54,7 +56,8 @@ def jump_sample(order: Sequence[Edit], k: int, old_files: Mapping[str, list[str]
     applied = list(order[:k])
     last = applied[-1]
     path = last.path
-    state = apply_edits(old_files[path], [u for u in applied if u.path == path])
+    versions = Versions(old_files) if versions is None else versions
+    state = versions.lines(path, [u for u in applied if u.path == path])
     if not state:
         return None
     start = current_start(last, applied)
@@ -78,7 +81,7 @@ def jump_sample(order: Sequence[Edit], k: int, old_files: Mapping[str, list[str]
             if (s < e1 and max(e, s + 1) > e0) or (s == e1 and not unit.old):
                 return None
     group = expected_group(order, k, group_lines=cfg.group_lines, max_units=cfg.max_group_units)
-    history, base = _history(applied, old_files, last, state, state, False, cfg)
+    history, base = _history(applied, versions, last, state, False, cfg)
     excerpt = make_excerpt(state, ranges, cursor)
     tags = ["git", TAG, *(["other-file"] if group[0].path != path else [])]
     return Sample(path, excerpt, "", 0, history, base, len(group), None, tags)

@@ -16,7 +16,7 @@ import orjson
 from pydantic import Field
 
 from nextedit.jsonl import failed_path, failed_row
-from nextedit.mine.build import Sample, SampleError, build_sample
+from nextedit.mine.build import Sample, SampleError, Versions, build_sample
 from nextedit.mine.config import MINER_VERSION, MineConfig
 from nextedit.mine.edits import Edit, apply_edits, file_edits
 from nextedit.mine.filters import content_skip_reason, path_matches, path_skip_reason
@@ -231,20 +231,21 @@ def mine_commit(repo: RepoInfo, commit: Commit, cfg: MineConfig, objects: GitObj
     rng = random.Random(f"{cfg.seed}:{sha}")
     order = typing_order(edits, rng)
     result = CommitResult(sha, skipped_files=skipped, units=len(order))
+    versions = Versions(old_files)  # file versions and diffs the samples of this commit share
     for index, k in enumerate(split_points(len(order), cfg.samples_per_commit, rng)):
         example_id = f"{repo.slug}-{sha[:8]}-{index}"
-        _add_sample(result, repo, commit, cfg, example_id, order, k, old_files,
+        _add_sample(result, repo, commit, cfg, example_id, order, k, versions,
                     lambda k=k, index=index: build_sample(order, k, old_files, cfg,
-                                                          random.Random(f"{cfg.seed}:{sha}:{index}")))
+                                                          random.Random(f"{cfg.seed}:{sha}:{index}"), versions))
         chance = random.Random(f"{cfg.seed}:{sha}:{index}:jump").random()
         if chance < cfg.jump_examples:
-            _add_sample(result, repo, commit, cfg, f"{example_id}-jump", order, k, old_files,
-                        lambda k=k: jump_sample(order, k, old_files, cfg), finished=False)
+            _add_sample(result, repo, commit, cfg, f"{example_id}-jump", order, k, versions,
+                        lambda k=k: jump_sample(order, k, old_files, cfg, versions), finished=False)
     return result
 
 
 def _add_sample(result: CommitResult, repo: RepoInfo, commit: Commit, cfg: MineConfig, example_id: str,
-                order: list[Edit], k: int, old_files: dict[str, list[str]], build: Any, *,
+                order: list[Edit], k: int, versions: Versions, build: Any, *,
                 finished: bool = True) -> None:
     """Build, verify and filter one sample into `result` (`build()` returns a Sample, or None for none)."""
     sha = commit.sha
@@ -255,7 +256,7 @@ def _add_sample(result: CommitResult, repo: RepoInfo, commit: Commit, cfg: MineC
         if sample is None:
             return
         record = _record(example_id, repo, commit, cfg, sample, k, len(order))
-        record["locations"] = remaining_locations(order, k, sample.group_size, old_files, cfg)
+        record["locations"] = remaining_locations(order, k, sample.group_size, versions.old_files, cfg, versions)
         example = parse_example(record)
         problem = verify_example(example, sample.base)
     except (SampleError, RecordError) as exc:

@@ -5,24 +5,24 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from datasketch import MinHash, MinHashLSH
+from rapidfuzz.distance import Indel
 
-from nextedit.dataset.dedup import cursor_window, shingle_hashes, tokenize
 from nextedit.metrics.text import common_prefix, common_suffix
 from nextedit.mine.config import FilterConfig
 from nextedit.patch import changed_lines
 from nextedit.record import Example
 
-_SPACE = re.compile(r"\s+")
+if TYPE_CHECKING:
+    import numpy as np
+
 _WORDISH = re.compile(r"\w")
 
 
 def _squeeze(lines: list[str]) -> str:
-    return _SPACE.sub("", "".join(lines))
+    """The lines joined without any whitespace (`str.split` drops the same characters as the regex `\\s`)."""
+    return "".join("".join(lines).split())
 
 
 def whitespace_only(old_lines: list[str], new_lines: list[str]) -> bool:
@@ -72,60 +72,128 @@ def example_filter_reason(example: Example | dict[str, Any], cfg: FilterConfig) 
         if cfg.whitespace_only:
             return "whitespace-only", "the expected edit only changes whitespace"
         return None
-    # Every character diff inserts or deletes at least the length difference, and at least the characters
-    # whose counts differ: past `trivial_chars` the edit cannot be trivial, whatever the diff.
+    # difflib's matching blocks are a common subsequence, so its diff inserts or deletes at least the Indel
+    # distance (rapidfuzz, native): past `trivial_chars` the edit cannot be trivial, whatever the diff.
     if cfg.trivial_chars and abs(len(old) - len(new)) <= cfg.trivial_chars \
-            and (Counter(old) - Counter(new)).total() + (Counter(new) - Counter(old)).total() <= cfg.trivial_chars:
+            and Indel.distance(old, new, score_cutoff=cfg.trivial_chars) <= cfg.trivial_chars:
         diff = _changed_chars(old, new)
         if len(diff) <= cfg.trivial_chars and not _WORDISH.search(diff):
             return "trivial", f"the expected edit only adds or removes {diff!r}"
     return None
 
 
+_MAX32 = (1 << 32) - 1
+
+
+def _fmix32(hv: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer (datasketch's pre-mix of the "affine32" scheme), element-wise, wrapping."""
+    import numpy as np
+
+    hv = hv ^ (hv >> np.uint32(16))
+    hv = hv * np.uint32(0x85EBCA6B)
+    hv = hv ^ (hv >> np.uint32(13))
+    hv = hv * np.uint32(0xC2B2AE35)
+    return hv ^ (hv >> np.uint32(16))
+
+
+def _lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows) minimizing the false positive plus false negative probability mass (weights 0.5 / 0.5), as
+    datasketch's `MinHashLSH` chooses them. The integrands are polynomials of degree bands * rows <= num_perm,
+    which Gauss-Legendre quadrature of num_perm // 2 + 1 nodes integrates exactly; when the best two choices
+    are too close for that to be sure, datasketch (scipy) decides."""
+    import numpy as np
+
+    nodes, weights = np.polynomial.legendre.leggauss(num_perm // 2 + 2)
+
+    def integral(f: Any, lo: float, hi: float) -> float:
+        half = (hi - lo) / 2
+        return float(half * np.dot(weights, f(half * nodes + (hi + lo) / 2)))
+
+    scored = []
+    for b in range(1, num_perm + 1):
+        for r in range(1, num_perm // b + 1):
+            fp = integral(lambda s, b=b, r=r: 1 - (1 - s ** float(r)) ** float(b), 0.0, threshold)
+            fn = integral(lambda s, b=b, r=r: (1 - s ** float(r)) ** float(b), threshold, 1.0)
+            scored.append((fp * 0.5 + fn * 0.5, b, r))
+    ranked = sorted(scored)
+    if len(ranked) > 1 and ranked[1][0] - ranked[0][0] <= 1e-9:
+        from datasketch.lsh import _optimal_param
+
+        return _optimal_param(threshold, num_perm, 0.5, 0.5)
+    return ranked[0][1], ranked[0][2]
+
+
 class NearDuplicates:
     """Streaming near-duplicate test across commits: MinHash (token 5-gram shingles) of the text around the
-    cursor plus the expected edit's changed lines, against the examples of the commits seen before."""
+    cursor plus the expected edit's changed lines, against the examples of the commits seen before.
+
+    The signatures and the LSH index are datasketch's (`MinHash` of the "affine32" scheme with `hashfunc=int`,
+    `MinHashLSH` with its optimal bands), computed here with numpy: importing datasketch loads scipy, which
+    costs more CPU than the whole pass (tests/test_mine_quality.py checks both give the same answers)."""
 
     def __init__(self, cfg: FilterConfig, num_perm: int = 64, shingle: int = 5, seed: int = 1):
+        import numpy as np
+
         self.threshold = cfg.near_duplicate
         self.window_lines = cfg.window_lines
         self.num_perm, self.shingle, self.seed = num_perm, shingle, seed
         self.enabled = self.threshold > 0
-        self._lsh = MinHashLSH(threshold=self.threshold, num_perm=num_perm) if self.enabled else None
-        template = MinHash(num_perm=num_perm, seed=seed)
-        self._perms, self._scheme = template.permutations, template.scheme
+        gen = np.random.RandomState(seed)  # datasketch's permutations of the "affine32" scheme
+        a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+        b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+        self._a, self._b = a, b
+        if self.enabled:
+            self.bands, self.rows = _lsh_params(self.threshold, num_perm)
+            if self.bands < 2:
+                raise ValueError("The number of bands are too small (b < 2)")
+            self._tables: list[dict[bytes, set[int]]] = [{} for _ in range(self.bands)]
         self._sigs: list[np.ndarray] = []
         self._ids: list[str] = []
         self._tokens: dict[str, int] = {}
 
-    def signature(self, example: Example) -> MinHash:
-        """The MinHash of an example's cursor window and expected changed lines."""
+    def signature(self, example: Example) -> np.ndarray:
+        """The MinHash values (uint32) of an example's cursor window and expected changed lines."""
+        import numpy as np
+
+        from nextedit.dataset.dedup import cursor_window, shingle_hashes, tokenize
+
         text = cursor_window(example.snapshot, self.window_lines)
         if example.expected:
             text += "\n" + "\n".join(changed_lines(example.expected[0]))
-        m = MinHash(num_perm=self.num_perm, seed=self.seed, hashfunc=int, permutations=self._perms,
-                    scheme=self._scheme)
         if len(self._tokens) > 500_000:
             self._tokens.clear()
-        m.update_batch(shingle_hashes(tokenize(text), self.shingle, self._tokens).tolist())
-        return m
+        hashes = shingle_hashes(tokenize(text), self.shingle, self._tokens)
+        hv = _fmix32(np.array(hashes.tolist(), dtype=np.uint32).reshape(-1, 1))
+        with np.errstate(over="ignore"):
+            phv = hv * self._a + self._b
+        return np.minimum(np.full(self.num_perm, _MAX32, dtype=np.uint32), phv.min(axis=0))
 
-    def match(self, m: MinHash) -> tuple[str, float] | None:
+    def _keys(self, sig: np.ndarray) -> list[bytes]:
+        return [sig[i * self.rows:(i + 1) * self.rows].tobytes() for i in range(self.bands)]
+
+    def match(self, sig: np.ndarray) -> tuple[str, float] | None:
         """(id, similarity) of an earlier commit's example at least `threshold` similar, or None."""
-        if self._lsh is None:
+        import numpy as np
+
+        if not self.enabled:
             return None
-        sig = m.hashvalues.astype(np.uint32)
+        candidates: set[int] = set()  # filled in datasketch's order: ties go to the same example
+        for key, table in zip(self._keys(sig), self._tables, strict=True):
+            for k in table.get(key, ()):
+                candidates.add(k)
         best: tuple[str, float] | None = None
-        for key in self._lsh.query(m):
-            sim = float(np.count_nonzero(sig == self._sigs[key])) / len(sig)
+        for k in candidates:
+            sim = float(np.count_nonzero(sig == self._sigs[k])) / len(sig)
             if sim >= self.threshold and (best is None or sim > best[1]):
-                best = (self._ids[key], sim)
+                best = (self._ids[k], sim)
         return best
 
-    def add(self, example_id: str, m: MinHash) -> None:
+    def add(self, example_id: str, sig: np.ndarray) -> None:
         """Remember a kept example (call once its whole commit has been tested)."""
-        if self._lsh is None:
+        if not self.enabled:
             return
-        self._lsh.insert(len(self._sigs), m, check_duplication=False)
-        self._sigs.append(m.hashvalues.astype(np.uint32))
+        k = len(self._sigs)
+        for key, table in zip(self._keys(sig), self._tables, strict=True):
+            table.setdefault(key, set()).add(k)
+        self._sigs.append(sig)
         self._ids.append(example_id)

@@ -9,6 +9,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rapidfuzz.distance import LCSseq
+
 from nextedit.mine.edits import Edit, current_start
 
 _TOKEN = re.compile(r"\w+|\s|[^\w\s]")
@@ -91,6 +93,15 @@ def _weight(ch: str, nxt: str | None) -> float:
     return 3
 
 
+def _similar(a: str, b: str) -> bool:
+    """difflib's ratio of two strings above KEEP_REST_SIMILARITY. Its matching blocks are a common subsequence,
+    so the ratio of the longest one (rapidfuzz, native) is an upper bound: at or below the threshold, difflib
+    is not asked."""
+    if 2.0 * LCSseq.similarity(a, b) / (len(a) + len(b)) <= KEEP_REST_SIMILARITY:
+        return False
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() > KEEP_REST_SIMILARITY
+
+
 def partial_candidates(old: str, new: str) -> list[tuple[PartialLine, float]]:
     """Every plausible half-typed state of turning line `old` into line `new` (contents without newline),
     with its weight: walk the token diff, one candidate per typed character and per deleted run."""
@@ -123,7 +134,7 @@ def partial_candidates(old: str, new: str) -> list[tuple[PartialLine, float]]:
                 continue
             weight = 6
         old_rest, new_rest = old[pos:], new[len(typed):]
-        keep = old_rest and difflib.SequenceMatcher(None, old_rest, new_rest, autojunk=False).ratio() > KEEP_REST_SIMILARITY
+        keep = old_rest and _similar(old_rest, new_rest)
         partial = PartialLine(typed, old_rest if keep else "")
         if partial.text in (old, new) or partial.text in seen:
             continue

@@ -49,18 +49,24 @@ def changed_span(old: str, new: str) -> tuple[int, int]:
 def verify_example(example: Example, base: Mapping[str, str]) -> str | None:
     """The reason the example is inconsistent, or None when it is sound. `base` holds the text of each
     file before the example's first history event touching it (and the cursor file's text otherwise)."""
-    texts = dict(base)
+    # Each file as text, or as its lines (split after each newline) once a history event has been applied:
+    # the fast path's result is the next event's input, without joining and splitting the file again.
+    texts: dict[str, str | list[str]] = dict(base)
     snap = example.snapshot
     for i, event in enumerate(snap.history):
         if event.path not in texts:
             return f"history[{i}] edits {event.path}, a file with no known text"
+        current = texts[event.path]
+        lines = current if isinstance(current, list) else split_keep(current)
         try:
-            texts[event.path] = _apply(event.diff, texts[event.path])
+            got = apply_at_hints(event.diff, lines, 0)
+            texts[event.path] = apply(event.diff, "".join(lines)) if got is None else got
         except PatchError as exc:
             return f"history[{i}] ({event.path}) does not apply: {exc}"
     if snap.path not in texts:
         return f"no text known for the cursor file {snap.path}"
-    lines = split_lines(texts[snap.path])
+    current = texts[snap.path]
+    lines = current if isinstance(current, list) else split_lines(current)
     n = len(split_lines(snap.text))
     if "".join(lines[snap.start_line:snap.start_line + n]) != snap.text:
         return f"snapshot.text is not lines {snap.start_line + 1}-{snap.start_line + n} of {snap.path} after the history"
