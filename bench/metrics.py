@@ -275,7 +275,8 @@ def main() -> None:
          "scattered lines = an edit on every third line; whole rewrite = a new text of the same "
          "size; no-op = the expected patch changes nothing. sacrebleu's chrF counts every n-gram "
          "of both ~2 KB texts (one chrF); delta-chrF counts the n-grams of the changed windows of "
-         "three texts. Each version ran in its own worker processes, alternating, "
+         "three texts, or of the whole texts when at least a fifth of small ASCII texts changed "
+         "(one sorted array for all three). Each version ran in its own worker processes, alternating, "
          f"{args.rounds} rounds; the fastest round of each counts."
          + (f" Baseline: `{args.baseline}`." if args.baseline else "")),
         *split_lines,
