@@ -13,6 +13,7 @@ Appends a section to BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import subprocess
 import sys
 import tempfile
@@ -75,7 +76,7 @@ def bench_repo(bundle: Path, work: Path, commits: int, providers: tuple[str, ...
         rows = []
         t0 = time.perf_counter()
         for ex in jumps:
-            ex = ex.model_copy(update={"predictions": predictor.predict(ex)})
+            ex = ex.model_copy(update={"predictions": asyncio.run(predictor.predict_async(ex))})
             rows.append(score_prediction(ex, 0).values)
         result["providers"][provider] = {
             "seconds": time.perf_counter() - t0,

@@ -163,6 +163,24 @@ def test_diagnostics_knob(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_candidate_knob_shows_the_propagate_edit_or_none(name: str) -> None:
+    fmt = get_format(name)
+    text = _text().replace("def fn_10(value):\n    return value", "def fn_10(total):\n    return amount")
+    rename = {"path": PATH, "diff": "@@ -131,1 +131,1 @@\n-def fn_10(amount):\n+def fn_10(total):\n"}
+    ex = _example(text, new=text.replace("return amount + 10", "return total + 10"), history=[rename])
+    on = fmt.render(ex, FormatOptions(candidate=True))
+    # The hint is the heuristic's hunk numbered as file lines: the rest of the rename, ready to copy.
+    assert "@@ -131,3 +131,3 @@\n def fn_10(total):\n-    return amount + 10\n+    return total + 10\n \n" in on.prompt
+    off = fmt.render(ex)
+    assert "return total + 10" not in off.prompt and "(none)" not in off.prompt.replace("### User Edits:\n\n(none)", "")
+    assert on.target == off.target  # the answer is the same: only the prompt gains the hint
+    plain = fmt.render(_example(history=HISTORY), FormatOptions(candidate=True)).prompt
+    assert "(none)" in plain.replace("### User Edits:\n\n(none)", "")  # the heuristic proposes nothing here
+    assert fmt.parse(on.target.removesuffix(fmt.end_token) + fmt.end_token, ex,
+                     FormatOptions(candidate=True)).patch == ex.expected[0]
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_related_budget_and_redundant_excerpts(name: str) -> None:
     fmt = get_format(name)
     related = [{"path": "lib/util.py", "start_line": 10, "text": "def helper_one():\n    pass\n", "rank": 1},

@@ -29,6 +29,8 @@ def register(app: typer.Typer) -> None:
                                                     help="Token budget of related code and diagnostics.")] = 1024,
         history_tokens: Annotated[int, typer.Option("--history-tokens", min=0,
                                                     help="Token budget of the edit history.")] = 1024,
+        candidate: Annotated[bool, typer.Option("--candidate/--no-candidate", help="Show the propagate heuristic's "
+                                                "edit of the editable region as a hint.")] = False,
         tokenizer: Annotated[str | None, typer.Option("--tokenizer", help="Count tokens with this tokenizer "
                                                       "(tokenizer.json or a model folder); else bytes/3.")] = None,
         empty_as_no_edit: Annotated[bool, typer.Option("--empty-as-no-edit",
@@ -58,7 +60,8 @@ def register(app: typer.Typer) -> None:
             student = get_format(fmt)
             options = FormatOptions(diagnostics=diagnostics, history_events=history_events,
                                     editable_tokens=editable_tokens, context_tokens=context_tokens,
-                                    related_tokens=related_tokens, history_tokens=history_tokens)
+                                    related_tokens=related_tokens, history_tokens=history_tokens,
+                                    candidate=candidate)
             tok = load_tokenizer(tokenizer) if tokenizer else None
             summary = format_file(input, output, student, options, tok, empty_as_no_edit=empty_as_no_edit,
                                   check=check, scrub=scrub)

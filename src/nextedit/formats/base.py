@@ -66,6 +66,8 @@ class FormatOptions(BaseModel):
     context_tokens: int = Field(1024, ge=0, description="Budget of the code shown around the editable region.")
     related_tokens: int = Field(1024, ge=0, description="Budget of related code (and diagnostics).")
     history_tokens: int = Field(1024, ge=0, description="Budget of the edit history.")
+    candidate: bool = Field(False, description="Show the propagate heuristic's edit of the editable region "
+                                               "(or that it has none): a hint the model may copy or ignore.")
 
 
 @dataclass(frozen=True)

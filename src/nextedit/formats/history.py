@@ -7,12 +7,14 @@ from dataclasses import dataclass
 
 from nextedit.formats.base import Frame
 from nextedit.formats.budget import TokenCounter
-from nextedit.patch import PatchError, parse
+from nextedit.patch import PatchError, from_region, parse
+from nextedit.predictors.baselines import propagate_region
 from nextedit.record import Diagnostic, HistoryEvent, RelatedExcerpt
 
 __all__ = [
     "RelatedFile",
     "Sections",
+    "candidate_hunks",
     "event_hunk_text",
     "event_hunks",
     "gather",
@@ -145,11 +147,13 @@ def render_diagnostics(diagnostics: list[Diagnostic], path: str, budget: int, co
 
 @dataclass(frozen=True)
 class Sections:
-    """The optional prompt sections of one example, rendered: events (oldest first), diagnostics, related."""
+    """The optional prompt sections of one example, rendered: events (oldest first), diagnostics, related, and
+    the heuristic candidate (None when the option is off, "" when the heuristic proposes nothing)."""
 
     events: list[str]
     diagnostics: str
     related: str
+    candidate: str | None = None
 
 
 def gather(frame: Frame, *, render_event: Callable[[HistoryEvent], str],
@@ -166,4 +170,17 @@ def gather(frame: Frame, *, render_event: Callable[[HistoryEvent], str],
     shown = (snap.start_line + rows[0], snap.start_line + rows[1])
     files = select_related(snap.related, remaining, frame.count, related_header, cursor_path=snap.path,
                            shown_lines=shown)
-    return Sections(events, diagnostics, render_related(files, related_header))
+    candidate = candidate_hunks(frame) if opts.candidate else None
+    return Sections(events, diagnostics, render_related(files, related_header), candidate)
+
+
+def candidate_hunks(frame: Frame) -> str:
+    """The `propagate` heuristic's edit of the frame's editable region as hunks numbered as file lines, one line of
+    context ("" when it proposes none): computed from the example alone, so training and serving show the same hint."""
+    snap = frame.snapshot
+    new_region = propagate_region(frame.example, frame.window.editable)
+    if new_region is None:
+        return ""
+    diff = from_region(snap.text, frame.window.editable, new_region, path=snap.path, start_line=snap.start_line,
+                       context=1)
+    return "".join(h.render() for fp in parse(diff) for h in fp.hunks)

@@ -137,6 +137,8 @@ class SeedMultiRegion(StudentFormat):
         parts.append(sections.related)
         if sections.events:
             parts.append(f"{FILENAME}edit_history\n" + "".join(sections.events))
+        if sections.candidate is not None:
+            parts.append(f"{FILENAME}heuristic_suggestion\n" + (sections.candidate or "(none)\n"))
         parts.append(f"{FILENAME}{frame.path}\n{frame.prefix}")
         bounds = self.bounds(frame)
         region, cursor = frame.region, frame.cursor

@@ -47,12 +47,15 @@ def excerpt_block(frame: Frame) -> str:
 
 
 def sections_text(frame: Frame, sections: Sections) -> str:
-    """User edits, related code, diagnostics and the excerpt as "### ..." sections."""
+    """User edits, related code, diagnostics, the heuristic's candidate (option `candidate`) and the excerpt as
+    "### ..." sections."""
     parts = ["### User Edits:\n\n" + ("\n".join(sections.events) if sections.events else "(none)\n")]
     if sections.related:
         parts.append("### Related Code:\n\n" + sections.related)
     if sections.diagnostics:
         parts.append("### Diagnostics:\n\n" + sections.diagnostics)
+    if sections.candidate is not None:
+        parts.append("### Heuristic Suggestion:\n\n" + (sections.candidate or "(none)\n"))
     parts.append("### User Excerpt:\n\n" + excerpt_block(frame))
     return "\n".join(parts)
 
