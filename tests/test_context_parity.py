@@ -32,6 +32,10 @@ from tests.completions_server import completion_reply, completions_server
 pytest.importorskip("uvicorn", reason="nextedit serve needs the serve extra")
 
 FORMATS = ("zeta1", "seed-multi-region", "sweep", "chat")
+# Arms (name -> format, `nextedit format` flags, the arm's format_options): every format, and zeta1 with the
+# heuristic's candidate edit in the prompt.
+ARMS = {**{fmt.replace("-", "_"): (fmt, (), {}) for fmt in FORMATS},
+        "zeta1_candidate": ("zeta1", ("--candidate",), {"candidate": True})}
 BUNDLE_NAME = "pallets--itsdangerous.bundle"
 
 
@@ -66,10 +70,10 @@ def mined(tmp_path_factory: pytest.TempPathFactory):
     examples = [Example.model_validate(orjson.loads(line))
                 for line in (work / "examples.jsonl").read_bytes().splitlines() if line.strip()]
     rows: dict[str, dict[str, dict]] = {}
-    for fmt in FORMATS:
-        out = work / f"{fmt}.jsonl"
-        _cli("format", str(work / "examples.jsonl"), "--format", fmt, "-o", str(out))
-        rows[fmt] = {r["id"]: r for r in map(orjson.loads, out.read_bytes().splitlines())}
+    for arm, (fmt, flags, _) in ARMS.items():
+        out = work / f"{arm}.jsonl"
+        _cli("format", str(work / "examples.jsonl"), "--format", fmt, *flags, "-o", str(out))
+        rows[arm] = {r["id"]: r for r in map(orjson.loads, out.read_bytes().splitlines())}
     assert len(examples) >= 4
     assert any(e.snapshot.related for e in examples) and any(e.snapshot.diagnostics for e in examples)
     return repo, examples, rows, work
@@ -104,8 +108,9 @@ def _editor_state(repo: Path, example: Example, work: Path):
 def _serve_config(upstream: str):
     from nextedit.serve.config import parse_config
 
-    arms = [{"name": fmt.replace("-", "_"), "backend": f"openai-compatible:{upstream}", "format": fmt,
-             "share": 1.0 if i == 0 else 0.0, "options": {"max_retries": 0}} for i, fmt in enumerate(FORMATS)]
+    arms = [{"name": arm, "backend": f"openai-compatible:{upstream}", "format": fmt, "share": 1.0 if i == 0 else 0.0,
+             "options": {"max_retries": 0, **({"format_options": opts} if opts else {})}}
+            for i, (arm, (fmt, _, opts)) in enumerate(ARMS.items())]
     return parse_config({"store": ":memory:", "deadline_ms": 20_000, "auth": {"api_keys": ["k"]}, "arms": arms})
 
 
@@ -113,7 +118,7 @@ def test_server_prompt_equals_training_prompt_for_every_format(mined) -> None:
     from nextedit.serve.testing import ServerThread
 
     repo, examples, rows, work = mined
-    whole_path = skipped = 0
+    whole_path = skipped = candidates = 0
     with completions_server(lambda body: (200, completion_reply(""))) as upstream:
         url = f"http://127.0.0.1:{upstream.server_address[1]}/v1"
         with ServerThread(_serve_config(url)) as server, \
@@ -137,18 +142,20 @@ def test_server_prompt_equals_training_prompt_for_every_format(mined) -> None:
                 snapshot = EditorContext(checkout).fill(built, texts)
                 assert snapshot.related == example.snapshot.related, example.id
                 assert snapshot.diagnostics == example.snapshot.diagnostics, example.id
-                for fmt in FORMATS:
-                    if example.id not in rows[fmt]:
+                for arm in ARMS:
+                    if example.id not in rows[arm]:
                         continue  # the format refused the training example too
                     upstream.received.clear()
                     answer = http.post("/v1/predict", json={
                         "snapshot": snapshot.model_dump(mode="json"), "client_id": "c", "user_id": "u",
-                        "arm": fmt.replace("-", "_")})
+                        "arm": arm})
                     assert answer.status_code == 200, answer.text
                     (_, body, _), = upstream.received
-                    assert body["prompt"] == rows[fmt][example.id]["prompt"], (example.id, fmt)
+                    assert body["prompt"] == rows[arm][example.id]["prompt"], (example.id, arm)
+                    candidates += "### Heuristic Suggestion:" in body["prompt"]
     assert skipped <= len(examples) // 4
     assert whole_path >= (len(examples) - skipped) // 2  # most requests need nothing from the training example
+    assert candidates, "the candidate arm's format_options did not reach the served prompt"
 
 
 def test_workspace_index_updated_file_by_file_equals_a_fresh_index(mined, tmp_path: Path) -> None:
