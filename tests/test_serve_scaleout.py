@@ -76,10 +76,16 @@ class _Proxy(BaseHTTPRequestHandler):
     do_GET = do_POST = _forward
 
 
+class _ProxyServer(ThreadingHTTPServer):
+    # socketserver's listen backlog of 5 resets connections when the tests' 24 concurrent clients arrive at
+    # once on a loaded machine; a load balancer accepts a burst.
+    request_queue_size = 128
+
+
 @contextmanager
 def round_robin(ports: list[int]) -> Iterator[ThreadingHTTPServer]:
     """A round-robin HTTP proxy over the replicas; `.routes` lists (path, replica port) per request."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+    httpd = _ProxyServer(("127.0.0.1", 0), _Proxy)
     httpd.daemon_threads = True
     httpd.ports, httpd.turn, httpd.lock, httpd.routes = ports, itertools.count(), threading.Lock(), []
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
