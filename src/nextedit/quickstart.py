@@ -68,7 +68,7 @@ class Plan:
 
 FULL = Plan(max_commits=400, samples_per_commit=3,
             format_options={"editable_tokens": 80, "context_tokens": 128, "related_tokens": 128,
-                            "history_tokens": 128, "history_events": 3},
+                            "history_tokens": 128, "history_events": 3, "candidate": True},
             max_length=640, train_steps=28, batch_size=2, gradient_accumulation=1, learning_rate=1e-4,
             eval_loss_examples=16, predict_examples=60, max_new_tokens=None, resamples=1000,
             calibration_examples=8, base_examples=0, method="full")
