@@ -357,6 +357,7 @@ def test_workers_refuse_a_memory_only_shared_state_and_bad_urls_are_named(tmp_pa
     assert "field shared: 'memory' is one process only" in " ".join(result.output.split())
     assert shared_url(None, "sqlite:////var/ev.db") == "/var/ev.db-shared.db"
     assert shared_url(None, "postgresql://db/x") == "postgresql://db/x"
+    assert shared_url(None, ":memory:") == "memory"  # no side file left in the working directory
     assert shared_url("memory", "postgresql://db/x") == "memory"
     with pytest.raises(SharedStateError, match="unknown shared-state URL"):
         open_shared("redis://localhost")

@@ -367,12 +367,14 @@ class PostgresShared(SharedState):
 
 def shared_url(configured: str | None, store_url: str) -> str:
     """The shared component to use: the configured one, else the event store's PostgreSQL, else a
-    SQLite side file next to the SQLite event store (`<store>-shared.db`)."""
+    SQLite side file next to the SQLite event store (`<store>-shared.db`); in memory beside an in-memory store."""
     if configured:
         return configured
     if store_url.startswith(("postgresql://", "postgres://")):
         return store_url
     path = store_url.removeprefix("sqlite:///")
+    if path in (":memory:", ""):
+        return "memory"  # nothing to share with, and no file to leave in the working directory
     return f"{path}-shared.db"
 
 
