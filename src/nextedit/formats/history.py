@@ -18,6 +18,7 @@ __all__ = [
     "event_hunk_text",
     "event_hunks",
     "gather",
+    "hunk_text",
     "render_diagnostics",
     "render_event_fenced",
     "render_event_unified",
@@ -32,14 +33,19 @@ def _nl(text: str) -> str:
     return text if not text or text.endswith("\n") else text + "\n"
 
 
-def event_hunk_text(event: HistoryEvent) -> str:
-    """The event's hunks (headers "@@ ... @@" and bodies) without file headers; the raw diff when it
-    does not parse."""
+def hunk_text(diff: str) -> str:
+    """A diff's hunks (headers "@@ ... @@" and bodies) without file headers; the raw diff when it does not
+    parse."""
     try:
-        file_patches = parse(event.diff)
+        file_patches = parse(diff)
     except PatchError:
-        return _nl(event.diff)
-    return "".join(h.render() for fp in file_patches for h in fp.hunks) or _nl(event.diff)
+        return _nl(diff)
+    return "".join(h.render() for fp in file_patches for h in fp.hunks) or _nl(diff)
+
+
+def event_hunk_text(event: HistoryEvent) -> str:
+    """The event's hunks without file headers (`hunk_text`)."""
+    return hunk_text(event.diff)
 
 
 def event_hunks(event: HistoryEvent) -> list[tuple[str, str]]:
@@ -148,7 +154,7 @@ def render_diagnostics(diagnostics: list[Diagnostic], path: str, budget: int, co
 @dataclass(frozen=True)
 class Sections:
     """The optional prompt sections of one example, rendered: events (oldest first), diagnostics, related, and
-    the heuristic candidate (None when the option is off, "" when the heuristic proposes nothing)."""
+    the heuristic candidate (None when the option is off, "(none)" when the heuristic proposes nothing)."""
 
     events: list[str]
     diagnostics: str
@@ -170,7 +176,7 @@ def gather(frame: Frame, *, render_event: Callable[[HistoryEvent], str],
     shown = (snap.start_line + rows[0], snap.start_line + rows[1])
     files = select_related(snap.related, remaining, frame.count, related_header, cursor_path=snap.path,
                            shown_lines=shown)
-    candidate = candidate_hunks(frame) if opts.candidate else None
+    candidate = (candidate_hunks(frame) or "(none)\n") if opts.candidate else None
     return Sections(events, diagnostics, render_related(files, related_header), candidate)
 
 
@@ -181,6 +187,5 @@ def candidate_hunks(frame: Frame) -> str:
     new_region = propagate_region(frame.example, frame.window.editable)
     if new_region is None:
         return ""
-    diff = from_region(snap.text, frame.window.editable, new_region, path=snap.path, start_line=snap.start_line,
-                       context=1)
-    return "".join(h.render() for fp in parse(diff) for h in fp.hunks)
+    return hunk_text(from_region(snap.text, frame.window.editable, new_region, path=snap.path,
+                                 start_line=snap.start_line, context=1))

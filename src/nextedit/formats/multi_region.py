@@ -138,7 +138,7 @@ class SeedMultiRegion(StudentFormat):
         if sections.events:
             parts.append(f"{FILENAME}edit_history\n" + "".join(sections.events))
         if sections.candidate is not None:
-            parts.append(f"{FILENAME}heuristic_suggestion\n" + (sections.candidate or "(none)\n"))
+            parts.append(f"{FILENAME}heuristic_suggestion\n{sections.candidate}")
         parts.append(f"{FILENAME}{frame.path}\n{frame.prefix}")
         bounds = self.bounds(frame)
         region, cursor = frame.region, frame.cursor

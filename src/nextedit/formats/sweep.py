@@ -74,7 +74,7 @@ class Sweep(StudentFormat):
         for event in kept:
             parts.extend(_history_block(event.path, old, new) for old, new in event_hunks(event))
         if sections.candidate is not None:
-            parts.append(f"{FILE_SEP}heuristic_suggestion\n" + (sections.candidate or "(none)\n"))
+            parts.append(f"{FILE_SEP}heuristic_suggestion\n{sections.candidate}")
         a, b = frame.file_lines(frame.window.editable_rows)
         where = f"{snap.path}:{a}:{b}"
         if frame.prefix or frame.suffix:

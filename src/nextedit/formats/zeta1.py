@@ -55,7 +55,7 @@ def sections_text(frame: Frame, sections: Sections) -> str:
     if sections.diagnostics:
         parts.append("### Diagnostics:\n\n" + sections.diagnostics)
     if sections.candidate is not None:
-        parts.append("### Heuristic Suggestion:\n\n" + (sections.candidate or "(none)\n"))
+        parts.append("### Heuristic Suggestion:\n\n" + sections.candidate)
     parts.append("### User Excerpt:\n\n" + excerpt_block(frame))
     return "\n".join(parts)
 
