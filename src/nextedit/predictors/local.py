@@ -3,8 +3,9 @@
 Greedy by default; `prompt_lookup` (on by default) turns on prompt-lookup decoding in HF generate:
 next-edit outputs mostly copy the prompt, so n-gram candidates from the prompt are verified in one
 forward pass instead of decoding token by token. Latency and token counts are recorded per prediction.
-`runtime` picks the inference engine (nextedit.predictors.runtimes): transformers (default) or ct2
-(CTranslate2 on the CPU, `compute_type` int8 / int8_float32 / float32; a folder exported for ct2 selects it).
+`runtime` picks the inference engine (nextedit.predictors.runtimes): transformers (default), ct2
+(CTranslate2 on the CPU, `compute_type` int8 / int8_float32 / float32) or llama (llama.cpp on the CPU, a GGUF
+export with prompt-lookup drafts); a folder exported for ct2 or llama selects its runtime.
 
 Constrained decoding: the format's fixed answer start (e.g. the region marker) is fed to the model rather than
 generated (`prefill`). Abstention (nextedit.predictors.abstain): `confidence` scores each answer against the
@@ -103,10 +104,12 @@ class LocalPredictor(Predictor):
     value, if any), max_reversal (withhold edits that undo more than this share of the user's last edit;
     default: the model folder's value, if any), candidates (heuristic answers the model scores against its own:
     "propagate" by default, "none" to turn off), candidate_margin (nats by which the model's own answer must be
-    likelier than a candidate to be offered instead; 0 by default: the likelier wins; "inf": candidates first), runtime ("transformers" | "ct2"; default: ct2 for a folder
-    exported for it, else transformers), compute_type (ct2: "int8" | "int8_float32" | "float32"), prefix_cache
+    likelier than a candidate to be offered instead; 0 by default: the likelier wins; "inf": candidates first), runtime ("transformers" | "ct2" | "llama"; default: the
+    runtime a folder was exported for, else transformers), compute_type (ct2: "int8" | "int8_float32" |
+    "float32"; llama converting an HF folder: q8_0 weights for the int8 types, f32 for float32), prefix_cache
     (ct2: prompt prefixes whose KV cache is kept between calls, 0 = off; "auto" = 4 with float32, off with int8,
-    where encoding a prompt in two parts changes the quantised activations and so, near ties, the output).
+    where encoding a prompt in two parts changes the quantised activations and so, near ties, the output;
+    llama: 0 = off, "auto" = on).
     """
 
     scheme = "local"
@@ -133,11 +136,13 @@ class LocalPredictor(Predictor):
         )
         from nextedit.train.export import read_metadata
 
+        from nextedit.predictors.gguf_export import is_gguf_export
+
         path = Path(argument).expanduser()
         if not (is_known_name(argument) or path.exists()):
             raise PredictorError(f"local:{argument}: no such model folder or file")
         try:
-            self.model_dir = resolve_base(argument)
+            self.model_dir = path if is_gguf_export(path) else resolve_base(argument)
             meta = read_metadata(self.model_dir) or {}
         except (BaseModelError, ValueError) as exc:
             raise PredictorError(f"local:{argument}: {exc}") from None
@@ -169,10 +174,14 @@ class LocalPredictor(Predictor):
         if self.candidate_margin is None or self.candidate_margin < 0:
             raise PredictorError(f"local:{argument}: candidate_margin must be a number >= 0 or inf, "
                                  f"got {candidate_margin!r}")
-        from nextedit.predictors.runtimes import COMPUTE_TYPES, RUNTIMES, is_ct2_export
+        from nextedit.predictors.runtimes import COMPUTE_TYPES, GGUF_TYPES, RUNTIMES, is_ct2_export
 
         self.runtime_name = runtime or meta.get("runtime") or ("ct2" if is_ct2_export(self.model_dir) else
+                                                               "llama" if is_gguf_export(self.model_dir) else
                                                                "transformers")
+        if is_gguf_export(self.model_dir) and self.runtime_name != "llama":
+            raise PredictorError(f"local:{argument}: a GGUF export runs on the llama runtime; use the merged/ "
+                                 "folder beside it for other runtimes")
         if self.runtime_name not in RUNTIMES:
             raise PredictorError(f"local:{argument}: unknown runtime {self.runtime_name!r} "
                                  f"(known: {', '.join(RUNTIMES)})")
@@ -181,15 +190,19 @@ class LocalPredictor(Predictor):
                                  f"(known: {', '.join(COMPUTE_TYPES)})")
         self.compute_type = compute_type
         try:
-            self.prefix_cache = (4 if compute_type == "float32" else 0) if prefix_cache == "auto" else int(prefix_cache)
+            auto = 4 if compute_type == "float32" or self.runtime_name == "llama" else 0
+            self.prefix_cache = auto if prefix_cache == "auto" else int(prefix_cache)
         except ValueError:
             raise PredictorError(f"local:{argument}: prefix_cache must be a number or auto, got {prefix_cache!r}") \
                 from None
         fingerprint = _fingerprint(self.model_dir)
         self._fingerprint = fingerprint
-        # Predictions of the transformers runtime keep their old cache keys; ct2 ones differ (quantised weights).
+        # Predictions of the transformers runtime keep their old cache keys; ct2 and llama ones differ (other kernels).
+        weights = compute_type
+        if self.runtime_name == "llama":  # the GGUF's own weight type, or the one a conversion will write
+            weights = meta.get("quantization") if is_gguf_export(self.model_dir) else GGUF_TYPES[compute_type]
         self.version = f"{type(self).version}.{fingerprint}" + \
-            ("" if self.runtime_name == "transformers" else f".{self.runtime_name}-{compute_type}")
+            ("" if self.runtime_name == "transformers" else f".{self.runtime_name}-{weights}")
         self._runtime: Any = None
         self._lock = threading.Lock()
 

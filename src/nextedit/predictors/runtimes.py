@@ -1,6 +1,7 @@
-"""Inference runtimes of the local predictor: transformers (default) and CTranslate2 (CPU, int8 or float32).
+"""Inference runtimes of the local predictor: transformers (default), CTranslate2 (CPU, int8 or float32) and
+llama.cpp (CPU, a GGUF export; nextedit.predictors.llamacpp).
 
-Both take prompt token ids and return the generated ids and text, cut at the first end-of-sequence token
+All take prompt token ids and return the generated ids and text, cut at the first end-of-sequence token
 or stop string (`finish_output`: prompt-lookup decoding accepts several tokens per step, so a stop string
 or EOS may sit inside the accepted block and the raw output runs past it). Both score given completions
 (`logprobs`), which the local predictor's candidate scoring and confidence need.
@@ -11,6 +12,7 @@ ct2: a CTranslate2 export of the model (`export_ct2`, written by `nextedit train
 `compute_type`; the KV cache of the prompt prefix shared with the previous prompt can be kept between calls
 (`static_prompt`), so a keystroke re-encodes only what changed (exact with float32; with int8 the split encoding
 quantises activations differently, so outputs may differ near ties). CTranslate2 has no speculative decoding.
+llama: a GGUF export (`export_gguf`, q8_0 or float weights) with prompt-lookup drafts and the prompt prefix kept.
 
 Generation on either runtime stops when the thread's cancel event (`cancel_scope`) is set.
 """
@@ -29,10 +31,12 @@ from typing import Any
 from nextedit.predictors.base import PredictorError
 from nextedit.train.sft import free_cores
 
-RUNTIMES = ("transformers", "ct2")
+RUNTIMES = ("transformers", "ct2", "llama")
 COMPUTE_TYPES = ("int8", "int8_float32", "float32")
+#: The GGUF weight type a compute type asks for when the llama runtime converts an HF folder itself.
+GGUF_TYPES = {"int8": "q8_0", "int8_float32": "q8_0", "float32": "f32"}
 #: What `nextedit train` writes next to merged/ for each runtime in `[export] runtimes`.
-EXPORT_DIRS = {"ct2": "ct2"}
+EXPORT_DIRS = {"ct2": "ct2", "llama": "gguf"}
 CT2_WEIGHTS = "model.bin"
 
 _current = threading.local()
@@ -272,6 +276,10 @@ class CT2Runtime:
         return self._ct2.Generator(str(self.model_dir), device="cpu", compute_type=self.compute_type,
                                    inter_threads=1, intra_threads=self.threads)
 
+    def forget_prefix(self) -> None:
+        """Encode the next prompt in full (the cached prefixes stay, but none is shared with a previous prompt)."""
+        self._last = []
+
     def _static_prefix(self, ids: list[int]) -> int:
         """How many leading prompt tokens to serve from (or put into) the prefix cache."""
         if not self.prefix_cache:
@@ -334,12 +342,33 @@ class CT2Runtime:
         return [float(sum(r.log_probs[start:start + len(c)])) for r, c in zip(results, completions, strict=True)]
 
 
+def gguf_folder(model_dir: Path, fingerprint: str, compute_type: str) -> Path:
+    """A GGUF folder for `model_dir`: itself when it is one, else a conversion in the model cache (q8_0 weights
+    for the int8 compute types, f32 for float32)."""
+    from nextedit.predictors.gguf_export import export_gguf, is_gguf_export
+
+    if is_gguf_export(model_dir):
+        return Path(model_dir)
+    from nextedit.train.base_models import cache_root
+
+    quantization = GGUF_TYPES[compute_type]
+    out = cache_root() / "gguf" / f"{Path(model_dir).name}-{fingerprint}-{quantization}"
+    if is_gguf_export(out):
+        return out
+    return export_gguf(model_dir, out, quantization=quantization)
+
+
 def load_runtime(name: str, model_dir: Path, *, fingerprint: str, dtype: str = "auto", threads: int | str = "auto",
-                 compute_type: str = "int8", prefix_cache: int = 4) -> TransformersRuntime | CT2Runtime:
-    """Load the named runtime for a model folder (converting it for ct2 when needed)."""
+                 compute_type: str = "int8", prefix_cache: int = 4) -> Any:
+    """Load the named runtime for a model folder (converting it for ct2 or llama when needed)."""
     if name == "transformers":
         return TransformersRuntime(model_dir, dtype=dtype, threads=threads)
     if name == "ct2":
         return CT2Runtime(ct2_folder(model_dir, fingerprint), compute_type=compute_type, threads=threads,
                           prefix_cache=prefix_cache)
+    if name == "llama":
+        from nextedit.predictors.llamacpp import LlamaCppRuntime
+
+        return LlamaCppRuntime(gguf_folder(model_dir, fingerprint, compute_type), threads=threads,
+                               prefix_cache=prefix_cache > 0)
     raise PredictorError(f"unknown runtime {name!r} (known: {', '.join(RUNTIMES)})")

@@ -108,10 +108,13 @@ class ExportConfig(_Section):
 
     merged: bool = True
     adapter: bool = True
-    runtimes: list[Literal["ct2"]] = Field(default_factory=list, description="inference runtimes to export the "
-                                           "merged model for: ct2 writes ct2/ (CTranslate2, for CPU inference)")
+    runtimes: list[Literal["ct2", "llama"]] = Field(default_factory=list, description="inference runtimes to "
+                                                    "export the merged model for: ct2 writes ct2/ (CTranslate2), "
+                                                    "llama writes gguf/ (llama.cpp), both for CPU inference")
     ct2_quantization: Literal["float32", "int8_float32", "int8", "bfloat16"] = Field(
         "float32", description="weights stored in ct2/: float32 loads as any compute_type, int8 is 4x smaller")
+    gguf_quantization: Literal["f32", "f16", "q8_0"] = Field(
+        "q8_0", description="weights stored in gguf/: q8_0 (int8, 4x smaller and fastest on a CPU), f16 or f32")
 
     @model_validator(mode="after")
     def _runtimes_need_merged(self) -> ExportConfig:
@@ -289,7 +292,7 @@ sft_ratio = 0.0                        # SFT rows (from sft_data) per feedback r
 [export]
 merged = true
 adapter = true
-runtimes = []                          # ["ct2"]: also write ct2/ (CTranslate2) for fast CPU inference
+runtimes = []                          # ["ct2"] / ["llama"]: also write ct2/ (CTranslate2) / gguf/ (llama.cpp)
 
 [distributed]
 processes = 1                          # data-parallel processes per node (one per GPU); 1 = one process

@@ -81,12 +81,17 @@ def export_model(model: Any, tokenizer: Any, out_dir: Path, metadata: dict[str, 
     return written
 
 
-def export_runtimes(merged: Path, out_dir: Path, runtimes: list[str], *, quantization: str = "float32") -> dict[str, Path]:
-    """Convert the merged folder for each inference runtime named (ct2: `out_dir/ct2`); returns the folders written."""
+def export_runtimes(merged: Path, out_dir: Path, runtimes: list[str], *, quantization: str = "float32",
+                    gguf_quantization: str = "q8_0") -> dict[str, Path]:
+    """Convert the merged folder for each inference runtime named (ct2: `out_dir/ct2`, llama: `out_dir/gguf`);
+    returns the folders written."""
+    from nextedit.predictors.gguf_export import export_gguf
     from nextedit.predictors.runtimes import EXPORT_DIRS, export_ct2
 
     written: dict[str, Path] = {}
     for name in runtimes:
         if name == "ct2":
             written[name] = export_ct2(merged, out_dir / EXPORT_DIRS[name], quantization=quantization)
+        elif name == "llama":
+            written[name] = export_gguf(merged, out_dir / EXPORT_DIRS[name], quantization=gguf_quantization)
     return written

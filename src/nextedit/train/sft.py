@@ -434,7 +434,8 @@ def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
         written = {}  # rank 0 exports; the other ranks hold the same weights
     if main_process and "merged" in written:
         written |= export_runtimes(written["merged"], out, config.export.runtimes,
-                                   quantization=config.export.ct2_quantization)
+                                   quantization=config.export.ct2_quantization,
+                                   gguf_quantization=config.export.gguf_quantization)
     result.exported = {k: str(v) for k, v in written.items()}
     result.seconds = time.monotonic() - t0
     if main_process:
