@@ -190,3 +190,34 @@ print(n)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "8"
+
+
+def test_serve_answers_from_a_gguf_export_as_transformers_does(tmp_path, llama, gguf_f32):
+    pytest.importorskip("llama_cpp")
+    pytest.importorskip("fastapi")
+    import httpx
+
+    from nextedit.serve.config import parse_config
+    from nextedit.serve.testing import ServerThread
+
+    text = "def order_total(price, amount):\n    return price * amount\n"
+    snap = {"path": "app.py", "text": text, "cursor": 20,
+            "history": [{"path": "app.py", "diff": "@@ -1,2 +1,2 @@\n-def order_total(price, qty):\n"
+                                                    "+def order_total(price, amount):\n     return price * amount\n"}]}
+    answers = {}
+    for name, backend, options in (("fast", f"local:{gguf_f32}", {}),
+                                   ("exact", f"local:{llama}", {"dtype": "float32", "prompt_lookup": False})):
+        config = parse_config({"store": str(tmp_path / f"{name}.db"), "deadline_ms": 20_000,
+                               "auth": {"api_keys": ["k"]},
+                               "arms": [{"name": name, "backend": backend, "format": "zeta1", "share": 1.0,
+                                         "options": {"max_new_tokens": 24, **options}}]})
+        with ServerThread(config) as server, \
+                httpx.Client(base_url=server.url, headers={"Authorization": "Bearer k"}, timeout=60) as client:
+            body = client.post("/v1/predict", json={"snapshot": snap, "client_id": "c", "user_id": "u"}).json()
+            assert body["arm"] == name and body["tokens"]["output"] > 0
+            comp = client.post("/v1/completions", json={"prompt": "def order_total(price", "max_tokens": 8})
+            assert comp.status_code == 200, comp.text
+            answers[name] = (body["prediction"], body["reason"], body["tokens"], comp.json()["choices"][0]["text"])
+            if name == "fast":
+                assert ".llama-f32" in body["model_version"]
+    assert answers["fast"] == answers["exact"]
