@@ -22,7 +22,7 @@ from typing import Any
 
 from nextedit.predictors.base import PredictorError
 from nextedit.predictors.gguf_export import GGUF_FILE
-from nextedit.predictors.runtimes import Generated, _first_stop, cancel_event, finish_output, load_tokenizer
+from nextedit.predictors.runtimes import Generated, first_stop, cancel_event, finish_output, load_tokenizer
 
 
 def draft_from_prompt(seq: list[int], n: int, *, max_ngram: int = 3) -> list[int]:
@@ -171,7 +171,7 @@ class LlamaCppRuntime:
             new.append(token)
             if len(new) >= max_new_tokens or token == eos:
                 return True
-            return bool(stop) and _first_stop(tok.decode(new[-window:], skip_special_tokens=False), stop) >= 0
+            return bool(stop) and first_stop(tok.decode(new[-window:], skip_special_tokens=False), stop) >= 0
 
         while not (event is not None and event.is_set()):
             if add(self._pick(logits, temperature, top_p, rng)):

@@ -129,14 +129,13 @@ class LocalPredictor(Predictor):
                                  "an embedded name such as smollm2-135m-instruct)")
         self.argument = argument
         from nextedit.formats import FormatOptions, get_format
+        from nextedit.predictors.gguf_export import is_gguf_export
         from nextedit.train.base_models import (
             BaseModelError,
             is_known_name,
             resolve_base,
         )
         from nextedit.train.export import read_metadata
-
-        from nextedit.predictors.gguf_export import is_gguf_export
 
         path = Path(argument).expanduser()
         if not (is_known_name(argument) or path.exists()):

@@ -3,7 +3,7 @@ llama.cpp (CPU, a GGUF export; nextedit.predictors.llamacpp).
 
 All take prompt token ids and return the generated ids and text, cut at the first end-of-sequence token
 or stop string (`finish_output`: prompt-lookup decoding accepts several tokens per step, so a stop string
-or EOS may sit inside the accepted block and the raw output runs past it). Both score given completions
+or EOS may sit inside the accepted block and the raw output runs past it). All score given completions
 (`logprobs`), which the local predictor's candidate scoring and confidence need.
 
 transformers: prompt-lookup decoding (n-gram drafts from the prompt, verified in one forward pass).
@@ -14,7 +14,7 @@ ct2: a CTranslate2 export of the model (`export_ct2`, written by `nextedit train
 quantises activations differently, so outputs may differ near ties). CTranslate2 has no speculative decoding.
 llama: a GGUF export (`export_gguf`, q8_0 or float weights) with prompt-lookup drafts and the prompt prefix kept.
 
-Generation on either runtime stops when the thread's cancel event (`cancel_scope`) is set.
+Generation on any runtime stops when the thread's cancel event (`cancel_scope`) is set.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class Generated:
     ms: float
 
 
-def _first_stop(text: str, stop: list[str]) -> int:
+def first_stop(text: str, stop: list[str]) -> int:
     """End offset of the earliest stop string in `text`, -1 when none occurs."""
     ends = [i + len(s) for s in stop if s and (i := text.find(s)) >= 0]
     return min(ends) if ends else -1
@@ -88,11 +88,11 @@ def finish_output(ids: list[int], tokenizer: Any, stop: list[str], *, eos: int |
     if eos is not None and eos in ids:
         ids, finish = ids[:ids.index(eos)], "stop"
     text = tokenizer.decode(ids, skip_special_tokens=False)
-    if stop and _first_stop(text, stop) >= 0:
+    if stop and first_stop(text, stop) >= 0:
         lo, hi = 1, len(ids)  # the shortest prefix whose text holds a stop string (monotone in length)
         while lo < hi:
             mid = (lo + hi) // 2
-            if _first_stop(tokenizer.decode(ids[:mid], skip_special_tokens=False), stop) >= 0:
+            if first_stop(tokenizer.decode(ids[:mid], skip_special_tokens=False), stop) >= 0:
                 hi = mid
             else:
                 lo = mid + 1
@@ -314,7 +314,7 @@ class CT2Runtime:
             new.append(result.token_id)
             if event is not None and event.is_set():
                 return True
-            return bool(stop) and _first_stop(tok.decode(new[-window:], skip_special_tokens=False), stop) >= 0
+            return bool(stop) and first_stop(tok.decode(new[-window:], skip_special_tokens=False), stop) >= 0
 
         kwargs: dict[str, Any] = {"max_length": max_new_tokens, "include_prompt_in_result": False,
                                   "end_token": [tok.eos_token_id] if tok.eos_token_id is not None else None,
