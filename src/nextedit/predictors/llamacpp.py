@@ -22,7 +22,13 @@ from typing import Any
 
 from nextedit.predictors.base import PredictorError
 from nextedit.predictors.gguf_export import GGUF_FILE
-from nextedit.predictors.runtimes import Generated, first_stop, cancel_event, finish_output, load_tokenizer
+from nextedit.predictors.runtimes import (
+    Generated,
+    cancel_event,
+    finish_output,
+    first_stop,
+    load_tokenizer,
+)
 
 
 def draft_from_prompt(seq: list[int], n: int, *, max_ngram: int = 3) -> list[int]:

@@ -173,7 +173,12 @@ class LocalPredictor(Predictor):
         if self.candidate_margin is None or self.candidate_margin < 0:
             raise PredictorError(f"local:{argument}: candidate_margin must be a number >= 0 or inf, "
                                  f"got {candidate_margin!r}")
-        from nextedit.predictors.runtimes import COMPUTE_TYPES, GGUF_TYPES, RUNTIMES, is_ct2_export
+        from nextedit.predictors.runtimes import (
+            COMPUTE_TYPES,
+            GGUF_TYPES,
+            RUNTIMES,
+            is_ct2_export,
+        )
 
         self.runtime_name = runtime or meta.get("runtime") or ("ct2" if is_ct2_export(self.model_dir) else
                                                                "llama" if is_gguf_export(self.model_dir) else
