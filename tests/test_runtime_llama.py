@@ -222,3 +222,16 @@ def test_serve_answers_from_a_gguf_export_as_transformers_does(tmp_path, llama, 
             if name == "fast":
                 assert ".llama-f32" in body["model_version"]
     assert answers["fast"] == answers["exact"]
+
+
+def test_llama_refuses_a_prompt_longer_than_its_context_and_recovers(gguf_f32):
+    pytest.importorskip("llama_cpp")
+    from nextedit.predictors.llamacpp import LlamaCppRuntime
+
+    rt = LlamaCppRuntime(gguf_f32, threads=1, n_ctx=64)
+    ids = rt.tokenizer("def order_total(price, amount):\n    return price * amount\n", add_special_tokens=False)
+    short = ids["input_ids"][:8]
+    first = rt.generate(short, max_new_tokens=6, stop=[])
+    with pytest.raises(PredictorError, match="context holds 64"):
+        rt.generate(short * 12, max_new_tokens=6, stop=[])
+    assert rt.generate(short, max_new_tokens=6, stop=[]).ids == first.ids

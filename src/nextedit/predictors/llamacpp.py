@@ -55,6 +55,7 @@ class LlamaCppRuntime:
             raise PredictorError("the llama runtime needs llama-cpp-python: pip install 'nextedit[llama]'") from None
         import numpy as np
 
+        from nextedit.train.export import read_metadata
         from nextedit.train.sft import free_cores
 
         self.model_dir = Path(model_dir)
@@ -65,8 +66,6 @@ class LlamaCppRuntime:
         self._np = np
         self.tokenizer = load_tokenizer(self.model_dir)
         threads = free_cores(threads)
-        from nextedit.train.export import read_metadata
-
         # float32 weights keep float32 keys and values (llama.cpp's default cache is f16): scores match transformers.
         cache_type = llama_cpp.GGML_TYPE_F32 if (read_metadata(self.model_dir) or {}).get("quantization") == "f32" \
             else None
@@ -111,7 +110,7 @@ class LlamaCppRuntime:
         np, lib, batch = self._np, self._lib, self._batch
         if len(self._cached) + len(tokens) > self._n_ctx:
             raise PredictorError(f"prompt and output need {len(self._cached) + len(tokens)} tokens; "
-                                 f"the llama runtime's context holds {self._n_ctx} (option n_ctx)")
+                                 f"the llama runtime's context holds {self._n_ctx}")
         rows: list[Any] = []
         for lo in range(0, len(tokens), self._n_batch):
             chunk = tokens[lo:lo + self._n_batch]
@@ -127,7 +126,9 @@ class LlamaCppRuntime:
                 if lo + i >= logits_from:
                     wanted.append(i)
             rc = self._thread.submit(lib.llama_decode, self._ctx, batch).result()
-            if rc != 0:
+            if rc != 0:  # the cache may hold part of the batch: start the next call afresh
+                lib.llama_memory_clear(self._memory, True)
+                self._cached.clear()
                 raise PredictorError(f"llama.cpp decode failed (code {rc})")
             self._cached.extend(chunk)
             rows.extend(np.ctypeslib.as_array(lib.llama_get_logits_ith(self._ctx, i), shape=(self._n_vocab,)).copy()
