@@ -1,5 +1,6 @@
 """Runtimes of the local predictor: a tiny random Llama through transformers and CTranslate2 (ct2), the ct2
-export of `nextedit train`, prefix reuse between calls, cancellation, and cutting output at a stop string."""
+export of `nextedit train`, prefix reuse between calls, cancellation (ct2 and llama), and cutting output at a stop
+string. The llama runtime's own tests are in test_runtime_llama.py."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ pytest.importorskip("ctranslate2")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from eval_fixtures import dataset, rename_example
+from runtime_support import model_cache, predict_each  # noqa: F401 (an autouse fixture)
 from tiny_model import build_tiny_llama, build_tokenizer
 
 from nextedit.jsonl import write_examples
@@ -29,16 +31,6 @@ STOP = "<|editable_region_end|>"
 @pytest.fixture(scope="module")
 def llama(tmp_path_factory) -> Path:
     return build_tiny_llama(tmp_path_factory.mktemp("llama") / "model")
-
-
-@pytest.fixture(autouse=True)
-def model_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("NEXTEDIT_MODEL_CACHE", str(tmp_path / "cache"))
-
-
-def _predict(model: Path, examples, **options):
-    p = get_predictor(f"local:{model}", format="zeta1", max_new_tokens=40, confidence=True, **options)
-    return p, [p.predict_sync(ex)[0] for ex in examples]
 
 
 def test_finish_output_cuts_after_the_first_stop_string_or_eos():
@@ -62,16 +54,16 @@ def test_finish_output_cuts_after_the_first_stop_string_or_eos():
 
 def test_ct2_float32_greedy_outputs_equal_transformers(llama):
     examples = dataset(3, 2, 1)
-    _, plain = _predict(llama, examples, runtime="transformers", dtype="float32", prompt_lookup=False)
-    _, lookup = _predict(llama, examples, runtime="transformers", dtype="float32")
-    ct2, fast = _predict(llama, examples, runtime="ct2", compute_type="float32")
+    _, plain = predict_each(llama, examples, runtime="transformers", dtype="float32", prompt_lookup=False)
+    _, lookup = predict_each(llama, examples, runtime="transformers", dtype="float32")
+    ct2, fast = predict_each(llama, examples, runtime="ct2", compute_type="float32")
     assert ct2.runtime().name == "ct2" and ct2.version.endswith(".ct2-float32")
     for a, b, c in zip(plain, lookup, fast, strict=True):
         assert a.raw == b.raw == c.raw and a.raw
         assert a.usage.output_tokens == b.usage.output_tokens == c.usage.output_tokens
         assert a.patch == c.patch and a.error == c.error
         assert c.confidence == pytest.approx(a.confidence, abs=1e-2)  # scored by ct2's own forward pass
-    _, int8 = _predict(llama, examples[:2], runtime="ct2", compute_type="int8")
+    _, int8 = predict_each(llama, examples[:2], runtime="ct2", compute_type="int8")
     assert all(p.raw is not None and p.usage.output_tokens > 0 for p in int8)
 
 
@@ -86,19 +78,22 @@ def test_ct2_scores_completions_like_transformers(llama):
 
 def test_ct2_reuses_the_shared_prompt_prefix_with_the_same_outputs(llama):
     examples = [rename_example(0), rename_example(0), rename_example(1)]
-    cached, with_cache = _predict(llama, examples, runtime="ct2", compute_type="float32", prefix_cache=1)
+    cached, with_cache = predict_each(llama, examples, runtime="ct2", compute_type="float32", prefix_cache=1)
     rt = cached.runtime()
     assert rt.reused % rt.prefix_block == 0
-    _, without = _predict(llama, examples, runtime="ct2", compute_type="float32", prefix_cache=0)
+    _, without = predict_each(llama, examples, runtime="ct2", compute_type="float32", prefix_cache=0)
     assert [p.raw for p in with_cache] == [p.raw for p in without]
     again = cached.predict_sync(examples[0])[0]  # its prefix shared with the last prompt is fed as static
     assert rt.reused > 0 and again.raw == without[0].raw
 
 
-def test_ct2_generation_stops_when_cancelled(llama):
+@pytest.mark.parametrize("runtime", ["ct2", "llama"])
+def test_generation_stops_when_cancelled(llama, runtime):
     from nextedit.serve.local_model import local_complete, make_cancellable
 
-    predictor = get_predictor(f"local:{llama}", format="zeta1", runtime="ct2", compute_type="float32")
+    if runtime == "llama":
+        pytest.importorskip("llama_cpp")
+    predictor = get_predictor(f"local:{llama}", format="zeta1", runtime=runtime, compute_type="float32")
     make_cancellable(predictor)
     free = local_complete(predictor, "def order", max_tokens=20, stop=None, temperature=0.0,
                           cancel=threading.Event())
@@ -121,9 +116,9 @@ def test_train_exports_ct2_and_the_export_selects_its_runtime(tmp_path):
     meta = read_metadata(ct2_dir)
     assert meta["runtime"] == "ct2" and meta["format"] == read_metadata(Path(exported["merged"]))["format"]
     examples = dataset(2, 1, 1)
-    student, fast = _predict(ct2_dir, examples, compute_type="float32")
+    student, fast = predict_each(ct2_dir, examples, compute_type="float32")
     assert student.runtime_name == "ct2"
-    _, reference = _predict(Path(exported["merged"]), examples, dtype="float32")
+    _, reference = predict_each(Path(exported["merged"]), examples, dtype="float32")
     assert [p.raw for p in fast] == [p.raw for p in reference]
     with pytest.raises(PredictorError, match="CTranslate2 export"):
         get_predictor(f"local:{ct2_dir}", runtime="transformers").load()

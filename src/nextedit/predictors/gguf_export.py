@@ -9,9 +9,6 @@ token ids, so prompts and outputs are tokenized exactly as in training.
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -134,22 +131,7 @@ def export_gguf(hf_dir: Path, out_dir: Path, *, quantization: str = "q8_0",
     """Convert an HF Llama-family folder into `out_dir` (model.gguf, the HF tokenizer, nextedit.json), atomically."""
     if quantization not in QUANTIZATIONS:
         raise PredictorError(f"unknown GGUF quantization {quantization!r} (known: {', '.join(QUANTIZATIONS)})")
-    from nextedit.predictors.runtimes import load_tokenizer
-    from nextedit.train.export import METADATA_FILE, read_metadata
+    from nextedit.train.export import export_runtime_copy
 
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        _write(Path(hf_dir), tmp / GGUF_FILE, quantization)
-        load_tokenizer(hf_dir).save_pretrained(str(tmp))
-        meta = {**(read_metadata(Path(hf_dir)) or {}), **(metadata or {})}
-        meta.update(kind="gguf", runtime="llama", quantization=quantization)
-        (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+    return export_runtime_copy(hf_dir, out_dir, lambda tmp: _write(Path(hf_dir), tmp / GGUF_FILE, quantization),
+                               runtime="llama", kind="gguf", quantization=quantization, metadata=metadata)

@@ -20,8 +20,6 @@ Generation on any runtime stops when the thread's cancel event (`cancel_scope`) 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -202,12 +200,9 @@ def export_ct2(hf_dir: Path, out_dir: Path, *, quantization: str = "float32",
         from ctranslate2.converters import TransformersConverter
     except ImportError:
         raise PredictorError("the ct2 runtime needs CTranslate2: pip install 'nextedit[cpu]'") from None
-    from nextedit.train.export import METADATA_FILE, read_metadata
+    from nextedit.train.export import export_runtime_copy
 
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    def write(tmp: Path) -> None:
         TransformersConverter(str(hf_dir), low_cpu_mem_usage=True).convert(str(tmp), quantization=quantization,
                                                                           force=True)
         config_path = tmp / "config.json"
@@ -215,17 +210,9 @@ def export_ct2(hf_dir: Path, out_dir: Path, *, quantization: str = "float32",
         if config.get("bos_token") is None:  # tokenizers without BOS (Qwen2): CTranslate2 needs a string
             config["bos_token"] = config.get("eos_token")
             config_path.write_text(json.dumps(config, indent=2))
-        load_tokenizer(hf_dir).save_pretrained(str(tmp))
-        meta = {**(read_metadata(Path(hf_dir)) or {}), **(metadata or {})}
-        meta.update(kind="ct2", runtime="ct2", quantization=quantization)
-        (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+
+    return export_runtime_copy(hf_dir, out_dir, write, runtime="ct2", kind="ct2", quantization=quantization,
+                               metadata=metadata)
 
 
 def ct2_folder(model_dir: Path, fingerprint: str) -> Path:

@@ -1,11 +1,12 @@
 """Export a trained model: a merged HF folder (what `local:PATH` loads), the LoRA adapter and runtime copies
-(ct2/), each with nextedit.json."""
+(ct2/, gguf/), each with nextedit.json."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,31 @@ def export_model(model: Any, tokenizer: Any, out_dir: Path, metadata: dict[str, 
         (tmp / METADATA_FILE).write_text(json.dumps({**metadata, "kind": "merged"}, indent=2))
         written["merged"] = finish()
     return written
+
+
+def export_runtime_copy(hf_dir: Path, out_dir: Path, write: Callable[[Path], None], *, runtime: str, kind: str,
+                        quantization: str, metadata: dict[str, Any] | None = None) -> Path:
+    """Write a runtime's copy of an HF model folder into `out_dir`, atomically: `write(tmp)` converts the weights,
+    then the HF tokenizer and nextedit.json (the source's, plus `metadata`, kind, runtime and quantization) go
+    beside them. A failed conversion leaves nothing behind and an older copy in place."""
+    from nextedit.predictors.runtimes import load_tokenizer
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        write(tmp)
+        load_tokenizer(hf_dir).save_pretrained(str(tmp))
+        meta = {**(read_metadata(Path(hf_dir)) or {}), **(metadata or {})}
+        meta.update(kind=kind, runtime=runtime, quantization=quantization)
+        (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
 
 
 def export_runtimes(merged: Path, out_dir: Path, runtimes: list[str], *, quantization: str = "float32",
