@@ -1,0 +1,107 @@
+"""How strict should the reversal guard be? Replays a student's recorded predictions under several `max_reversal` limits.
+
+Usage: .venv/bin/python bench/reversal_guard.py [--provider LABEL] NAME=SCORED.jsonl ...
+           [--limits 0,0.1,0.25,0.5,none] [--current 0.5] [--no-append]
+
+Each SCORED file holds evaluated examples with the student's predictions (provider LABEL, e.g. a recipe's
+`eval/held-out/scored.jsonl` or `calibration/scored.jsonl`). For every example the student's edit as the model
+made it (an edit the guard withheld is restored; one withheld for low confidence stays withheld) is checked
+against each limit: an edit undoing more than `limit` of the user's last edit is replaced by "no edit"
+(`nextedit.predictors.abstain.guard`), then scored with nextedit's metrics. Reports deltaChrF, the mean reversal
+ratio and the edits offered per limit, with the paired bootstrap difference against `--current` (the default
+limit), and propagate's figures from the same files. Appends a section to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from _report import append_section, markdown_table
+
+from nextedit.evaluate.compare import paired_difference
+from nextedit.jsonl import read_examples
+from nextedit.metrics.score import score_prediction
+from nextedit.predictors.abstain import LOW_CONFIDENCE, guard, restore
+from nextedit.record import Example, Prediction
+
+
+def measure(example: Example, pred: Prediction) -> tuple[float, float]:
+    """(deltaChrF, reversal ratio) of one prediction on `example`."""
+    one = example.model_copy(update={"predictions": [pred], "scores": []})
+    values = score_prediction(one, 0).values
+    return float(values.get("delta_chrf") or 0.0), float(values.get("reversal_ratio") or 0.0)
+
+
+def replay(examples: list[Example], provider: str, limits: list[float | None]
+           ) -> dict[str, dict[str, tuple[float, float, bool]]]:
+    """Per contender ("propagate", "limit=L"): example id -> (deltaChrF, reversal ratio, edit offered)."""
+    out: dict[str, dict[str, tuple[float, float, bool]]] = {"propagate": {}}
+    out.update({label(lim): {} for lim in limits})
+    for ex in examples:
+        mine = [p for p in ex.predictions if p.provider == provider and not p.error]
+        if not mine:
+            continue
+        bare = ex.model_copy(update={"predictions": [], "scores": []})
+        made = mine[0] if (mine[0].abstained or "").startswith(LOW_CONFIDENCE) else restore(mine[0])
+        for lim in limits:
+            pred = guard(bare, made, max_reversal=lim)
+            out[label(lim)][ex.id] = (*measure(bare, pred), bool(pred.patch))
+        theirs = [p for p in ex.predictions if p.provider == "propagate"]
+        if theirs:
+            out["propagate"][ex.id] = (*measure(bare, theirs[0]), bool(theirs[0].patch))
+    return out
+
+
+def label(limit: float | None) -> str:
+    return f"limit={'none' if limit is None else f'{limit:g}'}"
+
+
+def fmt(d: dict | None) -> str:
+    if d is None:
+        return "-"
+    mark = " *" if d["significant"] else ""
+    return f"{d['difference']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}]{mark}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("sets", nargs="+", help="NAME=SCORED.jsonl")
+    ap.add_argument("--provider", default="student", help="the provider label of the student's predictions")
+    ap.add_argument("--limits", default="0,0.1,0.25,0.5,none")
+    ap.add_argument("--current", default="0.5", help="the limit the others are compared with")
+    ap.add_argument("--no-append", action="store_true")
+    args = ap.parse_args()
+
+    def parse(s: str) -> float | None:
+        return None if s.strip() == "none" else float(s)
+
+    limits = [parse(s) for s in args.limits.split(",")]
+    current = parse(args.current)
+    if current not in limits:
+        limits.append(current)
+    lines = [(f"The student's recorded predictions (provider `{args.provider}`) replayed under each reversal "
+              f"limit; differences are paired against limit {args.current} (the default); \\* the paired 95% "
+              "interval excludes 0."), ""]
+    for spec in args.sets:
+        name, _, path = spec.partition("=")
+        runs = replay(list(read_examples(path)), args.provider, limits)
+        base = {k: v[0] for k, v in runs[label(current)].items()}
+        rows = []
+        for key, per in runs.items():
+            if not per:
+                continue
+            n = len(per)
+            scores = {k: v[0] for k, v in per.items()}
+            diff = None if key in ("propagate", label(current)) else paired_difference(base, scores)
+            rows.append((key, n, f"{sum(scores.values()) / n:.2f}", f"{sum(v[1] for v in per.values()) / n:.4f}",
+                         sum(v[2] for v in per.values()), fmt(diff)))
+        lines += [f"**{name}**", "", *markdown_table(rows, ("answer", "examples", "deltaChrF", "reversal ratio",
+                                                          "edits offered", f"− limit {args.current}"),
+                                                   align="lrrrrr"), ""]
+    print("\n".join(lines))
+    if not args.no_append:
+        append_section("quality: how strict a reversal guard (reversal_guard replay)", lines)
+
+
+if __name__ == "__main__":
+    main()
