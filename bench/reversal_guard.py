@@ -8,8 +8,8 @@ Each SCORED file holds evaluated examples with the student's predictions (provid
 made it (an edit the guard withheld is restored; one withheld for low confidence stays withheld) is checked
 against each limit: an edit undoing more than `limit` of the user's last edit is replaced by "no edit"
 (`nextedit.predictors.abstain.guard`), then scored with nextedit's metrics. Reports deltaChrF, the mean reversal
-ratio and the edits offered per limit, with the paired bootstrap difference against `--current` (the default
-limit), and propagate's figures from the same files. Appends a section to BENCHMARKS.md.
+ratio and the edits offered per limit, with the paired bootstrap difference against `--current` (the fixed
+default limit before calibration), and propagate's figures from the same files. Appends a section to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def main() -> None:
     if current not in limits:
         limits.append(current)
     lines = [(f"The student's recorded predictions (provider `{args.provider}`) replayed under each reversal "
-              f"limit; differences are paired against limit {args.current} (the default); \\* the paired 95% "
+              f"limit; differences are paired against limit {args.current} (the fixed default before calibration); \\* the paired 95% "
               "interval excludes 0."), ""]
     for spec in args.sets:
         name, _, path = spec.partition("=")

@@ -16,7 +16,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from eval_fixtures import dataset, no_edit_example, predict_and_score, rename_example
 
 from nextedit import patch as patchlib
-from nextedit.evaluate.quality import compare_to_baselines, quality, verdict
+from nextedit.evaluate.quality import (
+    REVERSAL_LIMITS,
+    Abstention,
+    choose_rules,
+    compare_to_baselines,
+    quality,
+    replay_margins,
+    verdict,
+)
 from nextedit.evaluate.stages import AbstainStage, ScoreStage
 from nextedit.predictors.abstain import (
     CalibrationError,
@@ -283,3 +291,81 @@ def test_score_answers_replays_a_recorded_prediction(tiny):
         assert pred.confidence == round(scored.confidence(name), 4)
     unparseable = p.score_answers(ex, "no markers at all")
     assert unparseable is None or "" not in unparseable.logprobs
+
+
+def _scored_under_each_limit(ex: Example | list[tuple[Example, Prediction]], pred: Prediction | None = None,
+                             margin: float = 0.0) -> dict[tuple[float, float | None], list[Example]]:
+    pairs = ex if isinstance(ex, list) else [(ex, pred)]
+    out: dict[tuple[float, float | None], list[Example]] = {}
+    for limit in REVERSAL_LIMITS:
+        stage = AbstainStage(AbstainStage.Config(provider="m", abstain_below=None, max_reversal=limit))
+        out[(margin, limit)] = [ScoreStage().process(stage.process(e.model_copy(update={"predictions": [p]},
+                                                                                 deep=True)))
+                                for e, p in pairs]
+    return out
+
+
+def test_choose_rules_takes_the_strictest_reversal_guard_unless_a_looser_one_is_surely_better():
+    ex, revert = _undo_example()
+    # the expected edit goes forward: withholding the revert costs nothing, so the strictest guard wins the tie
+    wrong = Prediction(provider="m", patch=revert, confidence=5.0)
+    rules = choose_rules(_scored_under_each_limit(ex, wrong), student="m")
+    assert rules == Abstention(threshold=None, max_reversal=0.0)
+    # here undoing the last edit is what the user did next: only "no guard" keeps that edit, and it is chosen
+    wanted = ex.model_copy(update={"expected": [revert]})
+    rules = choose_rules(_scored_under_each_limit(wanted, wrong), student="m")
+    assert rules.max_reversal is None
+    # ... but one such example among eight that every limit scores alike is no evidence: the guard stays strict
+    forward = Prediction(provider="m", patch=ex.expected[0], confidence=5.0)
+    mixed = [(wanted, wrong)] + [(ex.model_copy(update={"id": f"fwd{i}"}), forward) for i in range(7)]
+    assert choose_rules(_scored_under_each_limit(mixed), student="m").max_reversal == 0.0
+
+
+def test_choose_rules_takes_the_candidate_margin_whose_answers_score_better_and_ties_to_the_smaller():
+    ex, revert = _undo_example()
+    forward = ex.expected[0]
+    # margin 0 offered the model's wrong answer, margin inf the heuristic's right one: inf is chosen
+    scored = {**_scored_under_each_limit(ex, Prediction(provider="m", patch=revert, confidence=5.0)),
+              **_scored_under_each_limit(ex, Prediction(provider="m", patch=forward, confidence=5.0,
+                                                        candidate="propagate"), float("inf"))}
+    assert choose_rules(scored, student="m") == Abstention(threshold=None, max_reversal=0.0,
+                                                          candidate_margin=float("inf"))
+    # both margins offered the same answer: the model's own judgement (margin 0) is kept
+    same = Prediction(provider="m", patch=forward, confidence=5.0)
+    tie = {**_scored_under_each_limit(ex, same), **_scored_under_each_limit(ex, same, float("inf"))}
+    assert choose_rules(tie, student="m").candidate_margin == 0.0
+
+
+def test_replay_margins_redecides_recorded_answers_and_a_calibrated_margin_is_the_models_default(tiny, tmp_path):
+    import json
+
+    from nextedit.jsonl import read_examples, write_examples
+    from nextedit.predictors import get_predictor
+    from nextedit.predictors.baselines import PropagatePredictor
+    from nextedit.train.export import METADATA_FILE
+
+    ex = rename_example(0)
+    opts = {"format": "zeta1", "max_new_tokens": 24, "confidence": True}
+    own = get_predictor(f"local:{tiny}", label="student", candidate_margin=0, **opts).predict_sync(ex)[0]
+    write_examples(tmp_path / "preds.jsonl", [ex.model_copy(update={"predictions": [own]})])
+    replay_margins(tiny, tmp_path / "preds.jsonl", {0.0: tmp_path / "0.jsonl", float("inf"): tmp_path / "inf.jsonl"},
+                   options=opts)
+    [same] = list(read_examples(tmp_path / "0.jsonl"))
+    assert same.predictions[0].patch == own.patch and same.predictions[0].confidence == own.confidence
+    [replayed] = list(read_examples(tmp_path / "inf.jsonl"))
+    heuristic = PropagatePredictor().propose(ex)
+    assert replayed.predictions[0].patch == heuristic and replayed.predictions[0].raw == own.raw
+    assert replayed.predictions[0].confidence is not None
+    # what a margin of inf replays is what the model decides live with that margin in its nextedit.json
+    meta_path = tiny / METADATA_FILE
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta_path.write_text(json.dumps({**meta, "candidate_margin": "inf"}))
+    try:
+        live = get_predictor(f"local:{tiny}", label="student", **opts)
+        assert live.candidate_margin == float("inf")
+        assert live.predict_sync(ex)[0].patch == heuristic
+    finally:
+        if meta:
+            meta_path.write_text(json.dumps(meta))
+        else:
+            meta_path.unlink()

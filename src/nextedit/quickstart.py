@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console
 
 from nextedit.dataset.split import parse_specs, split_file
+from nextedit.evaluate.quality import Abstention, margin_json
 from nextedit.jsonl import copy_head, write_examples
 from nextedit.mine.config import MineConfig
 from nextedit.mine.miner import MineStage
@@ -27,8 +28,12 @@ from nextedit.pipeline.runner import Step, run_pipeline
 BASELINES = ("noop", "propagate")
 STEPS = 8
 BASE = "base (SmolLM2-135M)"
-#: The student withholds edits that undo more than this share of the user's last edit.
-MAX_REVERSAL = 0.5
+#: The reversal guard (withhold edits that undo more than this share of the user's last edit) is chosen on the
+#: dev examples with the confidence threshold (nextedit.evaluate.quality.REVERSAL_LIMITS, ties to the stricter).
+MAX_REVERSAL = "calibrate"
+#: How many nats likelier than propagate's candidate the student's own answer must be to be offered instead, chosen
+#: on the same dev examples (nextedit.evaluate.quality.CANDIDATE_MARGINS, ties to the smaller).
+CANDIDATE_MARGIN = "calibrate"
 
 
 class QuickstartError(RuntimeError):
@@ -152,17 +157,23 @@ def _train_student(out_dir: Path, train: Path, held_out: Path, plan: Plan, seed:
 
 
 def _calibrate(student: Path, dev: Path, work: Path, plan: Plan, model_opts: dict[str, Any],
-               console: Console) -> float | None:
-    """The student's abstention threshold, chosen on the first dev examples and stored with the model
-    (nextedit.evaluate.quality.calibrate_student), reported in one line."""
+               console: Console) -> Abstention:
+    """The student's abstention threshold and reversal guard, chosen on the first dev examples and stored with
+    the model (nextedit.evaluate.quality.calibrate_student), reported in one line."""
     from nextedit.evaluate.quality import calibrate_student
 
-    threshold = calibrate_student(student, dev if _count(dev) else None, work, limit=plan.calibration_examples,
-                                  max_reversal=MAX_REVERSAL, options=model_opts)
+    rules = calibrate_student(student, dev if _count(dev) else None, work, limit=plan.calibration_examples,
+                              max_reversal=MAX_REVERSAL, candidate_margin=CANDIDATE_MARGIN, options=model_opts)
     n = min(_count(dev), plan.calibration_examples)
-    console.print(f"abstention threshold chosen on {n} dev examples: "
-                  + ("never abstain" if threshold is None else f"withhold edits with confidence < {threshold:.2f}"))
-    return threshold
+    guard = ("no reversal guard" if rules.max_reversal is None
+             else f"withhold edits undoing more than {rules.max_reversal:g} of the last edit")
+    console.print(f"abstention chosen on {n} dev examples: "
+                  + ("never abstain for low confidence" if rules.threshold is None
+                     else f"withhold edits with confidence < {rules.threshold:.2f}") + f"; {guard}; "
+                  + ("the likelier of its own answer and propagate's" if rules.candidate_margin == 0 else
+                     "propagate's edit whenever it proposes one" if rules.candidate_margin == float("inf") else
+                     f"propagate's edit unless its own is {rules.candidate_margin:g} nats likelier"))
+    return rules
 
 
 def _add_base(examples: list[Any], base: tuple[str, dict[str, Any]], eval_file: Path, report_dir: Path, plan: Plan,
@@ -305,8 +316,10 @@ def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = Fals
         train_record = _train_student(out_dir, train_file, dev, plan, seed, console)
         model_opts = {"max_new_tokens": plan.max_new_tokens} if plan.max_new_tokens else {}
         student_dir = out_dir / "student" / "merged"
-        threshold = _calibrate(student_dir, dev, out_dir / "calibration", plan, model_opts, console)
-        train_record["abstain_below"] = threshold
+        rules = _calibrate(student_dir, dev, out_dir / "calibration", plan, model_opts, console)
+        train_record["abstain_below"] = rules.threshold
+        train_record["max_reversal"] = rules.max_reversal
+        train_record["candidate_margin"] = margin_json(rules.candidate_margin)
         providers = [(f"local:{student_dir}", {"label": plan.student, **model_opts}), *providers]
         if plan.base_examples:
             base = ("local:smollm2-135m-instruct", {"label": BASE, "format": STUDENT_FORMAT,

@@ -231,34 +231,151 @@ def merge_predictions(examples: list[Example], extra: Iterable[Example]) -> None
         target.scores.extend(s.model_copy(update={"prediction": s.prediction + offset}) for s in ex.scores)
 
 
-def calibrate_student(student: Any, dev: Any, work: Any, *, limit: int, max_reversal: float | None,
-                      options: dict[str, Any] | None = None, threshold: float | str | None = "calibrate"
-                      ) -> float | None:
-    """Set a trained student's abstention rules in its nextedit.json, so every later `local:` use of it
-    (predict, eval, serve) abstains the same way: the reversal guard, and the threshold, either given or
-    (`"calibrate"`) chosen on the first `limit` examples of `dev` (predicted with confidence on and no
-    threshold, into `work`) by maximising their mean deltaChrF. An empty or missing dev file means "never
-    abstain for low confidence". Returns the threshold."""
+#: Reversal-guard limits tried when `max_reversal = "calibrate"`, strictest first (None: no guard).
+REVERSAL_LIMITS: tuple[float | None, ...] = (0.0, 0.1, 0.25, 0.5, None)
+#: Candidate margins tried when `candidate_margin = "calibrate"` (nats by which the model's own answer must be
+#: likelier than the heuristic's candidate to be offered instead): 0 (the likelier answer wins) first, inf (the
+#: heuristic's edit whenever it proposes one) last.
+CANDIDATE_MARGINS: tuple[float, ...] = (0.0, 2.0, 5.0, float("inf"))
+
+
+@dataclass(frozen=True)
+class Abstention:
+    """The decision rules written into a student's nextedit.json: the confidence threshold (None: never withhold
+    for low confidence), the reversal guard (None: off) and the candidate margin (see CANDIDATE_MARGINS)."""
+
+    threshold: float | None
+    max_reversal: float | None
+    candidate_margin: float = 0.0
+
+
+def choose_rules(scored: dict[tuple[float, float | None], list[Example]], *, student: str = "student") -> Abstention:
+    """The candidate margin, reversal limit and confidence threshold chosen on validation examples; `scored` maps
+    each (margin, limit) tried to the same examples scored under it, each pair with its best threshold. The
+    cautious pair goes first (the smallest margin: the model's own judgement; the strictest limit: a wrong edit
+    that undoes the user's work costs more than no edit); a later pair replaces the one chosen so far only when
+    its paired gain on the same predictions has a 95% bootstrap interval above zero, so a few validation
+    examples never loosen the rules by chance."""
+    from nextedit.predictors.abstain import choose_threshold, outcomes_of
+
+    def order(key: tuple[float, float | None]) -> tuple[float, float]:
+        return key[0], float("inf") if key[1] is None else key[1]
+
+    best: tuple[dict[str, float], Abstention] | None = None
+    for margin, limit in sorted(scored, key=order):
+        outcomes = outcomes_of(scored[(margin, limit)], student)
+        chosen, _ = choose_threshold(outcomes)
+        per = {str(i): o.score(chosen.threshold) for i, o in enumerate(outcomes)}
+        rules = Abstention(None if chosen.threshold == float("-inf") else chosen.threshold, limit, margin)
+        if best is None:
+            best = (per, rules)
+            continue
+        if len(per) != len(best[0]):
+            raise ValueError(f"margin {margin:g}, limit {limit}: {len(per)} scored predictions, not {len(best[0])}")
+        gain = paired_difference(best[0], per)
+        if gain is not None and gain["ci"][0] > 0:
+            best = (per, rules)
+    if best is None:
+        raise ValueError("no decision rule was scored")
+    return best[1]
+
+
+def replay_margins(student: Any, src: Any, dsts: dict[float, Any], *, options: dict[str, Any] | None = None,
+                   provider: str = "student") -> None:
+    """The recorded predictions of `src` (made with candidate margin 0) as the student would have decided them
+    with each margin of `dsts` (margin -> output file): its own answer and the heuristic candidates are scored
+    under the model once per example (no generation), then each margin's pick and its confidence are recorded.
+    Earlier abstentions are undone."""
+    from pathlib import Path
+
+    from nextedit.jsonl import read_examples, write_examples
+    from nextedit.predictors.abstain import restore
+    from nextedit.predictors.local import LocalPredictor
+
+    model = LocalPredictor(str(student), **{**(options or {}), "label": provider})
+    out: dict[float, list[Example]] = {m: [] for m in dsts}
+    for ex in read_examples(src):
+        bare = ex.model_copy(update={"predictions": [], "scores": []})
+        preds: dict[float, list[Any]] = {m: [] for m in dsts}
+        for pred in ex.predictions:
+            scored = None
+            if pred.provider == provider and not pred.error:
+                pred = restore(pred)
+                scored = model.score_answers(bare, pred.raw)
+            for m in dsts:
+                if scored is None:
+                    preds[m].append(pred)
+                    continue
+                name = scored.choose(m)
+                patch, cursor = scored.answers[name]
+                preds[m].append(pred.model_copy(update={"patch": patch, "cursor": cursor, "candidate": name or None,
+                                                        "confidence": round(scored.confidence(name), 4)}))
+        for m in dsts:
+            out[m].append(ex.model_copy(update={"predictions": preds[m], "scores": []}))
+    for m, dst in dsts.items():
+        dst = Path(dst)
+        tmp = dst.with_name(dst.name + ".tmp")
+        write_examples(tmp, out[m])
+        tmp.replace(dst)
+
+
+def margin_json(margin: float) -> float | str:
+    """A candidate margin as JSON holds it ("inf" for infinity, which JSON has no number for)."""
+    return "inf" if margin == float("inf") else margin
+
+
+def _key(value: float | None) -> str:
+    return "none" if value is None else f"{value:g}"
+
+
+def calibrate_student(student: Any, dev: Any, work: Any, *, limit: int, max_reversal: float | str | None,
+                      options: dict[str, Any] | None = None, threshold: float | str | None = "calibrate",
+                      candidate_margin: float | str = 0.0) -> Abstention:
+    """Set a trained student's decision rules in its nextedit.json, so every later `local:` use of it
+    (predict, eval, serve) decides the same way: the reversal guard, the candidate margin and the threshold,
+    each either given or (`"calibrate"`) chosen on the first `limit` examples of `dev` by maximising their mean
+    deltaChrF (choose_rules: the guard among REVERSAL_LIMITS, the margin among CANDIDATE_MARGINS). Dev is
+    predicted once into `work` (confidence on, no guard, no threshold, margin 0); other margins re-score the
+    recorded answers (replay_margins) and each guard is re-applied to the recorded edits. An empty or missing
+    dev file means "never abstain for low confidence", the strictest guard and margin 0. Returns the rules."""
     import json
     from pathlib import Path
 
     from nextedit.train.export import METADATA_FILE
 
-    if threshold == "calibrate":
-        dev = Path(dev) if dev is not None else None
-        if dev is None or not dev.exists() or dev.stat().st_size == 0:
-            threshold = None
-        else:
-            contenders = student_contenders(str(student), max_reversal=max_reversal)[:1]
-            contenders[0].options.update(options or {})
-            preds = predict_all(dev, work, contenders, limit=limit, progress=False)
-            threshold = calibrate(score_file(preds, Path(work) / "scored.jsonl", max_reversal=max_reversal,
-                                             progress=False))
+    limits = list(REVERSAL_LIMITS) if max_reversal == "calibrate" else [max_reversal]
+    margins = list(CANDIDATE_MARGINS) if candidate_margin == "calibrate" else [float(candidate_margin)]
+    dev = Path(dev) if dev is not None else None
+    has_dev = dev is not None and dev.exists() and dev.stat().st_size > 0
+    if has_dev and (threshold == "calibrate" or len(limits) > 1 or len(margins) > 1):
+        work = Path(work)
+        opts = {**(options or {}), "candidate_margin": 0.0}
+        contenders = student_contenders(str(student), max_reversal=None)[:1]
+        contenders[0].options.update(opts)
+        preds = predict_all(dev, work, contenders, limit=limit, progress=False)
+        decided = {m: work / f"predictions.margin-{_key(m)}.jsonl" for m in margins if m != 0}
+        if decided:
+            replay_margins(student, preds, decided,
+                           options={k: v for k, v in contenders[0].options.items() if k != "label"})
+        scored = {(m, lim): score_file(decided.get(m, preds), work / f"scored.margin-{_key(m)}.limit-{_key(lim)}.jsonl",
+                                       max_reversal=lim, progress=False)
+                  for m in margins for lim in limits}
+        rules = choose_rules(scored)
+        if threshold != "calibrate":
+            rules = Abstention(_given(threshold), rules.max_reversal, rules.candidate_margin)
+    else:
+        rules = Abstention(None if threshold == "calibrate" else _given(threshold), limits[0],  # type: ignore[arg-type]
+                           margins[0])
     meta_path = Path(student) / METADATA_FILE
     meta = json.loads(meta_path.read_text())
-    new = {**meta, "abstain_below": threshold, "max_reversal": max_reversal}
+    new = {**meta, "abstain_below": rules.threshold, "max_reversal": rules.max_reversal,
+           "candidate_margin": margin_json(rules.candidate_margin)}
     if new != meta:  # rewritten only on change: the file is part of the model's cache fingerprint
         tmp = meta_path.with_name(meta_path.name + ".tmp")
         tmp.write_text(json.dumps(new, indent=2) + "\n")
         tmp.replace(meta_path)
-    return threshold  # type: ignore[return-value]
+    return rules
+
+
+def _given(threshold: float | str | None) -> float | None:
+    return None if threshold is None else float(threshold)

@@ -65,6 +65,15 @@ class Outcome:
     abstained: float
     no_edit_expected: bool
 
+    def says_no_edit(self, threshold: float) -> bool:
+        """Whether the answer is "no edit" under `threshold`: withheld for low confidence, or already no edit
+        (confidence 0, kept == abstained)."""
+        return self.confidence < threshold or self.kept == self.abstained and self.confidence == 0
+
+    def score(self, threshold: float) -> float:
+        """The prediction's score under `threshold`."""
+        return self.abstained if self.says_no_edit(threshold) else self.kept
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -86,8 +95,8 @@ def evaluate_threshold(outcomes: list[Outcome], threshold: float) -> Candidate:
     offered = withheld = 0
     said_no = said_no_right = expected_no = 0
     for o in outcomes:
-        abstain = o.confidence < threshold or o.kept == o.abstained and o.confidence == 0
-        total += o.abstained if abstain else o.kept
+        abstain = o.says_no_edit(threshold)
+        total += o.score(threshold)
         withheld += abstain and o.confidence < threshold
         offered += not abstain
         said_no += abstain

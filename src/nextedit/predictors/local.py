@@ -15,7 +15,8 @@ validation data (`nextedit calibrate`), `max_reversal` withholds answers that un
 Candidates: a cheap heuristic's answer (`candidates = "propagate"`, the default) is scored by the model next
 to its own (one extra forward pass, only where the heuristic proposes an edit inside the editable region).
 The candidate is offered unless the model's own answer is more than `candidate_margin` nats likelier
-(default 0: the likelier answer wins; "inf": the heuristic's edit goes first); abstention
+(default: the value calibrated on validation data in the model folder's nextedit.json, else 0: the likelier
+answer wins; "inf": the heuristic's edit goes first); abstention
 (`abstain_below`, `max_reversal`) then applies to whichever answer is offered.
 """
 
@@ -104,7 +105,8 @@ class LocalPredictor(Predictor):
     value, if any), max_reversal (withhold edits that undo more than this share of the user's last edit;
     default: the model folder's value, if any), candidates (heuristic answers the model scores against its own:
     "propagate" by default, "none" to turn off), candidate_margin (nats by which the model's own answer must be
-    likelier than a candidate to be offered instead; 0 by default: the likelier wins; "inf": candidates first), runtime ("transformers" | "ct2" | "llama"; default: the
+    likelier than a candidate to be offered instead; default: the model folder's calibrated value, else 0: the
+    likelier wins; "inf": candidates first), runtime ("transformers" | "ct2" | "llama"; default: the
     runtime a folder was exported for, else transformers), compute_type (ct2: "int8" | "int8_float32" |
     "float32"; llama converting an HF folder: q8_0 weights for the int8 types, f32 for float32), prefix_cache
     (ct2: prompt prefixes whose KV cache is kept between calls, 0 = off; "auto" = 4 with float32, off with int8,
@@ -122,7 +124,7 @@ class LocalPredictor(Predictor):
                  label: str | None = None, threads: int | str = "auto", prefill: bool = True,
                  confidence: bool = False, abstain_below: float | str | None = "auto",
                  max_reversal: float | str | None = "auto", candidates: str | list[str] | None = "propagate",
-                 candidate_margin: float | str = 0.0,
+                 candidate_margin: float | str = "auto",
                  runtime: str | None = None, compute_type: str = "int8", prefix_cache: int | str = "auto") -> None:
         if not argument:
             raise PredictorError("provider local needs a model: local:PATH (HF folder, .gguf file or "
@@ -169,7 +171,8 @@ class LocalPredictor(Predictor):
         self.max_reversal = _optional_float(meta.get("max_reversal") if max_reversal == "auto" else max_reversal)
         self.confidence = bool(confidence) or self.abstain_below is not None
         self.candidates = _candidate_names(candidates)
-        self.candidate_margin = _optional_float(candidate_margin)
+        self.candidate_margin = _optional_float(meta.get("candidate_margin", 0.0) if candidate_margin == "auto"
+                                                else candidate_margin)
         if self.candidate_margin is None or self.candidate_margin < 0:
             raise PredictorError(f"local:{argument}: candidate_margin must be a number >= 0 or inf, "
                                  f"got {candidate_margin!r}")

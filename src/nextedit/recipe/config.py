@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nextedit.mine.config import FilterConfig, MineConfig
 from nextedit.train.base_models import DEFAULT_BASE
@@ -81,8 +81,29 @@ class AbstainSection(_Section):
         "calibrate", description="confidence below which the student predicts no edit; \"calibrate\" chooses it "
                                  "on the dev split's first `calibration_examples` (never on a test set)")
     calibration_examples: int = Field(32, ge=1, description="dev examples predicted to choose the threshold")
-    max_reversal: float | None = Field(0.5, ge=0, le=1, description="withhold edits that undo more than this "
-                                       "share of the user's last edit (none: off)")
+    max_reversal: float | Literal["calibrate"] | None = Field(
+        "calibrate", description="withhold edits that undo more than this share (0..1) of the user's last edit "
+                                 "(none: off); \"calibrate\" chooses it on the dev split with the threshold, among "
+                                 "0, 0.1, 0.25, 0.5 and off, ties to the stricter")
+    candidate_margin: float | Literal["calibrate"] = Field(
+        "calibrate", description="nats by which the student's own answer must be likelier than a heuristic's "
+                                 "candidate edit to be offered instead (0: the likelier wins; inf: the candidate "
+                                 "first); \"calibrate\" chooses it on the dev split with the threshold, among 0, 2, 5 "
+                                 "and inf, ties to the smaller")
+
+    @field_validator("max_reversal")
+    @classmethod
+    def _share(cls, v: float | str | None) -> float | str | None:
+        if isinstance(v, float | int) and not 0 <= v <= 1:
+            raise ValueError(f"must be between 0 and 1 or \"calibrate\", got {v}")
+        return v
+
+    @field_validator("candidate_margin")
+    @classmethod
+    def _margin(cls, v: float | str) -> float | str:
+        if isinstance(v, float | int) and not v >= 0:
+            raise ValueError(f"must be a number >= 0 (inf allowed) or \"calibrate\", got {v}")
+        return v
 
 
 class PredictSection(_Section):

@@ -316,12 +316,16 @@ class RecipeRun:
         if a.threshold == "calibrate" and (dev is None or _count(dev) == 0):
             self.result.notes.append("abstain: no dev split to calibrate on (set split.dev_repos): the "
                                      "student never withholds an edit for low confidence")
-        threshold = calibrate_student(student, dev, self.out / "calibration", limit=a.calibration_examples,
-                                      max_reversal=a.max_reversal, options=self.recipe.predict.student,
-                                      threshold=a.threshold)
-        self.result.notes.append(f"abstain: threshold {threshold} "
-                                 f"({'chosen on dev' if a.threshold == 'calibrate' else 'given'}), "
-                                 f"reversal guard {a.max_reversal}")
+        rules = calibrate_student(student, dev, self.out / "calibration", limit=a.calibration_examples,
+                                  max_reversal=a.max_reversal, options=self.recipe.predict.student,
+                                  threshold=a.threshold, candidate_margin=a.candidate_margin)
+
+        def how(setting: object) -> str:
+            return "chosen on dev" if setting == "calibrate" else "given"
+
+        self.result.notes.append(f"abstain: threshold {rules.threshold} ({how(a.threshold)}), reversal guard "
+                                 f"{rules.max_reversal} ({how(a.max_reversal)}), candidate margin "
+                                 f"{rules.candidate_margin:g} ({how(a.candidate_margin)})")
 
     def evaluate(self, name: str, examples: Path, providers: list[tuple[str, dict[str, Any], str]]) -> dict:
         """Predict, check, score and summarise one eval set; the student against each other provider."""
