@@ -305,7 +305,7 @@ def _scored_under_each_limit(ex: Example | list[tuple[Example, Prediction]], pre
     return out
 
 
-def test_choose_rules_takes_the_strictest_reversal_guard_unless_a_looser_one_is_surely_better():
+def test_choose_rules_takes_the_strictest_reversal_guard_unless_a_looser_one_gains_significantly():
     ex, revert = _undo_example()
     # the expected edit goes forward: withholding the revert costs nothing, so the strictest guard wins the tie
     wrong = Prediction(provider="m", patch=revert, confidence=5.0)

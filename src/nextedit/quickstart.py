@@ -29,10 +29,10 @@ BASELINES = ("noop", "propagate")
 STEPS = 8
 BASE = "base (SmolLM2-135M)"
 #: The reversal guard (withhold edits that undo more than this share of the user's last edit) is chosen on the
-#: dev examples with the confidence threshold (nextedit.evaluate.quality.REVERSAL_LIMITS, ties to the stricter).
+#: dev examples with the confidence threshold (nextedit.evaluate.quality.choose_rules).
 MAX_REVERSAL = "calibrate"
 #: How many nats likelier than propagate's candidate the student's own answer must be to be offered instead, chosen
-#: on the same dev examples (nextedit.evaluate.quality.CANDIDATE_MARGINS, ties to the smaller).
+#: on the same dev examples (nextedit.evaluate.quality.choose_rules).
 CANDIDATE_MARGIN = "calibrate"
 
 

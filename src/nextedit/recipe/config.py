@@ -84,12 +84,13 @@ class AbstainSection(_Section):
     max_reversal: float | Literal["calibrate"] | None = Field(
         "calibrate", description="withhold edits that undo more than this share (0..1) of the user's last edit "
                                  "(none: off); \"calibrate\" chooses it on the dev split with the threshold, among "
-                                 "0, 0.1, 0.25, 0.5 and off, ties to the stricter")
+                                 "0, 0.1, 0.25, 0.5 and off (the strictest unless a looser one gains with a 95% "
+                                 "interval above zero)")
     candidate_margin: float | Literal["calibrate"] = Field(
         "calibrate", description="nats by which the student's own answer must be likelier than a heuristic's "
                                  "candidate edit to be offered instead (0: the likelier wins; inf: the candidate "
                                  "first); \"calibrate\" chooses it on the dev split with the threshold, among 0, 2, 5 "
-                                 "and inf, ties to the smaller")
+                                 "and inf (0 unless a larger one gains with a 95% interval above zero)")
 
     @field_validator("max_reversal")
     @classmethod
