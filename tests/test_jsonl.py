@@ -127,3 +127,20 @@ def test_copy_head_reads_gzip_and_rewrites_only_on_change(tmp_path):
     mtime = dst.stat().st_mtime_ns
     assert copy_head(src, dst, 2) == 2 and dst.stat().st_mtime_ns == mtime
     assert copy_head(src, dst, 10) == 3 and dst.read_bytes().endswith(b'{"a": 3}\n')
+
+
+def test_copy_sample_spreads_over_the_file_is_seeded_and_rewrites_only_on_change(tmp_path):
+    from nextedit.jsonl import copy_sample
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(f'{{"id": "e{i}"}}\n' for i in range(100)) + "\n")
+    dst = tmp_path / "out.jsonl"
+    assert copy_sample(src, dst, 10, seed=0) == 10
+    ids = [int(line.split('"e')[1].split('"')[0]) for line in dst.read_text().splitlines()]
+    assert ids == sorted(ids) and len(set(ids)) == 10 and ids != list(range(10))  # file order, not the head
+    assert max(ids) >= 50  # reaches the second half of the file
+    mtime = dst.stat().st_mtime_ns
+    assert copy_sample(src, dst, 10, seed=0) == 10 and dst.stat().st_mtime_ns == mtime
+    copy_sample(src, tmp_path / "other.jsonl", 10, seed=1)
+    assert (tmp_path / "other.jsonl").read_text() != dst.read_text()
+    assert copy_sample(src, dst, 500) == 100 and dst.read_text().count("\n") == 100

@@ -21,6 +21,8 @@ __all__ = [
     "DamagedInput",
     "FailedWriter",
     "JsonlWriter",
+    "copy_head",
+    "copy_sample",
     "failed_path",
     "iter_lines",
     "open_binary",
@@ -28,6 +30,7 @@ __all__ = [
     "read_examples",
     "remove_stale_temps",
     "write_examples",
+    "write_if_changed",
 ]
 
 OnError = Callable[[int, bytes, str], None]
@@ -78,17 +81,40 @@ def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes]]:
                 yield number, line
 
 
+def write_if_changed(dst: str | os.PathLike[str], data: bytes) -> None:
+    """Write `dst` atomically, and only when its bytes change (downstream caches key on size and mtime)."""
+    dst = Path(dst)
+    if dst.exists() and dst.read_bytes() == data:
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(dst)
+
+
 def copy_head(src: str | os.PathLike[str], dst: str | os.PathLike[str], n: int) -> int:
     """Copy the first `n` non-blank lines of `src` (`.gz` ok) into plain `dst`, rewriting `dst` only when it
     changes (so caches keyed on its content stay valid); returns how many lines were copied."""
     lines = [line + b"\n" for _, line in itertools.islice(iter_lines(src), n)]
-    data = b"".join(lines)
-    dst = Path(dst)
-    if not dst.exists() or dst.read_bytes() != data:
-        tmp = dst.with_name(dst.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(dst)
+    write_if_changed(dst, b"".join(lines))
     return len(lines)
+
+
+def copy_sample(src: str | os.PathLike[str], dst: str | os.PathLike[str], n: int, *, seed: int = 0) -> int:
+    """Copy at most `n` records of `src` (`.gz` ok) into plain `dst`, chosen by a seeded hash of their `id` and
+    kept in file order: a sample spread over the whole file (a file's head holds neighbouring, correlated
+    examples). Rewrites `dst` only when it changes; returns how many lines were copied."""
+    import hashlib
+
+    lines = [line for _, line in iter_lines(src)]
+
+    def rank(i: int) -> str:
+        ex_id = orjson.loads(lines[i]).get("id", i)
+        return hashlib.sha256(f"{seed}:{ex_id}".encode()).hexdigest()
+
+    chosen = set(sorted(range(len(lines)), key=rank)[:n])
+    write_if_changed(dst, b"".join(line + b"\n" for i, line in enumerate(lines) if i in chosen))
+    return len(chosen)
 
 
 def _loads_object(raw: bytes, file: str, line: int) -> dict[str, Any]:

@@ -158,8 +158,8 @@ def _train_student(out_dir: Path, train: Path, held_out: Path, plan: Plan, seed:
 
 def _calibrate(student: Path, dev: Path, work: Path, plan: Plan, model_opts: dict[str, Any],
                console: Console) -> Abstention:
-    """The student's abstention threshold and reversal guard, chosen on the first dev examples and stored with
-    the model (nextedit.evaluate.quality.calibrate_student), reported in one line."""
+    """The student's decision rules (threshold, reversal guard, candidate margin), chosen on a sample of dev and
+    stored with the model (nextedit.evaluate.quality.calibrate_student), reported in one line."""
     from nextedit.evaluate.quality import calibrate_student
 
     rules = calibrate_student(student, dev if _count(dev) else None, work, limit=plan.calibration_examples,

@@ -333,7 +333,7 @@ def calibrate_student(student: Any, dev: Any, work: Any, *, limit: int, max_reve
                       candidate_margin: float | str = 0.0) -> Abstention:
     """Set a trained student's decision rules in its nextedit.json, so every later `local:` use of it
     (predict, eval, serve) decides the same way: the reversal guard, the candidate margin and the threshold,
-    each either given or (`"calibrate"`) chosen on the first `limit` examples of `dev` by maximising their mean
+    each either given or (`"calibrate"`) chosen on `limit` examples of `dev` (a seeded sample spread over it) by maximising their mean
     deltaChrF (choose_rules: the guard among REVERSAL_LIMITS, the margin among CANDIDATE_MARGINS). Dev is
     predicted once into `work` (confidence on, no guard, no threshold, margin 0); other margins re-score the
     recorded answers (replay_margins) and each guard is re-applied to the recorded edits. An empty or missing
@@ -352,7 +352,11 @@ def calibrate_student(student: Any, dev: Any, work: Any, *, limit: int, max_reve
         opts = {**(options or {}), "candidate_margin": 0.0}
         contenders = student_contenders(str(student), max_reversal=None)[:1]
         contenders[0].options.update(opts)
-        preds = predict_all(dev, work, contenders, limit=limit, progress=False)
+        from nextedit.jsonl import copy_sample
+
+        work.mkdir(parents=True, exist_ok=True)
+        copy_sample(dev, work / "dev-sample.jsonl", limit)
+        preds = predict_all(work / "dev-sample.jsonl", work, contenders, progress=False)
         decided = {m: work / f"predictions.margin-{_key(m)}.jsonl" for m in margins if m != 0}
         if decided:
             replay_margins(student, preds, decided,

@@ -79,8 +79,8 @@ class AbstainSection(_Section):
     enabled: bool = True
     threshold: float | Literal["calibrate"] = Field(
         "calibrate", description="confidence below which the student predicts no edit; \"calibrate\" chooses it "
-                                 "on the dev split's first `calibration_examples` (never on a test set)")
-    calibration_examples: int = Field(32, ge=1, description="dev examples predicted to choose the threshold")
+                                 "on a seeded sample of `calibration_examples` dev examples (never on a test set)")
+    calibration_examples: int = Field(32, ge=1, description="dev examples predicted to choose the decision rules")
     max_reversal: float | Literal["calibrate"] | None = Field(
         "calibrate", description="withhold edits that undo more than this share (0..1) of the user's last edit "
                                  "(none: off); \"calibrate\" chooses it on the dev split with the threshold, among "

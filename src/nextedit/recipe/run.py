@@ -17,6 +17,7 @@ import orjson
 from pydantic import ValidationError
 from rich.console import Console
 
+from nextedit.jsonl import copy_sample, write_if_changed
 from nextedit.mine.config import MineConfig
 from nextedit.recipe.config import (
     STEPS,
@@ -52,16 +53,6 @@ def _count(path: Path) -> int:
         return 0
     with open(path, "rb") as fh:
         return sum(1 for line in fh if line.strip())
-
-
-def _write_if_changed(dst: Path, data: bytes) -> None:
-    """Write `dst` atomically, and only when its bytes change (downstream caches key on size and mtime)."""
-    if dst.exists() and dst.read_bytes() == data:
-        return
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(dst)
 
 
 def content_sha256(path: Path) -> str:
@@ -145,7 +136,7 @@ class RecipeRun:
             if out.exists():
                 parts.append(out.read_bytes())
         corpus = self.out / "corpus.jsonl"
-        _write_if_changed(corpus, b"".join(parts))
+        write_if_changed(corpus, b"".join(parts))
         self.result.counts["repositories"] = per_repo
         self.result.counts["mined"] = _count(corpus)
         self.result.counts["filters"] = self._filter_totals()
@@ -194,7 +185,7 @@ class RecipeRun:
             raise RecipeError(f"split: {exc}") from None
         files = {}
         for name, part in zip(names, summary.parts, strict=True):
-            _write_if_changed(split_dir / f"{name}.jsonl", (tmp_dir / f"{name}.jsonl").read_bytes())
+            write_if_changed(split_dir / f"{name}.jsonl", (tmp_dir / f"{name}.jsonl").read_bytes())
             files[name] = split_dir / f"{name}.jsonl"
             self.result.counts[f"split_{name}"] = {"examples": part.examples,
                                                    "repos": sorted(Path(r).name for r in part.repos)}
@@ -266,7 +257,7 @@ class RecipeRun:
             if not rows:
                 raise RecipeError("eval.zed: no example could be imported")
             imported = self.out / "eval" / "zed" / "imported.jsonl"
-            _write_if_changed(imported, b"".join(rows))
+            write_if_changed(imported, b"".join(rows))
             sets["zed"] = self._sample(imported, self.out / "eval" / "zed" / "examples.jsonl", n)
         for name, path in sets.items():
             self.result.counts[f"eval_{name}"] = _count(path)
@@ -274,16 +265,7 @@ class RecipeRun:
 
     def _sample(self, src: Path, dst: Path, n: int) -> Path:
         """At most `n` examples of `src`, chosen by a seeded hash of their ids (file order kept)."""
-        lines = [line for line in src.read_bytes().splitlines(keepends=True) if line.strip()]
-        seed = self.recipe.seed
-
-        def rank(line: bytes) -> str:
-            ex_id = orjson.loads(line)["id"]
-            return hashlib.sha256(f"{seed}:{ex_id}".encode()).hexdigest()
-
-        chosen = set(sorted(range(len(lines)), key=lambda i: rank(lines[i]))[:n])
-        _write_if_changed(dst, b"".join(line if line.endswith(b"\n") else line + b"\n"
-                                        for i, line in enumerate(lines) if i in chosen))
+        copy_sample(src, dst, n, seed=self.recipe.seed)
         return dst
 
     def providers(self, student: Path | None) -> list[tuple[str, dict[str, Any], str]]:
@@ -345,7 +327,7 @@ class RecipeRun:
             builder.add(ex)
         summary = summarize(builder, input_name=str(examples), resamples=self.recipe.predict.resamples,
                             seed=self.recipe.seed)
-        _write_if_changed(folder / "summary.json", orjson.dumps(summary, option=orjson.OPT_INDENT_2
+        write_if_changed(folder / "summary.json", orjson.dumps(summary, option=orjson.OPT_INDENT_2
                                                                  | orjson.OPT_SERIALIZE_NUMPY))
         write_report(summary, folder, title=f"nextedit recipe {self.recipe.name}: {name}")
         labels = {options.get("label", provider): role for provider, options, role in providers}
@@ -422,8 +404,8 @@ class RecipeRun:
         self.result.seconds = time.monotonic() - t0
         data = self.result.to_dict()
         data["recipe"] = self.recipe.model_dump(mode="json")
-        _write_if_changed(self.out / "recipe.json", orjson.dumps(data, option=orjson.OPT_INDENT_2))
-        _write_if_changed(self.out / "recipe.md", render_markdown(self.recipe.name, self.result).encode())
+        write_if_changed(self.out / "recipe.json", orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        write_if_changed(self.out / "recipe.md", render_markdown(self.recipe.name, self.result).encode())
 
 
 def run_recipe(path: str | Path, *, out_dir: str | Path | None = None, until: str | None = None,
