@@ -286,8 +286,6 @@ def replay_margins(student: Any, src: Any, dsts: dict[float, Any], *, options: d
     with each margin of `dsts` (margin -> output file): its own answer and the heuristic candidates are scored
     under the model once per example (no generation), then each margin's pick and its confidence are recorded.
     Earlier abstentions are undone."""
-    from pathlib import Path
-
     from nextedit.jsonl import read_examples, write_examples
     from nextedit.predictors.abstain import restore
     from nextedit.predictors.local import LocalPredictor
@@ -313,10 +311,7 @@ def replay_margins(student: Any, src: Any, dsts: dict[float, Any], *, options: d
         for m in dsts:
             out[m].append(ex.model_copy(update={"predictions": preds[m], "scores": []}))
     for m, dst in dsts.items():
-        dst = Path(dst)
-        tmp = dst.with_name(dst.name + ".tmp")
-        write_examples(tmp, out[m])
-        tmp.replace(dst)
+        write_examples(dst, out[m])
 
 
 def margin_json(margin: float) -> float | str:
@@ -333,14 +328,15 @@ def calibrate_student(student: Any, dev: Any, work: Any, *, limit: int, max_reve
                       candidate_margin: float | str = 0.0) -> Abstention:
     """Set a trained student's decision rules in its nextedit.json, so every later `local:` use of it
     (predict, eval, serve) decides the same way: the reversal guard, the candidate margin and the threshold,
-    each either given or (`"calibrate"`) chosen on `limit` examples of `dev` (a seeded sample spread over it) by maximising their mean
-    deltaChrF (choose_rules: the guard among REVERSAL_LIMITS, the margin among CANDIDATE_MARGINS). Dev is
-    predicted once into `work` (confidence on, no guard, no threshold, margin 0); other margins re-score the
+    each either given or (`"calibrate"`) chosen on `limit` examples of `dev` (a seeded sample spread over it)
+    by choose_rules (the guard among REVERSAL_LIMITS, the margin among CANDIDATE_MARGINS). They are predicted
+    once into `work` (confidence on, no guard, no threshold, margin 0); other margins re-score the
     recorded answers (replay_margins) and each guard is re-applied to the recorded edits. An empty or missing
     dev file means "never abstain for low confidence", the strictest guard and margin 0. Returns the rules."""
     import json
     from pathlib import Path
 
+    from nextedit.jsonl import copy_sample
     from nextedit.train.export import METADATA_FILE
 
     limits = list(REVERSAL_LIMITS) if max_reversal == "calibrate" else [max_reversal]
@@ -349,20 +345,16 @@ def calibrate_student(student: Any, dev: Any, work: Any, *, limit: int, max_reve
     has_dev = dev is not None and dev.exists() and dev.stat().st_size > 0
     if has_dev and (threshold == "calibrate" or len(limits) > 1 or len(margins) > 1):
         work = Path(work)
-        opts = {**(options or {}), "candidate_margin": 0.0}
-        contenders = student_contenders(str(student), max_reversal=None)[:1]
-        contenders[0].options.update(opts)
-        from nextedit.jsonl import copy_sample
-
-        work.mkdir(parents=True, exist_ok=True)
+        contender = student_contenders(str(student), max_reversal=None)[0]
+        contender.options.update({**(options or {}), "candidate_margin": 0.0})
         copy_sample(dev, work / "dev-sample.jsonl", limit)
-        preds = predict_all(work / "dev-sample.jsonl", work, contenders, progress=False)
+        preds = predict_all(work / "dev-sample.jsonl", work, [contender], progress=False)
         decided = {m: work / f"predictions.margin-{_key(m)}.jsonl" for m in margins if m != 0}
         if decided:
             replay_margins(student, preds, decided,
-                           options={k: v for k, v in contenders[0].options.items() if k != "label"})
-        scored = {(m, lim): score_file(decided.get(m, preds), work / f"scored.margin-{_key(m)}.limit-{_key(lim)}.jsonl",
-                                       max_reversal=lim, progress=False)
+                           options={k: v for k, v in contender.options.items() if k != "label"})
+        scored = {(m, lim): score_file(decided.get(m, preds), work / f"scored.margin-{_key(m)}.limit-{_key(lim)}"
+                                       ".jsonl", max_reversal=lim, progress=False)
                   for m in margins for lim in limits}
         rules = choose_rules(scored)
         if threshold != "calibrate":
