@@ -1,4 +1,4 @@
-"""How strict should the reversal guard be? Replays a student's recorded predictions under several `max_reversal` limits.
+"""How strict should the reversal guard be? Replays a student's recorded predictions under several reversal limits.
 
 Usage: .venv/bin/python bench/reversal_guard.py [--provider LABEL] NAME=SCORED.jsonl ...
            [--limits 0,0.1,0.25,0.5,none] [--current 0.5] [--no-append]
@@ -8,8 +8,9 @@ Each SCORED file holds evaluated examples with the student's predictions (provid
 made it (an edit the guard withheld is restored; one withheld for low confidence stays withheld) is checked
 against each limit: an edit undoing more than `limit` of the user's last edit is replaced by "no edit"
 (`nextedit.predictors.abstain.guard`), then scored with nextedit's metrics. Reports deltaChrF, the mean reversal
-ratio and the edits offered per limit, with the paired bootstrap difference against `--current` (the fixed
-default limit before calibration), and propagate's figures from the same files. Appends a section to BENCHMARKS.md.
+ratio and the edits offered per limit, with the paired bootstrap difference against `--current` (a limit to
+compare with, e.g. the one calibration chose), and propagate's figures from the same files. Appends a section
+to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def main() -> None:
     if current not in limits:
         limits.append(current)
     lines = [(f"The student's recorded predictions (provider `{args.provider}`) replayed under each reversal "
-              f"limit; differences are paired against limit {args.current} (the fixed default before calibration); \\* the paired 95% "
+              f"limit; differences are paired against limit {args.current} (`--current`); \\* the paired 95% "
               "interval excludes 0."), ""]
     for spec in args.sets:
         name, _, path = spec.partition("=")
