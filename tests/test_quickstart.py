@@ -10,7 +10,7 @@ import sys
 import pytest
 from _mine_fixtures import scripted_repo
 
-from nextedit.evaluate.quality import CANDIDATE_MARGINS, REVERSAL_LIMITS
+from nextedit.evaluate.quality import REVERSAL_LIMITS
 from nextedit.quickstart import FAST
 
 STUDENT, BASE = FAST.student, "base (SmolLM2-135M)"
@@ -41,12 +41,11 @@ def test_quickstart_fast_runs_end_to_end(tmp_path):
     # abstention was calibrated on dev predictions and stored with the model, with the reversal guard
     assert "abstain_below" in meta and meta["max_reversal"] in REVERSAL_LIMITS
     assert meta["abstain_below"] == train["abstain_below"]
-    # dev was predicted once and scored under every candidate margin and reversal limit tried
-    for margin in CANDIDATE_MARGINS:
-        for lim in REVERSAL_LIMITS:
-            limit = "none" if lim is None else format(lim, "g")
-            assert (out / "calibration" / f"scored.margin-{margin:g}.limit-{limit}.jsonl").is_file()
-    assert meta["candidate_margin"] in (0, 2, 5, "inf") and train["candidate_margin"] == meta["candidate_margin"]
+    # dev was predicted once and scored under every reversal limit tried; the candidate margin stays 0
+    for lim in REVERSAL_LIMITS:
+        limit = "none" if lim is None else format(lim, "g")
+        assert (out / "calibration" / f"scored.margin-0.limit-{limit}.jsonl").is_file()
+    assert meta["candidate_margin"] == 0 and train["candidate_margin"] == 0
     assert summary["quickstart"]["verdicts"] and summary["quickstart"]["verdicts"][0].startswith(STUDENT)
     scored = [json.loads(line) for line in (out / "report" / "scored.jsonl").read_text().splitlines()]
     for ex in scored:
