@@ -338,6 +338,7 @@ def test_choose_rules_takes_the_candidate_margin_whose_answers_score_better_and_
 
 def test_replay_margins_redecides_recorded_answers_and_a_calibrated_margin_is_the_models_default(tiny, tmp_path):
     import json
+    import shutil
 
     from nextedit.jsonl import read_examples, write_examples
     from nextedit.predictors import get_predictor
@@ -357,15 +358,11 @@ def test_replay_margins_redecides_recorded_answers_and_a_calibrated_margin_is_th
     assert replayed.predictions[0].patch == heuristic and replayed.predictions[0].raw == own.raw
     assert replayed.predictions[0].confidence is not None
     # what a margin of inf replays is what the model decides live with that margin in its nextedit.json
-    meta_path = tiny / METADATA_FILE
+    calibrated = tmp_path / "calibrated"
+    shutil.copytree(tiny, calibrated)
+    meta_path = calibrated / METADATA_FILE
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     meta_path.write_text(json.dumps({**meta, "candidate_margin": "inf"}))
-    try:
-        live = get_predictor(f"local:{tiny}", label="student", **opts)
-        assert live.candidate_margin == float("inf")
-        assert live.predict_sync(ex)[0].patch == heuristic
-    finally:
-        if meta:
-            meta_path.write_text(json.dumps(meta))
-        else:
-            meta_path.unlink()
+    live = get_predictor(f"local:{calibrated}", label="student", **opts)
+    assert live.candidate_margin == float("inf")
+    assert live.predict_sync(ex)[0].patch == heuristic
