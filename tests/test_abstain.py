@@ -17,6 +17,7 @@ from eval_fixtures import dataset, no_edit_example, predict_and_score, rename_ex
 
 from nextedit import patch as patchlib
 from nextedit.evaluate.quality import (
+    LIKELIER_THAN_KEEPING,
     REVERSAL_LIMITS,
     Abstention,
     choose_rules,
@@ -266,6 +267,40 @@ def test_local_predictor_offers_the_heuristic_candidate_the_model_scores_higher(
         get_predictor(f"local:{tiny}", candidate_margin=-1, **full)
 
 
+def _long_rename(body: list[str]) -> Example:
+    """The user renamed `amount` to `qty` in the signature of a long function (`body`: its lines)."""
+    text = "def restock(item, qty):\n" + "".join(f"    {line}\n" for line in body)
+    diff = (f"@@ -1,2 +1,2 @@\n-def restock(item, amount):\n+def restock(item, qty):\n     {body[0]}\n")
+    return Example(id="long", snapshot=Snapshot(path="stock.py", text=text, cursor=20,
+                                                history=[HistoryEvent(path="stock.py", diff=diff)]), expected=[])
+
+
+def test_the_heuristic_candidate_is_offered_whole_beyond_the_models_window(tiny):
+    from nextedit import patch as P
+    from nextedit.predictors import get_predictor
+    from nextedit.predictors.baselines import PropagatePredictor
+
+    opts = {"format": "zeta1", "format_options": {"editable_tokens": 24, "context_tokens": 16}, "max_new_tokens": 8,
+            "candidate_margin": "inf", "abstain_below": "none", "max_reversal": "none"}
+    p = get_predictor(f"local:{tiny}", **opts)
+    # 40 lines use `amount`; the model's window holds the first few, the heuristic's edit renames all of them
+    inside = _long_rename([f"total{i} = amount + {i}" for i in range(40)])
+    window = p.format.frame(inside, p.options, p.load()[1]).window.editable
+    assert inside.snapshot.text.count("amount", window[1]) > 30
+    pred = p.predict_sync(inside)[0]
+    assert pred.candidate == "propagate" and pred.patch == PropagatePredictor().propose(inside)
+    text = inside.snapshot.text
+    assert P.apply(pred.patch, text) == text.replace("amount", "qty")
+    # every use of `amount` lies below the window: the model weighs its unchanged window, the offer is the whole edit
+    below = _long_rename([f"step{i} = {i}" for i in range(30)] + ["total = amount"])
+    text = below.snapshot.text
+    assert "amount" not in text[:p.format.frame(below, p.options, p.load()[1]).window.editable[1]]
+    pred = p.predict_sync(below)[0]
+    assert pred.candidate == "propagate" and P.apply(pred.patch, text) == text.replace("amount", "qty")
+    off = get_predictor(f"local:{tiny}", **{**opts, "candidates": "none"}).predict_sync(below)[0]
+    assert off.candidate is None and "total = amount" not in (off.patch or "")
+
+
 def test_scored_answers_offer_a_candidate_within_the_margin():
     from nextedit.predictors.local import ScoredAnswers
 
@@ -310,7 +345,7 @@ def test_choose_rules_takes_the_strictest_reversal_guard_unless_a_looser_one_gai
     # the expected edit goes forward: withholding the revert costs nothing, so the strictest guard wins the tie
     wrong = Prediction(provider="m", patch=revert, confidence=5.0)
     rules = choose_rules(_scored_under_each_limit(ex, wrong), student="m")
-    assert rules == Abstention(threshold=None, max_reversal=0.0)
+    assert rules == Abstention(threshold=LIKELIER_THAN_KEEPING, max_reversal=0.0)
     # here undoing the last edit is what the user did next: only "no guard" keeps that edit, and it is chosen
     wanted = ex.model_copy(update={"expected": [revert]})
     rules = choose_rules(_scored_under_each_limit(wanted, wrong), student="m")
@@ -321,6 +356,33 @@ def test_choose_rules_takes_the_strictest_reversal_guard_unless_a_looser_one_gai
     assert choose_rules(_scored_under_each_limit(mixed), student="m").max_reversal == 0.0
 
 
+def test_choose_rules_offers_edits_likelier_than_keeping_unless_another_threshold_gains_significantly():
+    ex, _ = _undo_example()
+    forward = ex.expected[0]
+    quiet = ex.model_copy(update={"id": "quiet", "expected": []})
+
+    def pairs(n_sure: int, n_unsure_right: int, n_unsure_wrong: int) -> list[tuple[Example, Prediction]]:
+        sure = [(ex.model_copy(update={"id": f"sure{i}"}), Prediction(provider="m", patch=forward, confidence=4.0))
+                for i in range(n_sure)]
+        # the model ranks these edits below "no edit" (negative confidence)
+        right = [(ex.model_copy(update={"id": f"right{i}"}), Prediction(provider="m", patch=forward, confidence=-3.0))
+                 for i in range(n_unsure_right)]
+        wrong = [(quiet.model_copy(update={"id": f"wrong{i}"}), Prediction(provider="m", patch=forward,
+                                                                          confidence=-3.0))
+                 for i in range(n_unsure_wrong)]
+        return sure + right + wrong
+
+    def threshold(p: list[tuple[Example, Prediction]]) -> float | None:
+        return choose_rules({(0.0, 0.0): _scored_under_each_limit(p)[(0.0, 0.0)]}, student="m").threshold
+
+    # edits the model ranks below "no edit" are withheld: here they were wrong
+    assert threshold(pairs(4, 0, 3)) == LIKELIER_THAN_KEEPING
+    # one unsure edit that was right is no evidence for offering them all
+    assert threshold(pairs(4, 1, 0)) == LIKELIER_THAN_KEEPING
+    # many that were right are: "never abstain" gains with its interval above zero
+    assert threshold(pairs(2, 12, 0)) is None
+
+
 def test_choose_rules_takes_the_candidate_margin_whose_answers_score_better_and_ties_to_the_smaller():
     ex, revert = _undo_example()
     forward = ex.expected[0]
@@ -328,7 +390,7 @@ def test_choose_rules_takes_the_candidate_margin_whose_answers_score_better_and_
     scored = {**_scored_under_each_limit(ex, Prediction(provider="m", patch=revert, confidence=5.0)),
               **_scored_under_each_limit(ex, Prediction(provider="m", patch=forward, confidence=5.0,
                                                         candidate="propagate"), float("inf"))}
-    assert choose_rules(scored, student="m") == Abstention(threshold=None, max_reversal=0.0,
+    assert choose_rules(scored, student="m") == Abstention(threshold=LIKELIER_THAN_KEEPING, max_reversal=0.0,
                                                           candidate_margin=float("inf"))
     # both margins offered the same answer: the model's own judgement (margin 0) is kept
     same = Prediction(provider="m", patch=forward, confidence=5.0)

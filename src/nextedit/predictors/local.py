@@ -13,8 +13,10 @@ unchanged region (a log-likelihood ratio); `abstain_below` withholds answers und
 validation data (`nextedit calibrate`), `max_reversal` withholds answers that undo the user's last edit.
 
 Candidates: a cheap heuristic's answer (`candidates = "propagate"`, the default) is scored by the model next
-to its own (one extra forward pass, only where the heuristic proposes an edit inside the editable region).
-The candidate is offered unless the model's own answer is more than `candidate_margin` nats likelier
+to its own (one extra forward pass, only where the heuristic proposes an edit). The model weighs the part of the
+heuristic's edit inside its editable region (the unchanged region when all of it lies outside); when the
+candidate wins, the heuristic's whole edit is offered, so a rename it finishes beyond the model's window is not
+cut short. The candidate is offered unless the model's own answer is more than `candidate_margin` nats likelier
 (default: the value calibrated on validation data in the model folder's nextedit.json, else 0: the likelier
 answer wins; "inf": the heuristic's edit goes first); abstention
 (`abstain_below`, `max_reversal`) then applies to whichever answer is offered.
@@ -26,13 +28,14 @@ import asyncio
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nextedit.predictors.abstain import guard
 from nextedit.predictors.base import Predictor, PredictorError
-from nextedit.predictors.baselines import propagate_region
+from nextedit.predictors.baselines import PropagatePredictor, propagate_region
 from nextedit.record import Example, Prediction, Usage
 
 
@@ -46,8 +49,17 @@ def _optional_float(value: Any) -> float | None:
         raise PredictorError(f"expected a number or none, got {value!r}") from None
 
 
-#: Heuristic answers a local model can score against its own: name -> (example, editable span) -> new text or None.
-CANDIDATES = {"propagate": propagate_region}
+@dataclass(frozen=True)
+class Heuristic:
+    """A cheap heuristic whose answer a local model weighs against its own: its whole edit of the example (a patch,
+    "" when it proposes none) and its new text for a span of the snapshot (None when it changes nothing there)."""
+
+    edit: Callable[[Example], str]
+    region: Callable[[Example, tuple[int, int]], str | None]
+
+
+#: Heuristic answers a local model can score against its own, by name.
+CANDIDATES = {"propagate": Heuristic(PropagatePredictor().propose, propagate_region)}
 
 
 def _candidate_names(value: str | list[str] | None) -> list[str]:
@@ -291,27 +303,42 @@ class LocalPredictor(Predictor):
                 out.append(pred)
             return out
 
-    def _answers(self, example: Example, raw: str | None, tokenizer: Any) -> tuple[Any, dict[str, tuple[str, int | None]]]:
-        """The format's frame and the answers to weigh: the model's own region ("", when `raw` parses) and each
-        candidate's region that differs from those before it."""
+    def _answers(self, example: Example, raw: str | None,
+                 tokenizer: Any) -> tuple[Any, dict[str, tuple[str, int | None]], dict[str, str]]:
+        """The format's frame, the answers to weigh as regions of its editable window (the model's own ("") when
+        `raw` parses, then each candidate whose region differs from those before it; a candidate whose region is
+        the model's own answer replaces it) and each answer's whole edit."""
         frame = self.format.frame(example, self.options, tokenizer)
         answers: dict[str, tuple[str, int | None]] = {}
+        edits: dict[str, str] = {}
         if raw is not None:
             answers[""] = self.format.decode_output(raw, frame)
+            edits[""] = self.format.to_parsed(frame, *answers[""]).patch
         for name in self.candidates:
-            region = CANDIDATES[name](example, frame.window.editable)
-            if region is not None and all(region != r for r, _ in answers.values()):
+            heuristic = CANDIDATES[name]
+            edit = heuristic.edit(example)
+            if not edit or edit in edits.values():
+                continue
+            region = heuristic.region(example, frame.window.editable) or frame.region
+            same = next((n for n, (r, _) in answers.items() if r == region), None)
+            if same == "":  # the model's own answer says the same in its window: the heuristic's edit extends it
+                answers[name] = answers.pop("")
+                del edits[""]
+            elif same is not None:  # an earlier candidate already says the same in the window
+                continue
+            else:
                 answers[name] = (region, None)
-        return frame, answers
+            edits[name] = edit
+        return frame, answers, edits
 
-    def _score(self, frame: Any, answers: dict[str, tuple[str, int | None]], prompt_ids: list[int],
-               tokenizer: Any) -> ScoredAnswers:
+    def _score(self, frame: Any, answers: dict[str, tuple[str, int | None]], edits: dict[str, str],
+               prompt_ids: list[int], tokenizer: Any) -> ScoredAnswers:
         targets = [self.format.encode_target(frame, region, cursor) for region, cursor in answers.values()]
         scores = self._logprobs(prompt_ids, [tokenizer(t, add_special_tokens=False)["input_ids"]
                                              for t in [*targets, self.format.no_edit_target(frame)]])
-        patches = {n: self.format.to_parsed(frame, region, cursor) for n, (region, cursor) in answers.items()}
-        return ScoredAnswers({n: (patches[n].patch, patches[n].cursor) for n in answers},
-                             dict(zip(answers, scores[:-1], strict=True)), scores[-1])
+        own = self.format.to_parsed(frame, *answers[""]) if "" in answers else None
+        offered = {n: (own.patch, own.cursor) if n == "" and own is not None else (edits[n], None) for n in answers}
+        return ScoredAnswers(offered, dict(zip(answers, scores[:-1], strict=True)), scores[-1])
 
     def score_answers(self, example: Example, raw: str | None) -> ScoredAnswers | None:
         """The model's log-probabilities of a recorded answer `raw` (its full output, None or unparseable: no own
@@ -328,24 +355,24 @@ class LocalPredictor(Predictor):
                     self.format.parse(raw, example, self.options, tokenizer)
                 except FormatError:
                     raw = None
-            frame, answers = self._answers(example, raw, tokenizer)
+            frame, answers, edits = self._answers(example, raw, tokenizer)
             if not answers:
                 return None
-            return self._score(frame, answers, encode_prompt(rendered, tokenizer), tokenizer)
+            return self._score(frame, answers, edits, encode_prompt(rendered, tokenizer), tokenizer)
 
     def _decide(self, example: Example, pred: Prediction, raw: str | None, prompt_ids: list[int],
                 tokenizer: Any) -> Prediction:
         """Score the model's own answer (None when unparseable), the heuristic candidates and the unchanged region
         under the model; offer what `ScoredAnswers.choose` picks, with its confidence (log-probability minus the
         unchanged region's)."""
-        frame, answers = self._answers(example, raw, tokenizer)
+        frame, answers, edits = self._answers(example, raw, tokenizer)
         if not answers:  # unparseable and no candidate
             return pred
         if list(answers) == [""] and not (self.confidence and pred.patch):
             if self.confidence:
                 pred.confidence = 0.0
             return pred
-        scored = self._score(frame, answers, prompt_ids, tokenizer)
+        scored = self._score(frame, answers, edits, prompt_ids, tokenizer)
         name = scored.choose(self.candidate_margin)
         if name:
             patch, cursor = scored.answers[name]
