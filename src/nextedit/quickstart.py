@@ -172,7 +172,6 @@ def _calibrate(student: Path, dev: Path, work: Path, plan: Plan, model_opts: dic
              else f"withhold edits undoing more than {rules.max_reversal:g} of the last edit")
     console.print(f"abstention chosen on {n} dev examples: "
                   + ("never abstain for low confidence" if rules.threshold is None
-                     else "withhold edits it finds less likely than no edit" if rules.threshold == 0
                      else f"withhold edits with confidence < {rules.threshold:.2f}") + f"; {guard}; "
                   + ("the likelier of its own answer and propagate's" if rules.candidate_margin == 0 else
                      "propagate's edit whenever it proposes one" if rules.candidate_margin == float("inf") else

@@ -237,9 +237,6 @@ REVERSAL_LIMITS: tuple[float | None, ...] = (0.0, 0.1, 0.25, 0.5, None)
 #: likelier than the heuristic's candidate to be offered instead): 0 (the likelier answer wins) first, inf (the
 #: heuristic's edit whenever it proposes one) last.
 CANDIDATE_MARGINS: tuple[float, ...] = (0.0, 2.0, 5.0, float("inf"))
-#: The confidence threshold a calibration starts from: offer an edit only when the model finds it at least as likely
-#: as leaving the code alone (greedy decoding can end on an answer the model itself ranks below "no edit").
-LIKELIER_THAN_KEEPING = 0.0
 
 
 @dataclass(frozen=True)
@@ -284,16 +281,17 @@ def choose_rules(scored: dict[tuple[float, float | None], list[Example]], *, stu
 
 def _threshold(outcomes: list[Any]) -> tuple[float | None, dict[str, float]]:
     """The confidence threshold for these validation outcomes (None: never abstain) and each one's score under it:
-    LIKELIER_THAN_KEEPING, unless the threshold with the best mean beats it with a paired 95% interval above zero."""
+    never abstain, unless the threshold with the best mean beats it with a paired 95% interval above zero (a
+    threshold chosen on a few examples by its mean alone withheld most edits on other repositories)."""
     from nextedit.predictors.abstain import choose_threshold
 
-    base = {str(i): o.score(LIKELIER_THAN_KEEPING) for i, o in enumerate(outcomes)}
+    never = {str(i): o.score(float("-inf")) for i, o in enumerate(outcomes)}
     best, _ = choose_threshold(outcomes)
     per = {str(i): o.score(best.threshold) for i, o in enumerate(outcomes)}
-    gain = paired_difference(base, per)
-    if gain is None or not gain["ci"][0] > 0:
-        return LIKELIER_THAN_KEEPING, base
-    return (None if best.threshold == float("-inf") else best.threshold), per
+    gain = paired_difference(never, per)
+    if best.threshold == float("-inf") or gain is None or not gain["ci"][0] > 0:
+        return None, never
+    return best.threshold, per
 
 
 def replay_margins(student: Any, src: Any, dsts: dict[float, Any], *, options: dict[str, Any] | None = None,
@@ -348,7 +346,7 @@ def calibrate_student(student: Any, dev: Any, work: Any, *, limit: int, max_reve
     by choose_rules (the guard among REVERSAL_LIMITS, the margin among CANDIDATE_MARGINS). They are predicted
     once into `work` (confidence on, no guard, no threshold, margin 0); other margins re-score the
     recorded answers (replay_margins) and each guard is re-applied to the recorded edits. An empty or missing
-    dev file means LIKELIER_THAN_KEEPING, the strictest guard and margin 0. Returns the rules."""
+    dev file means "never abstain for low confidence", the strictest guard and margin 0. Returns the rules."""
     import json
     from pathlib import Path
 
@@ -376,8 +374,7 @@ def calibrate_student(student: Any, dev: Any, work: Any, *, limit: int, max_reve
         if threshold != "calibrate":
             rules = Abstention(_given(threshold), rules.max_reversal, rules.candidate_margin)
     else:
-        rules = Abstention(LIKELIER_THAN_KEEPING if threshold == "calibrate" else _given(threshold),
-                           limits[0],  # type: ignore[arg-type]
+        rules = Abstention(None if threshold == "calibrate" else _given(threshold), limits[0],  # type: ignore[arg-type]
                            margins[0])
     meta_path = Path(student) / METADATA_FILE
     meta = json.loads(meta_path.read_text())

@@ -297,7 +297,7 @@ class RecipeRun:
         dev = files.get("dev")
         if a.threshold == "calibrate" and (dev is None or _count(dev) == 0):
             self.result.notes.append("abstain: no dev split to calibrate on (set split.dev_repos): the "
-                                     "student withholds only the edits it finds less likely than no edit")
+                                     "student never withholds an edit for low confidence")
         rules = calibrate_student(student, dev, self.out / "calibration", limit=a.calibration_examples,
                                   max_reversal=a.max_reversal, options=self.recipe.predict.student,
                                   threshold=a.threshold, candidate_margin=a.candidate_margin)
