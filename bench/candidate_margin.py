@@ -11,7 +11,8 @@ recorded output, propagate's candidate and the unchanged region are scored under
 the reversal guard and each threshold apply (an answer whose confidence, its log-probability minus the unchanged
 region's, is below the threshold becomes "no edit"), and the pick is scored with nextedit's metrics. Reports
 deltaChrF per margin and threshold with the paired bootstrap difference against margin 0 without a threshold,
-noop and propagate, measured in the same run. Appends a section to BENCHMARKS.md. Pass the dev split first: that is where a margin is chosen.
+noop and propagate, measured in the same run. Appends a section to BENCHMARKS.md. Pass the dev split first: that
+is where a margin is chosen.
 """
 
 from __future__ import annotations
