@@ -304,20 +304,21 @@ class LocalPredictor(Predictor):
             return out
 
     def _answers(self, example: Example, raw: str | None,
-                 tokenizer: Any) -> tuple[Any, dict[str, tuple[str, int | None]], dict[str, str]]:
+                 tokenizer: Any) -> tuple[Any, dict[str, tuple[str, int | None]], dict[str, tuple[str, int | None]]]:
         """The format's frame, the answers to weigh as regions of its editable window (the model's own ("") when
         `raw` parses, then each candidate whose region differs from those before it; a candidate whose region is
-        the model's own answer replaces it) and each answer's whole edit."""
+        the model's own answer replaces it) and each answer's whole edit as offered (patch, cursor)."""
         frame = self.format.frame(example, self.options, tokenizer)
         answers: dict[str, tuple[str, int | None]] = {}
-        edits: dict[str, str] = {}
+        edits: dict[str, tuple[str, int | None]] = {}
         if raw is not None:
             answers[""] = self.format.decode_output(raw, frame)
-            edits[""] = self.format.to_parsed(frame, *answers[""]).patch
+            own = self.format.to_parsed(frame, *answers[""])
+            edits[""] = (own.patch, own.cursor)
         for name in self.candidates:
             heuristic = CANDIDATES[name]
             edit = heuristic.edit(example)
-            if not edit or edit in edits.values():
+            if not edit or any(edit == patch for patch, _ in edits.values()):
                 continue
             region = heuristic.region(example, frame.window.editable) or frame.region
             same = next((n for n, (r, _) in answers.items() if r == region), None)
@@ -328,17 +329,15 @@ class LocalPredictor(Predictor):
                 continue
             else:
                 answers[name] = (region, None)
-            edits[name] = edit
+            edits[name] = (edit, None)
         return frame, answers, edits
 
-    def _score(self, frame: Any, answers: dict[str, tuple[str, int | None]], edits: dict[str, str],
-               prompt_ids: list[int], tokenizer: Any) -> ScoredAnswers:
+    def _score(self, frame: Any, answers: dict[str, tuple[str, int | None]],
+               edits: dict[str, tuple[str, int | None]], prompt_ids: list[int], tokenizer: Any) -> ScoredAnswers:
         targets = [self.format.encode_target(frame, region, cursor) for region, cursor in answers.values()]
         scores = self._logprobs(prompt_ids, [tokenizer(t, add_special_tokens=False)["input_ids"]
                                              for t in [*targets, self.format.no_edit_target(frame)]])
-        own = self.format.to_parsed(frame, *answers[""]) if "" in answers else None
-        offered = {n: (own.patch, own.cursor) if n == "" and own is not None else (edits[n], None) for n in answers}
-        return ScoredAnswers(offered, dict(zip(answers, scores[:-1], strict=True)), scores[-1])
+        return ScoredAnswers({n: edits[n] for n in answers}, dict(zip(answers, scores[:-1], strict=True)), scores[-1])
 
     def score_answers(self, example: Example, raw: str | None) -> ScoredAnswers | None:
         """The model's log-probabilities of a recorded answer `raw` (its full output, None or unparseable: no own
