@@ -169,8 +169,8 @@ def main() -> None:
     ap.add_argument("--no-append", action="store_true")
     args = ap.parse_args()
 
+    from nextedit.cpu import free_cores
     from nextedit.jsonl import read_examples
-    from nextedit.train.sft import free_cores
 
     student = args.quickstart / "student" / "merged"
     model = args.model or (str(student) if (student / "nextedit.json").is_file() else "smollm2-135m-instruct")

@@ -16,6 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
+from nextedit.cpu import free_cores
 from nextedit.dataset.split import parse_specs, split_file
 from nextedit.evaluate.quality import Abstention, margin_json
 from nextedit.jsonl import copy_head, write_examples
@@ -124,8 +125,10 @@ def _count(path: Path) -> int:
         return sum(1 for line in fh if line.strip())
 
 
-def _train_student(out_dir: Path, train: Path, held_out: Path, plan: Plan, seed: int, console: Console) -> dict:
-    """Fine-tune (plan.method) the embedded SmolLM2 on the training split (reused when the same config already ran)."""
+def _train_student(out_dir: Path, train: Path, held_out: Path, plan: Plan, seed: int, threads: int,
+                   console: Console) -> dict:
+    """Fine-tune (plan.method) the embedded SmolLM2 on the training split on `threads` CPU threads (reused when the
+    same config already ran)."""
     from nextedit.train.base_models import DEFAULT_BASE
     from nextedit.train.config import TrainConfig
     from nextedit.train.sft import train as run_train
@@ -139,14 +142,18 @@ def _train_student(out_dir: Path, train: Path, held_out: Path, plan: Plan, seed:
         "train": {"max_steps": plan.train_steps, "batch_size": plan.batch_size,
                   "gradient_accumulation": plan.gradient_accumulation, "learning_rate": plan.learning_rate,
                   "packing": True, "eval_steps": plan.train_steps, "save_steps": plan.train_steps,
-                  "logging_steps": max(plan.train_steps // 6, 1), "seed": seed, "warmup_ratio": 0.1},
+                  "logging_steps": max(plan.train_steps // 6, 1), "seed": seed, "warmup_ratio": 0.1,
+                  "threads": threads},
         "export": {"merged": True, "adapter": True},
     })
     record = out_dir / "student" / "train.json"
     merged = out_dir / "student" / "merged" / "nextedit.json"
     if record.is_file() and merged.is_file():
         saved = json.loads(record.read_text())
-        if saved.get("config") == config.model_dump(mode="json"):
+        def same(cfg: dict) -> dict:  # the thread count changes speed, not the model
+            return {**cfg, "train": {k: v for k, v in cfg.get("train", {}).items() if k != "threads"}}
+
+        if same(saved.get("config") or {}) == same(config.model_dump(mode="json")):
             console.print("the student was already trained with this config: reusing it")
             return saved
     from nextedit.train.sft import TrainError
@@ -317,8 +324,14 @@ def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = Fals
     train_record: dict[str, Any] = {}
     if train:
         step(6, f"format ({STUDENT_FORMAT}) and fine-tune SmolLM2-135M-Instruct ({plan.method}); calibrate abstention")
-        train_record = _train_student(out_dir, train_file, dev, plan, seed, console)
-        model_opts = {"max_new_tokens": plan.max_new_tokens} if plan.max_new_tokens else {}
+        # one thread count for training, calibration and predictions (greedy outputs can change with it), taken
+        # from the cores other processes leave idle now
+        threads = free_cores()
+        console.print(f"CPU threads for training and predictions: {threads} (the cores other processes leave idle)")
+        train_record = _train_student(out_dir, train_file, dev, plan, seed, threads, console)
+        model_opts: dict[str, Any] = {"threads": threads}
+        if plan.max_new_tokens:
+            model_opts["max_new_tokens"] = plan.max_new_tokens
         student_dir = out_dir / "student" / "merged"
         rules = _calibrate(student_dir, dev, out_dir / "calibration", plan, model_opts, console)
         train_record["abstain_below"] = rules.threshold

@@ -55,8 +55,8 @@ class LlamaCppRuntime:
             raise PredictorError("the llama runtime needs llama-cpp-python: pip install 'nextedit[llama]'") from None
         import numpy as np
 
+        from nextedit.cpu import free_cores
         from nextedit.train.export import read_metadata
-        from nextedit.train.sft import free_cores
 
         self.model_dir = Path(model_dir)
         if not (self.model_dir / GGUF_FILE).is_file():

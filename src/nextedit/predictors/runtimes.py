@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nextedit.cpu import free_cores
 from nextedit.predictors.base import PredictorError
-from nextedit.train.sft import free_cores
 
 RUNTIMES = ("transformers", "ct2", "llama")
 COMPUTE_TYPES = ("int8", "int8_float32", "float32")

@@ -91,6 +91,19 @@ class RecipeRun:
         self.cache = self.out / "cache.sqlite"
         self.result = RecipeResult(self.out)
         self.workers = recipe.workers or os.cpu_count() or 1
+        self._decoding: dict[str, Any] | None = None
+
+    def decoding(self) -> dict[str, Any]:
+        """The student's (and base model's) decoding options, `threads` resolved once for the whole run: greedy
+        outputs can change with the thread count, so calibration and every eval set decode alike."""
+        if self._decoding is None:
+            from nextedit.cpu import free_cores
+
+            options = dict(self.recipe.predict.student)
+            options["threads"] = free_cores(options.get("threads", "auto"))
+            self.result.notes.append(f"student decoding on {options['threads']} CPU threads")
+            self._decoding = options
+        return self._decoding
 
     def _stage(self, name: str, options: dict[str, Any], src: Path, dst: Path, concurrency: int = 1) -> Path:
         from nextedit.pipeline.engine import RunError, run_stage
@@ -273,7 +286,7 @@ class RecipeRun:
         p = self.recipe.predict
         out: list[tuple[str, dict[str, Any], str]] = []
         if student is not None:
-            options = {"label": "student", **p.student}
+            options = {"label": "student", **self.decoding()}
             out.append((f"local:{student}", options, "student"))
             if p.base:
                 t = self.recipe.train
@@ -283,7 +296,7 @@ class RecipeRun:
 
                 base = base if is_known_name(base) or Path(base).is_absolute() else str(self.recipe.path(base))
                 out.append((f"local:{base}", {"label": "base", "format": t.format,
-                                              "format_options": t.format_options, **p.student}, "base"))
+                                              "format_options": t.format_options, **self.decoding()}, "base"))
         out += [(b, {}, "baseline") for b in p.baselines]
         return out
 
@@ -299,7 +312,7 @@ class RecipeRun:
             self.result.notes.append("abstain: no dev split to calibrate on (set split.dev_repos): the "
                                      "student never withholds an edit for low confidence")
         rules = calibrate_student(student, dev, self.out / "calibration", limit=a.calibration_examples,
-                                  max_reversal=a.max_reversal, options=self.recipe.predict.student,
+                                  max_reversal=a.max_reversal, options=self.decoding(),
                                   threshold=a.threshold, candidate_margin=a.candidate_margin)
 
         def how(setting: object) -> str:

@@ -92,30 +92,11 @@ def bf16_supported() -> bool:
         return False
 
 
-def free_cores(setting: int | str = "auto", *, share: int = 1) -> int:
-    """CPU threads to use: "auto" = the cores left idle by other processes (at least 1), split between the
-    `share` processes of this machine; a number is taken as given."""
-    import os
-
-    if setting != "auto":
-        return max(1, int(setting))
-    cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        load = 0.0
-    # The 1-minute load includes this process when it is already busy (mining, a previous step): count
-    # one unit of it as ours.
-    return max(1, min(cores, round(cores - max(0.0, load - 1.0))) // share)
-
-
 def cpu_threads(setting: int | str = "auto", *, share: int = 1) -> int:
-    """Set and return torch's CPU thread count (`free_cores`).
-
-    On a shared machine, OpenMP threads that outnumber the free cores are pre-empted at every barrier:
-    one LoRA step of SmolLM2 measured 3.5 s with 1 thread and 45-80 s with 2 threads at load 7 on 2 cores.
-    """
+    """Set and return torch's CPU thread count (nextedit.cpu.free_cores)."""
     import torch
+
+    from nextedit.cpu import free_cores
 
     n = free_cores(setting, share=share)
     torch.set_num_threads(n)
