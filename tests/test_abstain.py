@@ -382,19 +382,23 @@ def test_choose_rules_never_abstains_unless_a_threshold_gains_significantly_on_v
     assert threshold(pairs(2, 6, 0)) is None
 
 
-def test_choose_rules_takes_the_candidate_margin_whose_answers_score_better_and_ties_to_the_smaller():
+def test_choose_rules_takes_the_candidate_margin_whose_answers_score_better_and_ties_to_candidates_first():
     ex, revert = _undo_example()
     forward = ex.expected[0]
+    own_wrong = Prediction(provider="m", patch=revert, confidence=5.0)
+    own_right = Prediction(provider="m", patch=forward, confidence=5.0)
+    heuristic_right = Prediction(provider="m", patch=forward, confidence=5.0, candidate="propagate")
+    heuristic_wrong = Prediction(provider="m", patch=revert, confidence=5.0, candidate="propagate")
     # margin 0 offered the model's wrong answer, margin inf the heuristic's right one: inf is chosen
-    scored = {**_scored_under_each_limit(ex, Prediction(provider="m", patch=revert, confidence=5.0)),
-              **_scored_under_each_limit(ex, Prediction(provider="m", patch=forward, confidence=5.0,
-                                                        candidate="propagate"), float("inf"))}
+    scored = {**_scored_under_each_limit(ex, own_wrong), **_scored_under_each_limit(ex, heuristic_right, float("inf"))}
     assert choose_rules(scored, student="m") == Abstention(threshold=None, max_reversal=0.0,
                                                           candidate_margin=float("inf"))
-    # both margins offered the same answer: the model's own judgement (margin 0) is kept
-    same = Prediction(provider="m", patch=forward, confidence=5.0)
-    tie = {**_scored_under_each_limit(ex, same), **_scored_under_each_limit(ex, same, float("inf"))}
-    assert choose_rules(tie, student="m").candidate_margin == 0.0
+    # the heuristic was wrong and the model right: margin 0 gains on validation and replaces the prior
+    scored = {**_scored_under_each_limit(ex, own_right), **_scored_under_each_limit(ex, heuristic_wrong, float("inf"))}
+    assert choose_rules(scored, student="m").candidate_margin == 0.0
+    # both margins offered the same answer: the prior (the heuristic's edit first) is kept
+    tie = {**_scored_under_each_limit(ex, own_right), **_scored_under_each_limit(ex, own_right, float("inf"))}
+    assert choose_rules(tie, student="m").candidate_margin == float("inf")
 
 
 def test_replay_margins_redecides_recorded_answers_and_a_calibrated_margin_is_the_models_default(tiny, tmp_path):

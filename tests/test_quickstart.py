@@ -41,11 +41,13 @@ def test_quickstart_fast_runs_end_to_end(tmp_path):
     # abstention was calibrated on dev predictions and stored with the model, with the reversal guard
     assert "abstain_below" in meta and meta["max_reversal"] in REVERSAL_LIMITS
     assert meta["abstain_below"] == train["abstain_below"]
-    # dev was predicted once and scored under every reversal limit tried; the candidate margin stays 0
+    # dev was predicted once and scored under every reversal limit tried; the candidate margin stays inf (candidates
+    # first), so no other margin was replayed
     for lim in REVERSAL_LIMITS:
         limit = "none" if lim is None else format(lim, "g")
-        assert (out / "calibration" / f"scored.margin-0.limit-{limit}.jsonl").is_file()
-    assert meta["candidate_margin"] == 0 and train["candidate_margin"] == 0
+        assert (out / "calibration" / f"scored.margin-inf.limit-{limit}.jsonl").is_file()
+    assert not list((out / "calibration").glob("predictions.margin-*"))
+    assert meta["candidate_margin"] == "inf" and train["candidate_margin"] == "inf"
     assert summary["quickstart"]["verdicts"] and summary["quickstart"]["verdicts"][0].startswith(STUDENT)
     scored = [json.loads(line) for line in (out / "report" / "scored.jsonl").read_text().splitlines()]
     for ex in scored:

@@ -33,9 +33,10 @@ BASE = "base (SmolLM2-135M)"
 #: dev examples with the confidence threshold (nextedit.evaluate.quality.choose_rules).
 MAX_REVERSAL = "calibrate"
 #: How many nats likelier than propagate's candidate the student's own answer must be to be offered instead: fixed
-#: at 0 (the likelier wins). Calibrating it re-scores every dev answer (~20 s of the 10-minute budget), and 8 dev
-#: examples almost never show a gain with its interval above zero (recipes calibrate it on 32).
-CANDIDATE_MARGIN = 0.0
+#: at inf (propagate's edit wherever it proposes one: the prior of nextedit.evaluate.quality.CANDIDATE_MARGINS).
+#: Calibrating it re-scores every dev answer (~20 s of the 10-minute budget), and 8 dev examples almost never show
+#: a gain with its interval above zero (recipes calibrate it on 32).
+CANDIDATE_MARGIN = float("inf")
 
 
 class QuickstartError(RuntimeError):
