@@ -61,6 +61,10 @@ def test_a_prediction_that_undoes_the_last_edit_is_withheld_by_max_reversal():
     assert withheld.abstained.startswith("reverts the user's last edit")
     forward = patchlib.make(ex.snapshot.text, ex.snapshot.text + "c = 4\n", path="m.py")
     assert guard(ex, Prediction(provider="m", patch=forward), max_reversal=0.5).patch == forward
+    # a heuristic's candidate edit is judged as its baseline is: the guard leaves it, a threshold does not
+    heuristic = Prediction(provider="m", patch=revert, confidence=-1.0, candidate="propagate")
+    assert guard(ex, heuristic, max_reversal=0.0).patch == revert
+    assert guard(ex, heuristic, max_reversal=0.0, abstain_below=0.0).patch == ""
 
 
 def test_threshold_withholds_only_less_confident_edits_and_restore_undoes_it():

@@ -43,10 +43,12 @@ def prediction_reversal(example: Example, patch: str) -> float:
 
 def guard(example: Example, pred: Prediction, *, abstain_below: float | None = None,
           max_reversal: float | None = None) -> Prediction:
-    """Apply the abstention rules to one prediction (see `LocalPredictor` options of the same names)."""
+    """Apply the abstention rules to one prediction (see `LocalPredictor` options of the same names). The reversal
+    guard judges the model's own edits: a heuristic candidate's edit (`pred.candidate`) is the heuristic's, as its
+    baseline offers it, so the student never undoes more of the user's work than that baseline does."""
     if pred.error or not pred.patch:
         return pred
-    if max_reversal is not None:
+    if max_reversal is not None and not pred.candidate:
         ratio = prediction_reversal(example, pred.patch)
         if ratio > max_reversal:
             return withhold(pred, f"reverts the user's last edit (reversal {ratio:.2f} > {max_reversal:g})")

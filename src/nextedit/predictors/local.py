@@ -18,8 +18,8 @@ heuristic's edit inside its editable region (the unchanged region when all of it
 candidate wins, the heuristic's whole edit is offered, so a rename it finishes beyond the model's window is not
 cut short. The candidate is offered unless the model's own answer is more than `candidate_margin` nats likelier
 (default: the value calibrated on validation data in the model folder's nextedit.json, else 0: the likelier
-answer wins; "inf": the heuristic's edit goes first); abstention
-(`abstain_below`, `max_reversal`) then applies to whichever answer is offered.
+answer wins; "inf": the heuristic's edit goes first); `abstain_below` then applies to whichever answer is offered,
+`max_reversal` to the model's own edits (nextedit.predictors.abstain.guard).
 """
 
 from __future__ import annotations
