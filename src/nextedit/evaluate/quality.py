@@ -349,9 +349,9 @@ def calibrate_student(student: Any, dev: Any, work: Any, *, limit: int, max_reve
     each either given or (`"calibrate"`) chosen on `limit` examples of `dev` (a seeded sample spread over it)
     by choose_rules (the guard among REVERSAL_LIMITS, the margin among CANDIDATE_MARGINS). They are predicted
     once into `work` (confidence on, no guard, no threshold, margin 0 or the one margin given); other margins
-    re-score the recorded answers (replay_margins) and each guard is re-applied to the recorded edits. An empty or missing
-    dev file means "never abstain for low confidence", the strictest guard and the first margin of CANDIDATE_MARGINS
-    (candidates first). Returns the rules."""
+    re-score the recorded answers (replay_margins) and each guard is re-applied to the recorded edits. An empty or
+    missing dev file means "never abstain for low confidence", the strictest guard and the first margin of
+    CANDIDATE_MARGINS (candidates first). Returns the rules."""
     import json
     from pathlib import Path
 
