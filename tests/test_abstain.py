@@ -28,7 +28,9 @@ from nextedit.evaluate.quality import (
 from nextedit.evaluate.stages import AbstainStage, ScoreStage
 from nextedit.predictors.abstain import (
     CalibrationError,
+    WHITESPACE_ONLY,
     Outcome,
+    changes_only_whitespace,
     choose_threshold,
     evaluate_threshold,
     guard,
@@ -65,6 +67,24 @@ def test_a_prediction_that_undoes_the_last_edit_is_withheld_by_max_reversal():
     heuristic = Prediction(provider="m", patch=revert, confidence=-1.0, candidate="propagate")
     assert guard(ex, heuristic, max_reversal=0.0).patch == revert
     assert guard(ex, heuristic, max_reversal=0.0, abstain_below=0.0).patch == ""
+
+
+def test_an_own_edit_that_changes_only_whitespace_is_withheld_unless_allowed():
+    text = "def f(a):\n    return a.total  # the sum\n"
+    ex = Example(id="ws", snapshot=Snapshot(path="m.py", text=text, cursor=0),
+                 expected=[patchlib.make(text, text.replace("total", "amount"), path="m.py")])
+    stray_blank = patchlib.make(text, text + "\n", path="m.py")
+    line_break = patchlib.make(text, text.replace("  # the sum", "\n# the sum"), path="m.py")
+    real = ex.expected[0]
+    assert changes_only_whitespace(ex, stray_blank) and changes_only_whitespace(ex, line_break)
+    assert not changes_only_whitespace(ex, real) and not changes_only_whitespace(ex, "")
+    for patch in (stray_blank, line_break):
+        withheld = guard(ex, Prediction(provider="m", patch=patch))
+        assert withheld.patch == "" and withheld.withheld == patch and withheld.abstained == WHITESPACE_ONLY
+        assert guard(ex, Prediction(provider="m", patch=patch), allow_whitespace_only=True).patch == patch
+        # a heuristic's candidate is offered as its baseline offers it
+        assert guard(ex, Prediction(provider="m", patch=patch, candidate="propagate")).patch == patch
+    assert guard(ex, Prediction(provider="m", patch=real)).patch == real
 
 
 def test_threshold_withholds_only_less_confident_edits_and_restore_undoes_it():

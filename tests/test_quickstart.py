@@ -68,3 +68,26 @@ def test_quickstart_outside_git_fails_with_a_clear_message(tmp_path):
                           "-o", str(tmp_path / "qs")], check=False, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2
     assert "is not inside a git repository" in run.stderr
+
+
+def test_the_full_plan_stores_calibrations_prior_without_predicting_dev(tmp_path):
+    """With no calibration examples (the full plan), the student's decision rules are calibration's prior, written
+    to its nextedit.json without loading the model: never abstain, the strictest guard, candidates first."""
+    from rich.console import Console
+
+    from nextedit.quickstart import FULL, _calibrate
+
+    assert FULL.calibration_examples == 0
+    student = tmp_path / "student"
+    student.mkdir()
+    (student / "nextedit.json").write_text(json.dumps({"format": "zeta1", "abstain_below": 1.5}))
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text("{}\n")  # never read: nothing is predicted
+    console = Console(record=True, width=200)
+    rules = _calibrate(student, dev, tmp_path / "calibration", FULL, {"threads": 1}, console)
+    assert (rules.threshold, rules.max_reversal, rules.candidate_margin) == (None, REVERSAL_LIMITS[0], float("inf"))
+    meta = json.loads((student / "nextedit.json").read_text())
+    assert meta["abstain_below"] is None and meta["max_reversal"] == REVERSAL_LIMITS[0]
+    assert meta["candidate_margin"] == "inf" and meta["format"] == "zeta1"
+    assert not (tmp_path / "calibration").exists()
+    assert "calibration's prior" in console.export_text()

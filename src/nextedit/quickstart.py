@@ -29,13 +29,11 @@ from nextedit.pipeline.runner import Step, run_pipeline
 BASELINES = ("noop", "propagate")
 STEPS = 8
 BASE = "base (SmolLM2-135M)"
-#: The reversal guard (withhold edits that undo more than this share of the user's last edit) is chosen on the
-#: dev examples with the confidence threshold (nextedit.evaluate.quality.choose_rules).
+#: The student's decision rules are calibration's prior (nextedit.evaluate.quality.choose_rules): never abstain for
+#: low confidence, the strictest reversal guard, and propagate's edit wherever it proposes one (margin inf). Choosing
+#: them on dev costs ~35 s of the 10-minute budget (8 dev examples predicted), and a handful of examples never shows
+#: the gain with its interval above zero that calibration needs to leave the prior (recipes calibrate on 32).
 MAX_REVERSAL = "calibrate"
-#: How many nats likelier than propagate's candidate the student's own answer must be to be offered instead: fixed
-#: at inf (propagate's edit wherever it proposes one: the prior of nextedit.evaluate.quality.CANDIDATE_MARGINS).
-#: Calibrating it re-scores every dev answer (~20 s of the 10-minute budget), and 8 dev examples almost never show
-#: a gain with its interval above zero (recipes calibrate it on 32).
 CANDIDATE_MARGIN = float("inf")
 
 
@@ -61,7 +59,7 @@ class Plan:
     resamples: int
     #: chance of a no-edit example after a sample that completes its commit (nextedit.mine.finished)
     finished_examples: float = 0.3
-    #: held-out examples (dev split) whose predictions choose the student's abstention threshold
+    #: held-out examples (dev split) whose predictions choose the student's decision rules (0: calibration's prior)
     calibration_examples: int = 20
     #: the base model is evaluated on the first N evaluated examples only (its outputs are long and slow; 0: not)
     base_examples: int = 16
@@ -82,7 +80,7 @@ FULL = Plan(max_commits=250, samples_per_commit=3,
                             "history_tokens": 128, "history_events": 3, "candidate": True},
             max_length=640, train_steps=20, batch_size=2, gradient_accumulation=1, learning_rate=1e-4,
             eval_loss_examples=8, predict_examples=60, max_new_tokens=None, resamples=1000,
-            calibration_examples=8, base_examples=0, method="full")
+            calibration_examples=0, base_examples=0, method="full")
 FAST = Plan(max_commits=12, samples_per_commit=2,
             format_options={"editable_tokens": 96, "context_tokens": 48, "related_tokens": 0,
                             "history_tokens": 96, "history_events": 2, "diagnostics": False},
@@ -170,16 +168,19 @@ def _train_student(out_dir: Path, train: Path, held_out: Path, plan: Plan, seed:
 
 def _calibrate(student: Path, dev: Path, work: Path, plan: Plan, model_opts: dict[str, Any],
                console: Console) -> Abstention:
-    """The student's decision rules (threshold, reversal guard, candidate margin), chosen on a sample of dev and
-    stored with the model (nextedit.evaluate.quality.calibrate_student), reported in one line."""
+    """The student's decision rules (threshold, reversal guard, candidate margin), chosen on a sample of dev (or
+    calibration's prior when `plan.calibration_examples` is 0) and stored with the model
+    (nextedit.evaluate.quality.calibrate_student), reported in one line."""
     from nextedit.evaluate.quality import calibrate_student
 
-    rules = calibrate_student(student, dev if _count(dev) else None, work, limit=plan.calibration_examples,
-                              max_reversal=MAX_REVERSAL, candidate_margin=CANDIDATE_MARGIN, options=model_opts)
     n = min(_count(dev), plan.calibration_examples)
-    guard = ("no reversal guard" if rules.max_reversal is None
-             else f"withhold edits undoing more than {rules.max_reversal:g} of the last edit")
-    console.print(f"abstention chosen on {n} dev examples: "
+    rules = calibrate_student(student, dev if n else None, work, limit=n, max_reversal=MAX_REVERSAL,
+                              candidate_margin=CANDIDATE_MARGIN, options=model_opts)
+    guard = ("withhold its own whitespace-only edits; no reversal guard" if rules.max_reversal is None
+             else "withhold its own edits that change only whitespace or undo more than "
+                  f"{rules.max_reversal:g} of the last edit")
+    console.print((f"decision rules chosen on {n} dev examples: " if n else
+                   "decision rules (calibration's prior; recipes choose them on dev): ")
                   + ("never abstain for low confidence" if rules.threshold is None
                      else f"withhold edits with confidence < {rules.threshold:.2f}") + f"; {guard}; "
                   + ("the likelier of its own answer and propagate's" if rules.candidate_margin == 0 else
@@ -311,7 +312,7 @@ def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = Fals
     run_pipeline(prep, on_stage=prep_started, on_done=prep_done)
     current = prep[-1].output
 
-    step(5, "split: by time, the newest 25% of examples are held out (and 7% before them for calibration)")
+    step(5, "split: by time, the newest 25% of examples are held out (and 7% before them for validation)")
     train_file, dev, test = out_dir / "train.jsonl", out_dir / "dev.jsonl", out_dir / "test.jsonl"
     split_file(current, parse_specs(["train=68%", "dev=7%", "test=rest"], out_dir), by="time", seed=seed)
     counts["train"], counts["dev"], counts["test"] = _count(train_file), _count(dev), _count(test)
@@ -324,7 +325,7 @@ def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = Fals
     base: tuple[str, dict[str, Any]] | None = None
     train_record: dict[str, Any] = {}
     if train:
-        step(6, f"format ({STUDENT_FORMAT}) and fine-tune SmolLM2-135M-Instruct ({plan.method}); calibrate abstention")
+        step(6, f"format ({STUDENT_FORMAT}) and fine-tune SmolLM2-135M-Instruct ({plan.method}); set its decision rules")
         # one thread count for training, calibration and predictions (greedy outputs can change with it), taken
         # from the cores other processes leave idle now
         threads = free_cores()

@@ -128,6 +128,7 @@ class AbstainConfig(BaseModel):
     abstain_below: float | None = Field(None, description="withhold edits whose confidence is below this")
     max_reversal: float | None = Field(None, ge=0, le=1, description="withhold edits that undo more than this "
                                                                       "share of the user's last edit")
+    allow_whitespace_only: bool = Field(False, description="offer edits that change only whitespace")
 
 
 class AbstainStage(Stage):
@@ -136,7 +137,7 @@ class AbstainStage(Stage):
     Re-score afterwards."""
 
     name = "abstain"
-    version = "1"
+    version = "2"
     Config = AbstainConfig
     reads = ("snapshot", "predictions")
     kind = "cpu"
@@ -149,7 +150,8 @@ class AbstainStage(Stage):
         out = []
         for pred in example.predictions:
             if pred.provider == cfg.provider:
-                pred = guard(example, restore(pred), abstain_below=cfg.abstain_below, max_reversal=cfg.max_reversal)
+                pred = guard(example, restore(pred), abstain_below=cfg.abstain_below, max_reversal=cfg.max_reversal,
+                             allow_whitespace_only=cfg.allow_whitespace_only)
                 self.stats["withheld" if pred.abstained else "offered"] += 1
             out.append(pred)
         example.predictions = out

@@ -1,5 +1,6 @@
-"""Abstention: withhold an edit the model is unsure of, or one that undoes the user's last edit, and choose
-the confidence threshold on validation data (a wrong edit costs the user more than no edit)."""
+"""Abstention: withhold an edit the model is unsure of, one that undoes the user's last edit or one that changes
+only whitespace, and choose the confidence threshold on validation data (a wrong edit costs the user more than no
+edit)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from dataclasses import dataclass
 
 from nextedit import patch as P
 from nextedit.metrics.reversal import reversal_ratio
+from nextedit.mine.quality import whitespace_only
 from nextedit.record import Example, Prediction
 
 #: The reason prefix of an edit withheld by the confidence threshold (calibration needs those undone).
 LOW_CONFIDENCE = "low confidence"
+#: The reason of an edit withheld because it changes only whitespace.
+WHITESPACE_ONLY = "changes only whitespace"
 
 
 def withhold(pred: Prediction, reason: str) -> Prediction:
@@ -41,13 +45,28 @@ def prediction_reversal(example: Example, patch: str) -> float:
     return reversal_ratio(snap.text, after, snap.history, path=snap.path, start_line=snap.start_line)
 
 
+def changes_only_whitespace(example: Example, patch: str) -> bool:
+    """Whether `patch` changes only whitespace in the example's file (indentation, blank lines, line breaks)."""
+    if not patch:
+        return False
+    snap = example.snapshot
+    try:
+        after = P.apply(patch, snap.text, start_line=snap.start_line)
+    except P.PatchError:
+        return False
+    return whitespace_only(snap.text.splitlines(), after.splitlines())
+
+
 def guard(example: Example, pred: Prediction, *, abstain_below: float | None = None,
-          max_reversal: float | None = None) -> Prediction:
+          max_reversal: float | None = None, allow_whitespace_only: bool = False) -> Prediction:
     """Apply the abstention rules to one prediction (see `LocalPredictor` options of the same names). The reversal
-    guard judges the model's own edits: a heuristic candidate's edit (`pred.candidate`) is the heuristic's, as its
-    baseline offers it, so the student never undoes more of the user's work than that baseline does."""
+    and whitespace rules judge the model's own edits: a heuristic candidate's edit (`pred.candidate`) is the
+    heuristic's, as its baseline offers it, so the student never undoes more of the user's work than that baseline
+    does."""
     if pred.error or not pred.patch:
         return pred
+    if not allow_whitespace_only and not pred.candidate and changes_only_whitespace(example, pred.patch):
+        return withhold(pred, WHITESPACE_ONLY)
     if max_reversal is not None and not pred.candidate:
         ratio = prediction_reversal(example, pred.patch)
         if ratio > max_reversal:

@@ -10,7 +10,8 @@ export with prompt-lookup drafts); a folder exported for ct2 or llama selects it
 Constrained decoding: the format's fixed answer start (e.g. the region marker) is fed to the model rather than
 generated (`prefill`). Abstention (nextedit.predictors.abstain): `confidence` scores each answer against the
 unchanged region (a log-likelihood ratio); `abstain_below` withholds answers under a threshold chosen on
-validation data (`nextedit calibrate`), `max_reversal` withholds answers that undo the user's last edit.
+validation data (`nextedit calibrate`), `max_reversal` withholds answers that undo the user's last edit, and
+answers that change only whitespace are withheld unless `allow_whitespace_only`.
 
 Candidates: a cheap heuristic's answer (`candidates = "propagate"`, the default) is scored by the model next
 to its own (one extra forward pass, only where the heuristic proposes an edit). The model weighs the part of the
@@ -115,7 +116,9 @@ class LocalPredictor(Predictor):
     prefill (feed the format's answer prefix, default on), confidence (record `Prediction.confidence`),
     abstain_below (withhold edits whose confidence is below this; default: the model folder's calibrated
     value, if any), max_reversal (withhold edits that undo more than this share of the user's last edit;
-    default: the model folder's value, if any), candidates (heuristic answers the model scores against its own:
+    default: the model folder's value, if any), allow_whitespace_only (offer the model's own edits that change
+    only whitespace; default off: they are withheld, a re-indent or stray blank line is rarely the next edit),
+    candidates (heuristic answers the model scores against its own:
     "propagate" by default, "none" to turn off), candidate_margin (nats by which the model's own answer must be
     likelier than a candidate to be offered instead; default: the model folder's calibrated value, else 0: the
     likelier wins; "inf": candidates first), runtime ("transformers" | "ct2" | "llama"; default: the
@@ -127,7 +130,7 @@ class LocalPredictor(Predictor):
     """
 
     scheme = "local"
-    version = "2"
+    version = "3"
 
     def __init__(self, argument: str | None = None, *, format: str | None = None,
                  format_options: dict[str, Any] | None = None, max_new_tokens: int | None = None,
@@ -135,8 +138,8 @@ class LocalPredictor(Predictor):
                  prompt_lookup_num_tokens: int = 10, dtype: str = "auto", seed: int = 0,
                  label: str | None = None, threads: int | str = "auto", prefill: bool = True,
                  confidence: bool = False, abstain_below: float | str | None = "auto",
-                 max_reversal: float | str | None = "auto", candidates: str | list[str] | None = "propagate",
-                 candidate_margin: float | str = "auto",
+                 max_reversal: float | str | None = "auto", allow_whitespace_only: bool = False,
+                 candidates: str | list[str] | None = "propagate", candidate_margin: float | str = "auto",
                  runtime: str | None = None, compute_type: str = "int8", prefix_cache: int | str = "auto") -> None:
         if not argument:
             raise PredictorError("provider local needs a model: local:PATH (HF folder, .gguf file or "
@@ -181,6 +184,7 @@ class LocalPredictor(Predictor):
         self.prefill = bool(prefill) and bool(self.format.answer_prefix)
         self.abstain_below = _optional_float(meta.get("abstain_below") if abstain_below == "auto" else abstain_below)
         self.max_reversal = _optional_float(meta.get("max_reversal") if max_reversal == "auto" else max_reversal)
+        self.allow_whitespace_only = bool(allow_whitespace_only)
         self.confidence = bool(confidence) or self.abstain_below is not None
         self.candidates = _candidate_names(candidates)
         self.candidate_margin = _optional_float(meta.get("candidate_margin", 0.0) if candidate_margin == "auto"
@@ -297,7 +301,8 @@ class LocalPredictor(Predictor):
                 if pred.patch is None:
                     pred.error = error
                 pred.latency_ms = round(ms + (time.perf_counter() - t0) * 1000, 1)
-                pred = guard(example, pred, abstain_below=self.abstain_below, max_reversal=self.max_reversal)
+                pred = guard(example, pred, abstain_below=self.abstain_below, max_reversal=self.max_reversal,
+                             allow_whitespace_only=self.allow_whitespace_only)
                 if parsed is not None and parsed.locations:
                     pred.locations = list(parsed.locations)
                 out.append(pred)
