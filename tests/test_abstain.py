@@ -27,8 +27,8 @@ from nextedit.evaluate.quality import (
 )
 from nextedit.evaluate.stages import AbstainStage, ScoreStage
 from nextedit.predictors.abstain import (
-    CalibrationError,
     WHITESPACE_ONLY,
+    CalibrationError,
     Outcome,
     changes_only_whitespace,
     choose_threshold,
