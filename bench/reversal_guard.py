@@ -1,4 +1,5 @@
-"""How strict should the reversal guard be? Replays a student's recorded predictions under several reversal limits.
+"""How strict should the reversal guard be, and should whitespace-only edits be offered? Replays a student's
+recorded predictions under several reversal limits.
 
 Usage: .venv/bin/python bench/reversal_guard.py [--provider LABEL] NAME=SCORED.jsonl ...
            [--limits 0,0.1,0.25,0.5,none] [--current 0.5] [--no-append]
@@ -7,10 +8,11 @@ Each SCORED file holds evaluated examples with the student's predictions (provid
 `eval/held-out/scored.jsonl` or `calibration/scored.jsonl`). For every example the student's edit as the model
 made it (an edit the guard withheld is restored; one withheld for low confidence stays withheld) is checked
 against each limit: an edit undoing more than `limit` of the user's last edit is replaced by "no edit"
-(`nextedit.predictors.abstain.guard`), then scored with nextedit's metrics. Reports deltaChrF, the mean reversal
-ratio and the edits offered per limit, with the paired bootstrap difference against `--current` (a limit to
-compare with, e.g. the one calibration chose), and propagate's figures from the same files. Appends a section
-to BENCHMARKS.md.
+(`nextedit.predictors.abstain.guard`, which also withholds the model's own whitespace-only edits), then scored
+with nextedit's metrics. One more row replays `--current` with whitespace-only edits offered
+(`allow_whitespace_only`). Reports deltaChrF, the mean reversal ratio and the edits offered per rule, with the
+paired bootstrap difference against `--current` (a limit to compare with, e.g. the one calibration chose), and
+propagate's figures from the same files. Appends a section to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ def measure(example: Example, pred: Prediction) -> tuple[float, float]:
     return float(values.get("delta_chrf") or 0.0), float(values.get("reversal_ratio") or 0.0)
 
 
-def replay(examples: list[Example], provider: str, limits: list[float | None]
+def replay(examples: list[Example], provider: str, limits: list[float | None], current: float | None
            ) -> dict[str, dict[str, tuple[float, float, bool]]]:
-    """Per contender ("propagate", "limit=L"): example id -> (deltaChrF, reversal ratio, edit offered)."""
+    """Per contender ("propagate", "limit=L", the current limit with whitespace-only edits offered): example id ->
+    (deltaChrF, reversal ratio, edit offered)."""
     out: dict[str, dict[str, tuple[float, float, bool]]] = {"propagate": {}}
     out.update({label(lim): {} for lim in limits})
+    out[WHITESPACE] = {}
     for ex in examples:
         mine = [p for p in ex.predictions if p.provider == provider and not p.error]
         if not mine:
@@ -47,6 +51,8 @@ def replay(examples: list[Example], provider: str, limits: list[float | None]
         for lim in limits:
             pred = guard(bare, made, max_reversal=lim)
             out[label(lim)][ex.id] = (*measure(bare, pred), bool(pred.patch))
+        pred = guard(bare, made, max_reversal=current, allow_whitespace_only=True)
+        out[WHITESPACE][ex.id] = (*measure(bare, pred), bool(pred.patch))
         theirs = [p for p in ex.predictions if p.provider == "propagate"]
         if theirs:
             out["propagate"][ex.id] = (*measure(bare, theirs[0]), bool(theirs[0].patch))
@@ -55,6 +61,9 @@ def replay(examples: list[Example], provider: str, limits: list[float | None]
 
 def label(limit: float | None) -> str:
     return f"limit={'none' if limit is None else f'{limit:g}'}"
+
+
+WHITESPACE = "current limit, whitespace-only edits offered"
 
 
 def fmt(d: dict | None) -> str:
@@ -81,11 +90,11 @@ def main() -> None:
     if current not in limits:
         limits.append(current)
     lines = [(f"The student's recorded predictions (provider `{args.provider}`) replayed under each reversal "
-              f"limit; differences are paired against limit {args.current} (`--current`); \\* the paired 95% "
-              "interval excludes 0."), ""]
+              "limit, its own whitespace-only edits withheld except in the last row; differences are paired against "
+              f"limit {args.current} (`--current`); \\* the paired 95% interval excludes 0."), ""]
     for spec in args.sets:
         name, _, path = spec.partition("=")
-        runs = replay(list(read_examples(path)), args.provider, limits)
+        runs = replay(list(read_examples(path)), args.provider, limits, current)
         base = {k: v[0] for k, v in runs[label(current)].items()}
         rows = []
         for key, per in runs.items():
@@ -101,7 +110,7 @@ def main() -> None:
                                                    align="lrrrrr"), ""]
     print("\n".join(lines))
     if not args.no_append:
-        append_section("quality: how strict a reversal guard (reversal_guard replay)", lines)
+        append_section("quality: how strict a reversal guard, whitespace-only edits (reversal_guard replay)", lines)
 
 
 if __name__ == "__main__":

@@ -158,12 +158,12 @@ def insert_at(text: str, offset: int | None, token: str) -> str:
 
 
 def take_cursor(text: str, token: str) -> tuple[str, int | None]:
-    """Remove the cursor token from `text`; return the text and where the token was (None if absent)."""
+    """Remove the cursor token from `text`; return the text and where the token was (None if absent). Several
+    tokens (a small model's slip: 4 of 60 quickstart answers had two) are all removed and place no cursor: the
+    code is the answer, the cursor only a hint."""
     n = text.count(token)
-    if n > 1:
-        raise FormatError(f"output has {n} cursor markers {token!r}")
-    if n == 0:
-        return text, None
+    if n != 1:
+        return text.replace(token, ""), None
     at = text.index(token)
     return text[:at] + text[at + len(token):], at
 
