@@ -284,6 +284,15 @@ def test_local_predictor_offers_the_heuristic_candidate_the_model_scores_higher(
     assert first.raw == own.raw
     assert (first.candidate, first.patch) == (("propagate", heuristic) if own.patch != heuristic else (None, heuristic))
     assert first.confidence is not None
+    # candidates first with no confidence to record: the model does not answer where the heuristic proposes an edit
+    direct = get_predictor(f"local:{tiny}", candidate_margin="inf", **full).predict_sync(ex, samples=2)
+    assert [(p.candidate, p.patch, p.raw, p.sample) for p in direct] == [("propagate", heuristic, None, 0),
+                                                                        ("propagate", heuristic, None, 1)]
+    assert direct[0].usage.output_tokens == 0 and direct[0].usage.input_tokens > 0
+    quiet = no_edit_example(0)
+    assert not PropagatePredictor().propose(quiet)
+    answered = get_predictor(f"local:{tiny}", candidate_margin="inf", **full).predict_sync(quiet)[0]
+    assert answered.raw is not None and answered.candidate is None and answered.usage.output_tokens > 0
     with pytest.raises(Exception, match="unknown candidate 'nope'"):
         get_predictor(f"local:{tiny}", candidates="nope", **full)
     with pytest.raises(Exception, match="candidate_margin must be a number >= 0"):

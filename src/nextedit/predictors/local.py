@@ -19,7 +19,8 @@ heuristic's edit inside its editable region (the unchanged region when all of it
 candidate wins, the heuristic's whole edit is offered, so a rename it finishes beyond the model's window is not
 cut short. The candidate is offered unless the model's own answer is more than `candidate_margin` nats likelier
 (default: the value calibrated on validation data in the model folder's nextedit.json, else 0: the likelier
-answer wins; "inf": the heuristic's edit goes first); `abstain_below` then applies to whichever answer is offered,
+answer wins; "inf": the heuristic's edit goes first, and without confidence to record the model does not answer
+at all where one candidate proposes an edit); `abstain_below` then applies to whichever answer is offered,
 `max_reversal` to the model's own edits (nextedit.predictors.abstain.guard).
 """
 
@@ -270,6 +271,7 @@ class LocalPredictor(Predictor):
 
         with self._lock:
             _, tokenizer = self.load()
+            t_start = time.perf_counter()
             try:
                 rendered = self.format.render(example.model_copy(update={"expected": []}), self.options, tokenizer)
             except FormatError as exc:
@@ -277,6 +279,9 @@ class LocalPredictor(Predictor):
             from nextedit.train.data import encode_prompt
 
             ids = encode_prompt(rendered, tokenizer)
+            first = self._candidate_first(example, len(ids), t_start)
+            if first is not None:
+                return [first.model_copy(update={"sample": i}) for i in range(samples)]
             prefix = self.format.answer_prefix if self.prefill else ""
             prefix_ids = tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else []
             budget = self._budget(tokenizer, example, rendered.editable)
@@ -307,6 +312,23 @@ class LocalPredictor(Predictor):
                     pred.locations = list(parsed.locations)
                 out.append(pred)
             return out
+
+    def _candidate_first(self, example: Example, prompt_tokens: int, t_start: float) -> Prediction | None:
+        """With candidates first (`candidate_margin` inf) and no confidence to record, the heuristic's edit when
+        exactly one candidate proposes one: the model's own answer could not change the choice, so it is not
+        generated (the seconds a generation and a scoring pass would cost); its latency counts from `t_start`
+        (before the prompt was rendered). None when the model must answer."""
+        if self.candidate_margin != float("inf") or self.confidence:
+            return None
+        proposed = {name: edit for name in self.candidates if (edit := CANDIDATES[name].edit(example))}
+        if len(proposed) != 1:
+            return None
+        (name, edit), = proposed.items()
+        pred = Prediction(provider=self.name, patch=edit, candidate=name,
+                          latency_ms=round((time.perf_counter() - t_start) * 1000, 1),
+                          usage=Usage(input_tokens=prompt_tokens, output_tokens=0))
+        return guard(example, pred, abstain_below=self.abstain_below, max_reversal=self.max_reversal,
+                     allow_whitespace_only=self.allow_whitespace_only)
 
     def _answers(self, example: Example, raw: str | None,
                  tokenizer: Any) -> tuple[Any, dict[str, tuple[str, int | None]], dict[str, tuple[str, int | None]]]:
