@@ -1,16 +1,18 @@
 """Benchmark `nextedit train`: SmolLM2-135M LoRA training tokens/s against a bare torch loop.
 
 Usage: .venv/bin/python bench/train.py [--examples FILE.jsonl] [--steps 4] [--method lora|full]
-                                      [--batch 4] [--max-length 768] [--runs all|lean] [--no-append]
+                                      [--batch 4] [--max-length 768] [--runs all|lean]
+                                      [--top-layers 8,15] [--no-append]
 Trains the embedded SmolLM2-135M-Instruct (LoRA, or a full fine-tune with --method full) for the same
 number of steps on the same rows:
 a bare torch loop (forward, backward, AdamW; the baseline), `nextedit train` without packing (batches
 of padded rows), with TRL's per-step token metrics on (entropy and token accuracy over the full
 vocabulary, the trainer's behaviour before they became optional), and with packing (`--runs lean`: the
-bare loop and the unpacked default only). Reports non-padding tokens per second of wall time, and per
-CPU-second of the steady steps (steps 2 to N-1; with and without padding), each as a ratio to the bare
-loop. Use `--threads 1` on a shared machine: the CPU figures then do not depend on its load. Without
---examples it mines a few dozen examples from this repository first. Appends a section to BENCHMARKS.md.
+bare loop and the unpacked default only); with `--method full --top-layers N,...`, also the unpacked
+default training only the top N decoder layers (`train.trainable_layers`). Reports non-padding tokens per
+second of wall time, and per CPU-second of the steady steps (steps 2 to N-1; with and without padding),
+each as a ratio to the bare loop. Use `--threads 1` on a shared machine: the CPU figures then do not depend
+on its load. Without --examples it mines a few dozen examples from this repository first. Appends a section to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -42,20 +44,21 @@ METHOD = "lora"
 
 
 def _config(examples: Path, out: Path, *, packing: bool, steps: int, threads: int | str,
-            token_metrics: bool = False):
+            token_metrics: bool = False, trainable_layers: int | None = None):
     from nextedit.train.config import TrainConfig
 
     return TrainConfig.model_validate({
         "output_dir": str(out), "resume": False, "format_options": FORMAT_OPTIONS, "method": METHOD,
         "data": {"train": str(examples), "max_length": MAX_LENGTH},
         "train": {"max_steps": steps, "batch_size": BATCH, "packing": packing, "logging_steps": 1,
-                  "save_steps": 10_000, "threads": threads, "token_metrics": token_metrics},
+                  "save_steps": 10_000, "threads": threads, "token_metrics": token_metrics,
+                  "trainable_layers": trainable_layers},
         "export": {"merged": False, "adapter": False},
     })
 
 
 def _run(examples: Path, out: Path, *, packing: bool, steps: int, threads: int | str,
-         token_metrics: bool = False) -> dict:
+         token_metrics: bool = False, trainable_layers: int | None = None) -> dict:
     import time
 
     import transformers
@@ -75,7 +78,7 @@ def _run(examples: Path, out: Path, *, packing: bool, steps: int, threads: int |
     transformers.Trainer.training_step = timed
     try:
         r = train(_config(examples, out, packing=packing, steps=steps, threads=threads,
-                          token_metrics=token_metrics))
+                          token_metrics=token_metrics, trainable_layers=trainable_layers))
     finally:
         transformers.Trainer.training_step = original
     return {"rows": r.train_rows, "steps": r.steps, "tokens": r.tokens_seen, "tok_s": r.tokens_per_s,
@@ -157,8 +160,13 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=768)
     ap.add_argument("--runs", choices=("all", "lean"), default="all",
                     help="lean: only the bare loop and `nextedit train` with its defaults but no packing")
+    ap.add_argument("--top-layers", default="",
+                    help="with --method full: also time training only the top N decoder layers, for each N listed")
     ap.add_argument("--no-append", action="store_true")
     args = ap.parse_args()
+    tops = [int(n) for n in args.top_layers.split(",") if n.strip()]
+    if tops and args.method != "full":
+        ap.error("--top-layers needs --method full")
     global METHOD, BATCH, MAX_LENGTH
     METHOD, BATCH, MAX_LENGTH = args.method, args.batch, args.max_length
     threads = args.threads if args.threads == "auto" else int(args.threads)
@@ -170,7 +178,10 @@ def main() -> None:
                     ("nextedit train, no packing, token metrics on (TRL default)",
                      {"packing": False, "token_metrics": True}),
                     ("nextedit train, packing (default)", {"packing": True})]
-        for name, kw in variants[:1] if args.runs == "lean" else variants:
+        variants = variants[:1] if args.runs == "lean" else variants
+        variants += [(f"nextedit train, no packing, top {n} layers", {"packing": False, "trainable_layers": n})
+                     for n in tops]
+        for name, kw in variants:
             runs.append((name, _run(examples, Path(tmp) / name.replace(" ", "_"), steps=args.steps,
                                     threads=threads, **kw)))
     base, base_cpu = bare["tok_s"], bare["tok_cpu_s"]

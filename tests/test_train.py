@@ -174,3 +174,40 @@ def test_gradient_checkpointing_follows_the_config(workdir, on):
                  train={"max_steps": 1, "save_steps": 1, "gradient_checkpointing": on}))
     args = torch.load(workdir / out / "checkpoints" / "checkpoint-1" / "training_args.bin", weights_only=False)
     assert args.gradient_checkpointing is on
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_training_only_the_top_layers_leaves_the_rest_as_they_were(workdir, checkpointing):
+    # train.trainable_layers = 1 on a 2-layer model: the top layer and the final norm learn; the bottom layer and
+    # the embeddings (the LM head is tied to them) come out of training bit for bit as they went in.
+    from safetensors.torch import load_file
+
+    out = f"top-{checkpointing}"
+    result = train(config(workdir, out, method="full", data={"eval": None},
+                          train={"max_steps": 3, "learning_rate": 1e-3, "trainable_layers": 1,
+                                 "gradient_checkpointing": checkpointing}))
+    trained, total = result.trainable
+    assert 0 < trained < total
+    base = load_file(str(workdir / "tiny" / "model.safetensors"))
+    after = load_file(str(Path(result.exported["merged"]) / "model.safetensors"))
+    changed = {name for name, weight in base.items() if name in after and not after[name].equal(weight)}
+    assert changed and all(name.startswith(("model.layers.1.", "model.norm.")) for name in changed)
+    assert any(name.startswith("model.layers.1.") for name in changed)
+    assert after["model.embed_tokens.weight"].equal(base["model.embed_tokens.weight"])
+    assert sum(w.numel() for name, w in base.items() if name.startswith(("model.layers.1.", "model.norm."))) == trained
+
+
+def test_trainable_layers_are_checked_against_the_method_and_the_model(workdir, tmp_path):
+    from pydantic import ValidationError
+
+    from nextedit.train.sft import TrainError
+
+    with pytest.raises(ValidationError, match="trainable_layers needs method = \"full\""):
+        config(workdir, "top-lora", train={"trainable_layers": 1})
+    bad = tmp_path / "t.toml"
+    bad.write_text(f'method = "lora"\n[data]\ntrain = "{workdir / "train.jsonl"}"\n[train]\ntrainable_layers = 1\n')
+    with pytest.raises(TrainConfigError, match=r"t\.toml.*trainable_layers needs method"):
+        load_config(bad)
+    with pytest.raises(TrainError, match="trainable_layers = 3, but the model has 2 decoder layers"):
+        train(config(workdir, "top-3", method="full", train={"trainable_layers": 3}))
+    assert not (workdir / "top-3" / "checkpoints").exists()  # refused before any step

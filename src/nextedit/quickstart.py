@@ -65,6 +65,8 @@ class Plan:
     base_examples: int = 16
     #: "lora" or "full" (every weight; on CPU a full fine-tune of 135M runs more tokens/s than LoRA)
     method: str = "lora"
+    #: a full fine-tune trains only this many top decoder layers (train.trainable_layers; None: every weight)
+    trainable_layers: int | None = None
 
     @property
     def student(self) -> str:
@@ -144,7 +146,7 @@ def _train_student(out_dir: Path, train: Path, held_out: Path, plan: Plan, seed:
                   "gradient_accumulation": plan.gradient_accumulation, "learning_rate": plan.learning_rate,
                   "packing": True, "eval_steps": plan.train_steps, "save_steps": plan.train_steps,
                   "logging_steps": max(plan.train_steps // 6, 1), "seed": seed, "warmup_ratio": 0.1,
-                  "threads": threads},
+                  "threads": threads, "trainable_layers": plan.trainable_layers},
         "export": {"merged": True, "adapter": True},
     })
     record = out_dir / "student" / "train.json"

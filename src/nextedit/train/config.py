@@ -53,6 +53,10 @@ class ScheduleConfig(_Section):
     packing: bool = Field(True, description="pack several rows into one sequence (best-fit decreasing)")
     bf16: bool | Literal["auto"] = Field("auto", description="bf16 mixed precision; auto = where supported")
     gradient_checkpointing: bool = False
+    trainable_layers: int | None = Field(None, ge=1, description="method = \"full\" only: train the top N decoder "
+                                         "layers and the final norm; the layers below and the embeddings (with an LM "
+                                         "head tied to them) stay frozen, so backward stops at layer N from the top "
+                                         "(unset: every weight)")
     threads: int | Literal["auto"] = Field("auto", description="CPU threads; auto = cores not busy elsewhere")
     eval_steps: int = Field(50, ge=1, description="evaluate the held-out loss every N steps")
     save_steps: int = Field(50, ge=1, description="write a checkpoint every N steps")
@@ -170,11 +174,14 @@ class TrainConfig(_Section):
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
     @model_validator(mode="after")
-    def _preference_settings(self) -> TrainConfig:
+    def _settings_fit_the_method(self) -> TrainConfig:
         p = self.preference
         if self.method == "kto" and p.batch_size < 2:
             raise ValueError("method = \"kto\" needs preference.batch_size >= 2 (its KL estimate pairs rows "
                              "within a batch)")
+        if self.train.trainable_layers is not None and self.method != "full":
+            raise ValueError(f"train.trainable_layers needs method = \"full\" (not {self.method!r}): LoRA and "
+                             "preference training choose their trainable weights themselves")
         if self.method == "dpo" and p.sft_data is not None and p.sft_ratio > 0 and p.sft_weight <= 0:
             raise ValueError("method = \"dpo\" with preference.sft_data needs preference.sft_weight > 0 (SFT rows "
                              "train through the NLL term only)")

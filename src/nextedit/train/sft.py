@@ -43,6 +43,8 @@ class TrainResult:
     dpo: dict[str, Any] | None = None
     preference: dict[str, Any] | None = None
     distributed: dict[str, Any] | None = None
+    #: (trainable parameters, all parameters) when only the top layers train (train.trainable_layers)
+    trainable: tuple[int, int] | None = None
     log_history: list[dict[str, Any]] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -219,6 +221,27 @@ def load_tokenizer(base_dir: Path) -> Any:
     return tokenizer
 
 
+def train_top_layers(model: Any, layers: int) -> tuple[int, int]:
+    """Freeze every weight of a causal LM except its top `layers` decoder layers, its final norm and an LM head
+    not tied to the embeddings; returns (trainable, all) parameter counts. Backward then stops below those layers."""
+    decoder = model.get_decoder()
+    blocks = getattr(decoder, "layers", None)
+    if blocks is None:
+        raise TrainError(f"train.trainable_layers: {type(model).__name__} has no decoder layer list to choose from")
+    if layers > len(blocks):
+        raise TrainError(f"train.trainable_layers = {layers}, but the model has {len(blocks)} decoder layers")
+    model.requires_grad_(False)
+    keep = [*blocks[len(blocks) - layers:], getattr(decoder, "norm", None)]
+    head = model.get_output_embeddings()
+    if head is not None and head.weight is not model.get_input_embeddings().weight:
+        keep.append(head)
+    for module in keep:
+        if module is not None:
+            module.requires_grad_(True)
+    return (sum(p.numel() for p in model.parameters() if p.requires_grad),
+            sum(p.numel() for p in model.parameters()))
+
+
 def _first_last(history: list[dict[str, Any]], key: str) -> tuple[float | None, float | None]:
     values = [h[key] for h in history if key in h]
     return (values[0], values[-1]) if values else (None, None)
@@ -298,6 +321,13 @@ def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
     model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype)
     if config.add_special_tokens:
         model.resize_token_embeddings(len(tokenizer))
+    trainable = None
+    if config.train.trainable_layers is not None:
+        trainable = train_top_layers(model, config.train.trainable_layers)
+        say(f"training the top {config.train.trainable_layers} decoder layers: {trainable[0]:,} of "
+            f"{trainable[1]:,} weights")
+        if config.train.gradient_checkpointing:
+            model.enable_input_require_grads()  # checkpointed frozen layers would otherwise pass no gradient up
     peft_config = None
     if lora:
         from peft import LoraConfig
@@ -357,7 +387,7 @@ def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
     trainer.remove_callback(PrinterCallback)  # our ConsoleLog prints the short lines instead
     result = TrainResult(output_dir=str(out), base_model=str(config.base_model), method=config.method,
                          train_rows=train_stats.rows, eval_rows=eval_stats.rows, bf16=bf16, packing=sched.packing,
-                         resumed_from=checkpoint,
+                         resumed_from=checkpoint, trainable=trainable,
                          skipped={f"train {k}": v for k, v in train_stats.skipped.items()}
                          | {f"eval {k}": v for k, v in eval_stats.skipped.items()})
     if has_eval and checkpoint is None and not eval_on_start:
