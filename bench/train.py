@@ -208,7 +208,8 @@ def main() -> None:
           "differently: tokens with padding (what the forward and backward passes compute) compare the work "
           "per CPU-second; non-padding tokens also count what padding costs.")],
         command=(f"python bench/train.py --steps {args.steps} --method {METHOD} --batch {BATCH} "
-                 f"--max-length {MAX_LENGTH} --runs {args.runs}"),
+                 f"--max-length {MAX_LENGTH} --runs {args.runs} --threads {args.threads}"
+                 + (f" --top-layers {args.top_layers}" if tops else "")),
         note=f" (batch {BATCH} x max {MAX_LENGTH} tokens, bf16={bare['bf16']}, {bare['rows']} rows)")
     print(text)
     if not args.no_append:
