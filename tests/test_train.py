@@ -204,6 +204,8 @@ def test_trainable_layers_are_checked_against_the_method_and_the_model(workdir, 
 
     with pytest.raises(ValidationError, match="trainable_layers needs method = \"full\""):
         config(workdir, "top-lora", train={"trainable_layers": 1})
+    with pytest.raises(ValidationError, match="add_special_tokens = true would add tokens that never learn"):
+        config(workdir, "top-tokens", method="full", add_special_tokens=True, train={"trainable_layers": 1})
     bad = tmp_path / "t.toml"
     bad.write_text(f'method = "lora"\n[data]\ntrain = "{workdir / "train.jsonl"}"\n[train]\ntrainable_layers = 1\n')
     with pytest.raises(TrainConfigError, match=r"t\.toml.*trainable_layers needs method"):

@@ -182,6 +182,9 @@ class TrainConfig(_Section):
         if self.train.trainable_layers is not None and self.method != "full":
             raise ValueError(f"train.trainable_layers needs method = \"full\" (not {self.method!r}): LoRA and "
                              "preference training choose their trainable weights themselves")
+        if self.train.trainable_layers is not None and self.add_special_tokens:
+            raise ValueError("train.trainable_layers freezes the embeddings, so add_special_tokens = true would add "
+                             "tokens that never learn: use one or the other")
         if self.method == "dpo" and p.sft_data is not None and p.sft_ratio > 0 and p.sft_weight <= 0:
             raise ValueError("method = \"dpo\" with preference.sft_data needs preference.sft_weight > 0 (SFT rows "
                              "train through the NLL term only)")
