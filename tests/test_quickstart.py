@@ -61,7 +61,12 @@ def test_quickstart_fast_runs_end_to_end(tmp_path):
         assert len(ex["scores"]) == 4
     rows = {r["provider"]: r for r in summary["quickstart"]["table"]}
     assert set(rows) == set(summary["providers"])
-    assert "quickstart summary" in run.stdout and "report:" in run.stdout
+    # noop never edits: it says "no edit" everywhere, undoes nothing, and finds every example that wants no edit
+    assert rows["noop"]["no_edit_rate"] == 1.0 and rows["noop"]["reversal_ratio"] == 0.0
+    wanted = sum(1 for ex in scored if not ex["expected"])
+    assert rows["noop"]["no_edit_recall"] == (1.0 if wanted else None)
+    assert rows["noop"]["no_edit_precision"] == wanted / len(scored)
+    assert "quickstart summary" in run.stdout and "report:" in run.stdout and "no-edit P/R" in run.stdout
     assert "noop by" in run.stdout and "propagate by" in run.stdout
     assert (out / "report" / "report.html").read_text().count(STUDENT) > 0
 

@@ -213,12 +213,11 @@ def _add_base(examples: list[Any], base: tuple[str, dict[str, Any]], eval_file: 
     return sum(s.failed for s in summaries)
 
 
-def _verdicts(examples: list[Any], plan: Plan, seed: int) -> list[str]:
+def _verdicts(qualities: dict[str, Any], plan: Plan, seed: int) -> list[str]:
     """One line per comparison: the student against noop and propagate (paired deltaChrF, 95% interval)."""
-    from nextedit.evaluate.quality import compare_to_baselines, quality, verdict
+    from nextedit.evaluate.quality import compare_to_baselines, verdict
 
-    table = quality(examples, resamples=plan.resamples, seed=seed)
-    return [verdict(plan.student, compare_to_baselines(table, plan.student, list(BASELINES),
+    return [verdict(plan.student, compare_to_baselines(qualities, plan.student, list(BASELINES),
                                                        resamples=plan.resamples, seed=seed))]
 
 
@@ -247,11 +246,15 @@ def _check_rates(path: Path) -> dict[str, tuple[int, int]]:
     return {k: (v[0], v[1]) for k, v in rates.items()}
 
 
-def _table(summary: dict[str, Any], checks: dict[str, tuple[int, int]]) -> list[dict[str, Any]]:
+def _table(summary: dict[str, Any], checks: dict[str, tuple[int, int]],
+           qualities: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per provider: the summary's figures, the deterministic checks passed, and from `qualities`
+    (nextedit.evaluate.quality.quality) the reversal ratio and the no-edit precision and recall."""
     rows = []
     for name, stats in summary.get("providers", {}).items():
         means = stats.get("means", {})
         passed, total = checks.get(name, (0, 0))
+        q = qualities.get(name)
         rows.append({
             "provider": name,
             "predictions": stats["counts"]["predictions"],
@@ -259,6 +262,9 @@ def _table(summary: dict[str, Any], checks: dict[str, tuple[int, int]]) -> list[
             "delta_chrf": means.get("delta_chrf"),
             "exact_lines_f1": (stats.get("micro", {}).get("exact_lines") or {}).get("f1"),
             "no_edit_rate": stats.get("rates", {}).get("no_edit_predicted"),
+            "no_edit_precision": q.no_edit_precision if q else None,
+            "no_edit_recall": q.no_edit_recall if q else None,
+            "reversal_ratio": q.reversal_ratio if q else None,
             "checks_passed": passed / total if total else None,
             "latency_ms_p50": (stats.get("latency_ms") or {}).get("p50"),
         })
@@ -392,9 +398,12 @@ def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = Fals
     for example in examples:
         builder.add(example)
     summary = summarize(builder, input_name=str(eval_file), resamples=plan.resamples, seed=seed, failed=failed)
-    verdicts = _verdicts(examples, plan, seed) if train else []
+    from nextedit.evaluate.quality import quality
+
+    qualities = quality(examples, resamples=plan.resamples, seed=seed)
+    verdicts = _verdicts(qualities, plan, seed) if train else []
     check_rates = _check_rates(current) if has_checks else {}
-    table = _table(summary, check_rates)
+    table = _table(summary, check_rates, qualities)
     summary["quickstart"] = {"counts": counts, "train": {k: v for k, v in train_record.items()
                                                           if k not in ("log_history", "config")},
                              "table": table, "notes": notes, "fast": fast, "verdicts": verdicts}

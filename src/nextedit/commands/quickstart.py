@@ -19,11 +19,13 @@ def summary_table(rows: list[dict[str, Any]]) -> Any:
     from rich.table import Table
 
     table = Table(title="quickstart summary (held-out examples)")
-    for col in ("provider", "preds", "errors", "deltaChrF", "exact-lines F1", "no-edit", "checks passed", "p50 ms"):
+    for col in ("provider", "preds", "errors", "deltaChrF", "exact-lines F1", "reversal", "no-edit",
+                "no-edit P/R", "checks passed", "p50 ms"):
         table.add_column(col, justify="left" if col == "provider" else "right")
     for r in rows:
         table.add_row(r["provider"], str(r["predictions"]), str(r["errors"]), _fmt(r["delta_chrf"], 2),
-                      _fmt(r["exact_lines_f1"], 3), _fmt(r["no_edit_rate"], pct=True),
+                      _fmt(r["exact_lines_f1"], 3), _fmt(r.get("reversal_ratio"), 3), _fmt(r["no_edit_rate"], pct=True),
+                      f"{_fmt(r.get('no_edit_precision'), 2)}/{_fmt(r.get('no_edit_recall'), 2)}",
                       _fmt(r["checks_passed"], pct=True), _fmt(r["latency_ms_p50"], 0))
     return table
 
