@@ -27,6 +27,9 @@ from nextedit.metrics.score import score_prediction
 from nextedit.predictors.abstain import LOW_CONFIDENCE, guard, restore
 from nextedit.record import Example, Prediction
 
+#: The contender that replays the current limit with the model's own whitespace-only edits offered.
+WHITESPACE = "current limit, whitespace-only edits offered"
+
 
 def measure(example: Example, pred: Prediction) -> tuple[float, float]:
     """(deltaChrF, reversal ratio) of one prediction on `example`."""
@@ -61,9 +64,6 @@ def replay(examples: list[Example], provider: str, limits: list[float | None], c
 
 def label(limit: float | None) -> str:
     return f"limit={'none' if limit is None else f'{limit:g}'}"
-
-
-WHITESPACE = "current limit, whitespace-only edits offered"
 
 
 def fmt(d: dict | None) -> str:
