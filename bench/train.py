@@ -12,7 +12,8 @@ bare loop and the unpacked default only); with `--method full --top-layers N,...
 default training only the top N decoder layers (`train.trainable_layers`). Reports non-padding tokens per
 second of wall time, and per CPU-second of the steady steps (steps 2 to N-1; with and without padding),
 each as a ratio to the bare loop. Use `--threads 1` on a shared machine: the CPU figures then do not depend
-on its load. Without --examples it mines a few dozen examples from this repository first. Appends a section to BENCHMARKS.md.
+on its load. Without --examples it mines a few dozen examples from this repository first. Appends a section
+to BENCHMARKS.md.
 """
 
 from __future__ import annotations

@@ -213,11 +213,12 @@ def _add_base(examples: list[Any], base: tuple[str, dict[str, Any]], eval_file: 
     return sum(s.failed for s in summaries)
 
 
-def _verdicts(qualities: dict[str, Any], plan: Plan, seed: int) -> list[str]:
+def _verdicts(examples: list[Any], plan: Plan, seed: int) -> list[str]:
     """One line per comparison: the student against noop and propagate (paired deltaChrF, 95% interval)."""
-    from nextedit.evaluate.quality import compare_to_baselines, verdict
+    from nextedit.evaluate.quality import compare_to_baselines, quality, verdict
 
-    return [verdict(plan.student, compare_to_baselines(qualities, plan.student, list(BASELINES),
+    table = quality(examples, resamples=plan.resamples, seed=seed)
+    return [verdict(plan.student, compare_to_baselines(table, plan.student, list(BASELINES),
                                                        resamples=plan.resamples, seed=seed))]
 
 
@@ -231,43 +232,16 @@ def checks_step(dst: Path) -> Step | None:
     return Step(cls(cls.Config(providers=[])), dst, concurrency=1)
 
 
-def _check_rates(path: Path) -> dict[str, tuple[int, int]]:
-    """provider -> (predictions that passed every deterministic check, predictions checked)."""
-    from nextedit.jsonl import read_examples
+def _table(summary: dict[str, Any], scored: Path) -> list[dict[str, Any]]:
+    """One row per provider: the recipe's table (nextedit.recipe.report.provider_table: deltaChrF, exact-lines F1,
+    reversal ratio, no-edit rate and precision/recall, checks passed) under the quickstart's names, with the p50
+    latency."""
+    from nextedit.recipe.report import provider_table
 
-    rates: dict[str, list[int]] = {}
-    for ex in read_examples(path):
-        for i, pred in enumerate(ex.predictions):
-            mine = [c for c in ex.checks if c.prediction == i]
-            if not mine:
-                continue
-            passed, total = rates.setdefault(pred.provider, [0, 0])
-            rates[pred.provider] = [passed + all(c.passed for c in mine), total + 1]
-    return {k: (v[0], v[1]) for k, v in rates.items()}
-
-
-def _table(summary: dict[str, Any], checks: dict[str, tuple[int, int]],
-           qualities: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per provider: the summary's figures, the deterministic checks passed, and from `qualities`
-    (nextedit.evaluate.quality.quality) the reversal ratio and the no-edit precision and recall."""
-    rows = []
-    for name, stats in summary.get("providers", {}).items():
-        means = stats.get("means", {})
-        passed, total = checks.get(name, (0, 0))
-        q = qualities.get(name)
-        rows.append({
-            "provider": name,
-            "predictions": stats["counts"]["predictions"],
-            "errors": stats["counts"].get("errors", 0),
-            "delta_chrf": means.get("delta_chrf"),
-            "exact_lines_f1": (stats.get("micro", {}).get("exact_lines") or {}).get("f1"),
-            "no_edit_rate": stats.get("rates", {}).get("no_edit_predicted"),
-            "no_edit_precision": q.no_edit_precision if q else None,
-            "no_edit_recall": q.no_edit_recall if q else None,
-            "reversal_ratio": q.reversal_ratio if q else None,
-            "checks_passed": passed / total if total else None,
-            "latency_ms_p50": (stats.get("latency_ms") or {}).get("p50"),
-        })
+    rows = provider_table(summary, scored)
+    for row in rows:
+        row["errors"] = row.pop("parse_errors")
+        row["latency_ms_p50"] = (summary["providers"][row["provider"]].get("latency_ms") or {}).get("p50")
     return rows
 
 
@@ -370,14 +344,12 @@ def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = Fals
     steps = [Step(PredictStage({"provider": provider, "options": options}), report_dir / f"predictions.{k}.jsonl",
                   concurrency=1) for k, (provider, options) in enumerate(providers)]
     checks = checks_step(report_dir / "checked.jsonl")
-    has_checks = checks is not None
     if checks is not None:
         steps.append(checks)
     else:
         notes.append("deterministic checks skipped: the `checks` stage (nextedit.teacher) is not installed")
     scored = report_dir / "scored.jsonl"
     steps.append(Step(ScoreStage(), scored, concurrency=1))
-    current = steps[-2].output
 
     def predict_started(i: int, s: Step, status: str) -> None:
         if i == len(steps) - 1:
@@ -398,12 +370,8 @@ def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = Fals
     for example in examples:
         builder.add(example)
     summary = summarize(builder, input_name=str(eval_file), resamples=plan.resamples, seed=seed, failed=failed)
-    from nextedit.evaluate.quality import quality
-
-    qualities = quality(examples, resamples=plan.resamples, seed=seed)
-    verdicts = _verdicts(qualities, plan, seed) if train else []
-    check_rates = _check_rates(current) if has_checks else {}
-    table = _table(summary, check_rates, qualities)
+    verdicts = _verdicts(examples, plan, seed) if train else []
+    table = _table(summary, scored)
     summary["quickstart"] = {"counts": counts, "train": {k: v for k, v in train_record.items()
                                                           if k not in ("log_history", "config")},
                              "table": table, "notes": notes, "fast": fast, "verdicts": verdicts}

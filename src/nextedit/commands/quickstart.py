@@ -24,8 +24,8 @@ def summary_table(rows: list[dict[str, Any]]) -> Any:
         table.add_column(col, justify="left" if col == "provider" else "right")
     for r in rows:
         table.add_row(r["provider"], str(r["predictions"]), str(r["errors"]), _fmt(r["delta_chrf"], 2),
-                      _fmt(r["exact_lines_f1"], 3), _fmt(r.get("reversal_ratio"), 3), _fmt(r["no_edit_rate"], pct=True),
-                      f"{_fmt(r.get('no_edit_precision'), 2)}/{_fmt(r.get('no_edit_recall'), 2)}",
+                      _fmt(r["exact_lines_f1"], 3), _fmt(r["reversal_ratio"], 3), _fmt(r["no_edit_rate"], pct=True),
+                      f"{_fmt(r['no_edit_precision'], 2)}/{_fmt(r['no_edit_recall'], 2)}",
                       _fmt(r["checks_passed"], pct=True), _fmt(r["latency_ms_p50"], 0))
     return table
 
