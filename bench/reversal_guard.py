@@ -1,16 +1,18 @@
-"""How strict should the reversal guard be, and should whitespace-only edits be offered? Replays a student's
-recorded predictions under several reversal limits.
+"""How strict should the reversal guard be, and should whitespace-only edits or edits that repeat a line be
+offered? Replays a student's recorded predictions under several reversal limits.
 
 Usage: .venv/bin/python bench/reversal_guard.py [--provider LABEL] NAME=SCORED.jsonl ...
-           [--limits 0,0.1,0.25,0.5,none] [--current 0.5] [--no-append]
+           [--limits 0,0.1,0.25,0.5,none] [--current 0.5] [--references NAME=MINED.jsonl ...] [--no-append]
 
 Each SCORED file holds evaluated examples with the student's predictions (provider LABEL, e.g. a recipe's
 `eval/held-out/scored.jsonl` or `calibration/scored.jsonl`). For every example the student's edit as the model
 made it (an edit the guard withheld is restored; one withheld for low confidence stays withheld) is checked
 against each limit: an edit undoing more than `limit` of the user's last edit is replaced by "no edit"
-(`nextedit.predictors.abstain.guard`, which also withholds the model's own whitespace-only edits), then scored
-with nextedit's metrics. One more row replays `--current` with whitespace-only edits offered
-(`allow_whitespace_only`). Reports deltaChrF, the mean reversal ratio and the edits offered per rule, with the
+(`nextedit.predictors.abstain.guard`, which also withholds the model's own whitespace-only edits and edits that
+put a line next to a copy of itself), then scored with nextedit's metrics. Two more rows replay `--current` with
+whitespace-only edits offered (`allow_whitespace_only`), and with edits that repeat a line offered
+(`allow_repeated_lines`). `--references` counts how many expected edits of mined examples repeat a line (what the
+repeated-line rule would withhold if the student made exactly the edits people made). Reports deltaChrF, the mean reversal ratio and the edits offered per rule, with the
 paired bootstrap difference against `--current` (a limit to compare with, e.g. the one calibration chose), and
 propagate's figures from the same files. Appends a section to BENCHMARKS.md.
 """
@@ -24,11 +26,13 @@ from _report import append_section, markdown_table
 from nextedit.evaluate.compare import paired_difference
 from nextedit.jsonl import read_examples
 from nextedit.metrics.score import score_prediction
-from nextedit.predictors.abstain import LOW_CONFIDENCE, guard, restore
+from nextedit.predictors.abstain import LOW_CONFIDENCE, guard, repeats_a_line, restore
 from nextedit.record import Example, Prediction
 
 #: The contender that replays the current limit with the model's own whitespace-only edits offered.
 WHITESPACE = "current limit, whitespace-only edits offered"
+#: The contender that replays the current limit with the model's own edits that repeat a line offered.
+REPEATS = "current limit, edits that repeat a line offered"
 
 
 def measure(example: Example, pred: Prediction) -> tuple[float, float]:
@@ -40,11 +44,11 @@ def measure(example: Example, pred: Prediction) -> tuple[float, float]:
 
 def replay(examples: list[Example], provider: str, limits: list[float | None], current: float | None
            ) -> dict[str, dict[str, tuple[float, float, bool]]]:
-    """Per contender ("propagate", "limit=L", the current limit with whitespace-only edits offered): example id ->
-    (deltaChrF, reversal ratio, edit offered)."""
+    """Per contender ("propagate", "limit=L", the current limit with whitespace-only edits or edits that repeat a
+    line offered): example id -> (deltaChrF, reversal ratio, edit offered)."""
     out: dict[str, dict[str, tuple[float, float, bool]]] = {"propagate": {}}
     out.update({label(lim): {} for lim in limits})
-    out[WHITESPACE] = {}
+    out[WHITESPACE], out[REPEATS] = {}, {}
     for ex in examples:
         mine = [p for p in ex.predictions if p.provider == provider and not p.error]
         if not mine:
@@ -54,12 +58,19 @@ def replay(examples: list[Example], provider: str, limits: list[float | None], c
         for lim in limits:
             pred = guard(bare, made, max_reversal=lim)
             out[label(lim)][ex.id] = (*measure(bare, pred), bool(pred.patch))
-        pred = guard(bare, made, max_reversal=current, allow_whitespace_only=True)
-        out[WHITESPACE][ex.id] = (*measure(bare, pred), bool(pred.patch))
+        for key, allowed in ((WHITESPACE, {"allow_whitespace_only": True}), (REPEATS, {"allow_repeated_lines": True})):
+            pred = guard(bare, made, max_reversal=current, **allowed)
+            out[key][ex.id] = (*measure(bare, pred), bool(pred.patch))
         theirs = [p for p in ex.predictions if p.provider == "propagate"]
         if theirs:
             out["propagate"][ex.id] = (*measure(bare, theirs[0]), bool(theirs[0].patch))
     return out
+
+
+def repeated_references(examples: list[Example]) -> tuple[int, int]:
+    """(expected edits, those that repeat a line) over mined examples."""
+    patches = [(ex, patch) for ex in examples for patch in ex.expected]
+    return len(patches), sum(repeats_a_line(ex, patch) for ex, patch in patches)
 
 
 def label(limit: float | None) -> str:
@@ -79,6 +90,8 @@ def main() -> None:
     ap.add_argument("--provider", default="student", help="the provider label of the student's predictions")
     ap.add_argument("--limits", default="0,0.1,0.25,0.5,none")
     ap.add_argument("--current", default="0.5", help="the limit the others are compared with")
+    ap.add_argument("--references", nargs="*", default=[], metavar="NAME=MINED.jsonl",
+                    help="mined examples whose expected edits are checked for repeated lines")
     ap.add_argument("--no-append", action="store_true")
     args = ap.parse_args()
 
@@ -90,7 +103,8 @@ def main() -> None:
     if current not in limits:
         limits.append(current)
     lines = [(f"The student's recorded predictions (provider `{args.provider}`) replayed under each reversal "
-              "limit, its own whitespace-only edits withheld except in the last row; differences are paired against "
+              "limit, its own whitespace-only edits and edits that repeat a line withheld except in the last two rows; "
+              "differences are paired against "
               f"limit {args.current} (`--current`); \\* the paired 95% interval excludes 0."), ""]
     for spec in args.sets:
         name, _, path = spec.partition("=")
@@ -108,9 +122,20 @@ def main() -> None:
         lines += [f"**{name}**", "", *markdown_table(rows, ("answer", "examples", "deltaChrF", "reversal ratio",
                                                           "edits offered", f"− limit {args.current}"),
                                                    align="lrrrrr"), ""]
+    if args.references:
+        rows = []
+        for spec in args.references:
+            name, _, path = spec.partition("=")
+            total, repeated = repeated_references(list(read_examples(path)))
+            rows.append((name, total, repeated, f"{100 * repeated / max(total, 1):.1f} %"))
+        title = ("**Expected edits of mined examples that repeat a line** (`repeats_a_line`: the edit leaves more "
+                 "lines next to an identical copy than the file had)")
+        lines += [title, "",
+                  *markdown_table(rows, ("examples", "expected edits", "repeat a line", "share"), align="lrrr"), ""]
     print("\n".join(lines))
     if not args.no_append:
-        append_section("quality: how strict a reversal guard, whitespace-only edits (reversal_guard replay)", lines)
+        append_section("quality: how strict a reversal guard; whitespace-only edits, edits that repeat a line "
+                       "(reversal_guard replay)", lines)
 
 
 if __name__ == "__main__":

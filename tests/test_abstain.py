@@ -27,6 +27,7 @@ from nextedit.evaluate.quality import (
 )
 from nextedit.evaluate.stages import AbstainStage, ScoreStage
 from nextedit.predictors.abstain import (
+    REPEATED_LINE,
     WHITESPACE_ONLY,
     CalibrationError,
     Outcome,
@@ -36,6 +37,8 @@ from nextedit.predictors.abstain import (
     guard,
     outcomes_of,
     prediction_reversal,
+    repeated_neighbours,
+    repeats_a_line,
     restore,
     withhold,
 )
@@ -85,6 +88,36 @@ def test_an_own_edit_that_changes_only_whitespace_is_withheld_unless_allowed():
         # a heuristic's candidate is offered as its baseline offers it
         assert guard(ex, Prediction(provider="m", patch=patch, candidate="propagate")).patch == patch
     assert guard(ex, Prediction(provider="m", patch=real)).patch == real
+
+
+def test_an_own_edit_that_repeats_a_line_is_withheld_unless_allowed():
+    text = "from m import (\n    alpha,\n    beta,\n)\n\n\nx = alpha + beta\n}\n"
+    ex = Example(id="rep", snapshot=Snapshot(path="m.py", text=text, cursor=0),
+                 expected=[patchlib.make(text, text.replace("    beta,\n", "    beta,\n    gamma,\n"), path="m.py")])
+    looped = patchlib.make(text, text.replace("    beta,\n", "    gamma,\n" * 4), path="m.py")
+    typed_twice = patchlib.make(text, text.replace("x = alpha + beta\n", "x = alpha + beta\nx = alpha + beta\n"),
+                                path="m.py")
+    # lines without substance next to a copy, and a copy that is not a neighbour, are edits people make
+    braces = patchlib.make(text, text + "}\n", path="m.py")
+    apart = patchlib.make(text, text + "    alpha,\n", path="m.py")
+    real = ex.expected[0]
+    assert repeats_a_line(ex, looped) and repeats_a_line(ex, typed_twice)
+    for patch in (braces, apart, real, ""):
+        assert not repeats_a_line(ex, patch)
+    for patch in (looped, typed_twice):
+        withheld = guard(ex, Prediction(provider="m", patch=patch))
+        assert withheld.patch == "" and withheld.withheld == patch and withheld.abstained == REPEATED_LINE
+        assert guard(ex, Prediction(provider="m", patch=patch), allow_repeated_lines=True).patch == patch
+        assert guard(ex, Prediction(provider="m", patch=patch, candidate="propagate")).patch == patch
+    assert guard(ex, Prediction(provider="m", patch=real)).patch == real
+
+
+def test_a_file_that_already_repeats_a_line_may_keep_it():
+    text = "a = compute()\na = compute()\nb = 1\n"
+    ex = Example(id="had", snapshot=Snapshot(path="m.py", text=text, cursor=0), expected=[])
+    edit = patchlib.make(text, text.replace("b = 1", "b = 2"), path="m.py")
+    assert repeated_neighbours(text) == 1 and not repeats_a_line(ex, edit)
+    assert guard(ex, Prediction(provider="m", patch=edit)).patch == edit
 
 
 def test_threshold_withholds_only_less_confident_edits_and_restore_undoes_it():

@@ -129,6 +129,7 @@ class AbstainConfig(BaseModel):
     max_reversal: float | None = Field(None, ge=0, le=1, description="withhold edits that undo more than this "
                                                                       "share of the user's last edit")
     allow_whitespace_only: bool = Field(False, description="offer edits that change only whitespace")
+    allow_repeated_lines: bool = Field(False, description="offer edits that leave a line next to a copy of itself")
 
 
 class AbstainStage(Stage):
@@ -137,7 +138,7 @@ class AbstainStage(Stage):
     Re-score afterwards."""
 
     name = "abstain"
-    version = "2"
+    version = "3"
     Config = AbstainConfig
     reads = ("snapshot", "predictions")
     kind = "cpu"
@@ -151,7 +152,8 @@ class AbstainStage(Stage):
         for pred in example.predictions:
             if pred.provider == cfg.provider:
                 pred = guard(example, restore(pred), abstain_below=cfg.abstain_below, max_reversal=cfg.max_reversal,
-                             allow_whitespace_only=cfg.allow_whitespace_only)
+                             allow_whitespace_only=cfg.allow_whitespace_only,
+                             allow_repeated_lines=cfg.allow_repeated_lines)
                 self.stats["withheld" if pred.abstained else "offered"] += 1
             out.append(pred)
         example.predictions = out

@@ -1,11 +1,12 @@
-"""Abstention: withhold an edit the model is unsure of, one that undoes the user's last edit or one that changes
-only whitespace, and choose the confidence threshold on validation data (a wrong edit costs the user more than no
-edit)."""
+"""Abstention: withhold an edit the model is unsure of, one that undoes the user's last edit, one that changes
+only whitespace or one that repeats a line, and choose the confidence threshold on validation data (a wrong edit
+costs the user more than no edit)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import pairwise
 
 from nextedit import patch as P
 from nextedit.metrics.reversal import reversal_ratio
@@ -16,6 +17,8 @@ from nextedit.record import Example, Prediction
 LOW_CONFIDENCE = "low confidence"
 #: The reason of an edit withheld because it changes only whitespace.
 WHITESPACE_ONLY = "changes only whitespace"
+#: The reason of an edit withheld because it puts a line next to a copy of itself.
+REPEATED_LINE = "repeats a line"
 
 
 def withhold(pred: Prediction, reason: str) -> Prediction:
@@ -35,38 +38,59 @@ def restore(pred: Prediction) -> Prediction:
 def prediction_reversal(example: Example, patch: str) -> float:
     """How much of `patch` undoes the user's most recent edit to the file (reversal ratio, 0..1); needs no
     reference, so a predictor can check it before offering the edit."""
-    if not patch:
+    after = _applied(example, patch)
+    if after is None:
         return 0.0
     snap = example.snapshot
-    try:
-        after = P.apply(patch, snap.text, start_line=snap.start_line)
-    except P.PatchError:
-        return 0.0
     return reversal_ratio(snap.text, after, snap.history, path=snap.path, start_line=snap.start_line)
+
+
+def _applied(example: Example, patch: str) -> str | None:
+    """The example's file text after `patch` (None when there is no patch or it does not apply)."""
+    if not patch:
+        return None
+    snap = example.snapshot
+    try:
+        return P.apply(patch, snap.text, start_line=snap.start_line)
+    except P.PatchError:
+        return None
 
 
 def changes_only_whitespace(example: Example, patch: str) -> bool:
     """Whether `patch` changes only whitespace in the example's file (indentation, blank lines, line breaks)."""
-    if not patch:
-        return False
-    snap = example.snapshot
-    try:
-        after = P.apply(patch, snap.text, start_line=snap.start_line)
-    except P.PatchError:
-        return False
-    return whitespace_only(snap.text.splitlines(), after.splitlines())
+    after = _applied(example, patch)
+    return after is not None and whitespace_only(example.snapshot.text.splitlines(), after.splitlines())
+
+
+def repeated_neighbours(text: str) -> int:
+    """How many lines of `text` equal the line before them, indentation aside; only lines of substance count (at
+    least 4 characters besides whitespace, a letter or digit among them), so `}` under `}` or two blank lines do
+    not."""
+    lines = [line.strip() for line in text.splitlines()]
+    return sum(1 for a, b in pairwise(lines)
+               if a == b and len(a) >= 4 and any(c.isalnum() for c in a))
+
+
+def repeats_a_line(example: Example, patch: str) -> bool:
+    """Whether `patch` leaves more lines next to an identical copy than the file had: the loop a small model falls
+    into (a line typed twice, an import list of one name over and over), and almost never an edit people make."""
+    after = _applied(example, patch)
+    return after is not None and repeated_neighbours(after) > repeated_neighbours(example.snapshot.text)
 
 
 def guard(example: Example, pred: Prediction, *, abstain_below: float | None = None,
-          max_reversal: float | None = None, allow_whitespace_only: bool = False) -> Prediction:
-    """Apply the abstention rules to one prediction (see `LocalPredictor` options of the same names). The reversal
-    and whitespace rules judge the model's own edits: a heuristic candidate's edit (`pred.candidate`) is the
-    heuristic's, as its baseline offers it, so the student never undoes more of the user's work than that baseline
-    does."""
+          max_reversal: float | None = None, allow_whitespace_only: bool = False,
+          allow_repeated_lines: bool = False) -> Prediction:
+    """Apply the abstention rules to one prediction (see `LocalPredictor` options of the same names). The reversal,
+    whitespace and repeated-line rules judge the model's own edits: a heuristic candidate's edit (`pred.candidate`)
+    is the heuristic's, as its baseline offers it, so the student never undoes more of the user's work than that
+    baseline does."""
     if pred.error or not pred.patch:
         return pred
     if not allow_whitespace_only and not pred.candidate and changes_only_whitespace(example, pred.patch):
         return withhold(pred, WHITESPACE_ONLY)
+    if not allow_repeated_lines and not pred.candidate and repeats_a_line(example, pred.patch):
+        return withhold(pred, REPEATED_LINE)
     if max_reversal is not None and not pred.candidate:
         ratio = prediction_reversal(example, pred.patch)
         if ratio > max_reversal:

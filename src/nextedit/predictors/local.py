@@ -11,7 +11,8 @@ Constrained decoding: the format's fixed answer start (e.g. the region marker) i
 generated (`prefill`). Abstention (nextedit.predictors.abstain): `confidence` scores each answer against the
 unchanged region (a log-likelihood ratio); `abstain_below` withholds answers under a threshold chosen on
 validation data (`nextedit calibrate`), `max_reversal` withholds answers that undo the user's last edit, and
-answers that change only whitespace are withheld unless `allow_whitespace_only`.
+answers that change only whitespace or put a line next to a copy of itself are withheld unless
+`allow_whitespace_only` / `allow_repeated_lines`.
 
 Candidates: a cheap heuristic's answer (`candidates = "propagate"`, the default) is scored by the model next
 to its own (one extra forward pass, only where the heuristic proposes an edit). The model weighs the part of the
@@ -119,6 +120,8 @@ class LocalPredictor(Predictor):
     value, if any), max_reversal (withhold edits that undo more than this share of the user's last edit;
     default: the model folder's value, if any), allow_whitespace_only (offer the model's own edits that change
     only whitespace; default off: they are withheld, a re-indent or stray blank line is rarely the next edit),
+    allow_repeated_lines (offer the model's own edits that leave a line next to an identical copy; default off:
+    they are withheld, that is the loop a small model falls into, hardly ever an edit people make),
     candidates (heuristic answers the model scores against its own:
     "propagate" by default, "none" to turn off), candidate_margin (nats by which the model's own answer must be
     likelier than a candidate to be offered instead; default: the model folder's calibrated value, else 0: the
@@ -131,7 +134,7 @@ class LocalPredictor(Predictor):
     """
 
     scheme = "local"
-    version = "3"
+    version = "4"
 
     def __init__(self, argument: str | None = None, *, format: str | None = None,
                  format_options: dict[str, Any] | None = None, max_new_tokens: int | None = None,
@@ -140,7 +143,8 @@ class LocalPredictor(Predictor):
                  label: str | None = None, threads: int | str = "auto", prefill: bool = True,
                  confidence: bool = False, abstain_below: float | str | None = "auto",
                  max_reversal: float | str | None = "auto", allow_whitespace_only: bool = False,
-                 candidates: str | list[str] | None = "propagate", candidate_margin: float | str = "auto",
+                 allow_repeated_lines: bool = False, candidates: str | list[str] | None = "propagate",
+                 candidate_margin: float | str = "auto",
                  runtime: str | None = None, compute_type: str = "int8", prefix_cache: int | str = "auto") -> None:
         if not argument:
             raise PredictorError("provider local needs a model: local:PATH (HF folder, .gguf file or "
@@ -186,6 +190,7 @@ class LocalPredictor(Predictor):
         self.abstain_below = _optional_float(meta.get("abstain_below") if abstain_below == "auto" else abstain_below)
         self.max_reversal = _optional_float(meta.get("max_reversal") if max_reversal == "auto" else max_reversal)
         self.allow_whitespace_only = bool(allow_whitespace_only)
+        self.allow_repeated_lines = bool(allow_repeated_lines)
         self.confidence = bool(confidence) or self.abstain_below is not None
         self.candidates = _candidate_names(candidates)
         self.candidate_margin = _optional_float(meta.get("candidate_margin", 0.0) if candidate_margin == "auto"
@@ -307,7 +312,8 @@ class LocalPredictor(Predictor):
                     pred.error = error
                 pred.latency_ms = round(ms + (time.perf_counter() - t0) * 1000, 1)
                 pred = guard(example, pred, abstain_below=self.abstain_below, max_reversal=self.max_reversal,
-                             allow_whitespace_only=self.allow_whitespace_only)
+                             allow_whitespace_only=self.allow_whitespace_only,
+                             allow_repeated_lines=self.allow_repeated_lines)
                 if parsed is not None and parsed.locations:
                     pred.locations = list(parsed.locations)
                 out.append(pred)
@@ -328,7 +334,8 @@ class LocalPredictor(Predictor):
                           latency_ms=round((time.perf_counter() - t_start) * 1000, 1),
                           usage=Usage(input_tokens=prompt_tokens, output_tokens=0))
         return guard(example, pred, abstain_below=self.abstain_below, max_reversal=self.max_reversal,
-                     allow_whitespace_only=self.allow_whitespace_only)
+                     allow_whitespace_only=self.allow_whitespace_only,
+                     allow_repeated_lines=self.allow_repeated_lines)
 
     def _answers(self, example: Example, raw: str | None,
                  tokenizer: Any) -> tuple[Any, dict[str, tuple[str, int | None]], dict[str, tuple[str, int | None]]]:
