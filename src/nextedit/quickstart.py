@@ -180,9 +180,9 @@ def _calibrate(student: Path, dev: Path, work: Path, plan: Plan, model_opts: dic
     n = min(_count(dev), plan.calibration_examples)
     rules = calibrate_student(student, dev if n else None, work, limit=n, max_reversal=MAX_REVERSAL,
                               candidate_margin=CANDIDATE_MARGIN, options=model_opts)
-    guard = ("withhold its own whitespace-only edits; no reversal guard" if rules.max_reversal is None
-             else "withhold its own edits that change only whitespace or undo more than "
-                  f"{rules.max_reversal:g} of the last edit")
+    guard = ("withhold its own edits that change only whitespace or repeat a line; no reversal guard"
+             if rules.max_reversal is None else "withhold its own edits that change only whitespace, repeat a line "
+             f"or undo more than {rules.max_reversal:g} of the last edit")
     console.print((f"decision rules chosen on {n} dev examples: " if n else
                    "decision rules (calibration's prior; recipes choose them on dev): ")
                   + ("never abstain for low confidence" if rules.threshold is None
