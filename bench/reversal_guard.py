@@ -12,9 +12,10 @@ against each limit: an edit undoing more than `limit` of the user's last edit is
 put a line next to a copy of itself), then scored with nextedit's metrics. Two more rows replay `--current` with
 whitespace-only edits offered (`allow_whitespace_only`), and with edits that repeat a line offered
 (`allow_repeated_lines`). `--references` counts how many expected edits of mined examples repeat a line (what the
-repeated-line rule would withhold if the student made exactly the edits people made). Reports deltaChrF, the mean reversal ratio and the edits offered per rule, with the
-paired bootstrap difference against `--current` (a limit to compare with, e.g. the one calibration chose), and
-propagate's figures from the same files. Appends a section to BENCHMARKS.md.
+repeated-line rule would withhold if the student made exactly the edits people made). Reports deltaChrF, the
+mean reversal ratio and the edits offered per rule, with the paired bootstrap difference against `--current` (a
+limit to compare with, e.g. the one calibration chose), and propagate's figures from the same files. Appends a
+section to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def replay(examples: list[Example], provider: str, limits: list[float | None], c
         for lim in limits:
             pred = guard(bare, made, max_reversal=lim)
             out[label(lim)][ex.id] = (*measure(bare, pred), bool(pred.patch))
-        for key, allowed in ((WHITESPACE, {"allow_whitespace_only": True}), (REPEATS, {"allow_repeated_lines": True})):
+        for key, allowed in ((WHITESPACE, {"allow_whitespace_only": True}),
+                             (REPEATS, {"allow_repeated_lines": True})):
             pred = guard(bare, made, max_reversal=current, **allowed)
             out[key][ex.id] = (*measure(bare, pred), bool(pred.patch))
         theirs = [p for p in ex.predictions if p.provider == "propagate"]
@@ -103,9 +105,9 @@ def main() -> None:
     if current not in limits:
         limits.append(current)
     lines = [(f"The student's recorded predictions (provider `{args.provider}`) replayed under each reversal "
-              "limit, its own whitespace-only edits and edits that repeat a line withheld except in the last two rows; "
-              "differences are paired against "
-              f"limit {args.current} (`--current`); \\* the paired 95% interval excludes 0."), ""]
+              "limit, its own whitespace-only edits and edits that repeat a line withheld except in the last two "
+              f"rows; differences are paired against limit {args.current} (`--current`); \\* the paired 95% "
+              "interval excludes 0."), ""]
     for spec in args.sets:
         name, _, path = spec.partition("=")
         runs = replay(list(read_examples(path)), args.provider, limits, current)
