@@ -17,9 +17,9 @@ import orjson
 import pytest
 from dataset_fixtures import make_example, write_jsonl
 from eval_fixtures import dataset
-from runner_stages import Tag
 from rich.console import Console
 from rich.table import Table
+from runner_stages import Tag
 from typer.testing import CliRunner
 
 from nextedit.cli import app

@@ -59,45 +59,45 @@ def test_shares_over_10000_users_sticky_and_reload(tmp_path):
     write_config(cfg_path, live, tmp_path / "ev.db")
     n = 10_000
     users = [f"user-{i}" for i in range(n)]
-    with ServerThread(load_config(cfg_path), config_path=str(cfg_path)) as server:
-        with httpx.Client(base_url=server.url, headers=AUTH, timeout=60) as client:
+    with (ServerThread(load_config(cfg_path), config_path=str(cfg_path)) as server,
+          httpx.Client(base_url=server.url, headers=AUTH, timeout=60) as client):
 
-            def arm_of(user: str) -> str:
-                return ask(client, user)["arm"]
+        def arm_of(user: str) -> str:
+            return ask(client, user)["arm"]
 
-            with ThreadPoolExecutor(4) as pool:
-                first = dict(zip(users, pool.map(arm_of, users), strict=True))
-            counts = Counter(first.values())
-            for arm in live:
-                assert within(counts[arm["name"]], n, arm["share"]), (arm["name"], counts)
-            # Sticky: the same users get the same arms again.
-            again = {u: arm_of(u) for u in users[:300]}
-            assert again == {u: first[u] for u in users[:300]}
-            # A preferred arm is honoured; an unknown one falls back to the sticky assignment.
-            assert ask(client, users[0], arm="c")["arm"] == "c"
-            assert ask(client, users[0], arm="nope")["arm"] == first[users[0]]
-            # Every response carries the arm's model version.
-            assert ask(client, users[0], arm="c")["model_version"] == "noop-c"
+        with ThreadPoolExecutor(4) as pool:
+            first = dict(zip(users, pool.map(arm_of, users), strict=True))
+        counts = Counter(first.values())
+        for arm in live:
+            assert within(counts[arm["name"]], n, arm["share"]), (arm["name"], counts)
+        # Sticky: the same users get the same arms again.
+        again = {u: arm_of(u) for u in users[:300]}
+        assert again == {u: first[u] for u in users[:300]}
+        # A preferred arm is honoured; an unknown one falls back to the sticky assignment.
+        assert ask(client, users[0], arm="c")["arm"] == "c"
+        assert ask(client, users[0], arm="nope")["arm"] == first[users[0]]
+        # Every response carries the arm's model version.
+        assert ask(client, users[0], arm="c")["model_version"] == "noop-c"
 
-            # Move 0.2 of share from control to b and reload without a restart.
-            moved = [{**live[0], "share": 0.3}, {**live[1], "share": 0.5}, live[2]]
-            write_config(cfg_path, moved, tmp_path / "ev.db")
-            resp = client.post("/admin/reload", headers={"Authorization": f"Bearer {ADMIN}"})
-            assert resp.status_code == 200, resp.text
-            sample = users[:2000]
-            with ThreadPoolExecutor(4) as pool:
-                after = dict(zip(sample, pool.map(arm_of, sample), strict=True))
-            counts = Counter(after.values())
-            assert within(counts["b"], len(sample), 0.5) and within(counts["control"], len(sample), 0.3)
-            # Only users at the boundary moved (control -> b); nobody else changed arm.
-            changed = {(first[u], after[u]) for u in sample if first[u] != after[u]}
-            assert changed == {("control", "b")}
+        # Move 0.2 of share from control to b and reload without a restart.
+        moved = [{**live[0], "share": 0.3}, {**live[1], "share": 0.5}, live[2]]
+        write_config(cfg_path, moved, tmp_path / "ev.db")
+        resp = client.post("/admin/reload", headers={"Authorization": f"Bearer {ADMIN}"})
+        assert resp.status_code == 200, resp.text
+        sample = users[:2000]
+        with ThreadPoolExecutor(4) as pool:
+            after = dict(zip(sample, pool.map(arm_of, sample), strict=True))
+        counts = Counter(after.values())
+        assert within(counts["b"], len(sample), 0.5) and within(counts["control"], len(sample), 0.3)
+        # Only users at the boundary moved (control -> b); nobody else changed arm.
+        changed = {(first[u], after[u]) for u in sample if first[u] != after[u]}
+        assert changed == {("control", "b")}
 
-            # A bad config is refused and the old one stays live.
-            cfg_path.write_text(cfg_path.read_text().replace("share = 0.5", "share = 0.9"))
-            bad = client.post("/admin/reload", headers={"Authorization": f"Bearer {ADMIN}"})
-            assert bad.status_code == 422 and "sum to 1" in bad.json()["error"]
-            assert ask(client, users[0])["arm"] == after[users[0]]
+        # A bad config is refused and the old one stays live.
+        cfg_path.write_text(cfg_path.read_text().replace("share = 0.5", "share = 0.9"))
+        bad = client.post("/admin/reload", headers={"Authorization": f"Bearer {ADMIN}"})
+        assert bad.status_code == 422 and "sum to 1" in bad.json()["error"]
+        assert ask(client, users[0])["arm"] == after[users[0]]
 
 
 def test_assignment_function_matches_shares_without_http():

@@ -1,6 +1,7 @@
 """`nextedit schema`: print or write the JSON Schema of the example record."""
 
 from pathlib import Path
+from typing import Annotated
 
 import orjson
 import typer
@@ -12,7 +13,8 @@ def register(app: typer.Typer) -> None:
     """Add the `schema` command."""
 
     @app.command("schema")
-    def schema(output: Path | None = typer.Option(None, "-o", "--output", help="Write here instead of stdout.")) -> None:
+    def schema(output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")
+                                 ] = None) -> None:
         """Print the JSON Schema of the example record."""
         text = orjson.dumps(json_schema(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
         if output is None:

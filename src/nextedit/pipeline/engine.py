@@ -34,7 +34,13 @@ from typing import Any, NamedTuple
 import orjson
 from pydantic import BaseModel
 
-from nextedit.jsonl import DamagedInput, failed_path, failed_row, iter_lines, remove_stale_temps
+from nextedit.jsonl import (
+    DamagedInput,
+    failed_path,
+    failed_row,
+    iter_lines,
+    remove_stale_temps,
+)
 from nextedit.pipeline.cache import (
     DROPPED,
     OUTPUT,
