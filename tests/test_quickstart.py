@@ -67,6 +67,12 @@ def test_quickstart_fast_runs_end_to_end(tmp_path):
     assert rows["noop"]["no_edit_recall"] == (1.0 if wanted else None)
     assert rows["noop"]["no_edit_precision"] == wanted / len(scored)
     assert "quickstart summary" in run.stdout and "report:" in run.stdout and "no-edit P/R" in run.stdout
+    # edits withheld as "no edit" are counted per provider and reason, and the output says so
+    for name, row in rows.items():
+        reasons = [p["abstained"].split(" (")[0] for ex in scored for p in ex["predictions"]
+                   if p["provider"] == name and p["abstained"]]
+        assert row["withheld"] == {r: reasons.count(r) for r in reasons}
+        assert (f"{name} withheld {len(reasons)} of its edits" in run.stdout) == bool(reasons)
     assert "noop by" in run.stdout and "propagate by" in run.stdout
     assert (out / "report" / "report.html").read_text().count(STUDENT) > 0
 

@@ -59,6 +59,7 @@ def register(app: typer.Typer) -> None:
 
         from nextedit.evaluate.report import print_console
         from nextedit.quickstart import QuickstartError, run_quickstart
+        from nextedit.recipe.report import withheld_lines
 
         console = Console() if sys.stdout.isatty() else Console(width=120)  # files and CI logs: room for the table
         try:
@@ -68,6 +69,8 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
         print_console(result.summary, console)
         console.print(summary_table(result.table))
+        for line in withheld_lines(result.table):
+            console.print(line)
         counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
         console.print(f"examples: {counts}")
         if result.train:

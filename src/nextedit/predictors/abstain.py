@@ -21,6 +21,11 @@ WHITESPACE_ONLY = "changes only whitespace"
 REPEATED_LINE = "repeats a line"
 
 
+def reason_kind(reason: str) -> str:
+    """A withholding reason without its figures ("low confidence (0.12 < 1.5)" -> "low confidence")."""
+    return reason.split(" (", 1)[0]
+
+
 def withhold(pred: Prediction, reason: str) -> Prediction:
     """The prediction turned into "no edit": empty patch, the reason, and the edit it would have offered."""
     if pred.abstained or not pred.patch:

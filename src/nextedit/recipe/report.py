@@ -9,16 +9,23 @@ from typing import Any
 
 def provider_table(summary: dict[str, Any], scored: Path) -> list[dict[str, Any]]:
     """One row per provider: predictions, parse errors, deltaChrF and its interval, exact-lines F1,
-    reversal ratio, no-edit precision and recall, checks passed."""
+    reversal ratio, no-edit precision and recall, checks passed, and the edits withheld as "no edit" per kind of
+    reason (nextedit.predictors.abstain)."""
+    from collections import Counter
+
     from nextedit.jsonl import read_examples
     from nextedit.metrics.noedit import no_edit_summary
+    from nextedit.predictors.abstain import reason_kind
 
     values: dict[str, list[dict[str, Any]]] = {}
     checks: dict[str, list[int]] = {}
+    withheld: dict[str, Counter[str]] = {}
     for ex in read_examples(scored):
         for s in ex.scores:
             values.setdefault(ex.predictions[s.prediction].provider, []).append(s.values)
         for i, pred in enumerate(ex.predictions):
+            if pred.abstained:
+                withheld.setdefault(pred.provider, Counter())[reason_kind(pred.abstained)] += 1
             mine = [c for c in ex.checks if c.prediction == i]
             if mine:
                 passed, total = checks.get(pred.provider, [0, 0])
@@ -39,8 +46,16 @@ def provider_table(summary: dict[str, Any], scored: Path) -> list[dict[str, Any]
             "no_edit_precision": noedit.silent_precision,
             "no_edit_recall": noedit.silent_recall,
             "checks_passed": passed / total if total else None,
+            "withheld": dict(withheld.get(name, Counter()).most_common()),
         })
     return rows
+
+
+def withheld_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per provider that withheld edits as "no edit": how many, and why."""
+    return [f"{r['provider']} withheld {sum(r['withheld'].values())} of its edits as no edit: "
+            + ", ".join(f"{why} {n}" for why, n in r["withheld"].items())
+            for r in rows if r.get("withheld")]
 
 
 def differences(summary_path: Path, roles: dict[str, str], resamples: int, seed: int) -> list[dict[str, Any]]:
@@ -110,6 +125,9 @@ def render_markdown(name: str, result: Any) -> str:
             lines.append(f"| {r['provider']} | {r['predictions']} | {r['parse_errors']} | {chrf} | "
                          f"{_f(r['exact_lines_f1'], 3)} | {_f(r['reversal_ratio'], 3)} | {_f(r['no_edit_rate'])} | "
                          f"{_f(r['no_edit_precision'])}/{_f(r['no_edit_recall'])} | {_f(r['checks_passed'])} |")
+        withheld = withheld_lines(ev["table"])
+        if withheld:
+            lines += ["", *withheld]
         if ev["differences"]:
             lines += ["", DIFF_HEADER, "|---|---|---|---|"]
             for d in ev["differences"]:
