@@ -90,8 +90,10 @@ def test_the_documented_rollout_shadow_then_15_percent_then_report(kto_student, 
     cfg.write_text(serve_config(shadow_block, student, kto, db))
     policy = Policy(accept_threshold=0.0, noise=0.5, ignore=0.0)  # a random model: accept or reject at random
     with ServerThread(load_serve_config(cfg), config_path=str(cfg)) as server:
-        # Stage 1: the KTO student runs as a shadow arm; every answer users see is the SFT student's.
-        first = make_users([rename_example(i) for i in range(10)], 10)
+        # Stage 1: the KTO student runs as a shadow arm; every answer users see is the SFT student's. The shadow arm
+        # samples 20% of requests by their random ids: 60 requests leave it none with odds of 0.8**60 (1.5e-6; with
+        # 10 requests, 11% of runs failed here).
+        first = make_users([rename_example(i) for i in range(60)], 10)
         seen = drive(server.url, first, policy, api_key=KEY)
         assert {it.arm for it in seen} == {"student-v3"}
         deadline = time.monotonic() + 20
