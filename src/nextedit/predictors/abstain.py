@@ -44,10 +44,7 @@ def prediction_reversal(example: Example, patch: str) -> float:
     """How much of `patch` undoes the user's most recent edit to the file (reversal ratio, 0..1); needs no
     reference, so a predictor can check it before offering the edit."""
     after = _applied(example, patch)
-    if after is None:
-        return 0.0
-    snap = example.snapshot
-    return reversal_ratio(snap.text, after, snap.history, path=snap.path, start_line=snap.start_line)
+    return 0.0 if after is None else _reversal(example, after)
 
 
 def _applied(example: Example, patch: str) -> str | None:
@@ -59,6 +56,12 @@ def _applied(example: Example, patch: str) -> str | None:
         return P.apply(patch, snap.text, start_line=snap.start_line)
     except P.PatchError:
         return None
+
+
+def _reversal(example: Example, after: str) -> float:
+    """How much going from the example's file text to `after` undoes the user's most recent edit."""
+    snap = example.snapshot
+    return reversal_ratio(snap.text, after, snap.history, path=snap.path, start_line=snap.start_line)
 
 
 def changes_only_whitespace(example: Example, patch: str) -> bool:
@@ -92,13 +95,14 @@ def guard(example: Example, pred: Prediction, *, abstain_below: float | None = N
     baseline does."""
     if pred.error or not pred.patch:
         return pred
-    if not allow_whitespace_only and not pred.candidate and changes_only_whitespace(example, pred.patch):
-        return withhold(pred, WHITESPACE_ONLY)
-    if not allow_repeated_lines and not pred.candidate and repeats_a_line(example, pred.patch):
-        return withhold(pred, REPEATED_LINE)
-    if max_reversal is not None and not pred.candidate:
-        ratio = prediction_reversal(example, pred.patch)
-        if ratio > max_reversal:
+    after = None if pred.candidate else _applied(example, pred.patch)  # the file after the model's own edit, once
+    if after is not None:
+        before = example.snapshot.text
+        if not allow_whitespace_only and whitespace_only(before.splitlines(), after.splitlines()):
+            return withhold(pred, WHITESPACE_ONLY)
+        if not allow_repeated_lines and repeated_neighbours(after) > repeated_neighbours(before):
+            return withhold(pred, REPEATED_LINE)
+        if max_reversal is not None and (ratio := _reversal(example, after)) > max_reversal:
             return withhold(pred, f"reverts the user's last edit (reversal {ratio:.2f} > {max_reversal:g})")
     if abstain_below is not None and pred.confidence is not None and pred.confidence < abstain_below:
         return withhold(pred, f"{LOW_CONFIDENCE} ({pred.confidence:.2f} < {abstain_below:g})")
