@@ -190,23 +190,19 @@ def test_abstain_stage_applies_and_undoes_a_threshold():
         assert [p.patch for p in again.predictions] == [p.patch for p in ex.predictions]
 
 
-def test_report_tables_count_withheld_edits_by_reason(tmp_path):
+def test_report_tables_count_withheld_edits_by_reason():
     from nextedit.evaluate.summary import summarize_examples
-    from nextedit.jsonl import write_examples
     from nextedit.recipe.report import provider_table, withheld_lines
 
     examples = _scored_with_confidence()
     edited = sum(1 for ex in examples for p in ex.predictions if p.patch)
     stage = AbstainStage(AbstainStage.Config(provider="propagate", abstain_below=2.0))
     held = [ScoreStage().process(stage.process(ex.model_copy(deep=True))) for ex in examples]
-    scored = tmp_path / "scored.jsonl"
-    write_examples(scored, held)
-    rows = {r["provider"]: r for r in provider_table(summarize_examples(held, resamples=50), scored)}
+    rows = {r["provider"]: r for r in provider_table(summarize_examples(held, resamples=50), held)}
     assert rows["propagate"]["withheld"] == {"low confidence": edited}
     assert withheld_lines(list(rows.values())) == [
         f"propagate withheld {edited} of its edits as no edit: low confidence {edited}"]
-    write_examples(scored, examples)  # nothing withheld: no line
-    rows = provider_table(summarize_examples(examples, resamples=50), scored)
+    rows = provider_table(summarize_examples(examples, resamples=50), examples)  # nothing withheld: no line
     assert rows[0]["withheld"] == {} and withheld_lines(rows) == []
 
 

@@ -232,7 +232,7 @@ def checks_step(dst: Path) -> Step | None:
     return Step(cls(cls.Config(providers=[])), dst, concurrency=1)
 
 
-def _table(summary: dict[str, Any], scored: Path) -> list[dict[str, Any]]:
+def _table(summary: dict[str, Any], scored: list[Any]) -> list[dict[str, Any]]:
     """One row per provider: the recipe's table (nextedit.recipe.report.provider_table: deltaChrF, exact-lines F1,
     reversal ratio, no-edit rate and precision/recall, checks passed) under the quickstart's names, with the p50
     latency."""
@@ -371,7 +371,7 @@ def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = Fals
         builder.add(example)
     summary = summarize(builder, input_name=str(eval_file), resamples=plan.resamples, seed=seed, failed=failed)
     verdicts = _verdicts(examples, plan, seed) if train else []
-    table = _table(summary, scored)
+    table = _table(summary, examples)
     summary["quickstart"] = {"counts": counts, "train": {k: v for k, v in train_record.items()
                                                           if k not in ("log_history", "config")},
                              "table": table, "notes": notes, "fast": fast, "verdicts": verdicts}

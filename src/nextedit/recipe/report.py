@@ -3,24 +3,27 @@ differences against each of them, and the whole run as Markdown."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nextedit.record import Example
 
 
-def provider_table(summary: dict[str, Any], scored: Path) -> list[dict[str, Any]]:
+def provider_table(summary: dict[str, Any], scored: Iterable[Example]) -> list[dict[str, Any]]:
     """One row per provider: predictions, parse errors, deltaChrF and its interval, exact-lines F1,
     reversal ratio, no-edit precision and recall, checks passed, and the edits withheld as "no edit" per kind of
-    reason (nextedit.predictors.abstain)."""
+    reason (nextedit.predictors.abstain), from the scored examples the summary was built from."""
     from collections import Counter
 
-    from nextedit.jsonl import read_examples
     from nextedit.metrics.noedit import no_edit_summary
     from nextedit.predictors.abstain import reason_kind
 
     values: dict[str, list[dict[str, Any]]] = {}
     checks: dict[str, list[int]] = {}
     withheld: dict[str, Counter[str]] = {}
-    for ex in read_examples(scored):
+    for ex in scored:
         for s in ex.scores:
             values.setdefault(ex.predictions[s.prediction].provider, []).append(s.values)
         for i, pred in enumerate(ex.predictions):

@@ -335,8 +335,9 @@ class RecipeRun:
         if self.recipe.predict.checks:
             current = self._checks(current, folder / "checked.jsonl")
         scored = self._stage("score", {}, current, folder / "scored.jsonl")
+        scored_examples = list(read_examples(scored))
         builder = SummaryBuilder()
-        for ex in read_examples(scored):
+        for ex in scored_examples:
             builder.add(ex)
         summary = summarize(builder, input_name=str(examples), resamples=self.recipe.predict.resamples,
                             seed=self.recipe.seed)
@@ -344,7 +345,7 @@ class RecipeRun:
                                                                  | orjson.OPT_SERIALIZE_NUMPY))
         write_report(summary, folder, title=f"nextedit recipe {self.recipe.name}: {name}")
         labels = {options.get("label", provider): role for provider, options, role in providers}
-        return {"examples": _count(examples), "table": provider_table(summary, scored),
+        return {"examples": _count(examples), "table": provider_table(summary, scored_examples),
                 "differences": differences(folder / "summary.json", labels, self.recipe.predict.resamples,
                                            self.recipe.seed),
                 "report": str(folder / "report.html")}
