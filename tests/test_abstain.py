@@ -72,6 +72,15 @@ def test_a_prediction_that_undoes_the_last_edit_is_withheld_by_max_reversal():
     assert guard(ex, heuristic, max_reversal=0.0, abstain_below=0.0).patch == ""
 
 
+def _assert_withheld_unless_allowed(ex: Example, patch: str, reason: str, allow: str) -> None:
+    """The model's own `patch` is withheld for `reason`, offered with the option `allow` on, and offered as a
+    heuristic's candidate (as its baseline offers it)."""
+    withheld = guard(ex, Prediction(provider="m", patch=patch))
+    assert withheld.patch == "" and withheld.withheld == patch and withheld.abstained == reason
+    assert guard(ex, Prediction(provider="m", patch=patch), **{allow: True}).patch == patch
+    assert guard(ex, Prediction(provider="m", patch=patch, candidate="propagate")).patch == patch
+
+
 def test_an_own_edit_that_changes_only_whitespace_is_withheld_unless_allowed():
     text = "def f(a):\n    return a.total  # the sum\n"
     ex = Example(id="ws", snapshot=Snapshot(path="m.py", text=text, cursor=0),
@@ -82,11 +91,7 @@ def test_an_own_edit_that_changes_only_whitespace_is_withheld_unless_allowed():
     assert changes_only_whitespace(ex, stray_blank) and changes_only_whitespace(ex, line_break)
     assert not changes_only_whitespace(ex, real) and not changes_only_whitespace(ex, "")
     for patch in (stray_blank, line_break):
-        withheld = guard(ex, Prediction(provider="m", patch=patch))
-        assert withheld.patch == "" and withheld.withheld == patch and withheld.abstained == WHITESPACE_ONLY
-        assert guard(ex, Prediction(provider="m", patch=patch), allow_whitespace_only=True).patch == patch
-        # a heuristic's candidate is offered as its baseline offers it
-        assert guard(ex, Prediction(provider="m", patch=patch, candidate="propagate")).patch == patch
+        _assert_withheld_unless_allowed(ex, patch, WHITESPACE_ONLY, "allow_whitespace_only")
     assert guard(ex, Prediction(provider="m", patch=real)).patch == real
 
 
@@ -105,10 +110,7 @@ def test_an_own_edit_that_repeats_a_line_is_withheld_unless_allowed():
     for patch in (braces, apart, real, ""):
         assert not repeats_a_line(ex, patch)
     for patch in (looped, typed_twice):
-        withheld = guard(ex, Prediction(provider="m", patch=patch))
-        assert withheld.patch == "" and withheld.withheld == patch and withheld.abstained == REPEATED_LINE
-        assert guard(ex, Prediction(provider="m", patch=patch), allow_repeated_lines=True).patch == patch
-        assert guard(ex, Prediction(provider="m", patch=patch, candidate="propagate")).patch == patch
+        _assert_withheld_unless_allowed(ex, patch, REPEATED_LINE, "allow_repeated_lines")
     assert guard(ex, Prediction(provider="m", patch=real)).patch == real
 
 
