@@ -1,5 +1,5 @@
-"""How strict should the reversal guard be, and should whitespace-only edits or edits that repeat a line be
-offered? Replays a student's recorded predictions under several reversal limits.
+"""How strict should the reversal guard be, should whitespace-only edits or edits that repeat a line be offered,
+and should own edits be withheld where the code lints clean? Replays a student's recorded predictions.
 
 Usage: .venv/bin/python bench/reversal_guard.py [--provider LABEL] NAME=SCORED.jsonl ...
            [--limits 0,0.1,0.25,0.5,none] [--current 0.5] [--references NAME=MINED.jsonl ...] [--no-append]
@@ -9,12 +9,14 @@ Each SCORED file holds evaluated examples with the student's predictions (provid
 made it (an edit the guard withheld is restored; one withheld for low confidence stays withheld) is checked
 against each limit: an edit undoing more than `limit` of the user's last edit is replaced by "no edit"
 (`nextedit.predictors.abstain.guard`, which also withholds the model's own whitespace-only edits and edits that
-put a line next to a copy of itself), then scored with nextedit's metrics. Two more rows replay `--current` with
-whitespace-only edits offered (`allow_whitespace_only`), and with edits that repeat a line offered
-(`allow_repeated_lines`). `--references` counts how many expected edits of mined examples repeat a line (what the
+put a line next to a copy of itself), then scored with nextedit's metrics. Three more rows replay `--current` with
+whitespace-only edits offered (`allow_whitespace_only`), with edits that repeat a line offered
+(`allow_repeated_lines`), and with the model's own edits withheld where the linter reported nothing near the
+cursor (`quiet_when_clean`). `--references` counts how many expected edits of mined examples repeat a line (what the
 repeated-line rule would withhold if the student made exactly the edits people made). Reports deltaChrF, the
-mean reversal ratio and the edits offered per rule, with the paired bootstrap difference against `--current` (a
-limit to compare with, e.g. the one calibration chose), and propagate's figures from the same files. Appends a
+mean reversal ratio and the edits offered per rule, with the paired bootstrap differences against `--current` (a
+limit to compare with, e.g. the one calibration chose) and against propagate, whose figures come from the same
+files. Appends a
 section to BENCHMARKS.md.
 """
 
@@ -34,6 +36,8 @@ from nextedit.record import Example, Prediction
 WHITESPACE = "current limit, whitespace-only edits offered"
 #: The contender that replays the current limit with the model's own edits that repeat a line offered.
 REPEATS = "current limit, edits that repeat a line offered"
+#: The contender that replays the current limit with own edits withheld where the code near the cursor lints clean.
+QUIET = "current limit, own edits withheld where the code lints clean"
 
 
 def measure(example: Example, pred: Prediction) -> tuple[float, float]:
@@ -46,10 +50,11 @@ def measure(example: Example, pred: Prediction) -> tuple[float, float]:
 def replay(examples: list[Example], provider: str, limits: list[float | None], current: float | None
            ) -> dict[str, dict[str, tuple[float, float, bool]]]:
     """Per contender ("propagate", "limit=L", the current limit with whitespace-only edits or edits that repeat a
-    line offered): example id -> (deltaChrF, reversal ratio, edit offered)."""
+    line offered, or with own edits withheld in clean code): example id -> (deltaChrF, reversal ratio, edit
+    offered)."""
     out: dict[str, dict[str, tuple[float, float, bool]]] = {"propagate": {}}
     out.update({label(lim): {} for lim in limits})
-    out[WHITESPACE], out[REPEATS] = {}, {}
+    out[WHITESPACE], out[REPEATS], out[QUIET] = {}, {}, {}
     for ex in examples:
         mine = [p for p in ex.predictions if p.provider == provider and not p.error]
         if not mine:
@@ -60,7 +65,7 @@ def replay(examples: list[Example], provider: str, limits: list[float | None], c
             pred = guard(bare, made, max_reversal=lim)
             out[label(lim)][ex.id] = (*measure(bare, pred), bool(pred.patch))
         for key, allowed in ((WHITESPACE, {"allow_whitespace_only": True}),
-                             (REPEATS, {"allow_repeated_lines": True})):
+                             (REPEATS, {"allow_repeated_lines": True}), (QUIET, {"quiet_when_clean": True})):
             pred = guard(bare, made, max_reversal=current, **allowed)
             out[key][ex.id] = (*measure(bare, pred), bool(pred.patch))
         theirs = [p for p in ex.predictions if p.provider == "propagate"]
@@ -105,13 +110,15 @@ def main() -> None:
     if current not in limits:
         limits.append(current)
     lines = [(f"The student's recorded predictions (provider `{args.provider}`) replayed under each reversal "
-              "limit, its own whitespace-only edits and edits that repeat a line withheld except in the last two "
-              f"rows; differences are paired against limit {args.current} (`--current`); \\* the paired 95% "
-              "interval excludes 0."), ""]
+              "limit, its own whitespace-only edits and edits that repeat a line withheld except in the two rows "
+              "that offer them; the last row also withholds its own edits where the code near the cursor lints "
+              f"clean. Differences are paired against limit {args.current} (`--current`) and against propagate; "
+              "\\* the paired 95% interval excludes 0."), ""]
     for spec in args.sets:
         name, _, path = spec.partition("=")
         runs = replay(list(read_examples(path)), args.provider, limits, current)
         base = {k: v[0] for k, v in runs[label(current)].items()}
+        theirs = {k: v[0] for k, v in runs["propagate"].items()}
         rows = []
         for key, per in runs.items():
             if not per:
@@ -119,11 +126,13 @@ def main() -> None:
             n = len(per)
             scores = {k: v[0] for k, v in per.items()}
             diff = None if key in ("propagate", label(current)) else paired_difference(base, scores)
+            vs = None if key == "propagate" or not theirs else paired_difference(theirs, scores)
             rows.append((key, n, f"{sum(scores.values()) / n:.2f}", f"{sum(v[1] for v in per.values()) / n:.4f}",
-                         sum(v[2] for v in per.values()), fmt(diff)))
+                         sum(v[2] for v in per.values()), fmt(diff), fmt(vs)))
         lines += [f"**{name}**", "", *markdown_table(rows, ("answer", "examples", "deltaChrF", "reversal ratio",
-                                                          "edits offered", f"− limit {args.current}"),
-                                                   align="lrrrrr"), ""]
+                                                          "edits offered", f"− limit {args.current}",
+                                                          "− propagate"),
+                                                   align="lrrrrrr"), ""]
     if args.references:
         rows = []
         for spec in args.references:
@@ -136,8 +145,8 @@ def main() -> None:
                   *markdown_table(rows, ("examples", "expected edits", "repeat a line", "share"), align="lrrr"), ""]
     print("\n".join(lines))
     if not args.no_append:
-        append_section("quality: how strict a reversal guard; whitespace-only edits, edits that repeat a line "
-                       "(reversal_guard replay)", lines)
+        append_section("quality: how strict a reversal guard; whitespace-only edits, edits that repeat a line, own "
+                       "edits where the code lints clean (reversal_guard replay)", lines)
 
 
 if __name__ == "__main__":

@@ -27,12 +27,14 @@ from nextedit.evaluate.quality import (
 )
 from nextedit.evaluate.stages import AbstainStage, ScoreStage
 from nextedit.predictors.abstain import (
+    CLEAN_CODE,
     REPEATED_LINE,
     WHITESPACE_ONLY,
     CalibrationError,
     Outcome,
     changes_only_whitespace,
     choose_threshold,
+    clean_near_cursor,
     evaluate_threshold,
     guard,
     outcomes_of,
@@ -42,7 +44,8 @@ from nextedit.predictors.abstain import (
     restore,
     withhold,
 )
-from nextedit.record import Example, HistoryEvent, Prediction, Snapshot
+from nextedit.predictors.base import PredictorError
+from nextedit.record import Diagnostic, Example, HistoryEvent, Prediction, Snapshot
 
 
 def _undo_example() -> tuple[Example, str]:
@@ -122,6 +125,33 @@ def test_a_file_that_already_repeats_a_line_may_keep_it():
     assert guard(ex, Prediction(provider="m", patch=edit)).patch == edit
 
 
+def _linted(path: str, diagnostics: list[Diagnostic]) -> tuple[Example, str]:
+    """An example in `path` with the given diagnostics near the cursor, and an own edit of it."""
+    text = "def total(items):\n    return sum(items)\n"
+    ex = Example(id="lint", snapshot=Snapshot(path=path, text=text, cursor=len(text) - 1, diagnostics=diagnostics),
+                 expected=[])
+    return ex, patchlib.make(text, text + "\n\ndef mean(items):\n    return total(items) / len(items)\n", path=path)
+
+
+def test_quiet_when_clean_withholds_own_edits_only_where_a_linted_file_has_no_diagnostics():
+    undefined = Diagnostic(severity="error", message="undefined name 'itms'", code="F821", start_line=1, end_line=1)
+    clean, edit = _linted("m.py", [])
+    assert clean_near_cursor(clean)
+    assert guard(clean, Prediction(provider="m", patch=edit)).patch == edit  # the rule is off by default
+    quiet = guard(clean, Prediction(provider="m", patch=edit), quiet_when_clean=True)
+    assert quiet.patch == "" and quiet.abstained == CLEAN_CODE and quiet.withheld == edit
+    # a heuristic's candidate is offered as its baseline offers it
+    assert guard(clean, Prediction(provider="m", patch=edit, candidate="propagate"), quiet_when_clean=True).patch
+    # the linter shows the code mid-change: the own edit is offered
+    mid, edit = _linted("m.py", [undefined])
+    assert not clean_near_cursor(mid)
+    assert guard(mid, Prediction(provider="m", patch=edit), quiet_when_clean=True).patch == edit
+    # a language nextedit does not lint has no diagnostics to go by: never "clean"
+    rust, edit = _linted("lib.rs", [])
+    assert not clean_near_cursor(rust)
+    assert guard(rust, Prediction(provider="m", patch=edit), quiet_when_clean=True).patch == edit
+
+
 def test_threshold_withholds_only_less_confident_edits_and_restore_undoes_it():
     ex = rename_example(0)
     patch = ex.expected[0]
@@ -190,6 +220,15 @@ def test_abstain_stage_applies_and_undoes_a_threshold():
         assert all(s.values["no_edit_predicted"] for s in rescored.scores)
         again = offering.process(held)
         assert [p.patch for p in again.predictions] == [p.patch for p in ex.predictions]
+
+
+def test_abstain_stage_applies_the_clean_code_rule_to_recorded_own_edits():
+    clean, edit = _linted("m.py", [])
+    clean.predictions = [Prediction(provider="student", patch=edit), Prediction(provider="propagate", patch=edit)]
+    held = AbstainStage(AbstainStage.Config(provider="student", quiet_when_clean=True)).process(clean.model_copy(deep=True))
+    assert [p.abstained for p in held.predictions] == [CLEAN_CODE, None]  # only the configured provider's
+    offered = AbstainStage(AbstainStage.Config(provider="student")).process(held)
+    assert [p.patch for p in offered.predictions] == [edit, edit]
 
 
 def test_report_tables_count_withheld_edits_by_reason():
@@ -283,11 +322,15 @@ def test_local_predictor_reads_calibrated_threshold_from_the_model_folder(tiny, 
 
     model = tmp_path / "model"
     shutil.copytree(tiny, model)
-    (model / "nextedit.json").write_text(json.dumps({"format": "zeta1", "abstain_below": 1e9, "max_reversal": 0.5}))
+    (model / "nextedit.json").write_text(json.dumps({"format": "zeta1", "abstain_below": 1e9, "max_reversal": 0.5,
+                                                     "quiet_when_clean": True}))
     p = get_predictor(f"local:{model}", max_new_tokens=8)
-    assert p.abstain_below == 1e9 and p.max_reversal == 0.5 and p.confidence
-    off = get_predictor(f"local:{model}", max_new_tokens=8, abstain_below="none", max_reversal="off")
-    assert off.abstain_below is None and off.max_reversal is None and not off.confidence
+    assert p.abstain_below == 1e9 and p.max_reversal == 0.5 and p.confidence and p.quiet_when_clean
+    off = get_predictor(f"local:{model}", max_new_tokens=8, abstain_below="none", max_reversal="off",
+                        quiet_when_clean=False)
+    assert off.abstain_below is None and off.max_reversal is None and not off.confidence and not off.quiet_when_clean
+    with pytest.raises(PredictorError, match="quiet_when_clean must be true or false"):
+        get_predictor(f"local:{model}", max_new_tokens=8, quiet_when_clean="yes")
 
 
 def test_merge_predictions_adds_a_subset_providers_predictions_with_their_scores():

@@ -48,6 +48,7 @@ def test_quickstart_fast_runs_end_to_end(tmp_path):
         assert (out / "calibration" / f"scored.margin-inf.limit-{limit}.jsonl").is_file()
     assert not list((out / "calibration").glob("predictions.margin-*"))
     assert meta["candidate_margin"] == "inf" and train["candidate_margin"] == "inf"
+    assert meta["quiet_when_clean"] is True and train["quiet_when_clean"] is True  # the plan's rule, stored
     assert summary["quickstart"]["verdicts"] and summary["quickstart"]["verdicts"][0].startswith(STUDENT)
     scored = [json.loads(line) for line in (out / "report" / "scored.jsonl").read_text().splitlines()]
     for ex in scored:
@@ -102,6 +103,7 @@ def test_the_full_plan_stores_calibrations_prior_without_predicting_dev(tmp_path
     assert (rules.threshold, rules.max_reversal, rules.candidate_margin) == (None, REVERSAL_LIMITS[0], float("inf"))
     meta = json.loads((student / "nextedit.json").read_text())
     assert meta["abstain_below"] is None and meta["max_reversal"] == REVERSAL_LIMITS[0]
-    assert meta["candidate_margin"] == "inf" and meta["format"] == "zeta1"
+    assert meta["candidate_margin"] == "inf" and meta["format"] == "zeta1" and meta["quiet_when_clean"] is True
     assert not (tmp_path / "calibration").exists()
-    assert "calibration's prior" in console.export_text()
+    printed = console.export_text()
+    assert "calibration's prior" in printed and "or sit where the code near the cursor lints clean" in printed

@@ -124,6 +124,7 @@ def test_recipe_runs_end_to_end_and_resumes(corpus):
     meta = json.loads((Path(summary["train"]["output_dir"]) / "merged" / "nextedit.json").read_text())
     assert "abstain_below" in meta and meta["max_reversal"] in REVERSAL_LIMITS
     assert meta["candidate_margin"] in (*(m for m in CANDIDATE_MARGINS if m != float("inf")), "inf")
+    assert meta["quiet_when_clean"] is False  # recipes leave the clean-code rule off unless asked
     assert (out / "calibration" / "scored.margin-0.limit-none.jsonl").is_file()
     assert any(n.startswith("abstain: threshold") for n in summary["notes"])
     held = summary["evals"]["held-out"]

@@ -67,6 +67,12 @@ class Plan:
     method: str = "lora"
     #: a full fine-tune trains only this many top decoder layers (train.trainable_layers; None: every weight)
     trainable_layers: int | None = None
+    #: the student's own edits are withheld where the linter reports nothing near the cursor. The 20-step student's
+    #: own edits pay where the linter shows the code mid-change (an undefined name, a half-typed line) and are a coin
+    #: toss where it lints clean, which is also where a commit's finished state (no edit expected) sits, and each
+    #: wrong edit there costs 100 points (BENCHMARKS.md, "quiet where the code lints clean"); a recipe's
+    #: better-trained student loses by it, so recipes leave it off
+    quiet_when_clean: bool = True
 
     @property
     def student(self) -> str:
@@ -179,10 +185,13 @@ def _calibrate(student: Path, dev: Path, work: Path, plan: Plan, model_opts: dic
 
     n = min(_count(dev), plan.calibration_examples)
     rules = calibrate_student(student, dev if n else None, work, limit=n, max_reversal=MAX_REVERSAL,
-                              candidate_margin=CANDIDATE_MARGIN, options=model_opts)
-    guard = ("withhold its own edits that change only whitespace or repeat a line; no reversal guard"
-             if rules.max_reversal is None else "withhold its own edits that change only whitespace, repeat a line "
-             f"or undo more than {rules.max_reversal:g} of the last edit")
+                              candidate_margin=CANDIDATE_MARGIN, options=model_opts,
+                              quiet_when_clean=plan.quiet_when_clean)
+    rules_on = ["change only whitespace", "repeat a line",
+                *([] if rules.max_reversal is None else [f"undo more than {rules.max_reversal:g} of the last edit"]),
+                *(["sit where the code near the cursor lints clean"] if rules.quiet_when_clean else [])]
+    guard = ("withhold its own edits that " + ", ".join(rules_on[:-1]) + f" or {rules_on[-1]}"
+             + ("; no reversal guard" if rules.max_reversal is None else ""))
     console.print((f"decision rules chosen on {n} dev examples: " if n else
                    "decision rules (calibration's prior; recipes choose them on dev): ")
                   + ("never abstain for low confidence" if rules.threshold is None
@@ -323,6 +332,7 @@ def run_quickstart(out_dir: Path, *, repo: Path | None = None, fast: bool = Fals
         train_record["abstain_below"] = rules.threshold
         train_record["max_reversal"] = rules.max_reversal
         train_record["candidate_margin"] = margin_json(rules.candidate_margin)
+        train_record["quiet_when_clean"] = rules.quiet_when_clean
         providers = [(f"local:{student_dir}", {"label": plan.student, **model_opts}), *providers]
         if plan.base_examples:
             base = ("local:smollm2-135m-instruct", {"label": BASE, "format": STUDENT_FORMAT,

@@ -193,7 +193,8 @@ def predict_all(src: Any, out_dir: Any, contenders: list[Contender], *, limit: i
 
 
 def score_file(src: Any, dst: Any, *, student: str = "student", abstain_below: float | None = None,
-               max_reversal: float | None = None, progress: bool | None = None) -> list[Example]:
+               max_reversal: float | None = None, quiet_when_clean: bool = False,
+               progress: bool | None = None) -> list[Example]:
     """Apply the student's abstention rules to recorded predictions, score everything, return the examples."""
     from pathlib import Path
 
@@ -204,7 +205,7 @@ def score_file(src: Any, dst: Any, *, student: str = "student", abstain_below: f
     dst = Path(dst)
     decided = dst.with_name(dst.stem + ".decided.jsonl")
     run_stage(AbstainStage(AbstainStage.Config(provider=student, abstain_below=abstain_below,
-                                               max_reversal=max_reversal)),
+                                               max_reversal=max_reversal, quiet_when_clean=quiet_when_clean)),
               src, decided, concurrency=1, progress=progress)
     run_stage(ScoreStage(), decided, dst, concurrency=1, progress=progress)
     return list(read_examples(dst))
@@ -245,11 +246,13 @@ CANDIDATE_MARGINS: tuple[float, ...] = (float("inf"), 0.0, 2.0, 5.0)
 @dataclass(frozen=True)
 class Abstention:
     """The decision rules written into a student's nextedit.json: the confidence threshold (None: never withhold
-    for low confidence), the reversal guard (None: off) and the candidate margin (see CANDIDATE_MARGINS)."""
+    for low confidence), the reversal guard (None: off), the candidate margin (see CANDIDATE_MARGINS) and whether
+    its own edits are withheld where the linter finds the code near the cursor clean (given, never chosen)."""
 
     threshold: float | None
     max_reversal: float | None
     candidate_margin: float = 0.0
+    quiet_when_clean: bool = False
 
 
 def choose_rules(scored: dict[tuple[float, float | None], list[Example]], *, student: str = "student") -> Abstention:
@@ -343,7 +346,7 @@ def _key(value: float | None) -> str:
 
 def calibrate_student(student: Any, dev: Any, work: Any, *, limit: int, max_reversal: float | str | None,
                       options: dict[str, Any] | None = None, threshold: float | str | None = "calibrate",
-                      candidate_margin: float | str = 0.0) -> Abstention:
+                      candidate_margin: float | str = 0.0, quiet_when_clean: bool = False) -> Abstention:
     """Set a trained student's decision rules in its nextedit.json, so every later `local:` use of it
     (predict, eval, serve) decides the same way: the reversal guard, the candidate margin and the threshold,
     each either given or (`"calibrate"`) chosen on `limit` examples of `dev` (a seeded sample spread over it)
@@ -351,7 +354,8 @@ def calibrate_student(student: Any, dev: Any, work: Any, *, limit: int, max_reve
     once into `work` (confidence on, no guard, no threshold, margin 0 or the one margin given); other margins
     re-score the recorded answers (replay_margins) and each guard is re-applied to the recorded edits. An empty or
     missing dev file means "never abstain for low confidence", the strictest guard and the first margin of
-    CANDIDATE_MARGINS (candidates first). Returns the rules."""
+    CANDIDATE_MARGINS (candidates first). `quiet_when_clean` is given, not chosen: the rules are chosen with it
+    applied to the dev predictions, and it is stored beside them. Returns the rules."""
     import json
     from pathlib import Path
 
@@ -374,18 +378,19 @@ def calibrate_student(student: Any, dev: Any, work: Any, *, limit: int, max_reve
             replay_margins(student, preds, decided,
                            options={k: v for k, v in contender.options.items() if k != "label"})
         scored = {(m, lim): score_file(decided.get(m, preds), work / f"scored.margin-{_key(m)}.limit-{_key(lim)}"
-                                       ".jsonl", max_reversal=lim, progress=False)
+                                       ".jsonl", max_reversal=lim, quiet_when_clean=quiet_when_clean,
+                                       progress=False)
                   for m in margins for lim in limits}
         rules = choose_rules(scored)
-        if threshold != "calibrate":
-            rules = Abstention(_given(threshold), rules.max_reversal, rules.candidate_margin)
+        rules = Abstention(rules.threshold if threshold == "calibrate" else _given(threshold), rules.max_reversal,
+                           rules.candidate_margin, quiet_when_clean)
     else:
         rules = Abstention(None if threshold == "calibrate" else _given(threshold), limits[0],  # type: ignore[arg-type]
-                           margins[0])
+                           margins[0], quiet_when_clean)
     meta_path = Path(student) / METADATA_FILE
     meta = json.loads(meta_path.read_text())
     new = {**meta, "abstain_below": rules.threshold, "max_reversal": rules.max_reversal,
-           "candidate_margin": margin_json(rules.candidate_margin)}
+           "candidate_margin": margin_json(rules.candidate_margin), "quiet_when_clean": rules.quiet_when_clean}
     if new != meta:  # rewritten only on change: the file is part of the model's cache fingerprint
         tmp = meta_path.with_name(meta_path.name + ".tmp")
         tmp.write_text(json.dumps(new, indent=2) + "\n")

@@ -130,6 +130,8 @@ class AbstainConfig(BaseModel):
                                                                       "share of the user's last edit")
     allow_whitespace_only: bool = Field(False, description="offer edits that change only whitespace")
     allow_repeated_lines: bool = Field(False, description="offer edits that leave a line next to a copy of itself")
+    quiet_when_clean: bool = Field(False, description="withhold own edits where the linter reports nothing near the "
+                                                      "cursor (nextedit.predictors.abstain.clean_near_cursor)")
 
 
 class AbstainStage(Stage):
@@ -138,7 +140,7 @@ class AbstainStage(Stage):
     Re-score afterwards."""
 
     name = "abstain"
-    version = "3"
+    version = "4"
     Config = AbstainConfig
     reads = ("snapshot", "predictions")
     kind = "cpu"
@@ -153,7 +155,7 @@ class AbstainStage(Stage):
             if pred.provider == cfg.provider:
                 pred = guard(example, restore(pred), abstain_below=cfg.abstain_below, max_reversal=cfg.max_reversal,
                              allow_whitespace_only=cfg.allow_whitespace_only,
-                             allow_repeated_lines=cfg.allow_repeated_lines)
+                             allow_repeated_lines=cfg.allow_repeated_lines, quiet_when_clean=cfg.quiet_when_clean)
                 self.stats["withheld" if pred.abstained else "offered"] += 1
             out.append(pred)
         example.predictions = out

@@ -1,6 +1,6 @@
 """Abstention: withhold an edit the model is unsure of, one that undoes the user's last edit, one that changes
-only whitespace or one that repeats a line, and choose the confidence threshold on validation data (a wrong edit
-costs the user more than no edit)."""
+only whitespace or repeats a line, or (opt-in) its own edit where the linter finds the code near the cursor
+clean, and choose the confidence threshold on validation data (a wrong edit costs the user more than no edit)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from nextedit import patch as P
+from nextedit.context.diagnose import LINTED_LANGUAGES
+from nextedit.languages import language_name
 from nextedit.metrics.reversal import reversal_ratio
 from nextedit.mine.quality import whitespace_only
 from nextedit.record import Example, Prediction
@@ -19,6 +21,8 @@ LOW_CONFIDENCE = "low confidence"
 WHITESPACE_ONLY = "changes only whitespace"
 #: The reason of an edit withheld because it puts a line next to a copy of itself.
 REPEATED_LINE = "repeats a line"
+#: The reason of an own edit withheld because the linter reports nothing near the cursor (`quiet_when_clean`).
+CLEAN_CODE = "code near the cursor is clean"
 
 
 def reason_kind(reason: str) -> str:
@@ -86,13 +90,21 @@ def repeats_a_line(example: Example, patch: str) -> bool:
     return after is not None and repeated_neighbours(after) > repeated_neighbours(example.snapshot.text)
 
 
+def clean_near_cursor(example: Example) -> bool:
+    """Whether the example's file is in a language nextedit lints and the linter reported nothing near the cursor
+    (`snapshot.diagnostics` empty: the diagnostics stage, or an editor that lints, found the code there finished).
+    Files in other languages are never "clean": nothing says so."""
+    snap = example.snapshot
+    return language_name(snap.path) in LINTED_LANGUAGES and not snap.diagnostics
+
+
 def guard(example: Example, pred: Prediction, *, abstain_below: float | None = None,
           max_reversal: float | None = None, allow_whitespace_only: bool = False,
-          allow_repeated_lines: bool = False) -> Prediction:
+          allow_repeated_lines: bool = False, quiet_when_clean: bool = False) -> Prediction:
     """Apply the abstention rules to one prediction (see `LocalPredictor` options of the same names). The reversal,
-    whitespace and repeated-line rules judge the model's own edits: a heuristic candidate's edit (`pred.candidate`)
-    is the heuristic's, as its baseline offers it, so the student never undoes more of the user's work than that
-    baseline does."""
+    whitespace, repeated-line and clean-code rules judge the model's own edits: a heuristic candidate's edit
+    (`pred.candidate`) is the heuristic's, as its baseline offers it, so the student never undoes more of the user's
+    work than that baseline does."""
     if pred.error or not pred.patch:
         return pred
     after = None if pred.candidate else _applied(example, pred.patch)  # the file after the model's own edit, once
@@ -104,6 +116,8 @@ def guard(example: Example, pred: Prediction, *, abstain_below: float | None = N
             return withhold(pred, REPEATED_LINE)
         if max_reversal is not None and (ratio := _reversal(example, after)) > max_reversal:
             return withhold(pred, f"reverts the user's last edit (reversal {ratio:.2f} > {max_reversal:g})")
+        if quiet_when_clean and clean_near_cursor(example):
+            return withhold(pred, CLEAN_CODE)
     if abstain_below is not None and pred.confidence is not None and pred.confidence < abstain_below:
         return withhold(pred, f"{LOW_CONFIDENCE} ({pred.confidence:.2f} < {abstain_below:g})")
     return pred

@@ -12,7 +12,8 @@ generated (`prefill`). Abstention (nextedit.predictors.abstain): `confidence` sc
 unchanged region (a log-likelihood ratio); `abstain_below` withholds answers under a threshold chosen on
 validation data (`nextedit calibrate`), `max_reversal` withholds answers that undo the user's last edit, and
 answers that change only whitespace or put a line next to a copy of itself are withheld unless
-`allow_whitespace_only` / `allow_repeated_lines`.
+`allow_whitespace_only` / `allow_repeated_lines`, and `quiet_when_clean` withholds the model's own edits where the
+linter reports nothing near the cursor.
 
 Candidates: a cheap heuristic's answer (`candidates = "propagate"`, the default) is scored by the model next
 to its own (one extra forward pass, only where the heuristic proposes an edit). The model weighs the part of the
@@ -50,6 +51,13 @@ def _optional_float(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         raise PredictorError(f"expected a number or none, got {value!r}") from None
+
+
+def _flag(value: Any, name: str, argument: str) -> bool:
+    """A yes/no option (true or false, as JSON and nextedit.json hold it)."""
+    if not isinstance(value, bool):
+        raise PredictorError(f"local:{argument}: {name} must be true or false, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -122,7 +130,9 @@ class LocalPredictor(Predictor):
     only whitespace; default off: they are withheld, a re-indent or stray blank line is rarely the next edit),
     allow_repeated_lines (offer the model's own edits that leave a line next to an identical copy; default off:
     they are withheld, that is the loop a small model falls into, hardly ever an edit people make),
-    candidates (heuristic answers the model scores against its own:
+    quiet_when_clean (withhold the model's own edits in a file nextedit lints whose snapshot carries no diagnostics
+    near the cursor: code that lints clean there is more often finished; needs linted snapshots, as the diagnostics
+    stage and the editor integrations make them; default: the model folder's value, else off), candidates (heuristic answers the model scores against its own:
     "propagate" by default, "none" to turn off), candidate_margin (nats by which the model's own answer must be
     likelier than a candidate to be offered instead; default: the model folder's calibrated value, else 0: the
     likelier wins; "inf": candidates first), runtime ("transformers" | "ct2" | "llama"; default: the
@@ -134,7 +144,7 @@ class LocalPredictor(Predictor):
     """
 
     scheme = "local"
-    version = "4"
+    version = "5"
 
     def __init__(self, argument: str | None = None, *, format: str | None = None,
                  format_options: dict[str, Any] | None = None, max_new_tokens: int | None = None,
@@ -143,7 +153,8 @@ class LocalPredictor(Predictor):
                  label: str | None = None, threads: int | str = "auto", prefill: bool = True,
                  confidence: bool = False, abstain_below: float | str | None = "auto",
                  max_reversal: float | str | None = "auto", allow_whitespace_only: bool = False,
-                 allow_repeated_lines: bool = False, candidates: str | list[str] | None = "propagate",
+                 allow_repeated_lines: bool = False, quiet_when_clean: bool | str = "auto",
+                 candidates: str | list[str] | None = "propagate",
                  candidate_margin: float | str = "auto",
                  runtime: str | None = None, compute_type: str = "int8", prefix_cache: int | str = "auto") -> None:
         if not argument:
@@ -191,6 +202,8 @@ class LocalPredictor(Predictor):
         self.max_reversal = _optional_float(meta.get("max_reversal") if max_reversal == "auto" else max_reversal)
         self.allow_whitespace_only = bool(allow_whitespace_only)
         self.allow_repeated_lines = bool(allow_repeated_lines)
+        self.quiet_when_clean = _flag(meta.get("quiet_when_clean", False) if quiet_when_clean == "auto"
+                                      else quiet_when_clean, "quiet_when_clean", argument)
         self.confidence = bool(confidence) or self.abstain_below is not None
         self.candidates = _candidate_names(candidates)
         self.candidate_margin = _optional_float(meta.get("candidate_margin", 0.0) if candidate_margin == "auto"
@@ -311,9 +324,7 @@ class LocalPredictor(Predictor):
                 if pred.patch is None:
                     pred.error = error
                 pred.latency_ms = round(ms + (time.perf_counter() - t0) * 1000, 1)
-                pred = guard(example, pred, abstain_below=self.abstain_below, max_reversal=self.max_reversal,
-                             allow_whitespace_only=self.allow_whitespace_only,
-                             allow_repeated_lines=self.allow_repeated_lines)
+                pred = self._guard(example, pred)
                 if parsed is not None and parsed.locations:
                     pred.locations = list(parsed.locations)
                 out.append(pred)
@@ -333,9 +344,13 @@ class LocalPredictor(Predictor):
         pred = Prediction(provider=self.name, patch=edit, candidate=name,
                           latency_ms=round((time.perf_counter() - t_start) * 1000, 1),
                           usage=Usage(input_tokens=prompt_tokens, output_tokens=0))
+        return self._guard(example, pred)
+
+    def _guard(self, example: Example, pred: Prediction) -> Prediction:
+        """The prediction under this predictor's abstention rules (nextedit.predictors.abstain.guard)."""
         return guard(example, pred, abstain_below=self.abstain_below, max_reversal=self.max_reversal,
                      allow_whitespace_only=self.allow_whitespace_only,
-                     allow_repeated_lines=self.allow_repeated_lines)
+                     allow_repeated_lines=self.allow_repeated_lines, quiet_when_clean=self.quiet_when_clean)
 
     def _answers(self, example: Example, raw: str | None,
                  tokenizer: Any) -> tuple[Any, dict[str, tuple[str, int | None]], dict[str, tuple[str, int | None]]]:

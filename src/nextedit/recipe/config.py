@@ -91,6 +91,10 @@ class AbstainSection(_Section):
                                  "candidate edit to be offered instead (0: the likelier wins; inf: the candidate "
                                  "first); \"calibrate\" chooses it on the dev split with the threshold, among 0, 2, 5 "
                                  "and inf (0 unless a larger one gains with a 95% interval above zero)")
+    quiet_when_clean: bool = Field(
+        False, description="withhold the student's own edits where the linter reports nothing near the cursor (files "
+                           "nextedit lints: Python); helps a weakly trained student, costs a well-trained one "
+                           "(docs/training.md, \"Abstention\")")
 
     @field_validator("max_reversal")
     @classmethod

@@ -313,14 +313,17 @@ class RecipeRun:
                                      "student never withholds an edit for low confidence")
         rules = calibrate_student(student, dev, self.out / "calibration", limit=a.calibration_examples,
                                   max_reversal=a.max_reversal, options=self.decoding(),
-                                  threshold=a.threshold, candidate_margin=a.candidate_margin)
+                                  threshold=a.threshold, candidate_margin=a.candidate_margin,
+                                  quiet_when_clean=a.quiet_when_clean)
 
         def how(setting: object) -> str:
             return "chosen on dev" if setting == "calibrate" else "given"
 
         self.result.notes.append(f"abstain: threshold {rules.threshold} ({how(a.threshold)}), reversal guard "
                                  f"{rules.max_reversal} ({how(a.max_reversal)}), candidate margin "
-                                 f"{rules.candidate_margin:g} ({how(a.candidate_margin)})")
+                                 f"{rules.candidate_margin:g} ({how(a.candidate_margin)})"
+                                 + ("; own edits withheld where the code near the cursor lints clean"
+                                    if rules.quiet_when_clean else ""))
 
     def evaluate(self, name: str, examples: Path, providers: list[tuple[str, dict[str, Any], str]]) -> dict:
         """Predict, check, score and summarise one eval set; the student against each other provider."""
