@@ -87,7 +87,8 @@ def workdir(tmp_path_factory) -> Path:
     fmt = get_format("zeta1")
     meta = model_metadata(format_name=fmt.name, format_version=fmt.version, format_options=OPTIONS,
                           base_model="tiny", method="full", stop=list(fmt.stop), extra={"max_reversal": 0.5,
-                                                                                     "abstain_below": 1.5})
+                                                                                     "abstain_below": 1.5,
+                                                                                     "quiet_when_clean": True})
     (student / METADATA_FILE).write_text(json.dumps(meta))
     lines = [r.model_dump_json() for r in records() * 2]
     (root / "feedback.jsonl").write_text("\n".join(lines) + "\n")
@@ -125,6 +126,7 @@ def test_kto_from_a_student_exports_a_model_in_its_format(workdir):
     meta = json.loads((merged / METADATA_FILE).read_text())
     assert meta["format"] == "zeta1" and meta["format_options"]["editable_tokens"] == 64
     assert meta["method"] == "kto" and meta["max_reversal"] == 0.5 and "abstain_below" not in meta
+    assert meta["quiet_when_clean"] is True  # a given rule, kept (the threshold is recalibrated)
     before, after = _weights(workdir / "student"), _weights(merged)
     assert any(not (before[k] == after[k]).all() for k in before)  # the LoRA update was merged in
 

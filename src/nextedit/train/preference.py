@@ -360,7 +360,8 @@ def train_preference(config: TrainConfig, *, console: Any = None) -> Any:
                          eval_loss_before=(summary.get("eval_before") or {}).get("eval_loss"),
                          eval_loss_after=(summary.get("eval_after") or {}).get("eval_loss"), bf16=bf16,
                          log_history=history, preference=summary)
-    kept = {k: v for k, v in meta.items() if k in ("max_reversal",)}  # threshold and candidate margin are recalibrated
+    # the threshold and candidate margin are recalibrated; the guard and the clean-code rule are kept as given
+    kept = {k: v for k, v in meta.items() if k in ("max_reversal", "quiet_when_clean")}
     metadata = model_metadata(format_name=fmt.name, format_version=str(fmt.version),
                               format_options=options.model_dump(), base_model=str(config.base_model),
                               method=method, stop=list(fmt.stop),
