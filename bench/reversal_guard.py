@@ -16,8 +16,7 @@ cursor (`quiet_when_clean`). `--references` counts how many expected edits of mi
 repeated-line rule would withhold if the student made exactly the edits people made). Reports deltaChrF, the
 mean reversal ratio and the edits offered per rule, with the paired bootstrap differences against `--current` (a
 limit to compare with, e.g. the one calibration chose) and against propagate, whose figures come from the same
-files. Appends a
-section to BENCHMARKS.md.
+files. Appends a section to BENCHMARKS.md.
 """
 
 from __future__ import annotations
