@@ -135,12 +135,12 @@ class LocalPredictor(Predictor):
     stage and the editor integrations make them; default: the model folder's value, else off),
     candidates (heuristic answers the model scores against its own: "propagate" by default, "none" to turn off),
     candidate_margin (nats by which the model's own answer must be likelier than a candidate to be offered instead;
-    default: the model folder's calibrated value, else 0: the likelier wins; "inf": candidates first), runtime ("transformers" | "ct2" | "llama"; default: the
-    runtime a folder was exported for, else transformers), compute_type (ct2: "int8" | "int8_float32" |
-    "float32"; llama converting an HF folder: q8_0 weights for the int8 types, f32 for float32), prefix_cache
-    (ct2: prompt prefixes whose KV cache is kept between calls, 0 = off; "auto" = 4 with float32, off with int8,
-    where encoding a prompt in two parts changes the quantised activations and so, near ties, the output;
-    llama: 0 = off, "auto" = on).
+    default: the model folder's calibrated value, else 0: the likelier wins; "inf": candidates first), runtime
+    ("transformers" | "ct2" | "llama"; default: the runtime a folder was exported for, else transformers),
+    compute_type (ct2: "int8" | "int8_float32" | "float32"; llama converting an HF folder: q8_0 weights for the
+    int8 types, f32 for float32), prefix_cache (ct2: prompt prefixes whose KV cache is kept between calls,
+    0 = off; "auto" = 4 with float32, off with int8, where encoding a prompt in two parts changes the quantised
+    activations and so, near ties, the output; llama: 0 = off, "auto" = on).
     """
 
     scheme = "local"
