@@ -225,7 +225,8 @@ def test_abstain_stage_applies_and_undoes_a_threshold():
 def test_abstain_stage_applies_the_clean_code_rule_to_recorded_own_edits():
     clean, edit = _linted("m.py", [])
     clean.predictions = [Prediction(provider="student", patch=edit), Prediction(provider="propagate", patch=edit)]
-    held = AbstainStage(AbstainStage.Config(provider="student", quiet_when_clean=True)).process(clean.model_copy(deep=True))
+    stage = AbstainStage(AbstainStage.Config(provider="student", quiet_when_clean=True))
+    held = stage.process(clean.model_copy(deep=True))
     assert [p.abstained for p in held.predictions] == [CLEAN_CODE, None]  # only the configured provider's
     offered = AbstainStage(AbstainStage.Config(provider="student")).process(held)
     assert [p.patch for p in offered.predictions] == [edit, edit]
