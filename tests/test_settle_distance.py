@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from nextedit import patch as patchlib
@@ -31,6 +31,9 @@ def _text(lines: list[str]) -> str:
 @settings(max_examples=300, deadline=None)
 @given(lines=LINES, new_lines=LINES, lo=st.integers(0, 30), hi=st.integers(0, 30), a=st.integers(0, 30),
        b=st.integers(0, 30), start_line=st.integers(0, 5), cut=st.integers(0, 3))
+# an edit below the region whose context also occurs inside the region's window: it belongs where the whole text has it
+@example(lines=["a = 1\n"] * 3 + ["b = 2\n"] + ["a = 1\n"] * 3, new_lines=["a = 1\n"], lo=0, hi=0, a=4, b=4,
+         start_line=0, cut=0)
 def test_region_applier_agrees_with_patch_to_region(lines, new_lines, lo, hi, a, b, start_line, cut):
     text = _text(lines)
     offsets = [0, *np.cumsum([len(x) for x in split_keep(text)]).tolist()]

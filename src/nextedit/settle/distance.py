@@ -74,12 +74,12 @@ def _window(text: str, start: int, end: int, margin: int) -> tuple[int, int]:
 class RegionApplier:
     """Applies candidate patches to one snapshot and returns the editable region each one leads to.
 
-    `region(patch)` tries, in order: the hunks exactly at their header lines in the region plus
-    `margin` lines of context (`fastapply`), `patch.apply` on that window (less text to index, the
-    same exact-context rules), and `patch.to_region` on the whole text; it raises PatchError like
-    `patch.to_region` when the patch does not apply or edits outside the region. The window is
-    computed once per snapshot, not once per candidate, and a patch seen before (samples often repeat)
-    is answered from memory.
+    `region(patch)` tries the hunks exactly at their header lines in the region plus `margin` lines of
+    context (`fastapply`), then `patch.to_region` on the whole text; it raises PatchError like
+    `patch.to_region` when the patch does not apply or edits outside the region. A hunk that does not
+    apply at its header line is never searched for inside the window alone: the nearest match there
+    can differ from the nearest match in the whole text. The window is computed once per snapshot,
+    not once per candidate, and a patch seen before (samples often repeat) is answered from memory.
     """
 
     def __init__(self, text: str, editable: tuple[int, int], *, start_line: int = 0, margin: int = 3) -> None:
@@ -109,13 +109,6 @@ class RegionApplier:
         new_lines = apply_at_hints(patch, self.lines, self.first_row)
         if new_lines is not None:
             found = self._inner("".join(new_lines))
-            if found is not None:
-                return found
-        if (self.ws, self.we) != (0, len(self.text)):
-            try:
-                found = self._inner(patchlib.apply(patch, self.window, start_line=self.first_row))
-            except patchlib.PatchError:
-                found = None
             if found is not None:
                 return found
         return patchlib.to_region(patch, self.text, self.editable, start_line=self.start_line)[1]
