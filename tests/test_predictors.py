@@ -69,6 +69,16 @@ def test_replacements_come_from_a_token_level_diff() -> None:
     assert replacements_in_edit("@@ -1,2 +1,2 @@\n-a = n\n-b = n\n+a = m\n+b = k\n") == []
 
 
+def test_a_name_still_written_as_often_as_before_is_not_a_rename() -> None:
+    # a new name introduced beside the old one: `held` is rebound, not renamed to `stage`
+    split = "@@ -1 +1,2 @@\n-held = build(cfg).run(x)\n+stage = build(cfg)\n+held = stage.run(x)\n"
+    assert replacements_in_edit(split) == []
+    text = "stage = build(cfg)\nheld = stage.run(x)\nassert held.ok\n"
+    assert get_predictor("propagate").predict(example(text, split))[0].patch == ""
+    # a rename in progress on a line that still holds the old name once more is still a rename
+    assert replacements_in_edit("@@ -1 +1 @@\n-f(bar, bar)\n+f(baz, bar)\n") == [Replacement("bar", "baz")]
+
+
 def test_propagate_finishes_a_rename_inside_the_editable_region() -> None:
     ex = example(RESTOCK, RENAME, cursor=20)
     (pred,) = get_predictor("propagate").predict(ex)

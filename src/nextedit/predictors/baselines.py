@@ -6,7 +6,9 @@ whole-identifier occurrences of X inside the editable region. When X no longer o
 X and Y differ only in one sub-word (snake_case / camelCase part) — a partial rename such as
 `test_session_cookie_httponly` -> `test_session_cookie_secur` — that sub-word is replaced wherever it
 is a whole sub-word of an identifier or a whole word (`SESSION_COOKIE_HTTPONLY` -> `SESSION_COOKIE_SECUR`,
-`"httponly"` -> `"secur"`), keeping each occurrence's case style. That sub-word step is more
+`"httponly"` -> `"secur"`), keeping each occurrence's case style. A name the edit writes again as
+often as it removed it was not renamed (`held = f(x)` -> `stage = f(x)` + `held = stage.g()`: the user
+introduced a new name beside the old one), so nothing is propagated for it. That sub-word step is more
 speculative, so it stays inside the block the user edited (the edited line's definition or enclosing
 block, found by indentation). What the user has typed so far is propagated as is: a rename still
 being typed gives a partial (but usually closer) answer.
@@ -99,16 +101,25 @@ def _change_blocks(diff: str) -> list[_Block]:
     return blocks
 
 
+def _still_written(blocks: list[_Block], name: str) -> bool:
+    """Whether the edit's new lines hold `name` (a whole word) as often as its old lines did."""
+    word = re.compile(_WORD_BOUNDARY.format(re.escape(name)))
+    removed = sum(len(word.findall(block.old)) for block in blocks)
+    return sum(len(word.findall(block.new)) for block in blocks) >= removed
+
+
 def replacements_in_edit(diff: str) -> list[Replacement]:
     """Identifiers the edit replaced one-for-one (token-level diff of each changed block).
 
-    A name replaced by two different names in the same edit is ambiguous and left out; keywords and
-    numbers are never replacements; insertions and deletions are not replacements.
+    A name replaced by two different names in the same edit is ambiguous and left out; so is a name
+    the edit still writes as often as before (a new name introduced beside it, not a rename);
+    keywords and numbers are never replacements; insertions and deletions are not replacements.
     """
     seen: dict[str, set[str]] = {}
     order: list[str] = []
     anchors: dict[str, tuple[str, int]] = {}
-    for block in _change_blocks(diff):
+    blocks = _change_blocks(diff)
+    for block in blocks:
         old_tokens = _TOKEN.findall(block.old)
         new_tokens = _TOKEN.findall(block.new)
         matcher = difflib.SequenceMatcher(None, old_tokens, new_tokens, autojunk=False)
@@ -132,7 +143,7 @@ def replacements_in_edit(diff: str) -> list[Replacement]:
             seen.setdefault(x, set()).add(y)
     out = []
     for x in order:
-        if len(seen[x]) == 1:
+        if len(seen[x]) == 1 and not _still_written(blocks, x):
             line, file_line = anchors.get(x, (None, None))
             out.append(Replacement(x, next(iter(seen[x])), line, file_line))
     return out
@@ -284,7 +295,7 @@ class PropagatePredictor(Predictor):
     """Finishes a rename in progress: repeats the latest history edit's identifier replacement."""
 
     scheme = "propagate"
-    version = "2"
+    version = "3"
 
     def propose(self, example: Example) -> str:
         """The patch (possibly empty) this baseline proposes for the example."""

@@ -1,0 +1,111 @@
+"""Does propagate gain by leaving alone a name the edit still writes? Replays propagate with and without the rule.
+
+Usage: .venv/bin/python bench/propagate_rules.py NAME=EXAMPLES.jsonl ... [--no-append]
+
+Each EXAMPLES file holds examples with expected edits (a recipe's `validated.jsonl` or `eval/*/examples.jsonl`, a
+quickstart's `test.jsonl`). propagate (nextedit.predictors.baselines) is run twice on every example: as it is,
+where a name the latest edit still writes as often as it removed it is not a rename, and with that rule off
+(every one-for-one replacement is a rename, as before). Both are scored with nextedit's metrics against noop.
+Reports per set the edits each proposes, deltaChrF, the paired bootstrap difference (rule on − rule off), and,
+on the examples where the rule changes propagate's edit (mostly to no edit), what each arm and noop score there. Appends a section to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from _report import append_section, markdown_table
+
+from nextedit.evaluate.compare import paired_difference
+from nextedit.jsonl import read_examples
+from nextedit.metrics.score import ScoreError, score_prediction
+from nextedit.predictors import baselines
+from nextedit.record import Example, Prediction
+
+
+@contextmanager
+def rule_off() -> Iterator[None]:
+    """propagate as it was before the rule: no name counts as still written."""
+    kept = baselines._still_written
+    baselines._still_written = lambda _blocks, _name: False
+    try:
+        yield
+    finally:
+        baselines._still_written = kept
+
+
+def delta_chrf(example: Example, patch: str) -> tuple[float, bool]:
+    """(deltaChrF, no edit expected) of `patch` on `example`."""
+    one = example.model_copy(update={"predictions": [Prediction(provider="propagate", patch=patch)], "scores": []})
+    values = score_prediction(one, 0).values
+    return float(values.get("delta_chrf") or 0.0), bool(values["no_edit_expected"])
+
+
+def replay(examples: list[Example]) -> dict[str, dict[str, float]]:
+    """Per arm ("rule on", "rule off", "noop", and the three restricted to the examples whose edit the rule
+    changes, "changed: ..."): id -> deltaChrF."""
+    proposer = baselines.PropagatePredictor()
+    on = {ex.id: proposer.propose(ex) for ex in examples}
+    with rule_off():
+        off = {ex.id: proposer.propose(ex) for ex in examples}
+    arms: dict[str, dict[str, float]] = {k: {} for k in ("rule on", "rule off", "noop")}
+    arms.update({f"changed: {k}": {} for k in ("rule on", "rule off", "noop")})
+    for ex in examples:
+        try:
+            arms["rule on"][ex.id], _ = delta_chrf(ex, on[ex.id])
+            arms["rule off"][ex.id], no_edit = delta_chrf(ex, off[ex.id])
+        except ScoreError:  # no expected patch applies to the snapshot (as `nextedit score` leaves it out)
+            arms["rule on"].pop(ex.id, None)
+            continue
+        arms["noop"][ex.id] = 100.0 if no_edit else 0.0
+        if on[ex.id] != off[ex.id]:
+            for k in ("rule on", "rule off", "noop"):
+                arms[f"changed: {k}"][ex.id] = arms[k][ex.id]
+    arms["edits"] = {"rule on": sum(map(bool, on.values())), "rule off": sum(map(bool, off.values()))}
+    return arms
+
+
+def fmt(diff: dict | None) -> str:
+    if diff is None:
+        return "-"
+    lo, hi = diff["ci"]
+    return f"{diff['difference']:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("sets", nargs="+", metavar="NAME=EXAMPLES.jsonl")
+    ap.add_argument("--no-append", action="store_true", help="print the table, leave BENCHMARKS.md alone")
+    args = ap.parse_args()
+    rows = []
+    for item in args.sets:
+        name, sep, path = item.partition("=")
+        if not sep:
+            ap.error(f"{item!r}: expected NAME=EXAMPLES.jsonl")
+        examples = list(read_examples(path))
+        arms = replay(examples)
+        n = len(arms["rule on"])
+        edits = arms.pop("edits")
+        mean = {k: sum(v.values()) / len(v) if v else 0.0 for k, v in arms.items()}
+        changed = arms["changed: noop"]
+        no_edit = sum(1 for v in changed.values() if v)
+        rows.append([name, n, f"{mean['noop']:.2f}", f"{mean['rule off']:.2f}", f"{mean['rule on']:.2f}",
+                     fmt(paired_difference(arms["rule off"], arms["rule on"])),
+                     f"{edits['rule off']:.0f} -> {edits['rule on']:.0f}", f"{len(changed)} ({no_edit})",
+                     (f"{mean['changed: rule off']:.1f} / {mean['changed: rule on']:.1f} / "
+                      f"{mean['changed: noop']:.1f}") if changed else "-"])
+    headers = ("set", "examples", "noop", "propagate, rule off", "propagate, rule on", "on − off (95% CI)",
+               "edits proposed (off -> on)", "changed (expect no edit)", "on the changed: off / on / noop")
+    lines = markdown_table(rows, headers, "lrrrrrrr")
+    print("\n".join(lines))
+    if not args.no_append:
+        intro = ("deltaChrF per example; the difference is a paired bootstrap over the set's examples. 'changed' "
+                 "counts the examples where the rule changes propagate's edit (how many of them expect no edit); the "
+                 "last column is the mean deltaChrF there.")
+        append_section("quality: propagate leaves alone a name the edit still writes", [intro, "", *lines])
+
+
+if __name__ == "__main__":
+    main()
