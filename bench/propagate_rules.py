@@ -1,6 +1,6 @@
 """Does propagate gain by leaving alone a name the edit still writes? Replays propagate with and without the rule.
 
-Usage: .venv/bin/python bench/propagate_rules.py NAME=EXAMPLES.jsonl ... [--no-append]
+Usage: .venv/bin/python bench/propagate_rules.py NAME=EXAMPLES.jsonl ... [--runs NAME=SCORED.jsonl ...] [--no-append]
 
 Each EXAMPLES file holds examples with expected edits (a recipe's `validated.jsonl` or `eval/*/examples.jsonl`, a
 quickstart's `test.jsonl`). propagate (nextedit.predictors.baselines) is run twice on every example: as it is,
@@ -22,6 +22,7 @@ from nextedit.evaluate.compare import paired_difference
 from nextedit.jsonl import read_examples
 from nextedit.metrics.score import ScoreError, score_prediction
 from nextedit.predictors import baselines
+from nextedit.predictors.abstain import clean_near_cursor
 from nextedit.record import Example, Prediction
 
 
@@ -67,6 +68,42 @@ def replay(examples: list[Example]) -> dict[str, dict[str, float]]:
     return arms
 
 
+def replay_run(examples: list[Example]) -> tuple[dict[str, dict[str, float]], int]:
+    """Per arm ("noop", "propagate", "student", each "as recorded" and "replayed"): id -> deltaChrF; and how many
+    examples needed the student's own answer (no edit assumed)."""
+    proposer = baselines.PropagatePredictor()
+    arms: dict[str, dict[str, float]] = {f"{who} {when}": {} for who in ("propagate", "student")
+                                          for when in ("as recorded", "replayed")}
+    arms["noop"] = {}
+    unknown = 0
+    for ex in examples:
+        scores = {s.prediction: s.values for s in ex.scores}
+        by = {p.provider: i for i, p in enumerate(ex.predictions)}
+        student = next(i for name, i in by.items() if name.startswith("student"))
+        recorded = {who: float(scores[i]["delta_chrf"]) for who, i in
+                    (("noop", by["noop"]), ("propagate", by["propagate"]), ("student", student))}
+        new = proposer.propose(ex)
+        offered = ex.predictions[student]
+        again = recorded["student"]
+        if offered.candidate == "propagate" and new != offered.patch:
+            if not new and not clean_near_cursor(ex):
+                unknown += 1
+            again = delta_chrf(ex, new)[0]
+        arms["noop"][ex.id] = recorded["noop"]
+        arms["propagate as recorded"][ex.id] = recorded["propagate"]
+        arms["propagate replayed"][ex.id] = (recorded["propagate"] if new == ex.predictions[by["propagate"]].patch
+                                             else delta_chrf(ex, new)[0])
+        arms["student as recorded"][ex.id] = recorded["student"]
+        arms["student replayed"][ex.id] = again
+    return arms, unknown
+
+
+def against(arms: dict[str, dict[str, float]], recorded: str, replayed: str) -> str:
+    """The student's paired difference to a baseline, as recorded -> replayed."""
+    before = paired_difference(arms[recorded], arms["student as recorded"])
+    return f"{fmt(before)} -> {fmt(paired_difference(arms[replayed], arms['student replayed']))}"
+
+
 def fmt(diff: dict | None) -> str:
     if diff is None:
         return "-"
@@ -77,6 +114,8 @@ def fmt(diff: dict | None) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sets", nargs="+", metavar="NAME=EXAMPLES.jsonl")
+    ap.add_argument("--runs", nargs="*", default=[], metavar="NAME=SCORED.jsonl",
+                    help="recorded runs whose student is replayed with the rule")
     ap.add_argument("--no-append", action="store_true", help="print the table, leave BENCHMARKS.md alone")
     args = ap.parse_args()
     rows = []
@@ -99,6 +138,22 @@ def main() -> None:
     headers = ("set", "examples", "noop", "propagate, rule off", "propagate, rule on", "on − off (95% CI)",
                "edits proposed (off -> on)", "changed (expect no edit)", "on the changed: off / on / noop")
     lines = markdown_table(rows, headers, "lrrrrrrr")
+    run_rows = []
+    for item in args.runs:
+        name, sep, path = item.partition("=")
+        if not sep:
+            ap.error(f"--runs {item!r}: expected NAME=SCORED.jsonl")
+        arms, unknown = replay_run(list(read_examples(path)))
+        mean = {k: sum(v.values()) / len(v) for k, v in arms.items()}
+        run_rows.append([name, len(arms["noop"]), f"{mean['noop']:.2f}",
+                         f"{mean['propagate as recorded']:.2f} -> {mean['propagate replayed']:.2f}",
+                         f"{mean['student as recorded']:.2f} -> {mean['student replayed']:.2f}",
+                         against(arms, "noop", "noop"), against(arms, "propagate as recorded", "propagate replayed"),
+                         unknown])
+    if run_rows:
+        lines += ["", *markdown_table(run_rows, ("run", "examples", "noop", "propagate", "student",
+                                                 "student − noop", "student − propagate", "own answer needed"),
+                                      "lrrrrllr")]
     print("\n".join(lines))
     if not args.no_append:
         intro = ("deltaChrF per example; the difference is a paired bootstrap over the set's examples. 'changed' "
