@@ -2,7 +2,8 @@
 and should own edits be withheld where the code lints clean? Replays a student's recorded predictions.
 
 Usage: .venv/bin/python bench/reversal_guard.py [--provider LABEL] NAME=SCORED.jsonl ...
-           [--limits 0,0.1,0.25,0.5,none] [--current 0.5] [--references NAME=MINED.jsonl ...] [--no-append]
+           [--limits 0,0.1,0.25,0.5,none] [--current 0.5] [--references NAME=MINED.jsonl ...] [--quiet-when-clean]
+           [--no-append]
 
 Each SCORED file holds evaluated examples with the student's predictions (provider LABEL, e.g. a recipe's
 `eval/held-out/scored.jsonl` or `calibration/scored.jsonl`). For every example the student's edit as the model
@@ -12,8 +13,10 @@ against each limit: an edit undoing more than `limit` of the user's last edit is
 put a line next to a copy of itself), then scored with nextedit's metrics. Three more rows replay `--current` with
 whitespace-only edits offered (`allow_whitespace_only`), with edits that repeat a line offered
 (`allow_repeated_lines`), and with the model's own edits withheld where the linter reported nothing near the
-cursor (`quiet_when_clean`). `--references` counts how many expected edits of mined examples repeat a line (what the
-repeated-line rule would withhold if the student made exactly the edits people made). Reports deltaChrF, the
+cursor (`quiet_when_clean`); with `--quiet-when-clean` every row withholds them (the quickstart's rules), so the
+limits and the repeated-line rule are judged where the linter shows the code mid-change. `--references` counts
+how many expected edits of mined examples repeat a line (what the repeated-line rule would withhold if the student
+made exactly the edits people made). Reports deltaChrF, the
 mean reversal ratio and the edits offered per rule, with the paired bootstrap differences against `--current` (a
 limit to compare with, e.g. the one calibration chose) and against propagate, whose figures come from the same
 files. Appends a section to BENCHMARKS.md.
@@ -46,14 +49,16 @@ def measure(example: Example, pred: Prediction) -> tuple[float, float]:
     return float(values.get("delta_chrf") or 0.0), float(values.get("reversal_ratio") or 0.0)
 
 
-def replay(examples: list[Example], provider: str, limits: list[float | None], current: float | None
-           ) -> dict[str, dict[str, tuple[float, float, bool]]]:
+def replay(examples: list[Example], provider: str, limits: list[float | None], current: float | None,
+           quiet: bool = False) -> dict[str, dict[str, tuple[float, float, bool]]]:
     """Per contender ("propagate", "limit=L", the current limit with whitespace-only edits or edits that repeat a
     line offered, or with own edits withheld in clean code): example id -> (deltaChrF, reversal ratio, edit
-    offered)."""
+    offered). With `quiet`, every contender withholds own edits in clean code (and the last one is left out)."""
     out: dict[str, dict[str, tuple[float, float, bool]]] = {"propagate": {}}
     out.update({label(lim): {} for lim in limits})
-    out[WHITESPACE], out[REPEATS], out[QUIET] = {}, {}, {}
+    out[WHITESPACE], out[REPEATS] = {}, {}
+    if not quiet:
+        out[QUIET] = {}
     for ex in examples:
         mine = [p for p in ex.predictions if p.provider == provider and not p.error]
         if not mine:
@@ -61,12 +66,13 @@ def replay(examples: list[Example], provider: str, limits: list[float | None], c
         bare = ex.model_copy(update={"predictions": [], "scores": []})
         made = mine[0] if (mine[0].abstained or "").startswith(LOW_CONFIDENCE) else restore(mine[0])
         for lim in limits:
-            pred = guard(bare, made, max_reversal=lim)
+            pred = guard(bare, made, max_reversal=lim, quiet_when_clean=quiet)
             out[label(lim)][ex.id] = (*measure(bare, pred), bool(pred.patch))
         for key, allowed in ((WHITESPACE, {"allow_whitespace_only": True}),
-                             (REPEATS, {"allow_repeated_lines": True}), (QUIET, {"quiet_when_clean": True})):
-            pred = guard(bare, made, max_reversal=current, **allowed)
-            out[key][ex.id] = (*measure(bare, pred), bool(pred.patch))
+                             (REPEATS, {"allow_repeated_lines": True}), (QUIET, {})):
+            if key in out:
+                pred = guard(bare, made, max_reversal=current, quiet_when_clean=quiet or key == QUIET, **allowed)
+                out[key][ex.id] = (*measure(bare, pred), bool(pred.patch))
         theirs = [p for p in ex.predictions if p.provider == "propagate"]
         if theirs:
             out["propagate"][ex.id] = (*measure(bare, theirs[0]), bool(theirs[0].patch))
@@ -98,6 +104,8 @@ def main() -> None:
     ap.add_argument("--current", default="0.5", help="the limit the others are compared with")
     ap.add_argument("--references", nargs="*", default=[], metavar="NAME=MINED.jsonl",
                     help="mined examples whose expected edits are checked for repeated lines")
+    ap.add_argument("--quiet-when-clean", action="store_true",
+                    help="every row withholds own edits where the code lints clean (as the quickstart's student does)")
     ap.add_argument("--no-append", action="store_true")
     args = ap.parse_args()
 
@@ -110,12 +118,14 @@ def main() -> None:
         limits.append(current)
     lines = [(f"The student's recorded predictions (provider `{args.provider}`) replayed under each reversal "
               "limit, its own whitespace-only edits and edits that repeat a line withheld except in the two rows "
-              "that offer them; the last row also withholds its own edits where the code near the cursor lints "
-              f"clean. Differences are paired against limit {args.current} (`--current`) and against propagate; "
+              + ("that offer them; every row withholds its own edits where the code near the cursor lints clean "
+                 "(`--quiet-when-clean`)" if args.quiet_when_clean else "that offer them; the last row also "
+                 "withholds its own edits where the code near the cursor lints clean")
+              + f". Differences are paired against limit {args.current} (`--current`) and against propagate; "
               "\\* the paired 95% interval excludes 0."), ""]
     for spec in args.sets:
         name, _, path = spec.partition("=")
-        runs = replay(list(read_examples(path)), args.provider, limits, current)
+        runs = replay(list(read_examples(path)), args.provider, limits, current, args.quiet_when_clean)
         base = {k: v[0] for k, v in runs[label(current)].items()}
         theirs = {k: v[0] for k, v in runs["propagate"].items()}
         rows = []
