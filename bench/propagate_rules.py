@@ -7,7 +7,8 @@ quickstart's `test.jsonl`). propagate (nextedit.predictors.baselines) is run twi
 where a name the latest edit still writes as often as it removed it is not a rename, and with that rule off
 (every one-for-one replacement is a rename, as before). Both are scored with nextedit's metrics against noop.
 Reports per set the edits each proposes, deltaChrF, the paired bootstrap difference (rule on − rule off), and,
-on the examples where the rule changes propagate's edit (mostly to no edit), what each arm and noop score there. Appends a section to BENCHMARKS.md.
+on the examples where the rule changes propagate's edit (mostly to no edit), what each arm and noop score there.
+Appends a section to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ def delta_chrf(example: Example, patch: str) -> tuple[float, bool]:
     return float(values.get("delta_chrf") or 0.0), bool(values["no_edit_expected"])
 
 
-def replay(examples: list[Example]) -> dict[str, dict[str, float]]:
+def replay(examples: list[Example]) -> tuple[dict[str, dict[str, float]], dict[str, int]]:
     """Per arm ("rule on", "rule off", "noop", and the three restricted to the examples whose edit the rule
-    changes, "changed: ..."): id -> deltaChrF."""
+    changes, "changed: ..."): id -> deltaChrF; and the edits propagate proposes with the rule on and off."""
     proposer = baselines.PropagatePredictor()
     on = {ex.id: proposer.propose(ex) for ex in examples}
     with rule_off():
@@ -64,8 +65,7 @@ def replay(examples: list[Example]) -> dict[str, dict[str, float]]:
         if on[ex.id] != off[ex.id]:
             for k in ("rule on", "rule off", "noop"):
                 arms[f"changed: {k}"][ex.id] = arms[k][ex.id]
-    arms["edits"] = {"rule on": sum(map(bool, on.values())), "rule off": sum(map(bool, off.values()))}
-    return arms
+    return arms, {"rule on": sum(map(bool, on.values())), "rule off": sum(map(bool, off.values()))}
 
 
 def replay_run(examples: list[Example]) -> tuple[dict[str, dict[str, float]], int]:
@@ -124,15 +124,14 @@ def main() -> None:
         if not sep:
             ap.error(f"{item!r}: expected NAME=EXAMPLES.jsonl")
         examples = list(read_examples(path))
-        arms = replay(examples)
+        arms, edits = replay(examples)
         n = len(arms["rule on"])
-        edits = arms.pop("edits")
         mean = {k: sum(v.values()) / len(v) if v else 0.0 for k, v in arms.items()}
         changed = arms["changed: noop"]
         no_edit = sum(1 for v in changed.values() if v)
         rows.append([name, n, f"{mean['noop']:.2f}", f"{mean['rule off']:.2f}", f"{mean['rule on']:.2f}",
                      fmt(paired_difference(arms["rule off"], arms["rule on"])),
-                     f"{edits['rule off']:.0f} -> {edits['rule on']:.0f}", f"{len(changed)} ({no_edit})",
+                     f"{edits['rule off']} -> {edits['rule on']}", f"{len(changed)} ({no_edit})",
                      (f"{mean['changed: rule off']:.1f} / {mean['changed: rule on']:.1f} / "
                       f"{mean['changed: noop']:.1f}") if changed else "-"])
     headers = ("set", "examples", "noop", "propagate, rule off", "propagate, rule on", "on − off (95% CI)",
