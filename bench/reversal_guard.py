@@ -16,10 +16,9 @@ whitespace-only edits offered (`allow_whitespace_only`), with edits that repeat 
 cursor (`quiet_when_clean`); with `--quiet-when-clean` every row withholds them (the quickstart's rules), so the
 limits and the repeated-line rule are judged where the linter shows the code mid-change. `--references` counts
 how many expected edits of mined examples repeat a line (what the repeated-line rule would withhold if the student
-made exactly the edits people made). Reports deltaChrF, the
-mean reversal ratio and the edits offered per rule, with the paired bootstrap differences against `--current` (a
-limit to compare with, e.g. the one calibration chose) and against propagate, whose figures come from the same
-files. Appends a section to BENCHMARKS.md.
+made exactly the edits people made). Reports deltaChrF, the mean reversal ratio and the edits offered per rule,
+with the paired bootstrap differences against `--current` (a limit to compare with, e.g. the one calibration
+chose) and against propagate, whose figures come from the same files. Appends a section to BENCHMARKS.md.
 """
 
 from __future__ import annotations
