@@ -18,13 +18,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from _report import append_section, markdown_table
+from candidate_margin import delta_chrf
 
 from nextedit.evaluate.compare import paired_difference
 from nextedit.jsonl import read_examples
-from nextedit.metrics.score import ScoreError, score_prediction
+from nextedit.metrics.score import ScoreError
 from nextedit.predictors import baselines
 from nextedit.predictors.abstain import clean_near_cursor
-from nextedit.record import Example, Prediction
+from nextedit.record import Example
 
 
 @contextmanager
@@ -38,13 +39,6 @@ def rule_off() -> Iterator[None]:
         baselines._still_written = kept
 
 
-def delta_chrf(example: Example, patch: str) -> tuple[float, bool]:
-    """(deltaChrF, no edit expected) of `patch` on `example`."""
-    one = example.model_copy(update={"predictions": [Prediction(provider="propagate", patch=patch)], "scores": []})
-    values = score_prediction(one, 0).values
-    return float(values.get("delta_chrf") or 0.0), bool(values["no_edit_expected"])
-
-
 def replay(examples: list[Example]) -> tuple[dict[str, dict[str, float]], dict[str, int]]:
     """Per arm ("rule on", "rule off", "noop", and the three restricted to the examples whose edit the rule
     changes, "changed: ..."): id -> deltaChrF; and the edits propagate proposes with the rule on and off."""
@@ -56,12 +50,12 @@ def replay(examples: list[Example]) -> tuple[dict[str, dict[str, float]], dict[s
     arms.update({f"changed: {k}": {} for k in ("rule on", "rule off", "noop")})
     for ex in examples:
         try:
-            arms["rule on"][ex.id], _ = delta_chrf(ex, on[ex.id])
-            arms["rule off"][ex.id], no_edit = delta_chrf(ex, off[ex.id])
+            scored = {arm: delta_chrf(ex, patch) for arm, patch in
+                      (("rule on", on[ex.id]), ("rule off", off[ex.id]), ("noop", ""))}
         except ScoreError:  # no expected patch applies to the snapshot (as `nextedit score` leaves it out)
-            arms["rule on"].pop(ex.id, None)
             continue
-        arms["noop"][ex.id] = 100.0 if no_edit else 0.0
+        for arm, value in scored.items():
+            arms[arm][ex.id] = value
         if on[ex.id] != off[ex.id]:
             for k in ("rule on", "rule off", "noop"):
                 arms[f"changed: {k}"][ex.id] = arms[k][ex.id]
@@ -88,11 +82,11 @@ def replay_run(examples: list[Example]) -> tuple[dict[str, dict[str, float]], in
         if offered.candidate == "propagate" and new != offered.patch:
             if not new and not clean_near_cursor(ex):
                 unknown += 1
-            again = delta_chrf(ex, new)[0]
+            again = delta_chrf(ex, new)
         arms["noop"][ex.id] = recorded["noop"]
         arms["propagate as recorded"][ex.id] = recorded["propagate"]
         arms["propagate replayed"][ex.id] = (recorded["propagate"] if new == ex.predictions[by["propagate"]].patch
-                                             else delta_chrf(ex, new)[0])
+                                             else delta_chrf(ex, new))
         arms["student as recorded"][ex.id] = recorded["student"]
         arms["student replayed"][ex.id] = again
     return arms, unknown
