@@ -85,12 +85,11 @@ class RegionApplier:
     def __init__(self, text: str, editable: tuple[int, int], *, start_line: int = 0, margin: int = 3) -> None:
         self.text, self.editable, self.start_line = text, editable, start_line
         start, end = editable
-        self.ws, self.we = _window(text, start, end, margin)
-        self.window = text[self.ws:self.we]
-        self.first_row = start_line + text.count("\n", 0, self.ws)
-        self.lines = split_keep(self.window)
+        ws, we = _window(text, start, end, margin)
+        self.first_row = start_line + text.count("\n", 0, ws)
+        self.lines = split_keep(text[ws:we])
         self.seen: dict[str, str] = {}
-        self.prefix, self.suffix = text[self.ws:start], text[end:self.we]
+        self.prefix, self.suffix = text[ws:start], text[end:we]
 
     def _inner(self, new: str) -> str | None:
         p, s = self.prefix, self.suffix
