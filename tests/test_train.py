@@ -20,7 +20,7 @@ from tiny_model import build_tiny_model
 from nextedit import patch as patchlib
 from nextedit.jsonl import write_examples
 from nextedit.train.config import TrainConfig, TrainConfigError, load_config
-from nextedit.train.sft import train
+from nextedit.train.sft import TrainError, train
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,25 @@ def test_a_rerun_resumes_from_the_newest_checkpoint(workdir):
     second = train(config(workdir, "resume", train={"max_steps": 4, "save_steps": 2}))
     assert second.resumed_from is not None and second.resumed_from.endswith("checkpoint-2")
     assert second.steps == 4
+
+
+def test_a_rerun_under_other_settings_refuses_to_resume_before_any_work(workdir):
+    train(config(workdir, "guarded", train={"max_steps": 2, "save_steps": 2}))
+    checkpoints = workdir / "guarded" / "checkpoints"
+    with pytest.raises(TrainError, match=r"checkpoint-2 was trained under other settings "
+                                         r"\(train\.learning_rate: 0\.005 -> 0\.002\): pass --no-resume"):
+        train(config(workdir, "guarded", train={"max_steps": 4, "save_steps": 2, "learning_rate": 2e-3}))
+    assert sorted(p.name for p in checkpoints.glob("checkpoint-*")) == ["checkpoint-2"]
+    with pytest.raises(TrainError, match=r"already at step 2, past train\.max_steps = 1"):
+        train(config(workdir, "guarded", train={"max_steps": 1, "save_steps": 2}))
+    # Starting over keeps the previous checkpoints aside, and the new run's settings are the ones recorded.
+    fresh = train(config(workdir, "guarded", resume=False,
+                         train={"max_steps": 1, "save_steps": 1, "learning_rate": 2e-3}))
+    assert fresh.resumed_from is None and fresh.steps == 1
+    assert (workdir / "guarded" / "checkpoints.old" / "checkpoint-2").is_dir()
+    assert sorted(p.name for p in checkpoints.glob("checkpoint-*")) == ["checkpoint-1"]
+    again = train(config(workdir, "guarded", train={"max_steps": 2, "save_steps": 1, "learning_rate": 2e-3}))
+    assert again.resumed_from.endswith("checkpoint-1") and again.steps == 2
 
 
 def test_dpo_on_rejected_patches_runs_after_sft(workdir):

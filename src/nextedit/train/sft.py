@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 from nextedit.train.config import TrainConfig
 from nextedit.train.data import RowStats
+from nextedit.train.resume import changed_settings, checkpoint_state, record
 
 CHECKPOINTS = "checkpoints"
 
@@ -211,6 +213,33 @@ def _lean_trainer(base: type) -> type:
     return LeanSFTTrainer
 
 
+def _checkpoint_to_resume(checkpoints: Path, config: TrainConfig, *, main_process: bool, say: Any) -> str | None:
+    """The newest checkpoint to resume from, or None to start over (old checkpoints then move to
+    `checkpoints.old`, and this run's settings are recorded); refuses checkpoints written under other settings
+    or past `train.max_steps`, before any work."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    found = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    if found and config.resume:
+        changed = changed_settings(checkpoints, config)
+        if changed:
+            raise TrainError(f"{checkpoints}: {Path(found).name} was trained under other settings "
+                             f"({'; '.join(changed)}): pass --no-resume to start over, or use another output_dir")
+        step = checkpoint_state(found).get("global_step", 0)
+        if 0 < config.train.max_steps < step:
+            raise TrainError(f"{found}: already at step {step}, past train.max_steps = {config.train.max_steps}: "
+                             "raise max_steps, or pass --no-resume to start over")
+        return found
+    if main_process:
+        if found:
+            old = checkpoints.with_name(f"{checkpoints.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            checkpoints.rename(old)
+            say(f"starting over: the previous checkpoints moved to {old}")
+        record(checkpoints, config)
+    return None
+
+
 def load_tokenizer(base_dir: Path) -> Any:
     """The base model's tokenizer, with a pad token (the EOS token when it has none)."""
     from transformers import AutoTokenizer
@@ -275,7 +304,6 @@ def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig, SFTTrainer
 
     from nextedit.formats import FormatOptions, get_format
@@ -289,6 +317,7 @@ def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
     say = console.print if console is not None else (lambda *a, **k: None)
     out = config.output_dir
     out.mkdir(parents=True, exist_ok=True)
+    checkpoint = _checkpoint_to_resume(out / CHECKPOINTS, config, main_process=main_process, say=say)
     base_dir = resolve_base(config.base_model)
     fmt = get_format(config.format)
     options = FormatOptions(**config.format_options)
@@ -336,8 +365,6 @@ def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
                                  target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
     sched = config.train
     has_eval = bool(eval_rows)
-    checkpoint = get_last_checkpoint(str(out / CHECKPOINTS)) if (config.resume and (out / CHECKPOINTS).is_dir()) \
-        else None
     # Data-parallel: the held-out loss before training is taken inside the training loop (eval_on_start). An
     # evaluate() call before train() marks the model as prepared, and accelerate then skips the DDP wrapper:
     # every rank would train alone.
@@ -414,8 +441,9 @@ def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
     result.train_loss_first, result.train_loss_last = _first_last(history, "loss")
     result.tokens_seen = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
     runtime = output.metrics.get("train_runtime") or train_seconds
-    if result.tokens_seen and runtime:
-        result.tokens_per_s = result.tokens_seen / runtime
+    this_run = result.tokens_seen - (checkpoint_state(checkpoint).get("num_input_tokens_seen", 0) if checkpoint else 0)
+    if this_run > 0 and runtime:
+        result.tokens_per_s = this_run / runtime
 
     model = trainer.model
     if world > 1:
