@@ -1,14 +1,15 @@
 """Benchmark `nextedit train`: SmolLM2-135M LoRA training tokens/s against a bare torch loop.
 
 Usage: .venv/bin/python bench/train.py [--examples FILE.jsonl] [--steps 4] [--method lora|full]
-                                      [--batch 4] [--max-length 768] [--runs all|lean]
+                                      [--batch 4] [--max-length 768] [--runs all|lean|packing]
                                       [--top-layers 8,15] [--no-append]
 Trains the embedded SmolLM2-135M-Instruct (LoRA, or a full fine-tune with --method full) for the same
 number of steps on the same rows:
 a bare torch loop (forward, backward, AdamW; the baseline), `nextedit train` without packing (batches
 of padded rows), with TRL's per-step token metrics on (entropy and token accuracy over the full
 vocabulary, the trainer's behaviour before they became optional), and with packing (`--runs lean`: the
-bare loop and the unpacked default only); with `--method full --top-layers N,...`, also the unpacked
+bare loop and the unpacked default only; `--runs packing`: packed, padded, and one row per forward pass
+with the batch as gradient accumulation); with `--method full --top-layers N,...`, also the unpacked
 default training only the top N decoder layers (`train.trainable_layers`). Reports non-padding tokens per
 second of wall time, and per CPU-second of the steady steps (steps 2 to N-1; with and without padding),
 each as a ratio to the bare loop. Use `--threads 1` on a shared machine: the CPU figures then do not depend
@@ -45,13 +46,14 @@ METHOD = "lora"
 
 
 def _config(examples: Path, out: Path, *, packing: bool, steps: int, threads: int | str,
-            token_metrics: bool = False, trainable_layers: int | None = None):
+            token_metrics: bool = False, trainable_layers: int | None = None, rows_per_pass: int | None = None):
     from nextedit.train.config import TrainConfig
 
     return TrainConfig.model_validate({
         "output_dir": str(out), "resume": False, "format_options": FORMAT_OPTIONS, "method": METHOD,
         "data": {"train": str(examples), "max_length": MAX_LENGTH},
-        "train": {"max_steps": steps, "batch_size": BATCH, "packing": packing, "logging_steps": 1,
+        "train": {"max_steps": steps, "batch_size": rows_per_pass or BATCH,
+                  "gradient_accumulation": BATCH // (rows_per_pass or BATCH), "packing": packing, "logging_steps": 1,
                   "save_steps": 10_000, "threads": threads, "token_metrics": token_metrics,
                   "trainable_layers": trainable_layers},
         "export": {"merged": False, "adapter": False},
@@ -59,7 +61,7 @@ def _config(examples: Path, out: Path, *, packing: bool, steps: int, threads: in
 
 
 def _run(examples: Path, out: Path, *, packing: bool, steps: int, threads: int | str,
-         token_metrics: bool = False, trainable_layers: int | None = None) -> dict:
+         token_metrics: bool = False, trainable_layers: int | None = None, rows_per_pass: int | None = None) -> dict:
     import time
 
     import transformers
@@ -79,7 +81,8 @@ def _run(examples: Path, out: Path, *, packing: bool, steps: int, threads: int |
     transformers.Trainer.training_step = timed
     try:
         r = train(_config(examples, out, packing=packing, steps=steps, threads=threads,
-                          token_metrics=token_metrics, trainable_layers=trainable_layers))
+                          token_metrics=token_metrics, trainable_layers=trainable_layers,
+                          rows_per_pass=rows_per_pass))
     finally:
         transformers.Trainer.training_step = original
     return {"rows": r.train_rows, "steps": r.steps, "tokens": r.tokens_seen, "tok_s": r.tokens_per_s,
@@ -159,8 +162,9 @@ def main() -> None:
     ap.add_argument("--method", choices=("lora", "full"), default="lora")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--max-length", type=int, default=768)
-    ap.add_argument("--runs", choices=("all", "lean"), default="all",
-                    help="lean: only the bare loop and `nextedit train` with its defaults but no packing")
+    ap.add_argument("--runs", choices=("all", "lean", "packing"), default="all",
+                    help="lean: only the bare loop and `nextedit train` with its defaults but no packing; "
+                         "packing: packed, padded, and one row per forward pass (the batch as accumulation)")
     ap.add_argument("--top-layers", default="",
                     help="with --method full: also time training only the top N decoder layers, for each N listed")
     ap.add_argument("--no-append", action="store_true")
@@ -179,7 +183,12 @@ def main() -> None:
                     ("nextedit train, no packing, token metrics on (TRL default)",
                      {"packing": False, "token_metrics": True}),
                     ("nextedit train, packing (default)", {"packing": True})]
-        variants = variants[:1] if args.runs == "lean" else variants
+        if args.runs == "lean":
+            variants = variants[:1]
+        elif args.runs == "packing":
+            variants = [variants[2], variants[0],
+                        (f"nextedit train, no packing, 1 row x {BATCH} accumulated",
+                         {"packing": False, "rows_per_pass": 1})]
         variants += [(f"nextedit train, no packing, top {n} layers", {"packing": False, "trainable_layers": n})
                      for n in tops]
         for name, kw in variants:
