@@ -213,31 +213,34 @@ def _lean_trainer(base: type) -> type:
     return LeanSFTTrainer
 
 
-def _checkpoint_to_resume(checkpoints: Path, config: TrainConfig, *, main_process: bool, say: Any) -> str | None:
-    """The newest checkpoint to resume from, or None to start over (old checkpoints then move to
-    `checkpoints.old`, and this run's settings are recorded); refuses checkpoints written under other settings
-    or past `train.max_steps`, before any work."""
+def _checkpoint_to_resume(checkpoints: Path, config: TrainConfig) -> str | None:
+    """The newest checkpoint to resume from, or None to start over; refuses, before any work, checkpoints written
+    under other settings or past `train.max_steps`."""
     from transformers.trainer_utils import get_last_checkpoint
 
     found = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
-    if found and config.resume:
-        changed = changed_settings(checkpoints, config)
-        if changed:
-            raise TrainError(f"{checkpoints}: {Path(found).name} was trained under other settings "
-                             f"({'; '.join(changed)}): pass --no-resume to start over, or use another output_dir")
-        step = checkpoint_state(found).get("global_step", 0)
-        if 0 < config.train.max_steps < step:
-            raise TrainError(f"{found}: already at step {step}, past train.max_steps = {config.train.max_steps}: "
-                             "raise max_steps, or pass --no-resume to start over")
-        return found
-    if main_process:
-        if found:
-            old = checkpoints.with_name(f"{checkpoints.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            checkpoints.rename(old)
-            say(f"starting over: the previous checkpoints moved to {old}")
-        record(checkpoints, config)
-    return None
+    if not (found and config.resume):
+        return None
+    changed = changed_settings(checkpoints, config)
+    if changed:
+        raise TrainError(f"{checkpoints}: {Path(found).name} was trained under other settings "
+                         f"({'; '.join(changed)}): pass --no-resume to start over, or use another output_dir")
+    step = checkpoint_state(found).get("global_step", 0)
+    if 0 < config.train.max_steps < step:
+        raise TrainError(f"{found}: already at step {step}, past train.max_steps = {config.train.max_steps}: "
+                         "raise max_steps, or pass --no-resume to start over")
+    return found
+
+
+def _start_over(checkpoints: Path, config: TrainConfig, say: Any) -> None:
+    """Before the first step of a run from scratch: move earlier checkpoints to `checkpoints.old` (the trainer
+    would otherwise rotate them with its own) and record this run's settings beside its checkpoints."""
+    if checkpoints.is_dir() and any(checkpoints.glob("checkpoint-*")):
+        old = checkpoints.with_name(f"{checkpoints.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        checkpoints.rename(old)
+        say(f"starting over: the previous checkpoints moved to {old}")
+    record(checkpoints, config)
 
 
 def load_tokenizer(base_dir: Path) -> Any:
@@ -317,7 +320,7 @@ def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
     say = console.print if console is not None else (lambda *a, **k: None)
     out = config.output_dir
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint = _checkpoint_to_resume(out / CHECKPOINTS, config, main_process=main_process, say=say)
+    checkpoint = _checkpoint_to_resume(out / CHECKPOINTS, config)
     base_dir = resolve_base(config.base_model)
     fmt = get_format(config.format)
     options = FormatOptions(**config.format_options)
@@ -422,6 +425,8 @@ def train(config: TrainConfig, *, console: Any = None) -> TrainResult:
         say(f"  held-out loss before training: {result.eval_loss_before:.4g}")
     if checkpoint:
         say(f"resuming from {checkpoint}")
+    if checkpoint is None and main_process:
+        _start_over(out / CHECKPOINTS, config, say)
     t_train = time.monotonic()
     output = trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.monotonic() - t_train
