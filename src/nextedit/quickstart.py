@@ -165,8 +165,12 @@ def _train_student(out_dir: Path, train: Path, held_out: Path, plan: Plan, seed:
         if same(saved.get("config") or {}) == same(config.model_dump(mode="json")):
             console.print("the student was already trained with this config: reusing it")
             return saved
-    from nextedit.train.sft import TrainError
+    from nextedit.train.resume import changed_settings
+    from nextedit.train.sft import CHECKPOINTS, TrainError
 
+    if changed_settings(config.output_dir / CHECKPOINTS, config):  # another plan's checkpoints: start over
+        console.print("the training config changed since the last run: training from the start")
+        config = config.model_copy(update={"resume": False})
     try:
         result = run_train(config, console=console)
     except TrainError as exc:
