@@ -34,7 +34,7 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def fingerprint(config: TrainConfig) -> dict[str, Any]:
     """The settings that shape the trained weights (every key outside MAY_CHANGE), flattened to dotted names."""
     flat = _flatten(config.model_dump(mode="json"))
-    return {k: v for k, v in flat.items() if k not in MAY_CHANGE and k.split(".")[0] not in MAY_CHANGE}
+    return {k: v for k, v in flat.items() if not any(k == m or k.startswith(f"{m}.") for m in MAY_CHANGE)}
 
 
 def record(checkpoints: Path, config: TrainConfig) -> None:
